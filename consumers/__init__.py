@@ -1,0 +1,1 @@
+"""Readers of the recommendations, dead-letter and drift-alert topics."""

@@ -1,0 +1,70 @@
+"""`streamrec-consume`: read the recommendations, dead-letter and drift-alert topics as JSON lines.
+
+    streamrec-consume recs                   # every list so far
+    streamrec-consume recs --user u000042    # that user's newest list
+    streamrec-consume recs --follow          # keep printing new lists
+    streamrec-consume dlq                    # rejected messages with their reasons
+    streamrec-consume alerts                 # drift alerts
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from stream.config import Settings
+
+__all__ = ["main", "build_parser"]
+
+
+def _print(obj) -> None:
+    print(json.dumps(obj, ensure_ascii=False), flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streamrec-consume", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    recs = sub.add_parser("recs", help="the recommendations topic")
+    recs.add_argument("--user", default=None, help="only this user's newest list")
+    dlq = sub.add_parser("dlq", help="the dead-letter topic")
+    alerts = sub.add_parser("alerts", help="the drift-alert topic")
+    for p in (recs, dlq, alerts):
+        p.add_argument("--follow", action="store_true", help="keep waiting for new messages (Ctrl-C stops)")
+        p.add_argument("--idle-timeout", type=float, default=None, help="with --follow: stop after this long without news")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from consumers import sdk
+
+    args = build_parser().parse_args(argv)
+    settings = Settings()
+    try:
+        if args.command == "recs":
+            if args.user and not args.follow:
+                latest = sdk.latest_recommendations(args.user, settings)
+                if latest is None:
+                    print(f"streamrec-consume: no recommendations for user {args.user!r} yet", file=sys.stderr)
+                    return 1
+                _print(latest)
+            else:
+                for rec in sdk.recommendations(settings, user_id=args.user, follow=args.follow,
+                                               idle_timeout=args.idle_timeout):
+                    _print(rec)
+        elif args.command == "dlq":
+            for dead in sdk.dead_letters(settings, follow=args.follow, idle_timeout=args.idle_timeout):
+                _print(dead.as_dict())
+        else:
+            for alert in sdk.drift_alerts(settings, follow=args.follow, idle_timeout=args.idle_timeout):
+                _print(alert)
+    except KeyboardInterrupt:
+        return 130
+    except RuntimeError as exc:
+        print(f"streamrec-consume: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

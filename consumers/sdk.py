@@ -1,0 +1,214 @@
+"""Reading streamrec's output topics with confluent-kafka: recommendations, dead letters, drift alerts.
+
+Readers assign partitions by hand and never commit (``group.id`` is only a label), so
+they never disturb each other or the worker. ``read_*`` calls read from the beginning
+to the current end; ``follow_*`` calls go on waiting for new messages.
+
+.. code-block:: python
+
+    reader = TopicReader("recommendations")
+    latest = reader.latest_by_key()            # user_id -> their newest list
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from stream.config import Settings, get_settings
+
+__all__ = ["TopicReader", "Message", "DeadLetter", "murmur2_partition", "recommendations", "dead_letters",
+           "drift_alerts", "latest_recommendations"]
+
+
+def _murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (the default partitioner of the Java client and of aiokafka)."""
+    m, r = 0x5BD1E995, 24
+    length = len(data)
+    h = (0x9747B28C ^ length) & 0xFFFFFFFF
+    for i in range(0, length - length % 4, 4):
+        k = int.from_bytes(data[i:i + 4], "little")
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> r
+        k = (k * m) & 0xFFFFFFFF
+        h = (h * m) & 0xFFFFFFFF
+        h ^= k
+    tail = length % 4
+    base = length - tail
+    if tail >= 3:
+        h ^= data[base + 2] << 16
+    if tail >= 2:
+        h ^= data[base + 1] << 8
+    if tail >= 1:
+        h ^= data[base]
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return h
+
+
+def murmur2_partition(key: bytes, partitions: int) -> int:
+    """The partition a key lands in, as Kafka's default partitioner picks it.
+
+    >>> murmur2_partition(b"u000001", 4) in range(4)
+    True
+    """
+    return (_murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, bytes]
+    timestamp: float | None
+
+    def json(self) -> Any:
+        return json.loads(self.value) if self.value is not None else None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A rejected message: the original bytes and why."""
+
+    reason: str
+    detail: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    key: bytes | None
+    value: bytes | None
+
+    @classmethod
+    def from_message(cls, msg: Message) -> "DeadLetter":
+        h = msg.headers
+        return cls(
+            reason=h.get("streamrec.reason", b"").decode(),
+            detail=h.get("streamrec.detail", b"").decode(errors="replace"),
+            source_topic=h.get("streamrec.source.topic", b"").decode(),
+            source_partition=int(h.get("streamrec.source.partition", b"-1")),
+            source_offset=int(h.get("streamrec.source.offset", b"-1")),
+            key=msg.key,
+            value=msg.value,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "reason": self.reason, "detail": self.detail, "source_topic": self.source_topic,
+            "source_partition": self.source_partition, "source_offset": self.source_offset,
+            "key": self.key.decode(errors="replace") if self.key is not None else None,
+            "value": self.value.decode(errors="replace") if self.value is not None else None,
+        }
+
+
+class TopicReader:
+    """Reads one of streamrec's topics (its logical name; the prefix is added)."""
+
+    def __init__(self, logical_topic: str, settings: Settings | None = None):
+        self.settings = settings or get_settings()
+        self.topic = self.settings.topic(logical_topic)
+
+    def _consumer(self):
+        from confluent_kafka import Consumer
+
+        return Consumer({
+            **self.settings.kafka_client_config(),
+            "group.id": f"streamrec-reader-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+        })
+
+    def _partitions(self, consumer, timeout: float) -> list[int]:
+        meta = consumer.list_topics(self.topic, timeout=timeout).topics.get(self.topic)
+        if meta is None or meta.error is not None or not meta.partitions:
+            return []
+        return sorted(meta.partitions)
+
+    def read(self, *, key: bytes | None = None, follow: bool = False, timeout: float = 10.0,
+             idle_timeout: float | None = None) -> Iterator[Message]:
+        """Messages from the beginning; with ``key``, only that key's partition and key.
+
+        Without ``follow`` it stops at the end of every partition (as it was when reached).
+        With ``follow`` it waits for more, until ``idle_timeout`` seconds pass with nothing new
+        (None: forever).
+        """
+        from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+
+        consumer = self._consumer()
+        try:
+            parts = self._partitions(consumer, timeout)
+            if not parts:
+                return
+            if key is not None:
+                parts = [murmur2_partition(key, len(parts))]
+            consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in parts])
+            at_end: set[int] = set()
+            last_new = time.monotonic()
+            while True:
+                msg = consumer.poll(0.2)
+                if msg is None:
+                    if not follow and len(at_end) == len(parts):
+                        return
+                    if idle_timeout is not None and time.monotonic() - last_new > idle_timeout:
+                        return
+                    continue
+                if msg.error():
+                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                        at_end.add(msg.partition())
+                        if not follow and len(at_end) == len(parts):
+                            return
+                        continue
+                    raise RuntimeError(f"reading {self.topic}: {msg.error()}")
+                at_end.discard(msg.partition())
+                last_new = time.monotonic()
+                if key is not None and msg.key() != key:
+                    continue
+                ts_type, ts = msg.timestamp()
+                yield Message(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(),
+                              dict(msg.headers() or []), ts / 1000.0 if ts_type else None)
+        finally:
+            consumer.close()
+
+    def latest_by_key(self) -> dict[str, Message]:
+        latest: dict[str, Message] = {}
+        for msg in self.read():
+            if msg.key is not None:
+                latest[msg.key.decode(errors="replace")] = msg
+        return latest
+
+
+def recommendations(settings: Settings | None = None, *, user_id: str | None = None, follow: bool = False,
+                    idle_timeout: float | None = None) -> Iterator[dict[str, Any]]:
+    """Recommendation lists (decoded JSON), optionally one user's only."""
+    reader = TopicReader("recommendations", settings)
+    key = user_id.encode() if user_id else None
+    for msg in reader.read(key=key, follow=follow, idle_timeout=idle_timeout):
+        yield msg.json()
+
+
+def latest_recommendations(user_id: str, settings: Settings | None = None) -> dict[str, Any] | None:
+    """A user's newest list on the recommendations topic, or None."""
+    last = None
+    for rec in recommendations(settings, user_id=user_id):
+        last = rec
+    return last
+
+
+def dead_letters(settings: Settings | None = None, *, follow: bool = False,
+                 idle_timeout: float | None = None) -> Iterator[DeadLetter]:
+    for msg in TopicReader("events.dlq", settings).read(follow=follow, idle_timeout=idle_timeout):
+        yield DeadLetter.from_message(msg)
+
+
+def drift_alerts(settings: Settings | None = None, *, follow: bool = False,
+                 idle_timeout: float | None = None) -> Iterator[dict[str, Any]]:
+    for msg in TopicReader("alerts.drift", settings).read(follow=follow, idle_timeout=idle_timeout):
+        yield msg.json()

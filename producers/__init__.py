@@ -1,0 +1,1 @@
+"""Producer SDK, CLI, simulator and dataset replay for streamrec."""

@@ -1,0 +1,180 @@
+"""A synthetic world that produces realistic clickstream, with a known ground truth.
+
+Users belong to a few segments; each segment has a latent taste vector and each user
+a noisy copy of it. Items belong to categories, each with a latent centroid; an
+item's vector is a noisy copy of its category's, plus a popularity bias. The true
+affinity of user u for item i is ``taste_u . v_i / sqrt(d) + bias_i``.
+
+A session is a few steps; at each step the user is shown a slate (an impression:
+popular items and random ones), maybe clicks the one they like best, then either
+dwells on it (longer for higher affinity) or skips it. Everything is drawn from
+one seeded generator, so a seed fixes the whole stream.
+
+Examples
+--------
+>>> world = World(WorldConfig(n_users=50, n_items=40, n_segments=2, n_categories=4, seed=1))
+>>> events = list(world.generate(200, start_ts=1000.0))
+>>> sorted({etype for etype, _ in events})
+['click', 'dwell', 'impression', 'skip']
+>>> events == list(World(WorldConfig(n_users=50, n_items=40, n_segments=2, n_categories=4, seed=1)).generate(200, start_ts=1000.0))
+True
+>>> world.affinity(0).shape
+(40,)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+
+__all__ = ["World", "WorldConfig", "SEGMENT_NAMES"]
+
+SEGMENT_NAMES = (
+    "commuters", "night-owls", "weekenders", "students", "families", "gamers", "cinephiles", "newshounds",
+)
+_DEVICES = ("ios", "android", "web", "tv")
+_COUNTRIES = ("fr", "de", "us", "br", "in", "jp")
+_AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55+")
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    n_users: int = 2000
+    n_items: int = 500
+    n_segments: int = 4
+    n_categories: int = 8
+    dim: int = 8
+    seed: int = 7
+    slate_size: int = 5
+    mean_session_steps: float = 4.0
+    taste_noise: float = 0.6
+    item_noise: float = 0.6
+
+    def __post_init__(self):
+        for name in ("n_users", "n_items", "n_segments", "n_categories", "dim", "slate_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"WorldConfig.{name} is {getattr(self, name)}: must be >= 1")
+        if self.slate_size > self.n_items:
+            raise ValueError(f"WorldConfig.slate_size is {self.slate_size}: must be <= n_items ({self.n_items})")
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class World:
+    """The simulated users, items and their true tastes (see the module docstring)."""
+
+    def __init__(self, config: WorldConfig):
+        self.config = config
+        c = config
+        rng = np.random.default_rng(c.seed)
+        self.user_ids = [f"u{i:06d}" for i in range(c.n_users)]
+        self.item_ids = [f"i{i:06d}" for i in range(c.n_items)]
+        self.segment_names = [
+            SEGMENT_NAMES[s] if s < len(SEGMENT_NAMES) else f"segment-{s}" for s in range(c.n_segments)
+        ]
+        self.category_names = [f"cat-{k}" for k in range(c.n_categories)]
+
+        seg_taste = rng.normal(0.0, 1.0, (c.n_segments, c.dim))
+        self.user_segment_index = rng.integers(0, c.n_segments, c.n_users)
+        self.user_vectors = seg_taste[self.user_segment_index] + rng.normal(0.0, c.taste_noise, (c.n_users, c.dim))
+        centroids = rng.normal(0.0, 1.0, (c.n_categories, c.dim))
+        self.item_category_index = rng.integers(0, c.n_categories, c.n_items)
+        self.item_vectors = centroids[self.item_category_index] + rng.normal(0.0, c.item_noise, (c.n_items, c.dim))
+        self.item_bias = rng.normal(0.0, 0.5, c.n_items)
+        # How often a user shows up, and how often an item gets on a slate: heavy-tailed both.
+        self.user_activity = rng.lognormal(0.0, 1.0, c.n_users)
+        self.user_activity /= self.user_activity.sum()
+        self.item_exposure = np.exp(self.item_bias * 2.0)
+        self.item_exposure /= self.item_exposure.sum()
+        self.user_attrs = [
+            {
+                "segment": self.segment_names[self.user_segment_index[u]],
+                "country": _COUNTRIES[int(rng.integers(len(_COUNTRIES)))],
+                "age_band": _AGE_BANDS[int(rng.integers(len(_AGE_BANDS)))],
+            }
+            for u in range(c.n_users)
+        ]
+        self._rng = np.random.default_rng(c.seed + 1)  # the event stream's own generator
+
+    # --- ground truth ---------------------------------------------------------
+    def affinity(self, user_index: int) -> np.ndarray:
+        """True affinity of one user for every item, shape (n_items,)."""
+        return self.user_vectors[user_index] @ self.item_vectors.T / np.sqrt(self.config.dim) + self.item_bias
+
+    def user_segment(self, user_index: int) -> str:
+        return self.segment_names[self.user_segment_index[user_index]]
+
+    # --- catalogue events -------------------------------------------------------
+    def profiles(self, ts: float = 0.0) -> Iterator[dict[str, Any]]:
+        """One users-topic record per user."""
+        for u, uid in enumerate(self.user_ids):
+            yield {"event_id": f"profile-{uid}", "user_id": uid, "ts": ts, "schema": "v1",
+                   "attributes": dict(self.user_attrs[u])}
+
+    def catalogue(self, ts: float = 0.0) -> Iterator[dict[str, Any]]:
+        """One items-topic record per item."""
+        for i, iid in enumerate(self.item_ids):
+            yield {"event_id": f"item-{iid}", "item_id": iid, "ts": ts, "schema": "v1",
+                   "categories": [self.category_names[self.item_category_index[i]]], "created_at": ts}
+
+    # --- the clickstream --------------------------------------------------------
+    def generate(
+        self, n_events: int | None, *, start_ts: float = 0.0, step_seconds: float = 0.01, run_id: str | None = None
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Yield ``(event_type, payload)`` in event-time order; ``None`` means forever.
+
+        ``ts`` advances by ``step_seconds`` per event. Event ids are ``{run_id}-{n}``;
+        ``run_id`` defaults to ``sim{seed}``, so the same seed gives the same ids.
+        """
+        c = self.config
+        rng = self._rng
+        run = run_id or f"sim{c.seed}"
+        n = 0
+        session = 0
+        ts = start_ts
+        while n_events is None or n < n_events:
+            u = int(rng.choice(c.n_users, p=self.user_activity))
+            uid = self.user_ids[u]
+            session += 1
+            steps = int(rng.geometric(1.0 / c.mean_session_steps))
+            device = _DEVICES[int(rng.integers(len(_DEVICES)))]
+            for _ in range(max(1, steps)):
+                n_pop = (c.slate_size + 1) // 2
+                slate = np.concatenate(
+                    [
+                        rng.choice(c.n_items, size=n_pop, p=self.item_exposure),
+                        rng.choice(c.n_items, size=c.slate_size - n_pop),
+                    ]
+                )
+                slate = list(dict.fromkeys(int(i) for i in slate))  # unique, order kept
+                aff = self.user_vectors[u] @ self.item_vectors[slate].T / np.sqrt(c.dim) + self.item_bias[slate]
+                rec_id = f"{run}-s{session}-{n}"
+                context = {"session_id": f"{run}-s{session}", "device": device}
+                out: list[tuple[str, dict[str, Any]]] = [
+                    ("impression", {"items": [self.item_ids[i] for i in slate], "rec_id": rec_id})
+                ]
+                # The user looks at the slate's best item for them, and clicks it if it appeals.
+                choice = int(np.argmax(aff + rng.gumbel(0.0, 0.5, len(slate))))
+                item = slate[choice]
+                a = float(aff[choice])
+                if rng.random() < _sigmoid(1.2 * a - 2.5):
+                    out.append(("click", {"item_id": self.item_ids[item]}))
+                    if rng.random() < _sigmoid(1.5 * a - 1.5):
+                        seconds = float(np.clip(rng.lognormal(np.log(30.0) + 0.8 * a, 0.5), 1.0, 3600.0))
+                        out.append(("dwell", {"item_id": self.item_ids[item], "seconds": round(seconds, 2)}))
+                    else:
+                        out.append(("skip", {"item_id": self.item_ids[item],
+                                             "after_seconds": round(float(rng.uniform(1.0, 15.0)), 2)}))
+                for etype, extra in out:
+                    if n_events is not None and n >= n_events:
+                        return
+                    payload = {"event_id": f"{run}-{n}", "user_id": uid, "ts": round(ts, 3), "schema": "v1",
+                               "context": {**context, "position": slate.index(item)} if etype != "impression" else context,
+                               **extra}
+                    yield etype, payload
+                    n += 1
+                    ts += step_seconds

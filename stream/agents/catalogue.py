@@ -1,0 +1,85 @@
+"""User profiles (users topic) and item metadata (items topic), both compacted.
+
+A profile's segment is the values of the configured attributes
+(STREAMREC_SEGMENT_ATTRIBUTES), joined by '/'; without them, the default segment.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from stream.agents.pipeline import Record
+from stream.agents.runtime import FaustPublisher, runtime
+from stream.app import app, items_topic, settings, users_topic
+from stream.contract import InvalidEvent, validate_event
+from stream.metrics import METRICS
+
+log = logging.getLogger(__name__)
+
+__all__ = ["segment_of", "users", "items"]
+
+
+def segment_of(attributes: dict[str, str], names: list[str], default: str) -> str:
+    """The segment named by a profile's attributes.
+
+    >>> segment_of({"plan": "pro", "country": "fr"}, ["plan"], "all")
+    'pro'
+    >>> segment_of({}, ["plan"], "all")
+    'all'
+    """
+    values = [attributes[n] for n in names if attributes.get(n)]
+    return "/".join(values) if values else default
+
+
+async def _dead_letter(event, reason: str, detail: str) -> None:
+    msg = event.message
+    METRICS.invalid_events_total.labels(reason).inc()
+    log.warning("dead-lettered %s[%d]@%d: %s (%s)", msg.topic, msg.partition, msg.offset, reason, detail)
+    publisher = FaustPublisher()
+    await publisher.dead_letter(Record(msg.topic, msg.partition, msg.offset, msg.key, msg.value), reason, detail)
+    await publisher.flush()
+
+
+@app.agent(users_topic, concurrency=1)
+async def users(stream):
+    async for event in stream.events():
+        if event.message.value is None:  # a tombstone: the profile was deleted
+            if event.message.key:
+                await runtime.redis.delete(runtime.keys.profile(event.message.key.decode()))
+            continue
+        try:
+            profile = validate_event("user", event.message.value)
+        except InvalidEvent as exc:
+            await _dead_letter(event, exc.reason, str(exc))
+            continue
+        segment = segment_of(profile.attributes, settings.segment_attribute_list, settings.default_segment)
+        key = runtime.keys.profile(profile.user_id)
+        pipe = runtime.redis.pipeline(transaction=True)
+        pipe.delete(key)
+        pipe.hset(key, mapping={**profile.attributes, "_segment": segment, "_ts": repr(profile.ts)})
+        pipe.sadd(runtime.keys.segments, segment)
+        await pipe.execute()
+        METRICS.profiles_total.inc()
+
+
+@app.agent(items_topic, concurrency=1)
+async def items(stream):
+    async for event in stream.events():
+        if event.message.value is None:
+            if event.message.key:
+                await runtime.redis.delete(runtime.keys.item(event.message.key.decode()))
+            continue
+        try:
+            item = validate_event("item", event.message.value)
+        except InvalidEvent as exc:
+            await _dead_letter(event, exc.reason, str(exc))
+            continue
+        mapping = {
+            "categories": json.dumps(item.categories),
+            "created_at": repr(float(item.raw["created_at"])),
+        }
+        if item.raw.get("features") is not None:
+            mapping["features"] = json.dumps(item.raw["features"])
+        await runtime.redis.hset(runtime.keys.item(item.item_id), mapping=mapping)
+        METRICS.items_total.inc()

@@ -1,0 +1,53 @@
+"""Interaction events (clicks, dwell, skips, impressions) in micro-batches."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from stream.agents.pipeline import Record
+from stream.agents.runtime import runtime
+from stream.app import app, event_topic, settings
+from stream.metrics import METRICS
+
+log = logging.getLogger(__name__)
+
+_BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+def to_record(event) -> Record:
+    msg = event.message
+    ts = msg.timestamp / 1000.0 if msg.timestamp and msg.timestamp > 1e11 else msg.timestamp
+    return Record(msg.topic, msg.partition, msg.offset, msg.key, msg.value, ts)
+
+
+# concurrency=1: with more, gaps in acked offsets make Faust commit wrong offsets.
+@app.agent(event_topic, concurrency=1)
+async def ingest(stream):
+    METRICS.worker_up.set(1)
+    # take_events acks the whole batch after the loop body, even if it raised: so the body
+    # retries until the batch is handled (every effect is idempotent), it never drops one.
+    async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
+        records = [to_record(ev) for ev in events]
+        attempt = 0
+        while True:
+            try:
+                await runtime.ingestor.handle(records)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                delay = _BACKOFF[min(attempt, len(_BACKOFF) - 1)]
+                attempt += 1
+                log.exception("batch of %d failed (attempt %d); retrying in %.1f s", len(records), attempt, delay)
+                await asyncio.sleep(delay)
+
+
+@app.timer(interval=1.0)
+async def push_rate_limited() -> None:
+    """Users whose change was held back by the rate limit get their list once it allows."""
+    try:
+        await runtime.ingestor.push_due()
+        await runtime.ingestor.publisher.flush()
+    except Exception:
+        log.exception("periodic push failed; will retry")

@@ -1,0 +1,275 @@
+"""What the ingest agent does to a micro-batch, free of Faust so it can be unit-tested.
+
+    records (raw bytes from the interaction topics)
+      -> validate       bad: dead-letter topic, original bytes + reason, processing goes on
+      -> segment lookup one Redis round trip
+      -> apply          one Lua call per event: dedupe by event_id, popularity, seen items
+      -> top-K          for users whose state changed
+      -> push           to the recommendations topic when a user's list changed (rate-limited)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Protocol
+
+import redis.exceptions
+
+from stream.contract import Event, InvalidEvent, validate_event
+from stream.metrics import Metrics
+from stream.store.keys import Keys
+from stream.store.popularity import PopularityStore
+
+__all__ = ["Record", "Publisher", "Ingestor", "BatchResult", "MODEL_NAME", "dlq_headers"]
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "segment-popularity-v1"
+
+#: Failures worth waiting out: the store is restarting or the network hiccuped.
+TRANSIENT = (
+    ConnectionError,
+    TimeoutError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One Kafka message as the pipeline sees it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: float | None = None  # producer create time, epoch seconds
+
+
+class Publisher(Protocol):
+    async def dead_letter(self, record: Record, reason: str, detail: str) -> None: ...
+
+    async def recommendations(self, user_id: str, payload: bytes) -> None: ...
+
+    async def flush(self) -> None: ...
+
+
+def dlq_headers(record: Record, reason: str, detail: str) -> list[tuple[str, bytes]]:
+    """Dead-letter headers: the machine-readable reason and where the message came from."""
+    return [
+        ("streamrec.reason", reason.encode()),
+        ("streamrec.detail", detail.encode("utf-8", errors="replace")[:1024]),
+        ("streamrec.source.topic", record.topic.encode()),
+        ("streamrec.source.partition", str(record.partition).encode()),
+        ("streamrec.source.offset", str(record.offset).encode()),
+        ("streamrec.rejected_at", repr(time.time()).encode()),
+    ]
+
+
+@dataclass
+class BatchResult:
+    applied: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    pushed: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+class Ingestor:
+    """Validate, dedupe, apply and push, one micro-batch at a time."""
+
+    def __init__(
+        self,
+        store: PopularityStore,
+        publisher: Publisher,
+        metrics: Metrics,
+        *,
+        topic_types: dict[str, str],
+        default_segment: str,
+        top_k: int,
+        rec_min_interval_seconds: float,
+        retry_delays: tuple[float, ...] = (0.1, 0.5, 1.0, 2.0, 5.0),
+        clock: Callable[[], float] = time.monotonic,
+        max_tracked_users: int = 200_000,
+    ):
+        self.store = store
+        self.publisher = publisher
+        self.metrics = metrics
+        self.topic_types = topic_types
+        self.default_segment = default_segment
+        self.top_k = top_k
+        self.rec_min_interval_seconds = rec_min_interval_seconds
+        self.retry_delays = retry_delays
+        self.clock = clock
+        self.max_tracked_users = max_tracked_users
+        self._last_push: OrderedDict[str, float] = OrderedDict()
+        self._pending: dict[str, str] = {}  # user_id -> segment, changed but rate-limited
+        self._push_lock = asyncio.Lock()
+
+    @property
+    def keys(self) -> Keys:
+        return self.store.keys
+
+    async def handle(self, records: list[Record]) -> BatchResult:
+        started = time.perf_counter()
+        result = BatchResult()
+        valid: list[tuple[Record, Event]] = []
+        for rec in records:
+            try:
+                event_type = self.topic_types.get(rec.topic)
+                if event_type is None:
+                    raise InvalidEvent("unknown_topic", f"topic {rec.topic!r} carries no known event type")
+                if rec.value is None:
+                    raise InvalidEvent("not_json", "message has no value (a tombstone): events must be JSON objects")
+                event = validate_event(event_type, rec.value)
+                if rec.key is not None and rec.key.decode("utf-8", errors="replace") != event.user_id:
+                    raise InvalidEvent(
+                        "key_mismatch",
+                        f"message key {rec.key[:64]!r} differs from user_id {event.user_id!r}: key must be the user_id",
+                        "user_id",
+                    )
+            except InvalidEvent as exc:
+                await self._reject(rec, exc.reason, str(exc), result)
+                continue
+            valid.append((rec, event))
+
+        applied = await self._apply_isolating(valid, result)
+        now_wall = time.time()
+        for (rec, _), app in zip(valid, applied):
+            if not app.fresh:
+                result.duplicates += 1
+                self.metrics.duplicate_events_total.inc()
+                continue
+            result.applied += 1
+            ev = app.event
+            self.metrics.events_total.labels(ev.type, app.segment).inc()
+            if ev.type == "dwell":
+                self.metrics.dwell_seconds.labels(app.segment).observe(float(ev.seconds or 0.0))
+            if rec.timestamp:
+                self.metrics.event_to_applied_seconds.observe(max(0.0, now_wall - rec.timestamp))
+            self._pending[ev.user_id] = app.segment
+
+        try:
+            result.pushed = await self._with_retries("push", self.push_due)
+        except Exception:
+            # The events are applied already; their users stay pending and are pushed later.
+            log.exception("pushing recommendations failed; will retry with the next batch")
+        await self.publisher.flush()
+        self.metrics.batch_events.observe(len(records))
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        return result
+
+    async def _apply_isolating(self, valid: list[tuple[Record, Event]], result: BatchResult):
+        """Apply the batch; if it fails for a reason other than a transient one, apply event by
+        event and dead-letter the ones that fail, so one poison event never drops a batch."""
+        events = [ev for _, ev in valid]
+        try:
+            return await self._with_retries("apply", lambda: self._apply(events))
+        except Exception as exc:
+            log.exception("batch apply failed (%s); isolating the failing events", exc)
+        applied = []
+        for rec, ev in list(valid):
+            try:
+                applied += await self._with_retries("apply", lambda: self._apply([ev]))
+            except Exception as exc:
+                valid.remove((rec, ev))
+                await self._reject(rec, "processing_error", f"{type(exc).__name__}: {exc}", result)
+        return applied
+
+    async def _apply(self, events: list[Event]):
+        users = sorted({ev.user_id for ev in events})
+        segments = await self.store.segments_of(users, self.default_segment)
+        return await self.store.apply(events, segments)
+
+    async def _reject(self, rec: Record, reason: str, detail: str, result: BatchResult) -> None:
+        result.invalid += 1
+        result.reasons[reason] = result.reasons.get(reason, 0) + 1
+        self.metrics.invalid_events_total.labels(reason).inc()
+        log.warning("dead-lettered %s[%d]@%d: %s (%s)", rec.topic, rec.partition, rec.offset, reason, detail)
+        await self.publisher.dead_letter(rec, reason, detail)
+
+    async def push_due(self) -> int:
+        """Push the lists of changed users whose rate limit allows it; the rest wait."""
+        async with self._push_lock:
+            now = self.clock()
+            due = {
+                uid: seg
+                for uid, seg in self._pending.items()
+                if now - self._last_push.get(uid, float("-inf")) >= self.rec_min_interval_seconds
+            }
+            if not due:
+                return 0
+            # Taken out before the await: a change that arrives meanwhile stays pending.
+            for uid in due:
+                del self._pending[uid]
+            try:
+                return await self.push(due, trigger="event")
+            except BaseException:
+                for uid, seg in due.items():
+                    self._pending.setdefault(uid, seg)
+                raise
+
+    async def push(self, users: dict[str, str], *, trigger: str) -> int:
+        user_ids = sorted(users)
+        tops = await self.store.top_k(user_ids, users, self.top_k)
+        redis = self.store.redis
+        pipe = redis.pipeline(transaction=False)
+        for uid in user_ids:
+            pipe.get(self.keys.recs(uid))
+        previous = await pipe.execute()
+        now = self.clock()
+        pushed = 0
+        pipe = redis.pipeline(transaction=False)
+        for uid, prev in zip(user_ids, previous):
+            items = [i for i, _ in tops[uid]]
+            if prev is not None and trigger == "event":
+                if [x["item_id"] for x in json.loads(prev)["items"]] == items:
+                    continue
+            payload = self.payload(uid, users[uid], tops[uid], trigger)
+            pipe.set(self.keys.recs(uid), payload)
+            await self.publisher.recommendations(uid, payload)
+            self.metrics.recommendations_pushed_total.labels(users[uid]).inc()
+            self._last_push[uid] = now
+            self._last_push.move_to_end(uid)
+            pushed += 1
+        while len(self._last_push) > self.max_tracked_users:
+            self._last_push.popitem(last=False)
+        await pipe.execute()
+        return pushed
+
+    @staticmethod
+    def payload(user_id: str, segment: str, ranked: list[tuple[str, float]], trigger: str) -> bytes:
+        body: dict[str, Any] = {
+            "schema": "v1",
+            "user_id": user_id,
+            "rec_id": uuid.uuid4().hex,
+            "segment": segment,
+            "model": MODEL_NAME,
+            "trigger": trigger,
+            "generated_at": time.time(),
+            "items": [{"item_id": i, "score": round(s, 6), "rank": r + 1} for r, (i, s) in enumerate(ranked)],
+        }
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    async def _with_retries(self, step: str, fn: Callable[[], Awaitable[Any]]) -> Any:
+        """Retry transient store failures until they pass: a batch is never dropped.
+
+        Retrying is safe because every effect is idempotent (dedupe by event_id).
+        """
+        attempt = 0
+        while True:
+            try:
+                return await fn()
+            except TRANSIENT as exc:
+                delay = self.retry_delays[min(attempt, len(self.retry_delays) - 1)]
+                attempt += 1
+                log.warning("step %s failed (%s: %s); retry %d in %.1f s", step, type(exc).__name__, exc, attempt, delay)
+                await asyncio.sleep(delay)

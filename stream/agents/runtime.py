@@ -1,0 +1,64 @@
+"""The worker's long-lived objects (Redis client, store, ingestor), created once, lazily,
+inside the worker's event loop."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from stream.agents.pipeline import Ingestor, Record, dlq_headers
+from stream.app import TOPIC_EVENT_TYPES, app, dlq_topic, recommendations_topic, settings
+from stream.metrics import METRICS
+from stream.store.keys import Keys
+from stream.store.popularity import PopularityStore
+
+__all__ = ["runtime", "FaustPublisher"]
+
+
+class FaustPublisher:
+    """Publishes through the worker's own producer; flush() waits for delivery."""
+
+    async def dead_letter(self, record: Record, reason: str, detail: str) -> None:
+        await dlq_topic.send(key=record.key, value=record.value, headers=dlq_headers(record, reason, detail), force=True)
+
+    async def recommendations(self, user_id: str, payload: bytes) -> None:
+        await recommendations_topic.send(key=user_id.encode(), value=payload, force=True)
+
+    async def flush(self) -> None:
+        await app.producer.flush()
+
+
+class Runtime:
+    @cached_property
+    def redis(self):
+        import redis.asyncio as aioredis
+
+        return aioredis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
+
+    @cached_property
+    def keys(self) -> Keys:
+        return Keys(settings.redis_prefix)
+
+    @cached_property
+    def store(self) -> PopularityStore:
+        return PopularityStore(
+            self.redis,
+            self.keys,
+            half_life_seconds=settings.popularity_half_life_seconds,
+            dedupe_ttl_seconds=settings.dedupe_ttl_seconds,
+            history_max=settings.history_max,
+        )
+
+    @cached_property
+    def ingestor(self) -> Ingestor:
+        return Ingestor(
+            self.store,
+            FaustPublisher(),
+            METRICS,
+            topic_types=TOPIC_EVENT_TYPES,
+            default_segment=settings.default_segment,
+            top_k=settings.top_k,
+            rec_min_interval_seconds=settings.rec_min_interval_seconds,
+        )
+
+
+runtime = Runtime()

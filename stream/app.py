@@ -1,0 +1,71 @@
+"""The Faust app and its topic declarations, nothing else.
+
+Agents live in stream/agents/, HTTP views in stream/web.py; the worker finds them
+by autodiscovery. Run it with ``streamrec worker`` (or ``faust -A stream.app worker``).
+"""
+
+from __future__ import annotations
+
+import ssl
+
+import faust
+
+from stream.config import get_settings
+
+__all__ = ["app", "settings", "event_topic", "users_topic", "items_topic", "recommendations_topic", "dlq_topic",
+           "TOPIC_EVENT_TYPES"]
+
+settings = get_settings()
+
+
+def _credentials():
+    s = settings
+    if s.kafka_security_protocol == "PLAINTEXT":
+        return None
+    context = None
+    if s.kafka_security_protocol.endswith("SSL"):
+        context = ssl.create_default_context(cafile=s.kafka_ssl_cafile or None)
+    if s.kafka_security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=s.kafka_sasl_username,
+            password=s.kafka_sasl_password.get_secret_value(),
+            mechanism=s.kafka_sasl_mechanism,
+            ssl_context=context,
+        )
+    return faust.SSLCredentials(context)
+
+
+app = faust.App(
+    settings.app_id,
+    broker=[f"kafka://{host.strip()}" for host in settings.bootstrap_servers.split(",") if host.strip()],
+    broker_credentials=_credentials(),
+    autodiscover=["stream.agents", "stream.web"],
+    origin="stream",
+    datadir=str(settings.datadir_path),
+    store="memory://",
+    key_serializer="raw",
+    value_serializer="raw",
+    topic_partitions=settings.partitions,
+    topic_replication_factor=settings.replication_factor,
+    topic_disable_leader=True,
+    web_host=settings.web_host,
+    web_port=settings.web_port,
+    # 500 records a poll avoids the wait_empty hangs seen with larger polls.
+    broker_max_poll_records=500,
+    consumer_auto_offset_reset="earliest",
+    producer_linger=0.005,
+)
+
+#: Real topic name -> event type, for the co-partitioned interaction topics (key = user_id).
+TOPIC_EVENT_TYPES = {
+    settings.topic("clicks"): "click",
+    settings.topic("dwell"): "dwell",
+    settings.topic("skips"): "skip",
+    settings.topic("impressions"): "impression",
+}
+
+event_topic = app.topic(*TOPIC_EVENT_TYPES, partitions=settings.partitions)
+users_topic = app.topic(settings.topic("users"), partitions=settings.partitions, compacting=True)
+items_topic = app.topic(settings.topic("items"), partitions=settings.partitions, compacting=True)
+recommendations_topic = app.topic(settings.topic("recommendations"), partitions=settings.partitions)
+dlq_topic = app.topic(settings.topic("events.dlq"), partitions=settings.partitions)

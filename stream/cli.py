@@ -1,0 +1,96 @@
+"""`streamrec`: the local stack, topics, the worker, the demo, and the model tools.
+
+    streamrec stack up|down|status     Kafka (KRaft), Redis, Prometheus as local processes
+    streamrec topics                   create streamrec's topics (idempotent)
+    streamrec worker                   run a Faust worker (STREAMREC_* configure it)
+    streamrec demo --duration 60       stack + simulator + worker, live progress, sample recommendations
+    streamrec evaluate|tune|bench      the learning core's tools (see docs/EVALUATION.md)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from stream.config import Settings
+
+__all__ = ["main", "build_parser"]
+
+
+def _cmd_stack(args, settings: Settings) -> int:
+    from stream.stack.manager import main_stack
+
+    services = tuple(args.services.split(",")) if args.services else ("kafka", "redis", "prometheus")
+    return main_stack(settings, args.action, services)
+
+
+def _cmd_topics(args, settings: Settings) -> int:
+    from stream.topics import ensure_topics
+
+    created = ensure_topics(settings, quiet=True)
+    print(f"{len(created)} topic(s) created" + (f": {', '.join(sorted(created))}" if created else " (all existed)"))
+    return 0
+
+
+def _cmd_worker(args, settings: Settings) -> int:
+    from stream.topics import ensure_topics
+
+    try:
+        ensure_topics(settings, quiet=False)
+    except Exception as exc:
+        print(f"streamrec worker: cannot reach Kafka at {settings.bootstrap_servers}: {exc}\n"
+              "Start the local stack with `streamrec stack up`, or set STREAMREC_BOOTSTRAP_SERVERS.", file=sys.stderr)
+        return 2
+    settings.datadir_path.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "faust", "-A", "stream.app", "--datadir", str(settings.datadir_path),
+            "worker", "-l", settings.log_level, "--web-port", str(settings.web_port)]
+    sys.stdout.flush()
+    os.execv(sys.executable, argv)
+    return 0  # not reached
+
+
+def _cmd_demo(args, settings: Settings) -> int:
+    from stream.demo import run_demo
+
+    return run_demo(settings, duration=args.duration, rate=args.rate, keep_stack=args.keep_stack)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streamrec", description="streamrec: a streaming real-time recommender.",
+                                     epilog="Every setting comes from STREAMREC_* variables; see README.md.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    stack = sub.add_parser("stack", help="local Kafka, Redis and Prometheus processes")
+    stack.add_argument("action", choices=["up", "down", "status"])
+    stack.add_argument("--services", default=None, help="comma-separated subset of kafka,redis,prometheus")
+    stack.set_defaults(func=_cmd_stack)
+
+    topics = sub.add_parser("topics", help="create streamrec's topics")
+    topics.set_defaults(func=_cmd_topics)
+
+    worker = sub.add_parser("worker", help="run a Faust worker")
+    worker.set_defaults(func=_cmd_worker)
+
+    demo = sub.add_parser("demo", help="the whole thing, live, for a bounded time")
+    demo.add_argument("--duration", type=float, default=60.0, help="seconds of simulated traffic (default 60)")
+    demo.add_argument("--rate", type=float, default=300.0, help="simulated events per second (default 300)")
+    demo.add_argument("--keep-stack", action="store_true", help="leave Kafka, Redis and Prometheus running")
+    demo.set_defaults(func=_cmd_demo)
+
+    try:
+        from stream.evaluation.cli import register
+    except ImportError:  # the learning core's tools are optional for the worker
+        pass
+    else:
+        register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args, Settings())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

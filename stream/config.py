@@ -1,0 +1,178 @@
+"""The one settings object. Every setting is read from a ``STREAMREC_*`` variable.
+
+Nothing else in streamrec reads the environment for configuration. Secrets are
+``SecretStr``: their ``repr`` and ``str`` print ``**********``, so logging a
+``Settings`` object never leaks them.
+
+Examples
+--------
+>>> s = Settings(redis_password="hunter2", kafka_port=19092)
+>>> s.bootstrap_servers
+'localhost:19092'
+>>> "hunter2" in repr(s)
+False
+>>> s.topic("clicks")
+'clicks'
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings", "default_cache_dir", "TOPIC_NAMES"]
+
+#: Logical topic names; the real name is ``topic_prefix + name``.
+TOPIC_NAMES = (
+    "clicks",
+    "dwell",
+    "skips",
+    "impressions",
+    "users",
+    "items",
+    "recommendations",
+    "events.dlq",
+    "alerts.drift",
+)
+
+
+def default_cache_dir() -> Path:
+    return Path(os.path.expanduser("~/.cache/streamrec"))
+
+
+class Settings(BaseSettings):
+    """streamrec's settings; each field's variable is ``STREAMREC_<FIELD NAME IN CAPITALS>``."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMREC_", frozen=True, extra="ignore")
+
+    # --- identity -----------------------------------------------------------
+    app_id: str = Field("streamrec", description="Faust app id; also the consumer group. STREAMREC_APP_ID")
+    log_level: str = Field("info", description="Worker log level. STREAMREC_LOG_LEVEL")
+
+    # --- Kafka --------------------------------------------------------------
+    bootstrap_servers: str = Field(
+        "", description="Kafka bootstrap servers, host:port[,host:port]. Default localhost:<kafka_port>. STREAMREC_BOOTSTRAP_SERVERS"
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="STREAMREC_KAFKA_SECURITY_PROTOCOL"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="Used with SASL_*. STREAMREC_KAFKA_SASL_MECHANISM"
+    )
+    kafka_sasl_username: str = Field("", description="STREAMREC_KAFKA_SASL_USERNAME")
+    kafka_sasl_password: SecretStr = Field(SecretStr(""), description="STREAMREC_KAFKA_SASL_PASSWORD")
+    kafka_ssl_cafile: str = Field("", description="CA bundle for SSL/SASL_SSL. STREAMREC_KAFKA_SSL_CAFILE")
+    topic_prefix: str = Field("", description="Prefix of every topic name (tests use a unique one). STREAMREC_TOPIC_PREFIX")
+    partitions: int = Field(4, ge=1, le=1024, description="Partitions of each event topic. STREAMREC_PARTITIONS")
+    replication_factor: int = Field(1, ge=1, description="STREAMREC_REPLICATION_FACTOR")
+
+    # --- Redis --------------------------------------------------------------
+    redis_url: str = Field("", description="redis://host:port/db. Default redis://localhost:<redis_port>/0. STREAMREC_REDIS_URL")
+    redis_password: SecretStr = Field(SecretStr(""), description="STREAMREC_REDIS_PASSWORD")
+    redis_prefix: str = Field("streamrec", description="Prefix of every Redis key. STREAMREC_REDIS_PREFIX")
+
+    # --- worker -------------------------------------------------------------
+    web_host: str = Field("127.0.0.1", description="Worker HTTP bind address. STREAMREC_WEB_HOST")
+    web_port: int = Field(6066, description="Worker HTTP port (/recommendations, /metrics, /health). STREAMREC_WEB_PORT")
+    datadir: str = Field("", description="Worker data dir. Default <cache_dir>/worker/<app_id>. STREAMREC_DATADIR")
+    batch_size: int = Field(500, ge=1, description="Micro-batch size. STREAMREC_BATCH_SIZE")
+    batch_within_seconds: float = Field(0.2, gt=0, description="Micro-batch time bound. STREAMREC_BATCH_WITHIN_SECONDS")
+    top_k: int = Field(10, ge=1, le=1000, description="Length of a pushed recommendation list. STREAMREC_TOP_K")
+    rec_min_interval_seconds: float = Field(
+        1.0, ge=0, description="At most one push per user per this many seconds. STREAMREC_REC_MIN_INTERVAL_SECONDS"
+    )
+    popularity_half_life_seconds: float = Field(
+        86400.0, gt=0, description="Half-life of segment popularity, in event time. STREAMREC_POPULARITY_HALF_LIFE_SECONDS"
+    )
+    dedupe_ttl_seconds: int = Field(
+        7 * 86400, ge=60, description="How long an event_id is remembered for dedupe. STREAMREC_DEDUPE_TTL_SECONDS"
+    )
+    history_max: int = Field(500, ge=1, description="Items kept per user as 'seen'. STREAMREC_HISTORY_MAX")
+    segment_attributes: str = Field(
+        "segment",
+        description="Comma-separated profile attributes whose values name a user's segment. STREAMREC_SEGMENT_ATTRIBUTES",
+    )
+    default_segment: str = Field("all", description="Segment of users without those attributes. STREAMREC_DEFAULT_SEGMENT")
+
+    # --- local stack --------------------------------------------------------
+    cache_dir: str = Field("", description="Jars, data sets, stack data. Default ~/.cache/streamrec. STREAMREC_CACHE_DIR")
+    kafka_version: str = Field("4.0.1", description="Apache Kafka version fetched from Maven Central. STREAMREC_KAFKA_VERSION")
+    kafka_port: int = Field(9092, description="Local broker port. STREAMREC_KAFKA_PORT")
+    kafka_controller_port: int = Field(9093, description="Local KRaft controller port. STREAMREC_KAFKA_CONTROLLER_PORT")
+    redis_port: int = Field(6379, description="Local redis-server port. STREAMREC_REDIS_PORT")
+    prometheus_port: int = Field(9090, description="Local Prometheus port. STREAMREC_PROMETHEUS_PORT")
+    prometheus_targets: str = Field(
+        "", description="Worker host:port list Prometheus scrapes. Default localhost:<web_port>. STREAMREC_PROMETHEUS_TARGETS"
+    )
+    stack_dir: str = Field("", description="Local stack data and logs. Default <cache_dir>/stack. STREAMREC_STACK_DIR")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        # Sources (init kwargs, STREAMREC_* variables) are merged into ``data`` already.
+        kafka_port = int(data.get("kafka_port") or 9092)
+        redis_port = int(data.get("redis_port") or 6379)
+        web_port = int(data.get("web_port") or 6066)
+        if not data.get("bootstrap_servers"):
+            data["bootstrap_servers"] = f"localhost:{kafka_port}"
+        if not data.get("redis_url"):
+            data["redis_url"] = f"redis://localhost:{redis_port}/0"
+        if not data.get("prometheus_targets"):
+            data["prometheus_targets"] = f"localhost:{web_port}"
+        return data
+
+    # --- derived ------------------------------------------------------------
+    @property
+    def cache_path(self) -> Path:
+        return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
+
+    @property
+    def stack_path(self) -> Path:
+        return Path(self.stack_dir).expanduser() if self.stack_dir else self.cache_path / "stack"
+
+    @property
+    def datadir_path(self) -> Path:
+        return Path(self.datadir).expanduser() if self.datadir else self.cache_path / "worker" / self.app_id
+
+    @property
+    def segment_attribute_list(self) -> list[str]:
+        return [a.strip() for a in self.segment_attributes.split(",") if a.strip()]
+
+    def topic(self, name: str) -> str:
+        """The real topic name of a logical one (see :data:`TOPIC_NAMES`)."""
+        return f"{self.topic_prefix}{name}"
+
+    def kafka_client_config(self) -> dict[str, Any]:
+        """librdkafka (confluent-kafka) settings for bootstrap and security."""
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_security_protocol.startswith("SASL"):
+            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
+            conf["sasl.username"] = self.kafka_sasl_username
+            conf["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_security_protocol.endswith("SSL") and self.kafka_ssl_cafile:
+            conf["ssl.ca.location"] = self.kafka_ssl_cafile
+        return conf
+
+    def redis_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``redis.Redis.from_url``."""
+        kwargs: dict[str, Any] = {}
+        if self.redis_password.get_secret_value():
+            kwargs["password"] = self.redis_password.get_secret_value()
+        return kwargs
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

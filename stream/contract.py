@@ -1,0 +1,338 @@
+"""Event contract v1: schemas, validation and machine-readable rejection reasons.
+
+This module is the one place that knows what a valid event looks like. It imports
+neither Faust nor confluent-kafka (only the standard library), so producer apps,
+consumers and the worker can all use it cheaply.
+
+Every event is one JSON object (UTF-8) in one Kafka message. The topic tells the
+event's type; a ``type`` field, when present, must agree with it.
+
+Examples
+--------
+>>> ev = validate_event("click", b'{"event_id": "e1", "user_id": "u1", "item_id": "i1", "ts": 1.5, "schema": "v1"}')
+>>> ev.user_id, ev.item_id, ev.type
+('u1', 'i1', 'click')
+>>> try:
+...     validate_event("dwell", b'{"event_id": "e2", "user_id": "u1", "item_id": "i1", "ts": 1.5, "schema": "v1", "seconds": -3}')
+... except InvalidEvent as exc:
+...     print(exc.reason, "|", exc)
+out_of_range | field 'seconds' is -3: must be >= 0 and <= 86400
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "MAX_MESSAGE_BYTES",
+    "MAX_ID_LENGTH",
+    "MAX_IMPRESSION_ITEMS",
+    "MAX_DWELL_SECONDS",
+    "EVENT_TYPES",
+    "INTERACTION_TYPES",
+    "Reason",
+    "InvalidEvent",
+    "Event",
+    "validate_event",
+    "parse_json",
+    "make_event",
+    "encode",
+]
+
+SCHEMA_VERSION = "v1"
+MAX_MESSAGE_BYTES = 64 * 1024
+MAX_ID_LENGTH = 128
+MAX_IMPRESSION_ITEMS = 100
+MAX_DWELL_SECONDS = 86400.0
+MAX_ATTRIBUTES = 64
+MAX_CATEGORIES = 64
+
+#: Interaction events (keyed by user_id, co-partitioned topics).
+INTERACTION_TYPES = ("click", "dwell", "skip", "impression")
+#: Every event type of contract v1. ``user`` and ``item`` go to compacted topics.
+EVENT_TYPES = INTERACTION_TYPES + ("user", "item")
+
+
+class Reason:
+    """Machine-readable rejection reasons (the ``reason`` of a dead-letter record)."""
+
+    TOO_LARGE = "too_large"
+    NOT_UTF8 = "not_utf8"
+    NOT_JSON = "not_json"
+    NOT_OBJECT = "not_object"
+    MISSING_FIELD = "missing_field"
+    WRONG_TYPE = "wrong_type"
+    OUT_OF_RANGE = "out_of_range"
+    BAD_SCHEMA = "bad_schema"
+    TYPE_MISMATCH = "type_mismatch"
+    UNKNOWN_TYPE = "unknown_type"
+
+    ALL = (
+        TOO_LARGE,
+        NOT_UTF8,
+        NOT_JSON,
+        NOT_OBJECT,
+        MISSING_FIELD,
+        WRONG_TYPE,
+        OUT_OF_RANGE,
+        BAD_SCHEMA,
+        TYPE_MISMATCH,
+        UNKNOWN_TYPE,
+    )
+
+
+class InvalidEvent(ValueError):
+    """An event broke the contract.
+
+    Parameters
+    ----------
+    reason
+        One of :class:`Reason`'s codes, stable for machines.
+    message
+        For people: names the field, the value and the rule it broke.
+    field
+        The offending field, when there is one.
+    """
+
+    def __init__(self, reason: str, message: str, field: str | None = None):
+        super().__init__(message)
+        self.reason = reason
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Event:
+    """A validated event. ``raw`` keeps every field, unknown ones included."""
+
+    type: str
+    event_id: str
+    user_id: str
+    item_id: str
+    ts: float
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def seconds(self) -> float | None:
+        return self.raw.get("seconds")
+
+    @property
+    def after_seconds(self) -> float | None:
+        return self.raw.get("after_seconds")
+
+    @property
+    def items(self) -> list[str]:
+        return list(self.raw.get("items", ()))
+
+    @property
+    def attributes(self) -> dict[str, str]:
+        return dict(self.raw.get("attributes", {}))
+
+    @property
+    def categories(self) -> list[str]:
+        return list(self.raw.get("categories", ()))
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _require(obj: dict, name: str) -> Any:
+    if name not in obj or obj[name] is None:
+        raise InvalidEvent(Reason.MISSING_FIELD, f"field {name!r} is missing: it is required", name)
+    return obj[name]
+
+
+def _check_id(obj: dict, name: str, required: bool = True) -> str | None:
+    if not required and obj.get(name) is None:
+        return None
+    value = _require(obj, name)
+    if not isinstance(value, str):
+        raise InvalidEvent(
+            Reason.WRONG_TYPE, f"field {name!r} is {_short(value)}: must be a string", name
+        )
+    if not 1 <= len(value) <= MAX_ID_LENGTH:
+        raise InvalidEvent(
+            Reason.OUT_OF_RANGE,
+            f"field {name!r} has length {len(value)}: must be 1..{MAX_ID_LENGTH} characters",
+            name,
+        )
+    return value
+
+
+def _check_number(obj: dict, name: str, low: float | None = None, high: float | None = None) -> float:
+    value = _require(obj, name)
+    # bool is an int in Python; a JSON true is not a number here.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidEvent(
+            Reason.WRONG_TYPE, f"field {name!r} is {_short(value)}: must be a finite number", name
+        )
+    if (low is not None and value < low) or (high is not None and value > high):
+        rule = " and ".join(
+            part
+            for part in (
+                f">= {low:g}" if low is not None else "",
+                f"<= {high:g}" if high is not None else "",
+            )
+            if part
+        )
+        raise InvalidEvent(Reason.OUT_OF_RANGE, f"field {name!r} is {value!r}: must be {rule}", name)
+    return float(value)
+
+
+def _check_str_list(obj: dict, name: str, max_len: int, min_len: int = 0) -> list[str]:
+    value = _require(obj, name)
+    if not isinstance(value, list):
+        raise InvalidEvent(
+            Reason.WRONG_TYPE, f"field {name!r} is {_short(value)}: must be a list of strings", name
+        )
+    if not min_len <= len(value) <= max_len:
+        raise InvalidEvent(
+            Reason.OUT_OF_RANGE,
+            f"field {name!r} has {len(value)} entries: must have {min_len}..{max_len}",
+            name,
+        )
+    for entry in value:
+        if not isinstance(entry, str) or not 1 <= len(entry) <= MAX_ID_LENGTH:
+            raise InvalidEvent(
+                Reason.WRONG_TYPE,
+                f"field {name!r} holds {_short(entry)}: entries must be strings of 1..{MAX_ID_LENGTH} characters",
+                name,
+            )
+    return value
+
+
+def parse_json(data: bytes | str) -> dict[str, Any]:
+    """Decode one message into a JSON object, enforcing the size limit."""
+    size = len(data.encode("utf-8") if isinstance(data, str) else data)
+    if size > MAX_MESSAGE_BYTES:
+        raise InvalidEvent(
+            Reason.TOO_LARGE, f"message is {size} bytes: must be at most {MAX_MESSAGE_BYTES} bytes"
+        )
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        try:
+            text = bytes(data).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidEvent(Reason.NOT_UTF8, f"message is not UTF-8: {exc.reason} at byte {exc.start}") from None
+    else:
+        text = data
+    try:
+        obj = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+        raise InvalidEvent(Reason.NOT_JSON, f"message is not JSON: {detail}") from None
+    if not isinstance(obj, dict):
+        raise InvalidEvent(
+            Reason.NOT_OBJECT, f"message is a JSON {type(obj).__name__}: must be a JSON object"
+        )
+    return obj
+
+
+def validate_event(event_type: str, data: bytes | str | dict[str, Any]) -> Event:
+    """Validate one message of ``event_type`` (the type its topic carries).
+
+    Parameters
+    ----------
+    event_type
+        One of :data:`EVENT_TYPES`.
+    data
+        The message value as bytes/str (size-checked and decoded) or an already decoded dict.
+
+    Returns
+    -------
+    Event
+        The validated event. For ``user`` events ``item_id`` is ``""``; for ``item`` events
+        ``user_id`` is ``""``.
+
+    Raises
+    ------
+    InvalidEvent
+        With a :class:`Reason` code and a message naming the field and the rule.
+    """
+    if event_type not in EVENT_TYPES:
+        raise InvalidEvent(
+            Reason.UNKNOWN_TYPE, f"event type {event_type!r} is unknown: must be one of {', '.join(EVENT_TYPES)}"
+        )
+    obj = data if isinstance(data, dict) else parse_json(data)
+
+    schema = _require(obj, "schema")
+    if schema != SCHEMA_VERSION:
+        raise InvalidEvent(
+            Reason.BAD_SCHEMA, f"field 'schema' is {_short(schema)}: must be {SCHEMA_VERSION!r}", "schema"
+        )
+    declared = obj.get("type")
+    if declared is not None and declared != event_type:
+        raise InvalidEvent(
+            Reason.TYPE_MISMATCH,
+            f"field 'type' is {_short(declared)}: this topic carries {event_type!r} events",
+            "type",
+        )
+
+    event_id = _check_id(obj, "event_id")
+    ts = _check_number(obj, "ts", low=0.0)
+    user_id = _check_id(obj, "user_id", required=event_type != "item") or ""
+    # An impression names its items in ``items``; its item_id is optional (default: the first).
+    item_id = _check_id(obj, "item_id", required=event_type not in ("user", "impression")) or ""
+
+    if event_type == "dwell":
+        _check_number(obj, "seconds", low=0.0, high=MAX_DWELL_SECONDS)
+    elif event_type == "skip":
+        _check_number(obj, "after_seconds", low=0.0)
+    elif event_type == "impression":
+        shown = _check_str_list(obj, "items", MAX_IMPRESSION_ITEMS, min_len=1)
+        _check_id(obj, "rec_id")
+        item_id = item_id or shown[0]
+    elif event_type == "user":
+        attrs = _require(obj, "attributes")
+        if not isinstance(attrs, dict) or len(attrs) > MAX_ATTRIBUTES:
+            raise InvalidEvent(
+                Reason.WRONG_TYPE,
+                f"field 'attributes' is {_short(attrs)}: must be an object of at most {MAX_ATTRIBUTES} string pairs",
+                "attributes",
+            )
+        for key, value in attrs.items():
+            if not isinstance(value, str) or len(key) > MAX_ID_LENGTH or len(value) > MAX_ID_LENGTH:
+                raise InvalidEvent(
+                    Reason.WRONG_TYPE,
+                    f"field 'attributes.{key}' is {_short(value)}: must be a string of at most {MAX_ID_LENGTH} characters",
+                    "attributes",
+                )
+    elif event_type == "item":
+        _check_str_list(obj, "categories", MAX_CATEGORIES)
+        _check_number(obj, "created_at", low=0.0)
+        features = obj.get("features")
+        if features is not None and not isinstance(features, dict):
+            raise InvalidEvent(
+                Reason.WRONG_TYPE, f"field 'features' is {_short(features)}: must be an object", "features"
+            )
+
+    context = obj.get("context")
+    if context is not None and not isinstance(context, dict):
+        raise InvalidEvent(Reason.WRONG_TYPE, f"field 'context' is {_short(context)}: must be an object", "context")
+
+    return Event(type=event_type, event_id=event_id, user_id=user_id, item_id=item_id, ts=ts, raw=obj)
+
+
+def make_event(event_type: str, *, event_id: str, user_id: str = "", item_id: str = "", ts: float, **extra: Any) -> dict[str, Any]:
+    """Build a contract-v1 payload (a dict ready for :func:`encode`), validated.
+
+    >>> make_event("skip", event_id="e9", user_id="u", item_id="i", ts=10.0, after_seconds=2.5)["after_seconds"]
+    2.5
+    """
+    payload: dict[str, Any] = {"event_id": event_id, "ts": float(ts), "schema": SCHEMA_VERSION}
+    if user_id:
+        payload["user_id"] = user_id
+    if item_id:
+        payload["item_id"] = item_id
+    payload.update(extra)
+    validate_event(event_type, payload)
+    return payload
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    """Serialise a payload to the wire form: compact UTF-8 JSON."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

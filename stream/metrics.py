@@ -1,0 +1,86 @@
+"""Every Prometheus metric streamrec exports, declared once, in base units.
+
+Dashboards and alert rules (dashboards/) query exactly these names. Metrics are
+registered on :data:`REGISTRY`, a registry of streamrec's own, so tests can build
+a fresh one with :func:`build` and the worker's ``/metrics`` shows nothing foreign.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["Metrics", "build", "METRICS", "REGISTRY"]
+
+#: Seconds; a micro-batch is 1 ms .. a few seconds.
+BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+#: Seconds; one HTTP answer.
+SERVING_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+#: Seconds from event time to applied (includes producer and queue time).
+FRESHNESS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+#: Seconds of dwell.
+DWELL_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    registry: CollectorRegistry
+    events_total: Counter
+    invalid_events_total: Counter
+    duplicate_events_total: Counter
+    dwell_seconds: Histogram
+    batch_seconds: Histogram
+    batch_events: Histogram
+    event_to_applied_seconds: Histogram
+    recommendations_pushed_total: Counter
+    serving_seconds: Histogram
+    profiles_total: Counter
+    items_total: Counter
+    worker_up: Gauge
+
+
+def build(registry: CollectorRegistry | None = None) -> Metrics:
+    """Declare every metric on ``registry`` (a fresh one by default)."""
+    r = registry if registry is not None else CollectorRegistry()
+    return Metrics(
+        registry=r,
+        events_total=Counter(
+            "streamrec_events_total", "Valid, first-seen events applied, by type and segment.", ["type", "segment"], registry=r
+        ),
+        invalid_events_total=Counter(
+            "streamrec_invalid_events_total", "Messages sent to the dead-letter topic, by reason.", ["reason"], registry=r
+        ),
+        duplicate_events_total=Counter(
+            "streamrec_duplicate_events_total", "Events dropped because their event_id was applied before.", registry=r
+        ),
+        dwell_seconds=Histogram(
+            "streamrec_dwell_seconds", "Dwell time of dwell events, by segment.", ["segment"], buckets=DWELL_BUCKETS, registry=r
+        ),
+        batch_seconds=Histogram(
+            "streamrec_batch_seconds", "Time to process one micro-batch.", buckets=BATCH_BUCKETS, registry=r
+        ),
+        batch_events=Histogram(
+            "streamrec_batch_events", "Messages in one micro-batch.", buckets=(1, 10, 50, 100, 250, 500, 1000, 5000), registry=r
+        ),
+        event_to_applied_seconds=Histogram(
+            "streamrec_event_to_applied_seconds",
+            "Wall-clock now minus event time when the event's effect reached Redis.",
+            buckets=FRESHNESS_BUCKETS,
+            registry=r,
+        ),
+        recommendations_pushed_total=Counter(
+            "streamrec_recommendations_pushed_total", "Lists sent to the recommendations topic, by segment.", ["segment"], registry=r
+        ),
+        serving_seconds=Histogram(
+            "streamrec_serving_seconds", "HTTP answer time, by endpoint.", ["endpoint"], buckets=SERVING_BUCKETS, registry=r
+        ),
+        profiles_total=Counter("streamrec_profiles_total", "User profiles applied from the users topic.", registry=r),
+        items_total=Counter("streamrec_items_total", "Item records applied from the items topic.", registry=r),
+        worker_up=Gauge("streamrec_worker_up", "1 while the worker's agents run.", registry=r),
+    )
+
+
+#: The worker's metrics.
+METRICS = build()
+REGISTRY = METRICS.registry

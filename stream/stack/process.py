@@ -1,0 +1,114 @@
+"""Pidfile-managed local processes: start detached, check, stop without leftovers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["ManagedProcess", "StackError", "port_open"]
+
+
+class StackError(RuntimeError):
+    """A local service could not be started, checked or stopped; the message says why and what to do."""
+
+
+def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class ManagedProcess:
+    """One service process, tracked by a pidfile in its run directory.
+
+    ``marker`` must appear in the process's command line; it guards against a
+    recycled pid belonging to some other program.
+    """
+
+    name: str
+    run_dir: Path
+    marker: str
+
+    @property
+    def pidfile(self) -> Path:
+        return self.run_dir / f"{self.name}.pid"
+
+    @property
+    def logfile(self) -> Path:
+        return self.run_dir / f"{self.name}.log"
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        # A zombie (state Z) has exited already.
+        if self.marker not in cmdline or stat.rsplit(")", 1)[-1].split()[0] == "Z":
+            return None
+        return pid
+
+    def running(self) -> bool:
+        return self.pid() is not None
+
+    def start(self, argv: list[str], env: dict[str, str] | None = None) -> int:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.logfile, "ab") as log:
+            proc = subprocess.Popen(
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # survives the CLI that started it; Ctrl-C in the shell doesn't reach it
+                env=env,
+                cwd=self.run_dir,
+            )
+        self.pidfile.write_text(str(proc.pid))
+        # Until the child has exec'd, /proc shows the parent's command line: wait for the marker.
+        deadline = time.monotonic() + 10.0
+        while self.pid() is None and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return proc.pid
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """SIGTERM, wait, then SIGKILL. Returns True when a process was stopped."""
+        pid = self.pid()
+        if pid is None:
+            self.pidfile.unlink(missing_ok=True)
+            return False
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.running():
+            time.sleep(0.2)
+        if self.running():
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            for _ in range(50):
+                if not self.running():
+                    break
+                time.sleep(0.1)
+        self.pidfile.unlink(missing_ok=True)
+        return True
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"

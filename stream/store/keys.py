@@ -1,0 +1,61 @@
+"""The Redis key layout, in one place. Every key starts with the configured prefix.
+
+    {p}:dedupe:{event_id}        string "1", TTL = dedupe_ttl_seconds    (seen event ids)
+    {p}:pop:{segment}            zset item_id -> decayed popularity (scaled, see popularity.py)
+    {p}:popref:{segment}         string: reference event time of that zset's scale
+    {p}:segments                 set of segment names
+    {p}:user:{user_id}:seen      zset item_id -> last event time (capped at history_max)
+    {p}:user:{user_id}:profile   hash: profile attributes + "_segment"
+    {p}:user:{user_id}:recs      string: JSON of the last list pushed to the recommendations topic
+    {p}:item:{item_id}           hash: categories (JSON), created_at, features (JSON)
+    {p}:stats                    hash: counters (events_total:<type>, duplicates_total, invalid_total:<reason>, ...)
+    {p}:hll:users / hll:items    HyperLogLog of distinct user / item ids seen
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Keys"]
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str
+
+    def dedupe(self, event_id: str) -> str:
+        return f"{self.prefix}:dedupe:{event_id}"
+
+    def pop(self, segment: str) -> str:
+        return f"{self.prefix}:pop:{segment}"
+
+    def popref(self, segment: str) -> str:
+        return f"{self.prefix}:popref:{segment}"
+
+    @property
+    def segments(self) -> str:
+        return f"{self.prefix}:segments"
+
+    def seen(self, user_id: str) -> str:
+        return f"{self.prefix}:user:{user_id}:seen"
+
+    def profile(self, user_id: str) -> str:
+        return f"{self.prefix}:user:{user_id}:profile"
+
+    def recs(self, user_id: str) -> str:
+        return f"{self.prefix}:user:{user_id}:recs"
+
+    def item(self, item_id: str) -> str:
+        return f"{self.prefix}:item:{item_id}"
+
+    @property
+    def stats(self) -> str:
+        return f"{self.prefix}:stats"
+
+    @property
+    def hll_users(self) -> str:
+        return f"{self.prefix}:hll:users"
+
+    @property
+    def hll_items(self) -> str:
+        return f"{self.prefix}:hll:items"

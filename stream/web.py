@@ -1,0 +1,59 @@
+"""HTTP views on the worker's web port: recommendations, health, Prometheus metrics."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from prometheus_client import generate_latest
+
+from stream.agents.runtime import runtime
+from stream.app import app, settings
+from stream.metrics import METRICS, REGISTRY
+
+__all__ = ["recommendations", "health", "metrics"]
+
+MAX_K = 100
+
+
+@app.page("/recommendations/{user_id}")
+async def recommendations(web, request, user_id: str):
+    """``GET /recommendations/{user_id}?k=10``: the user's current top-k, computed now from Redis."""
+    started = time.perf_counter()
+    try:
+        raw_k = request.query.get("k", str(settings.top_k))
+        try:
+            k = int(raw_k)
+            if not 1 <= k <= MAX_K:
+                raise ValueError
+        except ValueError:
+            return web.json({"error": f"query parameter k is {raw_k!r}: must be an integer 1..{MAX_K}"}, status=400)
+        if not 1 <= len(user_id) <= 128:
+            return web.json({"error": "user_id must have 1..128 characters"}, status=400)
+        segments = await runtime.store.segments_of([user_id], settings.default_segment)
+        top = await runtime.store.top_k([user_id], segments, k)
+        body = json.loads(runtime.ingestor.payload(user_id, segments[user_id], top[user_id], "request"))
+        return web.json(body)
+    finally:
+        METRICS.serving_seconds.labels("recommendations").observe(time.perf_counter() - started)
+
+
+@app.page("/health")
+async def health(web, request):
+    try:
+        redis_ok = bool(await runtime.redis.ping())
+    except Exception as exc:  # report, don't raise: a health check answers
+        return web.json({"status": "unhealthy", "redis": f"{type(exc).__name__}"}, status=503)
+    try:
+        assigned = len(app.consumer.assignment())
+    except Exception:  # the consumer is not started yet
+        assigned = 0
+    # "ready": the worker owns partitions and consumes; tests and the demo wait for it.
+    return web.json({"status": "ok", "redis": redis_ok, "app_id": settings.app_id, "assigned_partitions": assigned,
+                     "ready": assigned > 0})
+
+
+@app.page("/metrics")
+async def metrics(web, request):
+    # Prometheus' text format 0.0.4; aiohttp wants the charset apart from the content type.
+    return web.bytes(generate_latest(REGISTRY), content_type="text/plain; version=0.0.4")

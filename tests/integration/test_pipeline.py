@@ -1,0 +1,142 @@
+"""Producer -> Kafka -> worker -> Redis -> recommendations topic and HTTP, on the real stack."""
+
+from __future__ import annotations
+
+import json
+import signal
+import urllib.request
+
+import pytest
+import redis
+
+from consumers.sdk import TopicReader, dead_letters, latest_recommendations, murmur2_partition
+from producers.sdk import EventProducer
+from stream.contract import encode, make_event
+from stream.store.keys import Keys
+from tests.helpers import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def _stats(settings) -> dict[str, int]:
+    client = redis.Redis.from_url(settings.redis_url)
+    return {k.decode(): int(v) for k, v in client.hgetall(Keys(settings.redis_prefix).stats).items()}
+
+
+def _applied(settings) -> int:
+    return sum(v for k, v in _stats(settings).items() if k.startswith("events_total:"))
+
+
+def _click(n: int, user: str, item: str, ts: float = 1_700_000_000.0) -> dict:
+    return make_event("click", event_id=f"ev-{user}-{item}-{n}", user_id=user, item_id=item, ts=ts + n)
+
+
+def test_round_trip_recommendations_reach_topic_and_http(isolated, worker_factory):
+    worker = worker_factory(isolated).start()
+    profiles = redis.Redis.from_url(isolated.redis_url)
+    users = ["alice", "bob", "carol", "dave"]
+    with EventProducer(isolated) as producer:
+        for user in users:
+            producer.send("user", {"event_id": f"p-{user}", "user_id": user, "ts": 1.0, "schema": "v1",
+                                   "attributes": {"segment": "readers", "country": "fr"}})
+        producer.flush()
+        # Profiles and events are separate topics: wait, so every click counts for "readers".
+        wait_for(lambda: all(profiles.hget(Keys(isolated.redis_prefix).profile(u), "_segment") for u in users),
+                 30, "the four profiles")
+        # Other readers make item "hit" the most popular, then "second"; alice has seen "hit" already.
+        n = 0
+        for user, items in {"bob": ["hit", "second"], "carol": ["hit", "second"], "dave": ["hit", "third"]}.items():
+            for item in items:
+                n += 1
+                producer.send("click", _click(n, user, item))
+        producer.flush()
+        wait_for(lambda: _applied(isolated) >= n, 30, f"{n} events applied")
+        producer.send("click", _click(99, "alice", "hit"))
+
+    rec = wait_for(lambda: latest_recommendations("alice", isolated), 30, "alice's list on the recommendations topic")
+    items = [i["item_id"] for i in rec["items"]]
+    assert rec["user_id"] == "alice" and rec["segment"] == "readers"
+    assert items[0] == "second", items  # the most popular item alice has not seen
+    assert "hit" not in items and set(items) == {"second", "third"}
+
+    with urllib.request.urlopen(f"{worker.url}/recommendations/alice?k=1", timeout=5) as resp:
+        http = json.loads(resp.read())
+    assert [i["item_id"] for i in http["items"]] == ["second"]
+    with urllib.request.urlopen(f"{worker.url}/metrics", timeout=5) as resp:
+        metrics = resp.read().decode()
+    assert 'streamrec_events_total{segment="readers",type="click"} 7.0' in metrics
+
+    seen = redis.Redis.from_url(isolated.redis_url).zrange(Keys(isolated.redis_prefix).seen("alice"), 0, -1)
+    assert seen == [b"hit"]
+
+
+def test_http_rejects_bad_k(isolated, worker_factory):
+    worker = worker_factory(isolated).start()
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(f"{worker.url}/recommendations/alice?k=zero", timeout=5)
+    assert err.value.code == 400
+    assert "must be an integer" in json.loads(err.value.read())["error"]
+
+
+def test_malformed_messages_go_to_dlq_and_valid_ones_around_them_are_applied(isolated, worker_factory):
+    worker_factory(isolated).start()
+    bad_dwell = {"event_id": "d1", "user_id": "u1", "item_id": "i1", "ts": 5.0, "schema": "v1", "seconds": -4}
+    with EventProducer(isolated, validate=False) as producer:
+        producer.send("click", _click(1, "u1", "i1"))
+        producer.send_raw("clicks", b"u1", b"{not json")
+        producer.send("dwell", bad_dwell)
+        producer.send_raw("skips", b"someone-else", encode(
+            {"event_id": "s1", "user_id": "u1", "item_id": "i2", "ts": 6.0, "schema": "v1", "after_seconds": 1}))
+        producer.send_raw("clicks", b"u1", b"\xff\xfe")
+        producer.send_raw("clicks", b"u1", b"x" * (70 * 1024))
+        producer.send("click", _click(2, "u1", "i3"))
+
+    letters = wait_for(lambda: (lambda d: d if len(d) >= 5 else None)(list(dead_letters(isolated))), 30,
+                       "five dead letters")
+    by_reason = {d.reason: d for d in letters}
+    assert set(by_reason) == {"not_json", "out_of_range", "key_mismatch", "not_utf8", "too_large"}
+    assert by_reason["not_json"].value == b"{not json"  # the original bytes, untouched
+    assert by_reason["out_of_range"].value == encode(bad_dwell)
+    assert "seconds" in by_reason["out_of_range"].detail
+    assert by_reason["out_of_range"].source_topic == isolated.topic("dwell")
+    assert by_reason["not_json"].source_offset >= 0
+    wait_for(lambda: _stats(isolated).get("events_total:click") == 2, 30, "both valid clicks applied")
+    assert _applied(isolated) == 2
+
+
+def test_duplicate_event_ids_are_applied_once(isolated, worker_factory):
+    worker_factory(isolated).start()
+    with EventProducer(isolated) as producer:
+        ev = _click(1, "u1", "i1")
+        producer.send("click", ev)
+        producer.send("click", ev)  # a producer-side retry of the same event
+        producer.send("click", _click(2, "u1", "i2"))
+    wait_for(lambda: _stats(isolated).get("duplicates_total") == 1, 30, "one duplicate counted")
+    assert _stats(isolated)["events_total:click"] == 2
+
+
+def test_restarted_worker_does_not_reprocess_committed_events(isolated, worker_factory):
+    first = worker_factory(isolated, "first").start()
+    with EventProducer(isolated) as producer:
+        for n in range(300):
+            producer.send("click", _click(n, f"user{n % 17}", f"item{n % 23}"))
+    wait_for(lambda: _applied(isolated) == 300, 60, "300 events applied")
+    assert first.stop(signal.SIGTERM) == 0  # a graceful stop commits the offsets
+
+    worker_factory(isolated, "second").start()
+    with EventProducer(isolated) as producer:
+        for n in range(300, 400):
+            producer.send("click", _click(n, f"user{n % 17}", f"item{n % 23}"))
+    wait_for(lambda: _applied(isolated) == 400, 60, "400 events applied")
+    # Had the second worker re-read committed events, their event ids would have been seen again.
+    assert _stats(isolated).get("duplicates_total", 0) == 0
+
+
+def test_producer_partitions_by_user_like_the_worker(isolated):
+    with EventProducer(isolated) as producer:
+        for user in ("a", "bob", "user-000123", "ümlaut"):
+            producer.send("click", _click(1, user, "i"))
+    msgs = list(TopicReader("clicks", isolated).read())
+    assert len(msgs) == 4
+    for msg in msgs:
+        assert msg.partition == murmur2_partition(msg.key, isolated.partitions), msg.key
