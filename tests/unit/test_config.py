@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import logging
+
+import pytest
+from pydantic import ValidationError
+
+from stream.config import TOPIC_NAMES, Settings
+
+
+def test_defaults_derive_client_addresses_from_ports(monkeypatch):
+    monkeypatch.setenv("STREAMREC_KAFKA_PORT", "29092")
+    monkeypatch.setenv("STREAMREC_REDIS_PORT", "26379")
+    s = Settings()
+    assert s.bootstrap_servers == "localhost:29092"
+    assert s.redis_url == "redis://localhost:26379/0"
+
+
+def test_explicit_addresses_win(monkeypatch):
+    monkeypatch.setenv("STREAMREC_BOOTSTRAP_SERVERS", "k1:9092,k2:9092")
+    assert Settings(kafka_port=1).bootstrap_servers == "k1:9092,k2:9092"
+
+
+def test_secrets_never_print(monkeypatch, caplog):
+    monkeypatch.setenv("STREAMREC_REDIS_PASSWORD", "s3cret-redis")
+    monkeypatch.setenv("STREAMREC_KAFKA_SASL_PASSWORD", "s3cret-kafka")
+    s = Settings(kafka_security_protocol="SASL_SSL", kafka_sasl_username="app")
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("t").info("settings: %s %r", s, s)
+    assert "s3cret" not in caplog.text and "s3cret" not in str(s.model_dump())
+    conf = s.kafka_client_config()
+    assert conf["sasl.password"] == "s3cret-kafka" and conf["sasl.username"] == "app"
+    assert s.redis_kwargs() == {"password": "s3cret-redis"}
+
+
+def test_plaintext_has_no_sasl_settings():
+    assert "sasl.password" not in Settings().kafka_client_config()
+
+
+def test_settings_are_frozen():
+    with pytest.raises(ValidationError):
+        Settings().partitions = 8  # type: ignore[misc]
+
+
+def test_invalid_values_are_refused_with_the_field_name(monkeypatch):
+    monkeypatch.setenv("STREAMREC_PARTITIONS", "0")
+    with pytest.raises(ValidationError, match="partitions"):
+        Settings()
+
+
+def test_topic_prefix_applies_to_every_topic():
+    s = Settings(topic_prefix="test-1.")
+    assert [s.topic(t) for t in TOPIC_NAMES][0] == "test-1.clicks"
+    assert all(s.topic(t).startswith("test-1.") for t in TOPIC_NAMES)
+
+
+def test_every_field_documents_its_variable():
+    for name, field in Settings.model_fields.items():
+        assert f"STREAMREC_{name.upper()}" in (field.description or ""), name

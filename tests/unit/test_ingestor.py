@@ -1,0 +1,139 @@
+"""The ingest pipeline without Kafka or Redis: a fake store and publisher (unit level only)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import redis.exceptions
+
+from stream.agents.pipeline import Ingestor, Record
+from stream.contract import encode, make_event
+from stream.metrics import build
+from stream.store.keys import Keys
+from stream.store.popularity import Applied
+
+TOPICS = {"clicks": "click", "dwell": "dwell"}
+
+
+class FakeRedis:
+    def __init__(self):
+        self.data: dict[str, bytes] = {}
+
+    def pipeline(self, transaction=False):
+        return FakePipe(self)
+
+
+class FakePipe:
+    def __init__(self, r):
+        self.r, self.ops = r, []
+
+    def get(self, key):
+        self.ops.append(("get", key))
+
+    def set(self, key, value):
+        self.ops.append(("set", key, value))
+
+    async def execute(self):
+        out = []
+        for op in self.ops:
+            if op[0] == "get":
+                out.append(self.r.data.get(op[1]))
+            else:
+                self.r.data[op[1]] = op[2]
+                out.append(True)
+        return out
+
+
+class FakeStore:
+    def __init__(self, fail_times=0):
+        self.redis = FakeRedis()
+        self.keys = Keys("t")
+        self.seen_ids: set[str] = set()
+        self.fail_times = fail_times
+        self.calls = 0
+
+    async def segments_of(self, users, default):
+        return {u: default for u in users}
+
+    async def apply(self, events, segments):
+        self.calls += 1
+        if self.calls <= self.fail_times:
+            raise redis.exceptions.ConnectionError("redis restarting")
+        out = []
+        for ev in events:
+            out.append(Applied(ev, segments[ev.user_id], ev.event_id not in self.seen_ids))
+            self.seen_ids.add(ev.event_id)
+        return out
+
+    async def top_k(self, users, segments, k):
+        return {u: [("popular", 2.0), ("other", 1.0)] for u in users}
+
+
+class FakePublisher:
+    def __init__(self):
+        self.dead, self.recs, self.flushes = [], [], 0
+
+    async def dead_letter(self, record, reason, detail):
+        self.dead.append((record, reason, detail))
+
+    async def recommendations(self, user_id, payload):
+        self.recs.append((user_id, json.loads(payload)))
+
+    async def flush(self):
+        self.flushes += 1
+
+
+def _ingestor(store=None, interval=0.0, clock=None):
+    pub = FakePublisher()
+    ing = Ingestor(store or FakeStore(), pub, build(), topic_types=TOPICS, default_segment="all", top_k=2,
+                   rec_min_interval_seconds=interval, retry_delays=(0.0,), clock=clock or (lambda: 0.0))
+    return ing, pub
+
+
+def _rec(offset, value, topic="clicks", key=b"u1"):
+    return Record(topic, 0, offset, key, value)
+
+
+def _click(n, user="u1"):
+    return encode(make_event("click", event_id=f"e{n}", user_id=user, item_id=f"i{n}", ts=float(n)))
+
+
+def test_bad_messages_are_dead_lettered_and_the_rest_applied():
+    ing, pub = _ingestor()
+    result = asyncio.run(ing.handle([
+        _rec(0, _click(0)), _rec(1, b"nope"), _rec(2, None), _rec(3, _click(3), key=b"mallory"),
+        _rec(4, _click(4), topic="unknown"), _rec(5, _click(5)),
+    ]))
+    assert result.applied == 2 and result.invalid == 4
+    assert [(r.offset, reason) for r, reason, _ in pub.dead] == [
+        (1, "not_json"), (2, "not_json"), (3, "key_mismatch"), (4, "unknown_topic")]
+    assert pub.dead[0][0].value == b"nope"
+    assert pub.flushes == 1  # dead letters are flushed before the batch is acknowledged
+
+
+def test_transient_store_failures_are_retried_not_dropped():
+    store = FakeStore(fail_times=2)
+    ing, _ = _ingestor(store)
+    result = asyncio.run(ing.handle([_rec(0, _click(0))]))
+    assert result.applied == 1 and store.calls == 3
+
+
+def test_duplicates_are_counted_not_applied():
+    ing, _ = _ingestor()
+    asyncio.run(ing.handle([_rec(0, _click(0))]))
+    result = asyncio.run(ing.handle([_rec(1, _click(0))]))
+    assert result.applied == 0 and result.duplicates == 1
+
+
+def test_lists_are_pushed_when_they_change_and_rate_limited():
+    now = [0.0]
+    ing, pub = _ingestor(interval=10.0, clock=lambda: now[0])
+    asyncio.run(ing.handle([_rec(0, _click(0))]))
+    assert [u for u, _ in pub.recs] == ["u1"]
+    assert [i["item_id"] for i in pub.recs[0][1]["items"]] == ["popular", "other"]
+    asyncio.run(ing.handle([_rec(1, _click(1), key=b"u1")]))
+    assert len(pub.recs) == 1  # rate-limited: held back, still pending
+    now[0] = 11.0
+    assert asyncio.run(ing.push_due()) == 0  # allowed now, but the list did not change: nothing sent
+    assert len(pub.recs) == 1

@@ -1,0 +1,36 @@
+"""A missing Java, Maven or service binary gives a clear message, not a stack trace."""
+
+from __future__ import annotations
+
+import pytest
+
+from stream.config import Settings
+from stream.stack import Stack, StackError
+from stream.stack.kafka import KafkaService, ensure_jars
+from stream.stack.manager import main_stack
+
+
+def test_missing_java_says_what_to_install(monkeypatch, tmp_path):
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    with pytest.raises(StackError, match=r"Java .* apt-get install openjdk-17-jre-headless"):
+        KafkaService(Settings(cache_dir=str(tmp_path))).start()
+
+
+def test_missing_maven_without_cached_jars(monkeypatch, tmp_path):
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    with pytest.raises(StackError, match=r"Maven is not installed.*apt-get install maven"):
+        ensure_jars(Settings(cache_dir=str(tmp_path)))
+
+
+def test_stack_command_prints_the_message_and_exits_2(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    monkeypatch.setattr("stream.stack.manager.port_open", lambda port: False)
+    settings = Settings(cache_dir=str(tmp_path), kafka_port=1, redis_port=2, prometheus_port=3)
+    assert main_stack(settings, "up", ("kafka",)) == 2
+    err = capsys.readouterr().err
+    assert "Java is not installed" in err and "Traceback" not in err
+
+
+def test_unknown_service_is_refused(tmp_path):
+    with pytest.raises(StackError, match="unknown service"):
+        Stack(Settings(cache_dir=str(tmp_path)), ("zookeeper",))
