@@ -49,6 +49,7 @@ app = faust.App(
     topic_replication_factor=settings.replication_factor,
     topic_disable_leader=True,
     web_host=settings.web_host,
+    web_bind=settings.web_host,  # bind where we advertise (Faust binds 0.0.0.0 otherwise)
     web_port=settings.web_port,
     # 500 records a poll avoids the wait_empty hangs seen with larger polls.
     broker_max_poll_records=500,

@@ -303,7 +303,8 @@ def validate_event(event_type: str, data: bytes | str | dict[str, Any]) -> Event
                 )
     elif event_type == "item":
         _check_str_list(obj, "categories", MAX_CATEGORIES)
-        _check_number(obj, "created_at", low=0.0)
+        # Epoch seconds; negative for items made before 1970 (old films, books).
+        _check_number(obj, "created_at")
         features = obj.get("features")
         if features is not None and not isinstance(features, dict):
             raise InvalidEvent(
