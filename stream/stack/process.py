@@ -63,6 +63,14 @@ class ManagedProcess:
     def running(self) -> bool:
         return self.pid() is not None
 
+    @staticmethod
+    def _reap(pid: int) -> None:
+        """Collect the exit status if the process is our child, so no zombie stays behind."""
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+
     def start(self, argv: list[str], env: dict[str, str] | None = None) -> int:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with open(self.logfile, "ab") as log:
@@ -94,6 +102,7 @@ class ManagedProcess:
             pass
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.running():
+            self._reap(pid)
             time.sleep(0.2)
         if self.running():
             try:
@@ -101,9 +110,11 @@ class ManagedProcess:
             except ProcessLookupError:
                 pass
             for _ in range(50):
+                self._reap(pid)
                 if not self.running():
                     break
                 time.sleep(0.1)
+        self._reap(pid)
         self.pidfile.unlink(missing_ok=True)
         return True
 
