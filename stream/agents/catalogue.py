@@ -41,18 +41,24 @@ async def _dead_letter(event, reason: str, detail: str) -> None:
     await publisher.flush()
 
 
-@app.agent(users_topic, concurrency=1)
-async def users(stream):
+async def _records(stream, kind: str, redis_key):
+    """Validated records of a compacted topic; a tombstone deletes the key's hash, a bad
+    record is dead-lettered. Yields Event objects."""
     async for event in stream.events():
-        if event.message.value is None:  # a tombstone: the profile was deleted
-            if event.message.key:
-                await runtime.redis.delete(runtime.keys.profile(event.message.key.decode()))
+        msg = event.message
+        if msg.value is None:  # a tombstone: the record was deleted upstream
+            if msg.key:
+                await runtime.redis.delete(redis_key(msg.key.decode(errors="replace")))
             continue
         try:
-            profile = validate_event("user", event.message.value)
+            yield validate_event(kind, msg.value)
         except InvalidEvent as exc:
             await _dead_letter(event, exc.reason, str(exc))
-            continue
+
+
+@app.agent(users_topic, concurrency=1)
+async def users(stream):
+    async for profile in _records(stream, "user", runtime.keys.profile):
         segment = segment_of(profile.attributes, settings.segment_attribute_list, settings.default_segment)
         key = runtime.keys.profile(profile.user_id)
         pipe = runtime.redis.pipeline(transaction=True)
@@ -65,16 +71,7 @@ async def users(stream):
 
 @app.agent(items_topic, concurrency=1)
 async def items(stream):
-    async for event in stream.events():
-        if event.message.value is None:
-            if event.message.key:
-                await runtime.redis.delete(runtime.keys.item(event.message.key.decode()))
-            continue
-        try:
-            item = validate_event("item", event.message.value)
-        except InvalidEvent as exc:
-            await _dead_letter(event, exc.reason, str(exc))
-            continue
+    async for item in _records(stream, "item", runtime.keys.item):
         mapping = {
             "categories": json.dumps(item.categories),
             "created_at": repr(float(item.raw["created_at"])),

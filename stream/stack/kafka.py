@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 from stream.config import Settings
-from stream.stack.process import ManagedProcess, StackError, port_open
+from stream.stack.process import Service, StackError, port_open
 
 __all__ = ["KafkaService", "ensure_jars"]
 
@@ -99,17 +99,10 @@ def _cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-class KafkaService:
+class KafkaService(Service):
     name = "kafka"
-
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self.dir = settings.stack_path / "kafka"
-        self.proc = ManagedProcess("kafka", self.dir, marker="kafka.Kafka")
-
-    @property
-    def port(self) -> int:
-        return self.settings.kafka_port
+    marker = "kafka.Kafka"
+    port_setting = "kafka_port"
 
     def _properties(self) -> Path:
         s = self.settings

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ManagedProcess", "StackError", "port_open"]
+__all__ = ["ManagedProcess", "Service", "StackError", "port_open"]
 
 
 class StackError(RuntimeError):
@@ -123,3 +123,28 @@ class ManagedProcess:
             return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return "(no log)"
+
+
+class Service:
+    """One local service: where its files live, its process, its port. Subclasses set
+    ``name``, ``marker`` (a word of its command line) and ``port_setting``, and
+    implement ``start()`` and ``healthy()``."""
+
+    name: str
+    marker: str
+    port_setting: str
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.dir = settings.stack_path / self.name
+        self.proc = ManagedProcess(self.name, self.dir, marker=self.marker)
+
+    @property
+    def port(self) -> int:
+        return getattr(self.settings, self.port_setting)
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def healthy(self) -> bool:
+        raise NotImplementedError

@@ -7,7 +7,7 @@ import urllib.request
 from pathlib import Path
 
 from stream.config import Settings
-from stream.stack.process import ManagedProcess, StackError
+from stream.stack.process import Service, StackError
 
 __all__ = ["PrometheusService", "dashboards_dir", "render_local_config"]
 
@@ -36,17 +36,10 @@ def render_local_config(settings: Settings) -> str:
     )
 
 
-class PrometheusService:
+class PrometheusService(Service):
     name = "prometheus"
-
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self.dir = settings.stack_path / "prometheus"
-        self.proc = ManagedProcess("prometheus", self.dir, marker="prometheus")
-
-    @property
-    def port(self) -> int:
-        return self.settings.prometheus_port
+    marker = "prometheus"
+    port_setting = "prometheus_port"
 
     def start(self) -> None:
         exe = shutil.which("prometheus")

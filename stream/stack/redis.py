@@ -5,23 +5,15 @@ from __future__ import annotations
 import os
 import shutil
 
-from stream.config import Settings
-from stream.stack.process import ManagedProcess, StackError
+from stream.stack.process import Service, StackError
 
 __all__ = ["RedisService"]
 
 
-class RedisService:
+class RedisService(Service):
     name = "redis"
-
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self.dir = settings.stack_path / "redis"
-        self.proc = ManagedProcess("redis", self.dir, marker="redis-server")
-
-    @property
-    def port(self) -> int:
-        return self.settings.redis_port
+    marker = "redis-server"
+    port_setting = "redis_port"
 
     def start(self) -> None:
         exe = shutil.which("redis-server")

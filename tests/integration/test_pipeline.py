@@ -90,11 +90,13 @@ def test_malformed_messages_go_to_dlq_and_valid_ones_around_them_are_applied(iso
         producer.send_raw("clicks", b"u1", b"\xff\xfe")
         producer.send_raw("clicks", b"u1", b"x" * (70 * 1024))
         producer.send("click", _click(2, "u1", "i3"))
+        producer.send_raw("users", b"u9", b'{"event_id": "p9", "user_id": "u9", "ts": 1, "schema": "v1", "attributes": [1]}')
 
-    letters = wait_for(lambda: (lambda d: d if len(d) >= 5 else None)(list(dead_letters(isolated))), 30,
-                       "five dead letters")
+    letters = wait_for(lambda: (lambda d: d if len(d) >= 6 else None)(list(dead_letters(isolated))), 30,
+                       "six dead letters")
     by_reason = {d.reason: d for d in letters}
-    assert set(by_reason) == {"not_json", "out_of_range", "key_mismatch", "not_utf8", "too_large"}
+    assert set(by_reason) == {"not_json", "out_of_range", "key_mismatch", "not_utf8", "too_large", "wrong_type"}
+    assert by_reason["wrong_type"].source_topic == isolated.topic("users")
     assert by_reason["not_json"].value == b"{not json"  # the original bytes, untouched
     assert by_reason["out_of_range"].value == encode(bad_dwell)
     assert "seconds" in by_reason["out_of_range"].detail
