@@ -10,6 +10,8 @@
     {p}:item:{item_id}           hash: categories (JSON), created_at, features (JSON)
     {p}:stats                    hash: counters (events_total:<type>, duplicates_total, invalid_total:<reason>, ...)
     {p}:hll:users / hll:items    HyperLogLog of distinct user / item ids seen
+    {p}:emb:{kind}:{id}          hash: vec (float32 little-endian bytes), dim, bias, version, updated_at
+                                 (kind = "user" or "item"; see embeddings.py)
 """
 
 from __future__ import annotations
@@ -59,3 +61,8 @@ class Keys:
     @property
     def hll_items(self) -> str:
         return f"{self.prefix}:hll:items"
+
+    def embedding(self, kind: str, entity_id: str) -> str:
+        if kind not in ("user", "item"):
+            raise ValueError(f"embedding kind is {kind!r}: must be 'user' or 'item'")
+        return f"{self.prefix}:emb:{kind}:{entity_id}"
