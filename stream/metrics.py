@@ -33,6 +33,9 @@ class Metrics:
     batch_seconds: Histogram
     batch_events: Histogram
     event_to_applied_seconds: Histogram
+    prequential_trials_total: Counter
+    prequential_hits_total: Counter
+    prequential_ndcg_sum: Counter
     recommendations_pushed_total: Counter
     serving_seconds: Histogram
     profiles_total: Counter
@@ -68,6 +71,21 @@ def build(registry: CollectorRegistry | None = None) -> Metrics:
             "Wall-clock now minus event time when the event's effect reached Redis.",
             buckets=FRESHNESS_BUCKETS,
             registry=r,
+        ),
+        prequential_trials_total=Counter(
+            "streamrec_prequential_trials_total",
+            "Clicks by users with history, each checked against their top-K before learning from it.",
+            ["segment"], registry=r,
+        ),
+        prequential_hits_total=Counter(
+            "streamrec_prequential_hits_total",
+            "Trials whose clicked item was in the user's top-K (hit rate = hits / trials).",
+            ["segment"], registry=r,
+        ),
+        prequential_ndcg_sum=Counter(
+            "streamrec_prequential_ndcg_gain_total",
+            "Sum over trials of 1/log2(rank+1) of the clicked item in the top-K, 0 when absent (NDCG = sum / trials).",
+            ["segment"], registry=r,
         ),
         recommendations_pushed_total=Counter(
             "streamrec_recommendations_pushed_total", "Lists sent to the recommendations topic, by segment.", ["segment"], registry=r

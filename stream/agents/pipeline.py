@@ -3,6 +3,7 @@
     records (raw bytes from the interaction topics)
       -> validate       bad: dead-letter topic, original bytes + reason, processing goes on
       -> segment lookup one Redis round trip
+      -> prequential    each click of a user with history: was the item in their top-K, before learning?
       -> apply          one Lua call per event: dedupe by event_id, popularity, seen items
       -> top-K          for users whose state changed
       -> push           to the recommendations topic when a user's list changed (rate-limited)
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 import uuid
 from collections import OrderedDict
@@ -187,7 +189,29 @@ class Ingestor:
     async def _apply(self, events: list[Event]):
         users = sorted({ev.user_id for ev in events})
         segments = await self.store.segments_of(users, self.default_segment)
+        await self._prequential(events, segments)
         return await self.store.apply(events, segments)
+
+    async def _prequential(self, events: list[Event], segments: dict[str, str]) -> None:
+        """The online hit rate: each first-seen click of a user who has history is a trial, a hit
+        when the clicked item is in the user's top-K as it stood before this batch was learned."""
+        clicks = [ev for ev in events if ev.type == "click"]
+        if not clicks:
+            return
+        applied_before, seen_counts = await self.store.probe(clicks)
+        trials = [ev for ev, dup in zip(clicks, applied_before) if not dup and seen_counts.get(ev.user_id, 0) > 0]
+        if not trials:
+            return
+        users = sorted({ev.user_id for ev in trials})
+        tops = await self.store.top_k(users, segments, self.top_k)
+        for ev in trials:
+            seg = segments[ev.user_id]
+            ranked = [item for item, _ in tops[ev.user_id]]
+            self.metrics.prequential_trials_total.labels(seg).inc()
+            if ev.item_id in ranked:
+                rank = ranked.index(ev.item_id) + 1
+                self.metrics.prequential_hits_total.labels(seg).inc()
+                self.metrics.prequential_ndcg_sum.labels(seg).inc(1.0 / math.log2(rank + 1))
 
     async def _reject(self, rec: Record, reason: str, detail: str, result: BatchResult) -> None:
         result.invalid += 1

@@ -134,6 +134,17 @@ class PopularityStore:
             pipe.evalsha(self._sha, len(keys), *keys, *args)
         return await pipe.execute()
 
+    async def probe(self, events: list[Event]) -> tuple[list[bool], dict[str, int]]:
+        """Before applying: which events were applied already, and how many items each user has seen."""
+        users = sorted({ev.user_id for ev in events})
+        pipe = self.redis.pipeline(transaction=False)
+        for ev in events:
+            pipe.exists(self.keys.dedupe(ev.event_id))
+        for uid in users:
+            pipe.zcard(self.keys.seen(uid))
+        out = await pipe.execute()
+        return [bool(x) for x in out[: len(events)]], dict(zip(users, (int(n) for n in out[len(events):])))
+
     async def top_k(self, user_ids: list[str], segments: dict[str, str], k: int) -> dict[str, list[tuple[str, float]]]:
         """Each user's top-k of their segment's popularity, minus the items they have seen.
 

@@ -69,6 +69,21 @@ def test_round_trip_recommendations_reach_topic_and_http(isolated, worker_factor
     seen = redis.Redis.from_url(isolated.redis_url).zrange(Keys(isolated.redis_prefix).seen("alice"), 0, -1)
     assert seen == [b"hit"]
 
+    # Prequential hit rate: alice (with history now) clicks her top-1 item: one trial, one hit.
+    with EventProducer(isolated) as producer:
+        producer.send("click", _click(100, "alice", "second"))
+
+    def metric(name):
+        with urllib.request.urlopen(f"{worker.url}/metrics", timeout=5) as resp:
+            for line in resp.read().decode().splitlines():
+                if line.startswith(f'{name}{{segment="readers"}}'):
+                    return float(line.split()[-1])
+        return None
+
+    wait_for(lambda: metric("streamrec_prequential_trials_total") == 1.0, 30, "one prequential trial")
+    assert metric("streamrec_prequential_hits_total") == 1.0
+    assert metric("streamrec_prequential_ndcg_gain_total") == 1.0
+
 
 def test_http_rejects_bad_k(isolated, worker_factory):
     worker = worker_factory(isolated).start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 
 import redis.exceptions
 
@@ -65,6 +66,9 @@ class FakeStore:
             out.append(Applied(ev, segments[ev.user_id], ev.event_id not in self.seen_ids))
             self.seen_ids.add(ev.event_id)
         return out
+
+    async def probe(self, events):
+        return [ev.event_id in self.seen_ids for ev in events], {ev.user_id: len(self.seen_ids) for ev in events}
 
     async def top_k(self, users, segments, k):
         return {u: [("popular", 2.0), ("other", 1.0)] for u in users}
@@ -137,3 +141,16 @@ def test_lists_are_pushed_when_they_change_and_rate_limited():
     now[0] = 11.0
     assert asyncio.run(ing.push_due()) == 0  # allowed now, but the list did not change: nothing sent
     assert len(pub.recs) == 1
+
+
+def test_prequential_hit_rate_counts_clicks_of_users_with_history():
+    ing, _ = _ingestor()
+    m = ing.metrics
+    asyncio.run(ing.handle([_rec(0, _click(0))]))  # no history yet: not a trial
+    assert m.prequential_trials_total.labels("all")._value.get() == 0
+    hit = encode(make_event("click", event_id="h", user_id="u1", item_id="other", ts=5.0))
+    miss = encode(make_event("click", event_id="m", user_id="u1", item_id="nowhere", ts=6.0))
+    asyncio.run(ing.handle([_rec(1, hit), _rec(2, miss)]))
+    assert m.prequential_trials_total.labels("all")._value.get() == 2
+    assert m.prequential_hits_total.labels("all")._value.get() == 1
+    assert abs(m.prequential_ndcg_sum.labels("all")._value.get() - 1 / math.log2(3)) < 1e-12  # "other" is rank 2
