@@ -3,6 +3,7 @@
     streamrec-produce simulate --rate 500 --duration 60 --seed 7
     streamrec-produce replay movielens-100k --speedup 100000
     streamrec-produce file events.jsonl            # each line {"type": "click", ...payload}
+    streamrec-produce request --user u000042 --k 5 # ask for a list, print the answer
 """
 
 from __future__ import annotations
@@ -167,6 +168,27 @@ def _cmd_file(args, settings: Settings) -> int:
     return 0
 
 
+def _cmd_request(args, settings: Settings) -> int:
+    from consumers.sdk import recommendations
+    from producers.sdk import EventProducer
+
+    with EventProducer(settings) as producer:
+        request_id = producer.request_recommendations(args.user, args.k)
+    if args.no_wait:
+        print(json.dumps({"request_id": request_id}))
+        return 0
+    deadline = time.monotonic() + args.timeout
+    for rec in recommendations(settings, user_id=args.user, follow=True, idle_timeout=args.timeout):
+        if rec.get("request_id") == request_id:
+            print(json.dumps(rec))
+            return 0
+        if time.monotonic() > deadline:
+            break
+    print(f"streamrec-produce: no answer to request {request_id} within {args.timeout:.0f} s "
+          "(is a worker running?)", file=sys.stderr)
+    return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamrec-produce", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -198,6 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
     fil.add_argument("--type", default=None, help="event type of lines without a 'type' field")
     fil.add_argument("--rate", type=float, default=None)
     fil.set_defaults(func=_cmd_file)
+
+    req = sub.add_parser("request", help="ask the worker for a user's list (rec-requests) and print the answer")
+    req.add_argument("--user", required=True)
+    req.add_argument("--k", type=int, default=10)
+    req.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer")
+    req.add_argument("--no-wait", action="store_true", help="send only; print the request_id")
+    req.set_defaults(func=_cmd_request)
 
     for p in (sim, rep, fil):
         p.add_argument("--quiet", action="store_true", help="no progress lines")

@@ -110,6 +110,18 @@ class EventProducer:
         key = payload.get("item_id") if event_type == "item" else payload.get("user_id")
         self.send_raw(TOPIC_OF[event_type], str(key).encode() if key is not None else None, encode(payload))
 
+    def request_recommendations(self, user_id: str, k: int = 10, request_id: str | None = None) -> str:
+        """Ask the worker for ``user_id``'s top-k; the answer arrives on the recommendations topic
+        with this ``request_id`` (returned)."""
+        import uuid
+
+        from stream.contract import validate_rec_request
+
+        body = {"schema": "v1", "request_id": request_id or uuid.uuid4().hex, "user_id": user_id, "k": k}
+        validate_rec_request(body)
+        self.send_raw("rec-requests", user_id.encode(), encode(body))
+        return body["request_id"]
+
     def send_raw(self, logical_topic: str, key: bytes | None, value: bytes | None) -> None:
         """Publish bytes as they are (no validation) to ``topic_prefix + logical_topic``."""
         if self._closed:

@@ -12,7 +12,7 @@ import faust
 
 from stream.config import get_settings
 
-__all__ = ["app", "settings", "event_topic", "users_topic", "items_topic", "recommendations_topic", "dlq_topic",
+__all__ = ["app", "settings", "event_topic", "users_topic", "items_topic", "recommendations_topic", "dlq_topic", "rec_requests_topic",
            "TOPIC_EVENT_TYPES"]
 
 settings = get_settings()
@@ -70,3 +70,4 @@ users_topic = app.topic(settings.topic("users"), partitions=settings.partitions,
 items_topic = app.topic(settings.topic("items"), partitions=settings.partitions, compacting=True)
 recommendations_topic = app.topic(settings.topic("recommendations"), partitions=settings.partitions)
 dlq_topic = app.topic(settings.topic("events.dlq"), partitions=settings.partitions)
+rec_requests_topic = app.topic(settings.topic("rec-requests"), partitions=settings.partitions)

@@ -36,6 +36,7 @@ TOPIC_NAMES = (
     "users",
     "items",
     "recommendations",
+    "rec-requests",
     "events.dlq",
     "alerts.drift",
 )

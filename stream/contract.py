@@ -41,6 +41,9 @@ __all__ = [
     "parse_json",
     "make_event",
     "encode",
+    "RecRequest",
+    "validate_rec_request",
+    "MAX_REQUEST_K",
 ]
 
 SCHEMA_VERSION = "v1"
@@ -50,6 +53,7 @@ MAX_IMPRESSION_ITEMS = 100
 MAX_DWELL_SECONDS = 86400.0
 MAX_ATTRIBUTES = 64
 MAX_CATEGORIES = 64
+MAX_REQUEST_K = 100
 
 #: Interaction events (keyed by user_id, co-partitioned topics).
 INTERACTION_TYPES = ("click", "dwell", "skip", "impression")
@@ -337,3 +341,32 @@ def make_event(event_type: str, *, event_id: str, user_id: str = "", item_id: st
 def encode(payload: dict[str, Any]) -> bytes:
     """Serialise a payload to the wire form: compact UTF-8 JSON."""
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class RecRequest:
+    """A request on the rec-requests topic (key = user_id): answer with the user's top-k."""
+
+    request_id: str
+    user_id: str
+    k: int
+
+
+def validate_rec_request(data: bytes | str | dict[str, Any]) -> RecRequest:
+    """Validate ``{"schema": "v1", "request_id": str, "user_id": str, "k": int (optional, 1..100)}``.
+
+    >>> validate_rec_request(b'{"schema": "v1", "request_id": "r1", "user_id": "u1", "k": 3}')
+    RecRequest(request_id='r1', user_id='u1', k=3)
+    """
+    obj = data if isinstance(data, dict) else parse_json(data)
+    schema = _require(obj, "schema")
+    if schema != SCHEMA_VERSION:
+        raise InvalidEvent(Reason.BAD_SCHEMA, f"field 'schema' is {_short(schema)}: must be {SCHEMA_VERSION!r}", "schema")
+    request_id = _check_id(obj, "request_id")
+    user_id = _check_id(obj, "user_id")
+    k = obj.get("k", 10)
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise InvalidEvent(Reason.WRONG_TYPE, f"field 'k' is {_short(k)}: must be an integer", "k")
+    if not 1 <= k <= MAX_REQUEST_K:
+        raise InvalidEvent(Reason.OUT_OF_RANGE, f"field 'k' is {k}: must be >= 1 and <= {MAX_REQUEST_K}", "k")
+    return RecRequest(request_id, user_id, k)

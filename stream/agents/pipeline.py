@@ -139,7 +139,7 @@ class Ingestor:
                         "user_id",
                     )
             except InvalidEvent as exc:
-                await self._reject(rec, exc.reason, str(exc), result)
+                await self.reject(rec, exc.reason, str(exc), result)
                 continue
             valid.append((rec, event))
 
@@ -169,6 +169,21 @@ class Ingestor:
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         return result
 
+    async def answer(self, requests: list) -> int:
+        """Answer rec-requests (validated :class:`stream.contract.RecRequest`) on the recommendations topic."""
+        if not requests:
+            return 0
+        users = sorted({r.user_id for r in requests})
+        segments = await self.store.segments_of(users, self.default_segment)
+        k_max = max(r.k for r in requests)
+        tops = await self.store.top_k(users, segments, k_max)
+        for req in requests:
+            payload = self.payload(req.user_id, segments[req.user_id], tops[req.user_id][: req.k], "request", req.request_id)
+            await self.publisher.recommendations(req.user_id, payload)
+            self.metrics.recommendations_pushed_total.labels(segments[req.user_id]).inc()
+        await self.publisher.flush()
+        return len(requests)
+
     async def _apply_isolating(self, valid: list[tuple[Record, Event]], result: BatchResult):
         """Apply the batch; if it fails for a reason other than a transient one, apply event by
         event and dead-letter the ones that fail, so one poison event never drops a batch."""
@@ -183,7 +198,7 @@ class Ingestor:
                 applied += await self._with_retries("apply", lambda: self._apply([ev]))
             except Exception as exc:
                 valid.remove((rec, ev))
-                await self._reject(rec, "processing_error", f"{type(exc).__name__}: {exc}", result)
+                await self.reject(rec, "processing_error", f"{type(exc).__name__}: {exc}", result)
         return applied
 
     async def _apply(self, events: list[Event]):
@@ -213,9 +228,11 @@ class Ingestor:
                 self.metrics.prequential_hits_total.labels(seg).inc()
                 self.metrics.prequential_ndcg_sum.labels(seg).inc(1.0 / math.log2(rank + 1))
 
-    async def _reject(self, rec: Record, reason: str, detail: str, result: BatchResult) -> None:
-        result.invalid += 1
-        result.reasons[reason] = result.reasons.get(reason, 0) + 1
+    async def reject(self, rec: Record, reason: str, detail: str, result: BatchResult | None = None) -> None:
+        """Dead-letter one message: original bytes, reason headers, metric, log line."""
+        if result is not None:
+            result.invalid += 1
+            result.reasons[reason] = result.reasons.get(reason, 0) + 1
         self.metrics.invalid_events_total.labels(reason).inc()
         log.warning("dead-lettered %s[%d]@%d: %s (%s)", rec.topic, rec.partition, rec.offset, reason, detail)
         await self.publisher.dead_letter(rec, reason, detail)
@@ -270,7 +287,8 @@ class Ingestor:
         return pushed
 
     @staticmethod
-    def payload(user_id: str, segment: str, ranked: list[tuple[str, float]], trigger: str) -> bytes:
+    def payload(user_id: str, segment: str, ranked: list[tuple[str, float]], trigger: str,
+                request_id: str | None = None) -> bytes:
         body: dict[str, Any] = {
             "schema": "v1",
             "user_id": user_id,
@@ -281,6 +299,8 @@ class Ingestor:
             "generated_at": time.time(),
             "items": [{"item_id": i, "score": round(s, 6), "rank": r + 1} for r, (i, s) in enumerate(ranked)],
         }
+        if request_id is not None:
+            body["request_id"] = request_id
         return json.dumps(body, separators=(",", ":")).encode()
 
     async def _with_retries(self, step: str, fn: Callable[[], Awaitable[Any]]) -> Any:

@@ -80,3 +80,26 @@ def test_movielens_replay_reaches_the_worker(isolated, worker_factory):
     wait_for(lambda: applied() == sent, 90, f"{sent} replayed events applied")
     assert client.hget(keys.profile("196"), "age_band") == b"45-49"  # user 196 is 49 in ml-100k.user
     assert client.sismember(keys.segments, "25-34")
+
+
+def test_rec_requests_are_answered_and_bad_ones_dead_lettered(isolated, worker_factory):
+    worker_factory(isolated).start()
+    with EventProducer(isolated) as producer:
+        for n, (user, item) in enumerate([("a", "x"), ("b", "x"), ("b", "y")]):
+            producer.send("click", {"event_id": f"r{n}", "user_id": user, "item_id": item, "ts": 1.0 + n,
+                                    "schema": "v1"})
+        producer.send_raw("rec-requests", b"a", b'{"schema": "v1", "request_id": "bad", "user_id": "a", "k": 0}')
+    import redis
+
+    from stream.store.keys import Keys
+
+    stats = redis.Redis.from_url(isolated.redis_url)
+    wait_for(lambda: stats.hget(Keys(isolated.redis_prefix).stats, "events_total:click") == b"3", 30, "3 clicks applied")
+    out = _run(isolated, "producers", "request", "--user", "a", "--k", "1")
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout)
+    assert answer["trigger"] == "request" and answer["request_id"]
+    assert [i["item_id"] for i in answer["items"]] == ["y"]  # a has seen x
+    dead = wait_for(lambda: _run(isolated, "consumers", "dlq").stdout.strip(), 60, "the bad request dead-lettered")
+    record = json.loads(dead.splitlines()[0])
+    assert record["reason"] == "out_of_range" and record["source_topic"] == isolated.topic("rec-requests")
