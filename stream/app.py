@@ -54,6 +54,9 @@ app = faust.App(
     # 500 records a poll avoids the wait_empty hangs seen with larger polls.
     broker_max_poll_records=500,
     consumer_auto_offset_reset="earliest",
+    consumer_group_instance_id=settings.worker_id or None,
+    broker_session_timeout=settings.session_timeout_seconds,
+    broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
     producer_linger=0.005,
 )
 

@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     web_host: str = Field("127.0.0.1", description="Worker HTTP bind address. STREAMREC_WEB_HOST")
     web_port: int = Field(6066, description="Worker HTTP port (/recommendations, /metrics, /health). STREAMREC_WEB_PORT")
     datadir: str = Field("", description="Worker data dir. Default <cache_dir>/worker/<app_id>. STREAMREC_DATADIR")
+    worker_id: str = Field(
+        "",
+        description="Static group membership id of this worker: a restarted worker with the same id takes its "
+        "partitions back without a rebalance. Unique per worker; empty: dynamic membership. STREAMREC_WORKER_ID",
+    )
+    session_timeout_seconds: float = Field(
+        10.0, gt=0, description="How long a silent worker keeps its partitions. STREAMREC_SESSION_TIMEOUT_SECONDS"
+    )
     batch_size: int = Field(500, ge=1, description="Micro-batch size. STREAMREC_BATCH_SIZE")
     batch_within_seconds: float = Field(0.2, gt=0, description="Micro-batch time bound. STREAMREC_BATCH_WITHIN_SECONDS")
     top_k: int = Field(10, ge=1, le=1000, description="Length of a pushed recommendation list. STREAMREC_TOP_K")
