@@ -53,7 +53,9 @@ class Settings(BaseSettings):
 
     # --- identity -----------------------------------------------------------
     app_id: str = Field("streamrec", description="Faust app id; also the consumer group. STREAMREC_APP_ID")
-    log_level: str = Field("info", description="Worker log level. STREAMREC_LOG_LEVEL")
+    log_level: Literal["crit", "error", "warn", "info", "debug"] = Field(
+        "info", description="Worker log level: crit, error, warn, info or debug. STREAMREC_LOG_LEVEL"
+    )
 
     # --- Kafka --------------------------------------------------------------
     bootstrap_servers: str = Field(

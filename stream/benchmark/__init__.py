@@ -1,0 +1,1 @@
+"""Whole-pipeline benchmarks (`streamrec bench pipeline`): real broker, real Redis, real workers."""
