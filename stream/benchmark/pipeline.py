@@ -49,7 +49,7 @@ def _free_port() -> int:
 def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
     """Prometheus-style quantile from cumulative (upper bound, count) buckets, linear within a bucket.
 
-    >>> histogram_quantile(0.5, [(0.1, 0), (0.2, 10), (float("inf"), 10)])
+    >>> round(histogram_quantile(0.5, [(0.1, 0), (0.2, 10), (float("inf"), 10)]), 6)
     0.15
     """
     total = buckets[-1][1]
