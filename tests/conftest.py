@@ -26,6 +26,8 @@ def _stack_settings() -> Settings:
         redis_port=int(os.environ.get("STREAMREC_TEST_REDIS_PORT", "16379")),
         prometheus_port=int(os.environ.get("STREAMREC_TEST_PROMETHEUS_PORT", "19090")),
         stack_dir=str(default_cache_dir() / "test-stack"),
+        # Nothing listens there: the test Prometheus scrapes only the workers tests register.
+        prometheus_targets="127.0.0.1:1",
         bootstrap_servers="",
         redis_url="",
         partitions=4,
