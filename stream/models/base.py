@@ -1,0 +1,263 @@
+"""Shared pieces of every online ranking model: id index, seen items, top-K, state I/O.
+
+Every model in :mod:`stream.models` has the same shape:
+
+* constructor arguments stored exactly as passed (``get_params()`` returns them);
+* ``learn_one(user_id, item_id, weight=1.0, ts=None)`` and
+  ``learn_many(user_ids, item_ids, weights=None, timestamps=None)`` return None.
+  ``weight > 0`` is a positive signal of that strength, ``weight < 0`` an explicit
+  negative (a skip), ``weight == 0`` marks the item as seen and teaches nothing;
+* ``scores(user_id)`` gives one float per known item, in ``item_ids`` order;
+* ``rank(user_id, k)`` gives the top-``k`` item ids, leaving out what the user has seen;
+* ``state()`` / ``from_state()`` and ``save()`` / ``load()`` use plain arrays only
+  (``np.savez`` with ``allow_pickle=False``; ids as unicode arrays).
+
+Every model registers an item the first time any event names it, so several models
+fed the same stream share the same item order (the hybrid ranker relies on it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+__all__ = ["IdIndex", "SeenItems", "OnlineModel", "top_k", "grow"]
+
+
+def grow(array: np.ndarray, n_rows: int) -> np.ndarray:
+    """Return ``array`` with room for at least ``n_rows`` rows (capacity doubles; new rows are 0).
+
+    Examples
+    --------
+    >>> grow(np.ones((2, 3), dtype=np.float32), 5).shape
+    (8, 3)
+    """
+    if n_rows <= array.shape[0]:
+        return array
+    capacity = max(n_rows, 2 * array.shape[0], 8)
+    out = np.zeros((capacity,) + array.shape[1:], dtype=array.dtype)
+    out[: array.shape[0]] = array
+    return out
+
+
+def top_k(scores: np.ndarray, k: int, exclude: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the ``k`` highest scores, best first, leaving out ``exclude``.
+
+    Uses ``np.argpartition`` (linear time), then sorts only the ``k`` winners.
+    Ties are broken by the lower index, so the result is deterministic.
+
+    Examples
+    --------
+    >>> top_k(np.array([0.1, 0.9, 0.5, 0.7], dtype=np.float32), 2, exclude=np.array([1]))
+    array([3, 2])
+    """
+    if k <= 0:
+        raise ValueError(f"top_k: k must be > 0, got {k}")
+    if exclude is not None and len(exclude):
+        scores = scores.copy()
+        scores[exclude] = -np.inf
+        n_valid = scores.shape[0] - len(np.unique(exclude))
+    else:
+        n_valid = scores.shape[0]
+    k = min(k, n_valid)
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    if k < scores.shape[0]:
+        part = np.argpartition(-scores, k - 1)[:k]
+    else:
+        part = np.arange(scores.shape[0])
+    # lexsort: primary key -score, secondary key index (stable tie-break)
+    order = np.lexsort((part, -scores[part]))
+    return part[order].astype(np.int64)
+
+
+class IdIndex:
+    """A growing map from external string ids to dense row indices (first-seen order).
+
+    Examples
+    --------
+    >>> index = IdIndex()
+    >>> index.add_many(["a", "b", "a"]).tolist()
+    [0, 1, 0]
+    >>> index.get("b"), index.get("zzz"), len(index)
+    (1, -1, 2)
+    """
+
+    def __init__(self, ids: Iterable[str] = ()) -> None:
+        self.ids: list[str] = []
+        self._pos: dict[str, int] = {}
+        self.add_many(list(ids))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def get(self, key: str) -> int:
+        return self._pos.get(key, -1)
+
+    def add(self, key: str) -> int:
+        pos = self._pos.get(key)
+        if pos is None:
+            key = str(key)  # a numpy str_ (ids from an array) is stored as a plain str
+            pos = self._pos[key] = len(self.ids)
+            self.ids.append(key)
+        return pos
+
+    def add_many(self, keys: Sequence[str]) -> np.ndarray:
+        try:  # C-speed lookups: in steady state every id is already known
+            return np.fromiter(map(self._pos.__getitem__, keys), dtype=np.int64, count=len(keys))
+        except KeyError:
+            pass
+        found = list(map(self._pos.get, keys))
+        add = self.add
+        for j in [j for j, f in enumerate(found) if f is None]:
+            found[j] = add(keys[j])
+        return np.array(found, dtype=np.int64)
+
+    def to_array(self) -> np.ndarray:
+        return np.array(self.ids, dtype=np.str_) if self.ids else np.empty(0, dtype="<U1")
+
+    @classmethod
+    def from_array(cls, array: np.ndarray) -> "IdIndex":
+        return cls(str(x) for x in array.tolist())
+
+
+class SeenItems:
+    """Per-user seen item indices, kept as sorted unique int64 keys ``user << 32 | item``.
+
+    Learning appends keys to a pending buffer (vectorised, no per-event Python);
+    the buffer is merged into the sorted keys when it outgrows a quarter of them (a
+    stable sort of two sorted runs is a linear merge). A user's items are a
+    ``searchsorted`` range of the keys plus a scan of the small buffer. The keys are
+    also the serialised form (CSR: indptr per user, item indices).
+
+    Examples
+    --------
+    >>> seen = SeenItems()
+    >>> seen.add_many(np.array([0, 0, 1]), np.array([3, 3, 2]))
+    >>> seen.get(0).tolist(), seen.get(5).tolist()
+    ([3], [])
+    """
+
+    _SHIFT = np.int64(32)
+    _MASK = np.int64(0xFFFFFFFF)
+
+    def __init__(self, keys: np.ndarray | None = None) -> None:
+        self._keys = np.empty(0, dtype=np.int64) if keys is None else keys
+        self._pending: list[np.ndarray] = []
+        self._n_pending = 0
+
+    def add_many(self, users: np.ndarray, items: np.ndarray) -> None:
+        keys = (users.astype(np.int64) << self._SHIFT) | items.astype(np.int64)
+        self._pending.append(keys)
+        self._n_pending += len(keys)
+        if self._n_pending > max(4096, len(self._keys) // 4):
+            self._compact()
+
+    def _pending_keys(self) -> np.ndarray:
+        if len(self._pending) > 1:
+            self._pending = [np.concatenate(self._pending)]
+        return self._pending[0] if self._pending else np.empty(0, dtype=np.int64)
+
+    def _compact(self) -> None:
+        pending = np.sort(self._pending_keys())
+        merged = np.sort(np.concatenate([self._keys, pending]), kind="stable")
+        keep = np.r_[True, merged[1:] != merged[:-1]] if len(merged) else np.empty(0, dtype=bool)
+        self._keys = merged[keep]
+        self._pending = []
+        self._n_pending = 0
+
+    def get(self, user: int) -> np.ndarray:
+        lo, hi = np.searchsorted(self._keys, [np.int64(user) << self._SHIFT, np.int64(user + 1) << self._SHIFT])
+        items = self._keys[lo:hi] & self._MASK
+        if self._n_pending:
+            pending = self._pending_keys()
+            extra = pending[(pending >> self._SHIFT) == user] & self._MASK
+            if len(extra):
+                items = np.unique(np.concatenate([items, extra]))
+        return items
+
+    def to_arrays(self, n_users: int) -> tuple[np.ndarray, np.ndarray]:
+        self._compact()
+        users = self._keys >> self._SHIFT
+        indptr = np.searchsorted(users, np.arange(n_users + 1, dtype=np.int64)).astype(np.int64)
+        return indptr, self._keys & self._MASK
+
+    @classmethod
+    def from_arrays(cls, indptr: np.ndarray, indices: np.ndarray) -> "SeenItems":
+        users = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+        seen = cls()
+        if len(users):
+            seen.add_many(users, indices.astype(np.int64))
+            seen._compact()
+        return seen
+
+
+class OnlineModel:
+    """Mixin: parameters, ranking and plain-array persistence shared by every model.
+
+    Subclasses define ``_init_state()``, ``learn_many``, ``scores``, ``_user_index``,
+    ``_seen_indices``, ``_state_arrays`` and ``_load_arrays``.
+    """
+
+    _param_names: tuple[str, ...] = ()
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor arguments, exactly as passed."""
+        return {name: getattr(self, name) for name in self._param_names}
+
+    def clone(self) -> "OnlineModel":
+        """A fresh, untrained model with the same parameters."""
+        return type(self)(**self.get_params())
+
+    @property
+    def item_ids(self) -> list[str]:
+        return self._items.ids
+
+    @property
+    def n_items(self) -> int:
+        return len(self._items)
+
+    def learn_one(self, user_id: str, item_id: str, weight: float = 1.0, ts: float | None = None) -> None:
+        """Learn from one event; see ``learn_many``."""
+        self.learn_many([user_id], [item_id], [weight], None if ts is None else [ts])
+
+    def rank(self, user_id: str, k: int = 10, exclude_seen: bool = True) -> list[str]:
+        """The ``k`` best item ids for ``user_id``, best first, without the user's seen items."""
+        if self.n_items == 0:
+            return []
+        scores = self.scores(user_id)
+        exclude = self._seen_indices(user_id) if exclude_seen else None
+        return [self._items.ids[j] for j in top_k(scores, k, exclude).tolist()]
+
+    def _seen_indices(self, user_id: str) -> np.ndarray:
+        u = self._users.get(user_id)
+        return self._seen.get(u) if u >= 0 else np.empty(0, dtype=np.int64)
+
+    # -- persistence ---------------------------------------------------------
+    def state(self) -> dict[str, np.ndarray]:
+        """The whole model as plain arrays (no objects): parameters as JSON text."""
+        arrays = {"__model__": np.array(type(self).__name__), "__params__": np.array(json.dumps(self.get_params()))}
+        arrays.update(self._state_arrays())
+        return arrays
+
+    @classmethod
+    def from_state(cls, state: dict[str, np.ndarray]) -> "OnlineModel":
+        name = str(state["__model__"])
+        if name != cls.__name__:
+            raise ValueError(f"{cls.__name__}.from_state: state holds a {name}, not a {cls.__name__}")
+        model = cls(**json.loads(str(state["__params__"])))
+        model._load_arrays({k: v for k, v in state.items() if not k.startswith("__")})
+        return model
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write ``state()`` with ``np.savez`` (load it back with ``load``, no pickle involved)."""
+        with open(path, "wb") as fh:
+            np.savez(fh, **self.state())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "OnlineModel":
+        with np.load(path, allow_pickle=False) as data:
+            return cls.from_state({k: data[k] for k in data.files})
