@@ -105,7 +105,8 @@ def _cmd_simulate(args, settings: Settings) -> int:
     from producers.simulator import World, WorldConfig
 
     world = World(WorldConfig(n_users=args.users, n_items=args.items, n_segments=args.segments,
-                              n_categories=args.categories, seed=args.seed))
+                              n_categories=args.categories, seed=args.seed, drift_at=args.drift_at,
+                              drift_segment=args.drift_segment))
     run_id = args.run_id or uuid.uuid4().hex[:10]
     with EventProducer(settings) as producer:
         if not args.no_catalogue:
@@ -204,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=7)
     sim.add_argument("--run-id", default=None, help="event_id prefix (default: random, so runs never collide)")
     sim.add_argument("--no-catalogue", action="store_true", help="skip publishing profiles and items first")
+    sim.add_argument("--drift-at", type=int, default=None,
+                     help="inject drift: after this many events the tastes of --drift-segment rotate")
+    sim.add_argument("--drift-segment", type=int, default=0, help="index of the segment that drifts (default 0)")
     sim.set_defaults(func=_cmd_simulate)
 
     rep = sub.add_parser("replay", help="replay a public data set as events")

@@ -51,8 +51,14 @@ class WorldConfig:
     mean_session_steps: float = 4.0
     taste_noise: float = 0.6
     item_noise: float = 0.6
+    #: Inject drift: at this event index the tastes of segment ``drift_segment`` rotate
+    #: (a random orthogonal rotation of its users' vectors). None: a stationary world.
+    drift_at: int | None = None
+    drift_segment: int = 0
 
     def __post_init__(self):
+        if self.drift_at is not None and not 0 <= self.drift_segment < self.n_segments:
+            raise ValueError(f"WorldConfig.drift_segment is {self.drift_segment}: must be in 0..{self.n_segments - 1}")
         for name in ("n_users", "n_items", "n_segments", "n_categories", "dim", "slate_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"WorldConfig.{name} is {getattr(self, name)}: must be >= 1")
@@ -99,11 +105,20 @@ class World:
             for u in range(c.n_users)
         ]
         self._rng = np.random.default_rng(c.seed + 1)  # the event stream's own generator
+        self.drifted_at: int | None = None
 
     # --- ground truth ---------------------------------------------------------
     def affinity(self, user_index: int) -> np.ndarray:
         """True affinity of one user for every item, shape (n_items,)."""
         return self.user_vectors[user_index] @ self.item_vectors.T / np.sqrt(self.config.dim) + self.item_bias
+
+    def rotate_segment(self, segment_index: int) -> None:
+        """Drift: the segment's tastes turn by a random rotation (seeded), the rest stay."""
+        rng = np.random.default_rng(self.config.seed + 1000 + segment_index)
+        q, r = np.linalg.qr(rng.normal(size=(self.config.dim, self.config.dim)))
+        q *= np.sign(np.diag(r))  # a uniformly random orthogonal matrix
+        members = self.user_segment_index == segment_index
+        self.user_vectors[members] = self.user_vectors[members] @ q.T
 
     def user_segment(self, user_index: int) -> str:
         return self.segment_names[self.user_segment_index[user_index]]
@@ -137,6 +152,9 @@ class World:
         session = 0
         ts = start_ts
         while n_events is None or n < n_events:
+            if c.drift_at is not None and self.drifted_at is None and n >= c.drift_at:
+                self.rotate_segment(c.drift_segment)
+                self.drifted_at = n  # the first event generated with the new tastes
             u = int(rng.choice(c.n_users, p=self.user_activity))
             uid = self.user_ids[u]
             session += 1

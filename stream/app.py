@@ -12,7 +12,7 @@ import faust
 
 from stream.config import get_settings
 
-__all__ = ["app", "settings", "event_topic", "users_topic", "items_topic", "recommendations_topic", "dlq_topic", "rec_requests_topic",
+__all__ = ["app", "settings", "event_topic", "users_topic", "items_topic", "recommendations_topic", "dlq_topic", "rec_requests_topic", "alerts_topic",
            "TOPIC_EVENT_TYPES"]
 
 settings = get_settings()
@@ -74,3 +74,4 @@ items_topic = app.topic(settings.topic("items"), partitions=settings.partitions,
 recommendations_topic = app.topic(settings.topic("recommendations"), partitions=settings.partitions)
 dlq_topic = app.topic(settings.topic("events.dlq"), partitions=settings.partitions)
 rec_requests_topic = app.topic(settings.topic("rec-requests"), partitions=settings.partitions)
+alerts_topic = app.topic(settings.topic("alerts.drift"), partitions=settings.partitions)

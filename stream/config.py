@@ -108,6 +108,11 @@ class Settings(BaseSettings):
         "segment",
         description="Comma-separated profile attributes whose values name a user's segment. STREAMREC_SEGMENT_ATTRIBUTES",
     )
+    drift_delta: float = Field(
+        0.002, gt=0, lt=1, description="ADWIN confidence of the drift detectors (smaller: fewer false alarms, "
+        "later detections). STREAMREC_DRIFT_DELTA")
+    drift_active_seconds: float = Field(
+        600.0, gt=0, description="How long streamrec_drift_active stays 1 after a detection. STREAMREC_DRIFT_ACTIVE_SECONDS")
     default_segment: str = Field("all", description="Segment of users without those attributes. STREAMREC_DEFAULT_SEGMENT")
 
     # --- local stack --------------------------------------------------------

@@ -36,6 +36,8 @@ class Metrics:
     prequential_trials_total: Counter
     prequential_hits_total: Counter
     prequential_ndcg_sum: Counter
+    drift_alerts_total: Counter
+    drift_active: Gauge
     recommendations_pushed_total: Counter
     serving_seconds: Histogram
     profiles_total: Counter
@@ -86,6 +88,15 @@ def build(registry: CollectorRegistry | None = None) -> Metrics:
             "streamrec_prequential_ndcg_gain_total",
             "Sum over trials of 1/log2(rank+1) of the clicked item in the top-K, 0 when absent (NDCG = sum / trials).",
             ["segment"], registry=r,
+        ),
+        drift_alerts_total=Counter(
+            "streamrec_drift_alerts_total", "Drift detections, by segment, KPI signal and detector.",
+            ["segment", "signal", "detector"], registry=r,
+        ),
+        drift_active=Gauge(
+            "streamrec_drift_active",
+            "1 for STREAMREC_DRIFT_ACTIVE_SECONDS after a detection on that segment and signal, else 0.",
+            ["segment", "signal"], registry=r,
         ),
         recommendations_pushed_total=Counter(
             "streamrec_recommendations_pushed_total", "Lists sent to the recommendations topic, by segment.", ["segment"], registry=r

@@ -48,6 +48,7 @@ async def push_rate_limited() -> None:
     """Users whose change was held back by the rate limit get their list once it allows."""
     try:
         await runtime.ingestor.push_due()
+        await runtime.ingestor.publish_alerts()
         await runtime.ingestor.publisher.flush()
     except Exception:
         log.exception("periodic push failed; will retry")

@@ -24,6 +24,7 @@ from typing import Any, Awaitable, Callable, Protocol
 import redis.exceptions
 
 from stream.contract import Event, InvalidEvent, validate_event
+from stream.drift import DriftAlert, DriftMonitor, signal_values
 from stream.metrics import Metrics
 from stream.store.keys import Keys
 from stream.store.popularity import PopularityStore
@@ -60,6 +61,8 @@ class Publisher(Protocol):
     async def dead_letter(self, record: Record, reason: str, detail: str) -> None: ...
 
     async def recommendations(self, user_id: str, payload: bytes) -> None: ...
+
+    async def drift_alert(self, segment: str, payload: bytes) -> None: ...
 
     async def flush(self) -> None: ...
 
@@ -101,6 +104,8 @@ class Ingestor:
         retry_delays: tuple[float, ...] = (0.1, 0.5, 1.0, 2.0, 5.0),
         clock: Callable[[], float] = time.monotonic,
         max_tracked_users: int = 200_000,
+        drift: DriftMonitor | None = None,
+        drift_active_seconds: float = 600.0,
     ):
         self.store = store
         self.publisher = publisher
@@ -115,6 +120,10 @@ class Ingestor:
         self._last_push: OrderedDict[str, float] = OrderedDict()
         self._pending: dict[str, str] = {}  # user_id -> segment, changed but rate-limited
         self._push_lock = asyncio.Lock()
+        self.drift = drift
+        self.drift_active_seconds = drift_active_seconds
+        self._drift_active_until: dict[tuple[str, str], float] = {}
+        self._pending_alerts: list[DriftAlert] = []
 
     @property
     def keys(self) -> Keys:
@@ -158,7 +167,10 @@ class Ingestor:
             if rec.timestamp:
                 self.metrics.event_to_applied_seconds.observe(max(0.0, now_wall - rec.timestamp))
             self._pending[ev.user_id] = app.segment
+            for signal, value in signal_values(ev.type, ev.seconds):
+                self._observe(app.segment, signal, value)
 
+        await self.publish_alerts()
         try:
             result.pushed = await self._with_retries("push", self.push_due)
         except Exception:
@@ -223,6 +235,7 @@ class Ingestor:
             seg = segments[ev.user_id]
             ranked = [item for item, _ in tops[ev.user_id]]
             self.metrics.prequential_trials_total.labels(seg).inc()
+            self._observe(seg, "hit_rate", 1.0 if ev.item_id in ranked else 0.0)
             if ev.item_id in ranked:
                 rank = ranked.index(ev.item_id) + 1
                 self.metrics.prequential_hits_total.labels(seg).inc()
@@ -236,6 +249,37 @@ class Ingestor:
         self.metrics.invalid_events_total.labels(reason).inc()
         log.warning("dead-lettered %s[%d]@%d: %s (%s)", rec.topic, rec.partition, rec.offset, reason, detail)
         await self.publisher.dead_letter(rec, reason, detail)
+
+    def _observe(self, segment: str, signal: str, value: float) -> None:
+        if self.drift is None:
+            return
+        key = (segment, signal)
+        if key not in self._drift_active_until:
+            self._drift_active_until[key] = 0.0
+            self.metrics.drift_active.labels(segment, signal).set(0)  # the series exists before any alert
+        alert = self.drift.update(segment, signal, value)
+        if alert is not None:
+            self._pending_alerts.append(alert)
+            self._drift_active_until[key] = self.clock() + self.drift_active_seconds
+            self.metrics.drift_alerts_total.labels(segment, signal, alert.detector).inc()
+            self.metrics.drift_active.labels(segment, signal).set(1)
+            log.warning("drift: segment %s, %s moved from %.4f to %.4f (%s)", segment, signal,
+                        alert.value_before, alert.value_after, alert.detector)
+
+    async def publish_alerts(self) -> int:
+        """Send pending drift alerts to alerts.drift; clear the active gauge of old ones."""
+        now = self.clock()
+        for (segment, signal), until in self._drift_active_until.items():
+            if 0.0 < until <= now:
+                self._drift_active_until[(segment, signal)] = 0.0
+                self.metrics.drift_active.labels(segment, signal).set(0)
+        sent = 0
+        while self._pending_alerts:
+            alert = self._pending_alerts[0]
+            await self.publisher.drift_alert(alert.segment, json.dumps(alert.to_message()).encode())
+            self._pending_alerts.pop(0)
+            sent += 1
+        return sent
 
     async def push_due(self) -> int:
         """Push the lists of changed users whose rate limit allows it; the rest wait."""

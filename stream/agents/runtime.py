@@ -6,7 +6,8 @@ from __future__ import annotations
 from functools import cached_property
 
 from stream.agents.pipeline import Ingestor, Record, dlq_headers
-from stream.app import TOPIC_EVENT_TYPES, app, dlq_topic, recommendations_topic, settings
+from stream.app import TOPIC_EVENT_TYPES, alerts_topic, app, dlq_topic, recommendations_topic, settings
+from stream.drift import DriftMonitor
 from stream.metrics import METRICS
 from stream.store.keys import Keys
 from stream.store.popularity import PopularityStore
@@ -22,6 +23,9 @@ class FaustPublisher:
 
     async def recommendations(self, user_id: str, payload: bytes) -> None:
         await recommendations_topic.send(key=user_id.encode(), value=payload, force=True)
+
+    async def drift_alert(self, segment: str, payload: bytes) -> None:
+        await alerts_topic.send(key=segment.encode(), value=payload, force=True)
 
     async def flush(self) -> None:
         await app.producer.flush()
@@ -58,6 +62,8 @@ class Runtime:
             default_segment=settings.default_segment,
             top_k=settings.top_k,
             rec_min_interval_seconds=settings.rec_min_interval_seconds,
+            drift=DriftMonitor(delta=settings.drift_delta),
+            drift_active_seconds=settings.drift_active_seconds,
         )
 
 

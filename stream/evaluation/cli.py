@@ -54,7 +54,14 @@ def _bench_model(args) -> int:
 
 
 # target name -> runner; the pipeline benchmark registers here too
-BENCH_TARGETS: dict[str, Callable[[argparse.Namespace], int]] = {"model": _bench_model}
+def _bench_pipeline(args) -> int:
+    from stream.benchmark.pipeline import main_bench_pipeline
+    from stream.config import Settings
+
+    return main_bench_pipeline(Settings(), args)
+
+
+BENCH_TARGETS: dict[str, Callable[[argparse.Namespace], int]] = {"model": _bench_model, "pipeline": _bench_pipeline}
 
 
 def _cmd_bench(args, settings=None) -> int:
@@ -93,6 +100,9 @@ def register(subparsers) -> None:
     be.add_argument("target", choices=sorted(BENCH_TARGETS))
     be.add_argument("--quick", action="store_true", help="a short smoke run")
     be.add_argument("--factors", type=int, default=64, help="factor count measured besides 32 (model)")
+    be.add_argument("--events", type=int, default=50_000, help="pre-filled events drained (pipeline)")
+    be.add_argument("--rate", type=float, default=5_000.0, help="produce rate of the freshness phase (pipeline)")
+    be.add_argument("--seconds", type=float, default=20.0, help="length of the freshness phase (pipeline)")
     be.set_defaults(func=_cmd_bench)
 
 

@@ -157,3 +157,21 @@ def test_producer_partitions_by_user_like_the_worker(isolated):
     assert len(msgs) == 4
     for msg in msgs:
         assert msg.partition == murmur2_partition(msg.key, isolated.partitions), msg.key
+
+
+def test_a_ctr_jump_publishes_a_drift_alert(isolated, worker_factory):
+    from consumers.sdk import drift_alerts
+
+    worker_factory(isolated).start()
+    with EventProducer(isolated) as producer:
+        for n in range(600):  # a long run without clicks, then only clicks: CTR jumps
+            producer.send("impression", make_event("impression", event_id=f"im{n}", user_id=f"v{n % 7}",
+                                                   items=["a", "b"], rec_id=f"r{n}", ts=1_700_000_000.0 + n))
+        producer.flush()
+        wait_for(lambda: _stats(isolated).get("events_total:impression") == 600, 60, "600 impressions applied")
+        for n in range(200):
+            producer.send("click", _click(n, f"v{n % 7}", "a"))
+    alerts = wait_for(lambda: list(drift_alerts(isolated)), 60, "a drift alert on alerts.drift")
+    first = alerts[0]
+    assert first["segment"] == "all" and first["signal"] == "ctr" and first["detector"] == "ADWIN"
+    assert first["value_before"] < 0.1 and first["value_after"] > 3 * first["value_before"]

@@ -21,7 +21,7 @@ def test_register_adds_evaluate_tune_and_bench_with_funcs():
     assert parser.parse_args(["tune", "--trials", "2"]).trials == 2
     args = parser.parse_args(["bench", "model", "--quick"])
     assert args.target == "model" and args.quick and callable(args.func)
-    assert list(BENCH_TARGETS) == ["model"]
+    assert list(BENCH_TARGETS) == ["model", "pipeline"]
     with pytest.raises(SystemExit):
         parser.parse_args(["bench", "nothing"])
 

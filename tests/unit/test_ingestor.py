@@ -14,7 +14,7 @@ from stream.metrics import build
 from stream.store.keys import Keys
 from stream.store.popularity import Applied
 
-TOPICS = {"clicks": "click", "dwell": "dwell"}
+TOPICS = {"clicks": "click", "dwell": "dwell", "impressions": "impression"}
 
 
 class FakeRedis:
@@ -76,7 +76,7 @@ class FakeStore:
 
 class FakePublisher:
     def __init__(self):
-        self.dead, self.recs, self.flushes = [], [], 0
+        self.dead, self.recs, self.flushes, self.alerts = [], [], 0, []
 
     async def dead_letter(self, record, reason, detail):
         self.dead.append((record, reason, detail))
@@ -84,14 +84,18 @@ class FakePublisher:
     async def recommendations(self, user_id, payload):
         self.recs.append((user_id, json.loads(payload)))
 
+    async def drift_alert(self, segment, payload):
+        self.alerts.append((segment, json.loads(payload)))
+
     async def flush(self):
         self.flushes += 1
 
 
-def _ingestor(store=None, interval=0.0, clock=None):
+def _ingestor(store=None, interval=0.0, clock=None, drift=None):
     pub = FakePublisher()
     ing = Ingestor(store or FakeStore(), pub, build(), topic_types=TOPICS, default_segment="all", top_k=2,
-                   rec_min_interval_seconds=interval, retry_delays=(0.0,), clock=clock or (lambda: 0.0))
+                   rec_min_interval_seconds=interval, retry_delays=(0.0,), clock=clock or (lambda: 0.0),
+                   drift=drift, drift_active_seconds=60.0)
     return ing, pub
 
 
@@ -154,3 +158,27 @@ def test_prequential_hit_rate_counts_clicks_of_users_with_history():
     assert m.prequential_trials_total.labels("all")._value.get() == 2
     assert m.prequential_hits_total.labels("all")._value.get() == 1
     assert abs(m.prequential_ndcg_sum.labels("all")._value.get() - 1 / math.log2(3)) < 1e-12  # "other" is rank 2
+
+
+def test_a_ctr_jump_raises_one_drift_alert_counter_and_active_gauge():
+    from stream.drift import DriftMonitor
+
+    now = [0.0]
+    ing, pub = _ingestor(clock=lambda: now[0], drift=DriftMonitor())
+    shown = [_rec(n, encode(make_event("impression", event_id=f"im{n}", user_id="u1", items=["a"], rec_id="r",
+                                       ts=float(n))), topic="impressions") for n in range(800)]
+    clicks = [_rec(1000 + n, _click(1000 + n)) for n in range(300)]
+    for start in range(0, len(shown), 200):
+        asyncio.run(ing.handle(shown[start:start + 200]))
+    assert pub.alerts == []  # stationary: no alarm
+    asyncio.run(ing.handle(clicks))
+    assert len(pub.alerts) == 1
+    segment, alert = pub.alerts[0]
+    assert segment == "all" and alert["signal"] == "ctr" and alert["detector"] == "ADWIN"
+    assert alert["value_before"] < 0.05 and alert["value_after"] > 0.3
+    m = ing.metrics
+    assert m.drift_alerts_total.labels("all", "ctr", "ADWIN")._value.get() == 1
+    assert m.drift_active.labels("all", "ctr")._value.get() == 1
+    now[0] = 61.0
+    asyncio.run(ing.publish_alerts())
+    assert m.drift_active.labels("all", "ctr")._value.get() == 0
