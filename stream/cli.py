@@ -42,6 +42,15 @@ def _cmd_worker(args, settings: Settings) -> int:
         print(f"streamrec worker: cannot reach Kafka at {settings.bootstrap_servers}: {exc}\n"
               "Start the local stack with `streamrec stack up`, or set STREAMREC_BOOTSTRAP_SERVERS.", file=sys.stderr)
         return 2
+    if settings.model_config_path:
+        from stream.models.config_io import load_model_config
+
+        try:
+            config = load_model_config(settings.model_config_path)
+        except (OSError, ValueError) as exc:
+            print(f"streamrec worker: STREAMREC_MODEL_CONFIG_PATH: {exc}", file=sys.stderr)
+            return 2
+        print(f"model configuration: {config['model']} from {settings.model_config_path}", file=sys.stderr)
     settings.datadir_path.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "faust", "-A", "stream.app", "--datadir", str(settings.datadir_path),
             "worker", "-l", settings.log_level, "--web-port", str(settings.web_port)]

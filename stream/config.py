@@ -113,6 +113,11 @@ class Settings(BaseSettings):
         "later detections). STREAMREC_DRIFT_DELTA")
     drift_active_seconds: float = Field(
         600.0, gt=0, description="How long streamrec_drift_active stays 1 after a detection. STREAMREC_DRIFT_ACTIVE_SECONDS")
+    model_config_path: str = Field(
+        "",
+        description="A model configuration file written by `streamrec tune` (stream/models/configs/ has tuned ones); "
+        "the worker checks and loads it at start. Empty: the built-in defaults. STREAMREC_MODEL_CONFIG_PATH",
+    )
     default_segment: str = Field("all", description="Segment of users without those attributes. STREAMREC_DEFAULT_SEGMENT")
 
     # --- local stack --------------------------------------------------------

@@ -7,6 +7,7 @@ import time
 
 from prometheus_client import generate_latest
 
+from stream.agents.pipeline import MODEL_NAME
 from stream.agents.runtime import runtime
 from stream.app import app, settings
 from stream.metrics import METRICS, REGISTRY
@@ -49,8 +50,12 @@ async def health(web, request):
     except Exception:  # the consumer is not started yet
         assigned = 0
     # "ready": the worker owns partitions and consumes; tests and the demo wait for it.
+    config = runtime.model_config
     return web.json({"status": "ok", "redis": redis_ok, "app_id": settings.app_id, "assigned_partitions": assigned,
-                     "ready": assigned > 0})
+                     "ready": assigned > 0, "serving_model": MODEL_NAME,
+                     "model_config": None if config is None else {"path": settings.model_config_path,
+                                                                  "model": config["model"],
+                                                                  "source": config.get("source")}})
 
 
 @app.page("/metrics")

@@ -39,6 +39,15 @@ class Runtime:
         return aioredis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
 
     @cached_property
+    def model_config(self) -> dict | None:
+        """The model configuration file named by STREAMREC_MODEL_CONFIG_PATH, checked; None without one."""
+        if not settings.model_config_path:
+            return None
+        from stream.models.config_io import load_model_config
+
+        return load_model_config(settings.model_config_path)
+
+    @cached_property
     def keys(self) -> Keys:
         return Keys(settings.redis_prefix)
 

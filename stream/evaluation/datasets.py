@@ -39,9 +39,10 @@ _ML_FILES = ("ml-100k.inter", "ml-100k.user", "ml-100k.item")
 
 
 def cache_root() -> pathlib.Path:
-    """``$STREAMREC_CACHE_DIR`` or ``~/.cache/streamrec``."""
-    env = os.environ.get("STREAMREC_CACHE_DIR")
-    return pathlib.Path(env).expanduser() if env else pathlib.Path.home() / ".cache" / "streamrec"
+    """The cache root of the settings (``STREAMREC_CACHE_DIR``, default ``~/.cache/streamrec``)."""
+    from stream.config import Settings
+
+    return Settings().cache_path
 
 
 def movielens_100k_dir(cache_dir: str | os.PathLike | None = None) -> pathlib.Path:

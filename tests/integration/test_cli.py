@@ -103,3 +103,21 @@ def test_rec_requests_are_answered_and_bad_ones_dead_lettered(isolated, worker_f
     dead = wait_for(lambda: _run(isolated, "consumers", "dlq").stdout.strip(), 60, "the bad request dead-lettered")
     record = json.loads(dead.splitlines()[0])
     assert record["reason"] == "out_of_range" and record["source_topic"] == isolated.topic("rec-requests")
+
+
+def test_worker_loads_a_tuned_model_config_and_refuses_a_broken_one(isolated, worker_factory, tmp_path):
+    import urllib.request
+
+    config = ROOT / "stream/models/configs/movielens-100k.json"
+    worker = worker_factory(isolated.model_copy(update={"model_config_path": str(config)})).start()
+    with urllib.request.urlopen(f"{worker.url}/health", timeout=5) as resp:
+        health = json.loads(resp.read())
+    assert health["model_config"]["model"] == "HybridRanker"
+    assert health["model_config"]["path"] == str(config)
+
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"format": "streamrec-model-config/1", "model": "Magic", "params": {}}')
+    out = subprocess.run([sys.executable, "-m", "stream.cli", "worker"], capture_output=True, text=True, timeout=60,
+                         env=settings_env(isolated.model_copy(update={"model_config_path": str(broken)})), cwd=ROOT)
+    assert out.returncode == 2
+    assert "STREAMREC_MODEL_CONFIG_PATH" in out.stderr and "Magic" in out.stderr and "Traceback" not in out.stderr
