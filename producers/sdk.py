@@ -16,6 +16,7 @@ Examples
 
 from __future__ import annotations
 
+import atexit
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -99,6 +100,8 @@ class EventProducer:
         conf.update(extra_config or {})
         self._producer = Producer(conf)
         self._closed = False
+        # A producer app that forgets close() still delivers what it queued when it exits.
+        atexit.register(self._flush_at_exit)
 
     # --- sending ------------------------------------------------------------
     def send(self, event_type: str, payload: dict[str, Any]) -> None:
@@ -163,12 +166,19 @@ class EventProducer:
                 self.stats.errors,
             )
 
+    def _flush_at_exit(self) -> None:
+        if not self._closed:
+            remaining = self._producer.flush(10.0)
+            if remaining:
+                log.error("exiting with %d message(s) undelivered", remaining)
+
     def close(self, timeout: float = 30.0) -> None:
         if not self._closed:
             try:
                 self.flush(timeout)
             finally:
                 self._closed = True
+                atexit.unregister(self._flush_at_exit)
 
     def __enter__(self) -> "EventProducer":
         return self

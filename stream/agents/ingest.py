@@ -52,3 +52,32 @@ async def push_rate_limited() -> None:
         await runtime.ingestor.publisher.flush()
     except Exception:
         log.exception("periodic push failed; will retry")
+
+
+_lag_labels: set[tuple[str, str]] = set()
+
+
+@app.timer(interval=5.0)
+async def export_consumer_lag() -> None:
+    """streamrec_consumer_lag_messages for every partition this worker owns (others are removed)."""
+    try:
+        consumer = app.consumer
+        assigned = set(consumer.assignment())
+        if not assigned:
+            return
+        ends = await consumer.highwaters(*assigned)
+        # Faust keeps the last committed offset per partition; no public accessor exists.
+        committed = getattr(consumer, "_committed_offset", {})
+        now = set()
+        for tp in assigned:
+            done = committed.get(tp)
+            lag = max(0, int(ends.get(tp) or 0) - (int(done) + 1 if done is not None else 0))
+            labels = (tp.topic, str(tp.partition))
+            METRICS.consumer_lag_messages.labels(*labels).set(lag)
+            now.add(labels)
+        for labels in _lag_labels - now:  # partitions that moved to another worker
+            METRICS.consumer_lag_messages.remove(*labels)
+        _lag_labels.clear()
+        _lag_labels.update(now)
+    except Exception:
+        log.exception("exporting consumer lag failed; will retry")

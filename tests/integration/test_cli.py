@@ -121,3 +121,15 @@ def test_worker_loads_a_tuned_model_config_and_refuses_a_broken_one(isolated, wo
                          env=settings_env(isolated.model_copy(update={"model_config_path": str(broken)})), cwd=ROOT)
     assert out.returncode == 2
     assert "STREAMREC_MODEL_CONFIG_PATH" in out.stderr and "Magic" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_producer_app_that_forgets_close_still_delivers_on_exit(isolated):
+    from consumers.sdk import TopicReader
+
+    code = ("from producers.sdk import EventProducer\n"
+            "p = EventProducer(linger_ms=2000)\n"  # a long linger: without the exit flush nothing would leave
+            "p.send('click', {'event_id': 'x1', 'user_id': 'u', 'item_id': 'i', 'ts': 1.0, 'schema': 'v1'})\n")
+    out = subprocess.run([sys.executable, "-c", code], env=settings_env(isolated), cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert [m.key for m in TopicReader("clicks", isolated).read()] == [b"u"]
