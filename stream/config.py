@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     drift_delta: float = Field(
         0.002, gt=0, lt=1, description="ADWIN confidence of the drift detectors (smaller: fewer false alarms, "
         "later detections). STREAMREC_DRIFT_DELTA")
+    drift_window_seconds: float = Field(
+        10.0, gt=0, description="Window over which ctr and skip rate are counted before the detectors see them "
+        "(must be much longer than the skew between topics). STREAMREC_DRIFT_WINDOW_SECONDS")
     drift_active_seconds: float = Field(
         600.0, gt=0, description="How long streamrec_drift_active stays 1 after a detection. STREAMREC_DRIFT_ACTIVE_SECONDS")
     model_config_path: str = Field(

@@ -7,6 +7,14 @@ Each (segment, signal) pair has its own detector. The signals, one observation p
     dwell      log1p(seconds) / log1p(86400)    (dwell time, scaled into [0, 1])
     hit_rate   prequential trial: hit -> 1, miss -> 0
 
+The two ratio signals, ctr and skip_rate, are made of events from two topics (impressions
+and clicks; skips and dwells), which the worker reads in batches of one topic at a time:
+fed event by event, a run of impressions and then a run of clicks would look like a change.
+So :class:`KpiDrift` first counts them over fixed time windows (:class:`KpiWindows`), much
+longer than that interleaving, and feeds each window to the detector as its count of
+observations with the ones spread evenly among the zeros. dwell (one topic) and hit_rate
+(one per click) are fed event by event.
+
 A detection returns a :class:`DriftAlert` naming the segment, signal and detector, with the
 signal's level before (a slow moving average) and after (a fast one); the slow average then
 restarts from the fast one, so one change gives one alert.
@@ -32,9 +40,11 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-__all__ = ["DriftMonitor", "DriftAlert", "SIGNALS", "signal_values"]
+__all__ = ["DriftMonitor", "DriftAlert", "KpiWindows", "KpiDrift", "SIGNALS", "WINDOWED", "signal_values"]
 
 SIGNALS = ("ctr", "skip_rate", "dwell", "hit_rate")
+#: Signals whose observations come from two topics: counted over time windows first.
+WINDOWED = ("ctr", "skip_rate")
 _DWELL_SCALE = math.log1p(86400.0)
 
 
@@ -134,3 +144,80 @@ class DriftMonitor:
     def observations(self, segment: str, signal: str) -> int:
         st = self._streams.get((segment, signal))
         return 0 if st is None else st.n
+
+
+class KpiWindows:
+    """Sums and counts of each (segment, signal) over fixed windows of ``window_seconds``.
+
+    :meth:`observe` and :meth:`close_due` return the windows they closed, as
+    ``(segment, signal, total, count)``.
+
+    >>> w = KpiWindows(window_seconds=10)
+    >>> w.observe("s", "ctr", 1.0, now=0.0), w.observe("s", "ctr", 0.0, now=4.0)
+    ([], [])
+    >>> w.observe("s", "ctr", 1.0, now=10.5)
+    [('s', 'ctr', 1.0, 2)]
+    """
+
+    def __init__(self, window_seconds: float = 10.0):
+        if window_seconds <= 0:
+            raise ValueError(f"window_seconds is {window_seconds}: must be > 0")
+        self.window_seconds = window_seconds
+        self._open: dict[tuple[str, str], list] = {}  # (segment, signal) -> [start, total, count]
+
+    def observe(self, segment: str, signal: str, value: float, now: float) -> list[tuple[str, str, float, int]]:
+        closed = self.close_due(now)
+        w = self._open.get((segment, signal))
+        if w is None:
+            w = self._open[(segment, signal)] = [now, 0.0, 0]
+        w[1] += value
+        w[2] += 1
+        return closed
+
+    def close_due(self, now: float) -> list[tuple[str, str, float, int]]:
+        closed = []
+        for key, (start, total, count) in list(self._open.items()):
+            if now - start >= self.window_seconds:
+                del self._open[key]
+                closed.append((key[0], key[1], total, count))
+        return closed
+
+
+class KpiDrift:
+    """The worker's drift watch: :class:`KpiWindows` for the ratio signals, a
+    :class:`DriftMonitor` for all four. ``now`` is the clock of the caller (wall time in
+    the worker, event time offline).
+
+    >>> kd = KpiDrift(DriftMonitor(), window_seconds=1.0)
+    >>> alerts = []
+    >>> for n in range(40000):  # 20 impressions a second; the click share jumps from 10% to 40%
+    ...     clicked = (n % 10 == 0) if n < 20000 else (n % 5 < 2)
+    ...     alerts += kd.observe("s", "ctr", float(clicked), now=n / 20)
+    >>> [(a.signal, a.value_before < 0.15, a.value_after > 0.3) for a in alerts]
+    [('ctr', True, True)]
+    """
+
+    def __init__(self, monitor: "DriftMonitor", window_seconds: float = 10.0):
+        self.monitor = monitor
+        self.windows = KpiWindows(window_seconds)
+
+    def observe(self, segment: str, signal: str, value: float, now: float) -> list[DriftAlert]:
+        if signal in WINDOWED:
+            return self._feed(self.windows.observe(segment, signal, value, now))
+        alert = self.monitor.update(segment, signal, value)
+        return [alert] if alert is not None else []
+
+    def close_due(self, now: float) -> list[DriftAlert]:
+        return self._feed(self.windows.close_due(now))
+
+    def _feed(self, closed) -> list[DriftAlert]:
+        alerts = []
+        for segment, signal, total, count in closed:
+            ones = int(round(total))
+            for j in range(count):
+                # j-th observation of the window: 1 where the running share of ones steps up
+                value = float((j + 1) * ones // count - j * ones // count)
+                alert = self.monitor.update(segment, signal, value)
+                if alert is not None:
+                    alerts.append(alert)
+        return alerts

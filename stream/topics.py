@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 from stream.config import TOPIC_NAMES, Settings
 
@@ -41,6 +42,23 @@ def ensure_topics(settings: Settings, *, timeout: float = 30.0, quiet: bool = Fa
         except KafkaException as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
+    _wait_for_leaders(admin, list(wanted), settings.partitions, timeout)
     if created and not quiet:
         print(f"created topics: {', '.join(sorted(created))}", file=sys.stderr)
     return created
+
+
+def _wait_for_leaders(admin, names: list[str], partitions: int, timeout: float) -> None:
+    """Wait until every topic's partitions have leaders: a consumer that joins its group before
+    that can be handed an empty assignment and keep it (seen with a freshly started broker)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        meta = admin.list_topics(timeout=timeout).topics
+        pending = [n for n in names
+                   if n not in meta or meta[n].error is not None or len(meta[n].partitions) < partitions
+                   or any(p.leader < 0 for p in meta[n].partitions.values())]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics without leaders after {timeout:.0f} s: {', '.join(sorted(pending))}")
+        time.sleep(0.2)

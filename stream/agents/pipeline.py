@@ -24,7 +24,7 @@ from typing import Any, Awaitable, Callable, Protocol
 import redis.exceptions
 
 from stream.contract import Event, InvalidEvent, validate_event
-from stream.drift import DriftAlert, DriftMonitor, signal_values
+from stream.drift import DriftAlert, DriftMonitor, KpiDrift, signal_values
 from stream.metrics import Metrics
 from stream.store.keys import Keys
 from stream.store.popularity import PopularityStore
@@ -106,6 +106,7 @@ class Ingestor:
         max_tracked_users: int = 200_000,
         drift: DriftMonitor | None = None,
         drift_active_seconds: float = 600.0,
+        drift_window_seconds: float = 10.0,
     ):
         self.store = store
         self.publisher = publisher
@@ -120,7 +121,7 @@ class Ingestor:
         self._last_push: OrderedDict[str, float] = OrderedDict()
         self._pending: dict[str, str] = {}  # user_id -> segment, changed but rate-limited
         self._push_lock = asyncio.Lock()
-        self.drift = drift
+        self.drift = KpiDrift(drift, drift_window_seconds) if drift is not None else None
         self.drift_active_seconds = drift_active_seconds
         self._drift_active_until: dict[tuple[str, str], float] = {}
         self._pending_alerts: list[DriftAlert] = []
@@ -257,18 +258,25 @@ class Ingestor:
         if key not in self._drift_active_until:
             self._drift_active_until[key] = 0.0
             self.metrics.drift_active.labels(segment, signal).set(0)  # the series exists before any alert
-        alert = self.drift.update(segment, signal, value)
-        if alert is not None:
-            self._pending_alerts.append(alert)
-            self._drift_active_until[key] = self.clock() + self.drift_active_seconds
-            self.metrics.drift_alerts_total.labels(segment, signal, alert.detector).inc()
-            self.metrics.drift_active.labels(segment, signal).set(1)
-            log.warning("drift: segment %s, %s moved from %.4f to %.4f (%s)", segment, signal,
-                        alert.value_before, alert.value_after, alert.detector)
+        for alert in self.drift.observe(segment, signal, value, now=self.clock()):
+            self._raise(alert)
+
+    def _raise(self, alert: DriftAlert) -> None:
+        segment, signal = alert.segment, alert.signal
+        self._pending_alerts.append(alert)
+        self._drift_active_until[(segment, signal)] = self.clock() + self.drift_active_seconds
+        self.metrics.drift_alerts_total.labels(segment, signal, alert.detector).inc()
+        self.metrics.drift_active.labels(segment, signal).set(1)
+        log.warning("drift: segment %s, %s moved from %.4f to %.4f (%s)", segment, signal,
+                    alert.value_before, alert.value_after, alert.detector)
 
     async def publish_alerts(self) -> int:
-        """Send pending drift alerts to alerts.drift; clear the active gauge of old ones."""
+        """Close due KPI windows, send pending drift alerts to alerts.drift, clear the active
+        gauge of old ones."""
         now = self.clock()
+        if self.drift is not None:
+            for alert in self.drift.close_due(now):
+                self._raise(alert)
         for (segment, signal), until in self._drift_active_until.items():
             if 0.0 < until <= now:
                 self._drift_active_until[(segment, signal)] = 0.0

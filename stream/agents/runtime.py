@@ -73,6 +73,7 @@ class Runtime:
             rec_min_interval_seconds=settings.rec_min_interval_seconds,
             drift=DriftMonitor(delta=settings.drift_delta),
             drift_active_seconds=settings.drift_active_seconds,
+            drift_window_seconds=settings.drift_window_seconds,
         )
 
 

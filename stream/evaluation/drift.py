@@ -1,9 +1,10 @@
 """Measuring drift detection on the simulator: detection delay after an injected change, and the
 false-alarm rate of a stationary run, with the same DriftMonitor the worker uses.
 
-The KPI streams are the worker's: ctr, skip_rate and dwell from the events, and hit_rate from
-prequential trials against a segment-popularity ranking (decayed counts, the foundation's model),
-computed before each event is learned.
+The KPI streams are the worker's, through the same KpiDrift (ctr and skip_rate counted over
+event-time windows, dwell and hit_rate event by event): ctr, skip_rate and dwell from the
+events, and hit_rate from prequential trials against a segment-popularity ranking (decayed
+counts, the foundation's model), computed before each event is learned.
 
     python -m stream.evaluation.drift          # prints both figures as JSON
 """
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from producers.simulator import World, WorldConfig
-from stream.drift import DriftAlert, DriftMonitor, signal_values
+from stream.drift import DriftAlert, DriftMonitor, KpiDrift, signal_values
 
 __all__ = ["DriftRun", "run_drift", "drift_report"]
 
@@ -45,9 +46,11 @@ class DriftRun:
 
 
 def run_drift(config: WorldConfig, n_events: int, *, top_k: int = 10, half_life_events: float = 3000.0,
-              monitor: DriftMonitor | None = None, progress: bool = False) -> DriftRun:
+              monitor: DriftMonitor | None = None, window_seconds: float = 10.0, progress: bool = False) -> DriftRun:
+    """``window_seconds`` is in event time: the simulator's events are 0.01 s apart, so the default
+    10 s window holds 1,000 events of all segments."""
     world = World(config)
-    monitor = monitor or DriftMonitor()
+    kpi = KpiDrift(monitor or DriftMonitor(), window_seconds)
     user_index = {u: i for i, u in enumerate(world.user_ids)}
     item_index = {it: i for i, it in enumerate(world.item_ids)}
     n_seg = config.n_segments
@@ -76,9 +79,7 @@ def run_drift(config: WorldConfig, n_events: int, *, top_k: int = 10, half_life_
             seen.setdefault(u, set()).add(i)
         for signal, value in obs:
             run.observations += 1
-            alert = monitor.update(seg, signal, value)
-            if alert is not None:
-                run.alerts.append((n, alert))
+            run.alerts.extend((n, alert) for alert in kpi.observe(seg, signal, value, now=payload["ts"]))
         if progress and n and n % 20000 == 0:
             print(f"  drift run: {n:,}/{n_events:,} events, {len(run.alerts)} alerts", file=sys.stderr)
     run.drifted_at = world.drifted_at

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 import urllib.request
 
 import pytest
@@ -162,13 +163,15 @@ def test_producer_partitions_by_user_like_the_worker(isolated):
 def test_a_ctr_jump_publishes_a_drift_alert(isolated, worker_factory):
     from consumers.sdk import drift_alerts
 
-    worker_factory(isolated).start()
+    # 1 s windows: the impressions fill a window of their own, the clicks the next ones
+    worker_factory(isolated.model_copy(update={"drift_window_seconds": 1.0})).start()
     with EventProducer(isolated) as producer:
         for n in range(600):  # a long run without clicks, then only clicks: CTR jumps
             producer.send("impression", make_event("impression", event_id=f"im{n}", user_id=f"v{n % 7}",
                                                    items=["a", "b"], rec_id=f"r{n}", ts=1_700_000_000.0 + n))
         producer.flush()
         wait_for(lambda: _stats(isolated).get("events_total:impression") == 600, 60, "600 impressions applied")
+        time.sleep(1.5)
         for n in range(200):
             producer.send("click", _click(n, f"v{n % 7}", "a"))
     alerts = wait_for(lambda: list(drift_alerts(isolated)), 60, "a drift alert on alerts.drift")

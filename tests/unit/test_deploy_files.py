@@ -86,3 +86,17 @@ def test_alert_rules_check_and_unit_tests_pass():
                  ["test", "rules", *map(str, (ROOT / "dashboards/prometheus/tests").glob("*.yml"))]):
         proc = subprocess.run([promtool, *args], capture_output=True, text=True, cwd=ROOT)
         assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_dashboard_json_is_what_the_builder_makes():
+    """dashboards/build_dashboards.py is the source; the committed JSON must match it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_dashboards", ROOT / "dashboards/build_dashboards.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for uid, (title, panels) in mod.DASHBOARDS.items():
+        path = ROOT / "dashboards/grafana/dashboards" / (uid.removeprefix("streamrec-") + ".json")
+        assert json.loads(path.read_text()) == mod.build(uid, title, panels), path.name
+    names = {p.stem for p in (ROOT / "dashboards/grafana/dashboards").glob("*.json")}
+    assert names == {"overview", "segments", "model-quality", "drift", "pipeline"}

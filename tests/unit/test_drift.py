@@ -13,12 +13,12 @@ BASE = dict(n_users=2000, n_items=500, n_segments=4, n_categories=8, seed=7)
 
 def test_injected_drift_is_detected_soon_after_and_not_before():
     """Seed 7, tastes of segment 0 rotate at event 20,000 of 40,000: measured first alert in that
-    segment 4,254 events after the change (docs/EVALUATION.md lists other seeds)."""
+    segment 5,567 events after the change (docs/EVALUATION.md lists other seeds)."""
     run = run_drift(WorldConfig(**BASE, drift_at=20_000, drift_segment=0), 40_000)
     assert run.drifted_at is not None and 20_000 <= run.drifted_at < 20_050
     assert run.before_change() == []  # no alarm, in any segment, before the change
     delay = run.first_after(run.drift_segment)
-    assert delay is not None and delay <= 6_000, delay
+    assert delay is not None and delay <= 7_000, delay
 
 
 def test_a_stationary_world_raises_no_alarm():

@@ -91,11 +91,11 @@ class FakePublisher:
         self.flushes += 1
 
 
-def _ingestor(store=None, interval=0.0, clock=None, drift=None):
+def _ingestor(store=None, interval=0.0, clock=None, drift=None, active=1000.0):
     pub = FakePublisher()
     ing = Ingestor(store or FakeStore(), pub, build(), topic_types=TOPICS, default_segment="all", top_k=2,
                    rec_min_interval_seconds=interval, retry_delays=(0.0,), clock=clock or (lambda: 0.0),
-                   drift=drift, drift_active_seconds=60.0)
+                   drift=drift, drift_active_seconds=active)
     return ing, pub
 
 
@@ -165,20 +165,28 @@ def test_a_ctr_jump_raises_one_drift_alert_counter_and_active_gauge():
 
     now = [0.0]
     ing, pub = _ingestor(clock=lambda: now[0], drift=DriftMonitor())
-    shown = [_rec(n, encode(make_event("impression", event_id=f"im{n}", user_id="u1", items=["a"], rec_id="r",
-                                       ts=float(n))), topic="impressions") for n in range(800)]
-    clicks = [_rec(1000 + n, _click(1000 + n)) for n in range(300)]
-    for start in range(0, len(shown), 200):
-        asyncio.run(ing.handle(shown[start:start + 200]))
-    assert pub.alerts == []  # stationary: no alarm
-    asyncio.run(ing.handle(clicks))
+    def impression(n):
+        return _rec(n, encode(make_event("impression", event_id=f"im{n}", user_id="u1", items=["a"], rec_id="r",
+                                         ts=float(n))), topic="impressions")
+
+    # 40 windows of 10 s: 9 impressions and 1 click each, then 20 windows with 6 and 4
+    n = 0
+    for window in range(60):
+        clicks = 1 if window < 40 else 4
+        batch = [impression(n + j) for j in range(10 - clicks)] + [_rec(n + 10 + j, _click(n + 10 + j)) for j in range(clicks)]
+        n += 20
+        asyncio.run(ing.handle(batch))
+        if window == 39:
+            assert pub.alerts == []  # stationary so far: no alarm
+        now[0] += 10.0
+    asyncio.run(ing.publish_alerts())
     assert len(pub.alerts) == 1
     segment, alert = pub.alerts[0]
     assert segment == "all" and alert["signal"] == "ctr" and alert["detector"] == "ADWIN"
-    assert alert["value_before"] < 0.05 and alert["value_after"] > 0.3
+    assert alert["value_before"] < 0.2 and alert["value_after"] > alert["value_before"] + 0.1
     m = ing.metrics
     assert m.drift_alerts_total.labels("all", "ctr", "ADWIN")._value.get() == 1
     assert m.drift_active.labels("all", "ctr")._value.get() == 1
-    now[0] = 61.0
+    now[0] += 1001.0
     asyncio.run(ing.publish_alerts())
     assert m.drift_active.labels("all", "ctr")._value.get() == 0

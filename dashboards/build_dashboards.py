@@ -1,0 +1,115 @@
+"""Builds the Grafana dashboards in dashboards/grafana/dashboards/ from one description, so every
+panel uses the provisioned datasource and the metric names of stream/metrics.py.
+
+    python dashboards/build_dashboards.py      # rewrites the JSON files; commit them
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent / "grafana" / "dashboards"
+DATASOURCE = {"type": "prometheus", "uid": "streamrec-prometheus"}
+
+RATE = "rate({m}[5m])"
+CTR = ('sum by (segment) (rate(streamrec_events_total{type="click"}[5m])) / '
+       'sum by (segment) (rate(streamrec_events_total{type="impression"}[5m]))')
+SKIP = ('sum by (segment) (rate(streamrec_events_total{type="skip"}[5m])) / '
+        '(sum by (segment) (rate(streamrec_events_total{type="skip"}[5m])) + '
+        'sum by (segment) (rate(streamrec_events_total{type="dwell"}[5m])))')
+HIT = ("sum by (segment) (rate(streamrec_prequential_hits_total[5m])) / "
+       "sum by (segment) (rate(streamrec_prequential_trials_total[5m]))")
+NDCG = ("sum by (segment) (rate(streamrec_prequential_ndcg_gain_total[5m])) / "
+        "sum by (segment) (rate(streamrec_prequential_trials_total[5m]))")
+
+
+def q(quantile: float, metric: str, by: str = "") -> str:
+    group = f"le, {by}" if by else "le"
+    return f"histogram_quantile({quantile}, sum by ({group}) (rate({metric}_bucket[5m])))"
+
+
+# dashboard uid -> (title, [(panel title, unit, [(expr, legend)])])
+DASHBOARDS = {
+    "streamrec-overview": ("streamrec / overview", [
+        ("Events applied per second, by type", "ops", [("sum by (type) (rate(streamrec_events_total[1m]))", "{{type}}")]),
+        ("Events applied per second, by segment", "ops",
+         [("sum by (segment) (rate(streamrec_events_total[1m]))", "{{segment}}")]),
+        ("Online hit rate@10 by segment (prequential)", "percentunit", [(HIT, "{{segment}}")]),
+        ("Click-through rate by segment", "percentunit", [(CTR, "{{segment}}")]),
+        ("Dead-lettered messages per second, by reason", "ops",
+         [("sum by (reason) (rate(streamrec_invalid_events_total[5m]))", "{{reason}}")]),
+        ("Event-to-Redis time (p50, p99)", "s", [(q(0.5, "streamrec_event_to_applied_seconds"), "p50"),
+                                                 (q(0.99, "streamrec_event_to_applied_seconds"), "p99")]),
+        ("Recommendation lists pushed per second, by segment", "ops",
+         [("sum by (segment) (rate(streamrec_recommendations_pushed_total[1m]))", "{{segment}}")]),
+        ("Drift detector active, by segment and signal", "short",
+         [("max by (segment, signal) (streamrec_drift_active)", "{{segment}} {{signal}}")]),
+    ]),
+    "streamrec-segments": ("streamrec / segment KPIs", [
+        ("Click-through rate", "percentunit", [(CTR, "{{segment}}")]),
+        ("Skip rate (skips / (skips + dwells))", "percentunit", [(SKIP, "{{segment}}")]),
+        ("Dwell time p50", "s", [(q(0.5, "streamrec_dwell_seconds", "segment"), "{{segment}}")]),
+        ("Dwell time p90", "s", [(q(0.9, "streamrec_dwell_seconds", "segment"), "{{segment}}")]),
+        ("Impressions per second", "ops",
+         [('sum by (segment) (rate(streamrec_events_total{type="impression"}[5m]))', "{{segment}}")]),
+        ("Clicks per second", "ops",
+         [('sum by (segment) (rate(streamrec_events_total{type="click"}[5m]))', "{{segment}}")]),
+    ]),
+    "streamrec-model-quality": ("streamrec / model quality", [
+        ("Online hit rate@10 (prequential)", "percentunit", [(HIT, "{{segment}}")]),
+        ("Online NDCG@10 (prequential)", "short", [(NDCG, "{{segment}}")]),
+        ("Prequential trials per second", "ops",
+         [("sum by (segment) (rate(streamrec_prequential_trials_total[5m]))", "{{segment}}")]),
+        ("Lists pushed per second", "ops",
+         [("sum by (segment) (rate(streamrec_recommendations_pushed_total[5m]))", "{{segment}}")]),
+    ]),
+    "streamrec-drift": ("streamrec / drift", [
+        ("Detector active (1 = drift seen recently)", "short",
+         [("max by (segment, signal) (streamrec_drift_active)", "{{segment}} {{signal}}")]),
+        ("Detections in the last hour", "short",
+         [("max by (segment, signal) (max_over_time(streamrec_drift_active[1h]))", "{{segment}} {{signal}}")]),
+        ("Click-through rate (for context)", "percentunit", [(CTR, "{{segment}}")]),
+        ("Online hit rate@10 (for context)", "percentunit", [(HIT, "{{segment}}")]),
+    ]),
+    "streamrec-pipeline": ("streamrec / pipeline health", [
+        ("Workers up", "short", [('sum(up{job="streamrec-worker"})', "workers scraped and up")]),
+        ("Consumer lag by topic (messages)", "short",
+         [("sum by (topic) (streamrec_consumer_lag_messages)", "{{topic}}")]),
+        ("Micro-batch time (p50, p99)", "s", [(q(0.5, "streamrec_batch_seconds"), "p50"),
+                                             (q(0.99, "streamrec_batch_seconds"), "p99")]),
+        ("Event-to-Redis time (p50, p99)", "s", [(q(0.5, "streamrec_event_to_applied_seconds"), "p50"),
+                                                 (q(0.99, "streamrec_event_to_applied_seconds"), "p99")]),
+        ("HTTP answer time p99, by endpoint", "s",
+         [(q(0.99, "streamrec_serving_seconds", "endpoint"), "{{endpoint}}")]),
+        ("Dead letters per second, by reason", "ops",
+         [("sum by (reason) (rate(streamrec_invalid_events_total[5m]))", "{{reason}}")]),
+        ("Duplicate events dropped per second", "ops", [("sum(rate(streamrec_duplicate_events_total[5m]))", "duplicates")]),
+    ]),
+}
+
+
+def build(uid: str, title: str, panels) -> dict:
+    out = []
+    for n, (panel_title, unit, targets) in enumerate(panels):
+        out.append({
+            "id": n + 1, "type": "timeseries", "title": panel_title, "datasource": DATASOURCE,
+            "gridPos": {"x": 12 * (n % 2), "y": 8 * (n // 2), "w": 12, "h": 8},
+            "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+            "targets": [{"refId": chr(65 + k), "datasource": DATASOURCE, "expr": expr, "legendFormat": legend}
+                        for k, (expr, legend) in enumerate(targets)],
+        })
+    return {"uid": uid, "title": title, "tags": ["streamrec"], "schemaVersion": 39, "version": 1,
+            "time": {"from": "now-30m", "to": "now"}, "refresh": "10s", "panels": out}
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    for uid, (title, panels) in DASHBOARDS.items():
+        name = uid.removeprefix("streamrec-") + ".json"
+        (OUT / name).write_text(json.dumps(build(uid, title, panels), indent=2) + "\n")
+        print(f"wrote {OUT / name}")
+
+
+if __name__ == "__main__":
+    main()
