@@ -4,6 +4,7 @@
     streamrec topics                   create streamrec's topics (idempotent)
     streamrec worker                   run a Faust worker (STREAMREC_* configure it)
     streamrec demo --duration 60       stack + simulator + worker, live progress, sample recommendations
+    streamrec report --minutes 60      a PNG of segment KPIs and hit rate from Prometheus, drift marked
     streamrec evaluate|tune|bench      the learning core's tools (see docs/EVALUATION.md)
 """
 
@@ -65,6 +66,12 @@ def _cmd_demo(args, settings: Settings) -> int:
     return run_demo(settings, duration=args.duration, rate=args.rate, keep_stack=args.keep_stack)
 
 
+def _cmd_report(args, settings: Settings) -> int:
+    from stream.report import main_report
+
+    return main_report(settings, args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamrec", description="streamrec: a streaming real-time recommender.",
                                      epilog="Every setting comes from STREAMREC_* variables; see README.md.")
@@ -86,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=float, default=300.0, help="simulated events per second (default 300)")
     demo.add_argument("--keep-stack", action="store_true", help="leave Kafka, Redis and Prometheus running")
     demo.set_defaults(func=_cmd_demo)
+
+    report = sub.add_parser("report", help="a PNG of segment KPIs and hit rate over time, drift marked")
+    report.add_argument("--minutes", type=float, default=60.0, help="how far back (default 60)")
+    report.add_argument("--out", default="streamrec-report.png", help="the PNG to write")
+    report.add_argument("--prometheus", default=None, help="Prometheus URL (default the local stack's)")
+    report.set_defaults(func=_cmd_report)
 
     try:
         from stream.evaluation.cli import register

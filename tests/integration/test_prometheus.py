@@ -48,7 +48,7 @@ def _rules() -> list[tuple[str, str]]:
     return out
 
 
-def test_every_dashboard_and_rule_expression_has_data(isolated, worker_factory):
+def test_every_dashboard_and_rule_expression_has_data(isolated, worker_factory, tmp_path):
     worker = worker_factory(isolated).start()
     name = f"test-{isolated.app_id}"
     register_scrape_target(isolated, name, f"127.0.0.1:{isolated.web_port}")
@@ -85,5 +85,13 @@ def test_every_dashboard_and_rule_expression_has_data(isolated, worker_factory):
             for metric in sorted(set(re.findall(r"\b(streamrec_[a-z0-9_]+|up)\b", expr))):
                 result = _query(isolated, f"count({metric})")["data"]["result"]
                 assert result, f"alert {alert}: metric {metric} has no data"
+
+        # The report command draws from the same Prometheus: a real PNG with every panel's data.
+        out = tmp_path / "report.png"
+        rep = subprocess.run([sys.executable, "-m", "stream.cli", "report", "--minutes", "5", "--out", str(out)],
+                             env=settings_env(isolated), cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert rep.returncode == 0, rep.stderr
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
+        assert "0 series" not in rep.stdout
     finally:
         unregister_scrape_target(isolated, name)
