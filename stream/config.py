@@ -188,6 +188,16 @@ class Settings(BaseSettings):
             conf["ssl.ca.location"] = self.kafka_ssl_cafile
         return conf
 
+    def as_env(self, base: dict[str, str] | None = None) -> dict[str, str]:
+        """An environment for a child process with exactly these settings: ``base`` (default
+        this process's environment) without its STREAMREC_* variables, plus one per setting."""
+        env = {k: v for k, v in (os.environ if base is None else base).items() if not k.startswith("STREAMREC_")}
+        for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[f"STREAMREC_{name.upper()}"] = str(value)
+        return env
+
     def redis_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``redis.Redis.from_url``."""
         kwargs: dict[str, Any] = {}

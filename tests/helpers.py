@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import socket
 import time
 from typing import Callable
 
 from stream.config import Settings
+from stream.stack.process import free_port
 
 __all__ = ["settings_env", "free_port", "wait_for", "in_ci"]
 
@@ -17,19 +17,8 @@ def in_ci() -> bool:
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    """The STREAMREC_* variables that reproduce ``settings`` in a child process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMREC_")}
-    for name, value in settings.model_dump().items():
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[f"STREAMREC_{name.upper()}"] = str(value)
-    return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """The environment that reproduces ``settings`` in a child process."""
+    return settings.as_env()
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.25):

@@ -13,7 +13,6 @@ is not counted. The figure that compares across machines is the ratio (b)/(a).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -23,27 +22,11 @@ import uuid
 from pathlib import Path
 
 from stream.config import Settings
+from stream.stack.process import free_port
 
 __all__ = ["run_pipeline_bench", "histogram_quantile"]
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMREC_")}
-    for name, value in settings.model_dump().items():
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[f"STREAMREC_{name.upper()}"] = str(value)
-    return env
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
@@ -134,7 +117,7 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 50_000, fresh_rate: fl
 
     tag = uuid.uuid4().hex[:8]
     s = base.model_copy(update={"app_id": f"bench-{tag}", "topic_prefix": f"bench{tag}.",
-                                "redis_prefix": f"bench:{tag}", "web_port": _free_port(),
+                                "redis_prefix": f"bench:{tag}", "web_port": free_port(),
                                 "datadir": str(base.cache_path / "bench" / tag)})
     ensure_topics(s, quiet=True)
     client = redis.Redis.from_url(s.redis_url, **s.redis_kwargs())
@@ -154,7 +137,7 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 50_000, fresh_rate: fl
     logs.mkdir(parents=True, exist_ok=True)
     log(f"  logs in {logs}")
     noop = subprocess.Popen([sys.executable, "-m", "faust", "-A", "stream.benchmark.noop", "worker", "-l", "warn",
-                             "--web-port", str(s.web_port)], env=_env(s), cwd=ROOT,
+                             "--web-port", str(s.web_port)], env=s.as_env(), cwd=ROOT,
                             stdout=open(logs / "noop.log", "ab"), stderr=subprocess.STDOUT)
     try:
         t0, t1 = _time_until(lambda: int(client.get(f"{s.redis_prefix}:bench:noop") or 0), n_events, log,
@@ -169,7 +152,7 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 50_000, fresh_rate: fl
         stats = client.hgetall(keys.stats)
         return sum(int(v) for k, v in stats.items() if k.startswith(b"events_total:") or k == b"duplicates_total")
 
-    worker = subprocess.Popen([sys.executable, "-m", "stream.cli", "worker"], env=_env(s), cwd=ROOT,
+    worker = subprocess.Popen([sys.executable, "-m", "stream.cli", "worker"], env=s.as_env(), cwd=ROOT,
                               stdout=open(logs / "worker.log", "ab"), stderr=subprocess.STDOUT)
     try:
         t0, t1 = _time_until(applied, n_events, log, "(b) full pipeline", worker)

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ManagedProcess", "Service", "StackError", "port_open"]
+__all__ = ["ManagedProcess", "Service", "StackError", "port_open", "free_port"]
 
 
 class StackError(RuntimeError):
@@ -23,6 +23,13 @@ def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (the kernel's pick)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @dataclass

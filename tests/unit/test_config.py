@@ -57,3 +57,15 @@ def test_topic_prefix_applies_to_every_topic():
 def test_every_field_documents_its_variable():
     for name, field in Settings.model_fields.items():
         assert f"STREAMREC_{name.upper()}" in (field.description or ""), name
+
+
+def test_as_env_reproduces_the_settings_in_a_child(monkeypatch):
+    monkeypatch.setenv("STREAMREC_TOPIC_PREFIX", "from-parent.")
+    s = Settings(topic_prefix="mine.", redis_password="pw", partitions=6)
+    env = s.as_env({"PATH": "/bin", "STREAMREC_STRAY": "x"})
+    assert env["PATH"] == "/bin" and "STREAMREC_STRAY" not in env
+    monkeypatch.delenv("STREAMREC_TOPIC_PREFIX")
+    for key, value in env.items():
+        if key.startswith("STREAMREC_"):
+            monkeypatch.setenv(key, value)
+    assert Settings() == s
