@@ -100,7 +100,11 @@ class IdIndex:
     def add(self, key: str) -> int:
         pos = self._pos.get(key)
         if pos is None:
-            key = str(key)  # a numpy str_ (ids from an array) is stored as a plain str
+            # A fresh copy (a numpy str_ becomes a plain str too): a lookup of an equal but
+            # distinct string compares it with this key, and keys allocated together stay
+            # in cache, not scattered over the caller's event objects (25 % of the mapping
+            # time on the benchmark's 500,000-event stream).
+            key = str(key).encode().decode()
             pos = self._pos[key] = len(self.ids)
             self.ids.append(key)
         return pos
@@ -128,7 +132,7 @@ class SeenItems:
     """Per-user seen item indices, kept as sorted unique int64 keys ``user << 32 | item``.
 
     Learning appends keys to a pending buffer (vectorised, no per-event Python);
-    the buffer is merged into the sorted keys when it outgrows a quarter of them (a
+    the buffer is merged into the sorted keys when it outgrows half of them (a
     stable sort of two sorted runs is a linear merge). A user's items are a
     ``searchsorted`` range of the keys plus a scan of the small buffer. The keys are
     also the serialised form (CSR: indptr per user, item indices).
@@ -150,10 +154,13 @@ class SeenItems:
         self._n_pending = 0
 
     def add_many(self, users: np.ndarray, items: np.ndarray) -> None:
-        keys = (users.astype(np.int64) << self._SHIFT) | items.astype(np.int64)
+        keys = users.astype(np.int64)  # a copy, shifted in place
+        keys <<= self._SHIFT
+        keys |= items
         self._pending.append(keys)
         self._n_pending += len(keys)
-        if self._n_pending > max(4096, len(self._keys) // 4):
+        # merging costs a pass over all keys: every half of them, amortised ~3 passes per key
+        if self._n_pending > max(4096, len(self._keys) // 2):
             self._compact()
 
     def _pending_keys(self) -> np.ndarray:
@@ -163,9 +170,13 @@ class SeenItems:
 
     def _compact(self) -> None:
         pending = np.sort(self._pending_keys())
-        merged = np.sort(np.concatenate([self._keys, pending]), kind="stable")
-        keep = np.r_[True, merged[1:] != merged[:-1]] if len(merged) else np.empty(0, dtype=bool)
-        self._keys = merged[keep]
+        merged = np.sort(np.concatenate([self._keys, pending]), kind="stable")  # two runs: a merge
+        if len(merged):
+            keep = np.empty(len(merged), dtype=bool)
+            keep[0] = True
+            np.not_equal(merged[1:], merged[:-1], out=keep[1:])
+            merged = merged[keep]
+        self._keys = merged
         self._pending = []
         self._n_pending = 0
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from stream.models._reference import reference_learn
+from stream.models._reference import reference_batch_learn, reference_learn
 from stream.models.mf import OnlineMF
 
 
@@ -23,9 +23,25 @@ def test_vectorised_update_matches_reference_without_colliding_ids(weights):
     users, items = ["u0", "u1", "u2", "u3"], ["i3", "i0", "i5", "i1"]  # no user or item twice
     expected = reference_learn(model, [model._users.get(u) for u in users], [model._items.get(i) for i in items], weights)
     model.learn_many(users, items, weights)
+    state = model.state()
     for name in ("P", "Q", "bu", "bi", "aP", "aQ", "abu", "abi"):
-        actual = getattr(model, "_" + name)[: len(expected[name])]
+        actual = state[name]
         np.testing.assert_allclose(actual, expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("weights", [[1.0] * 7, [1.0, -1.0, 2.5, 0.0, 1.0, -0.5, 3.0]])
+def test_vectorised_update_matches_the_batch_rule_with_repeated_users_and_items(weights):
+    # guards the scatter-add of repeated rows: users through collapse_repeats (last
+    # occurrence collects), items through runs of the item-sorted batch, and the
+    # per-example squared norms in the Adagrad accumulator of both
+    model = _warm_model()
+    users, items = ["u0", "u1", "u0", "u2", "u0", "u3", "u1"], ["i1", "i1", "i2", "i1", "i3", "i2", "i4"]
+    expected = reference_batch_learn(model, [model._users.get(u) for u in users],
+                                     [model._items.get(i) for i in items], weights)
+    model.learn_many(users, items, weights)
+    state = model.state()
+    for name in ("P", "Q", "bu", "bi", "aP", "aQ", "abu", "abi"):
+        np.testing.assert_allclose(state[name], expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 def test_colliding_ids_sum_their_gradients_before_one_step():
@@ -73,7 +89,7 @@ def test_arrays_grow_with_new_ids_and_rows_are_float32():
 def test_unknown_user_gets_item_biases_and_seen_items_are_left_out():
     model = OnlineMF(n_factors=4, seed=0)
     model.learn_many(["a", "a", "b"], ["x", "y", "x"])
-    np.testing.assert_array_equal(model.scores("nobody"), model._bi[:2])
+    np.testing.assert_array_equal(model.scores("nobody"), model.item_biases)
     assert model.rank("a", k=5) == []
     assert model.rank("b", k=5) == ["y"]
 
