@@ -10,7 +10,6 @@ early, cleanly).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -57,6 +56,8 @@ def run_demo(settings: Settings, *, duration: float, rate: float, keep_stack: bo
     from stream.topics import ensure_topics
 
     say = lambda msg: print(msg, flush=True)  # noqa: E731
+    # A Redis prefix of its own: each demo starts from an empty model, and its counts are its own.
+    settings = settings.model_copy(update={"redis_prefix": f"{settings.redis_prefix}:demo-{int(time.time())}"})
     stack = Stack(settings)
     was_running = {s.name for s in stack.status() if s.healthy}
     say(f"== streamrec demo: {duration:.0f} s of simulated traffic at {rate:.0f} events/s ==")
@@ -68,7 +69,7 @@ def run_demo(settings: Settings, *, duration: float, rate: float, keep_stack: bo
     ensure_topics(settings, quiet=True)
     log_dir = settings.stack_path / "demo"
     log_dir.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
+    env = settings.as_env()
     worker_log = open(log_dir / "worker.log", "ab")
     worker = subprocess.Popen([sys.executable, "-m", "stream.cli", "worker"], stdout=worker_log,
                               stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -80,6 +81,7 @@ def run_demo(settings: Settings, *, duration: float, rate: float, keep_stack: bo
             print(f"streamrec demo: the worker did not become ready; see {log_dir / 'worker.log'}", file=sys.stderr)
             return 1
         say("  worker: ready")
+        demo_started = time.time()
         sim_log = open(log_dir / "simulator.log", "ab")
         simulator = subprocess.Popen(
             [sys.executable, "-m", "producers", "simulate", "--rate", str(rate), "--duration", str(duration)],
@@ -104,7 +106,9 @@ def run_demo(settings: Settings, *, duration: float, rate: float, keep_stack: bo
         time.sleep(max(2.0, settings.rec_min_interval_seconds + 1.0))  # let the worker drain and push
 
         say("\n== a sample user's recommendations ==")
-        latest = TopicReader("recommendations", settings).latest_by_key()
+        # only lists this run pushed (the topic keeps earlier runs' too)
+        latest = {user: msg for user, msg in TopicReader("recommendations", settings).latest_by_key().items()
+                  if (msg.timestamp or 0) >= demo_started}
         if not latest:
             say("  no recommendations arrived on the topic: see the worker log")
             return 1
@@ -118,7 +122,11 @@ def run_demo(settings: Settings, *, duration: float, rate: float, keep_stack: bo
                                     timeout=5) as resp:
             http = json.loads(resp.read())
         say(f"  from HTTP GET /recommendations/{user_id}?k=5: {[i['item_id'] for i in http['items']]}")
-        say(f"  Prometheus: http://127.0.0.1:{settings.prometheus_port} (try streamrec_events_total)")
+        pushed = time.strftime("%H:%M:%S", time.localtime(rec["generated_at"]))
+        say(f"  (the topic holds the list pushed at {pushed}, after this user's last event; HTTP ranks now, "
+            "so later events of other users may have moved it)")
+        say(f"  Prometheus: http://127.0.0.1:{settings.prometheus_port} (try streamrec_events_total); "
+            f"Redis keys of this run: {settings.redis_prefix}:*")
     except KeyboardInterrupt:
         say("\ninterrupted: shutting down")
         code = 130
@@ -128,6 +136,12 @@ def run_demo(settings: Settings, *, duration: float, rate: float, keep_stack: bo
         _stop(worker)
         say("  worker and simulator stopped")
         if not keep_stack:
+            try:  # the demo's own Redis keys; with --keep-stack they stay for a look
+                r = redis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
+                for key in r.scan_iter(f"{settings.redis_prefix}:*", count=1000):
+                    r.delete(key)
+            except Exception:
+                pass
             started_here = tuple(s.name for s in stack.services if s.name not in was_running)
             if started_here:
                 Stack(settings, started_here).down(log=lambda m: say(f"  {m}"))
