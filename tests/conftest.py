@@ -1,6 +1,7 @@
 """Fixtures. Integration tests run against a real Kafka, Redis and Prometheus, started by the
 project's own stack code on test ports (STREAMREC_TEST_* to change them). Under CI=true a
-service that cannot start is an error; elsewhere those tests are skipped with the reason."""
+service that cannot start is an error; elsewhere those tests are skipped with the reason.
+Under CI=true every skip, from any source, is reported as a failure (the hook below)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,20 @@ from pathlib import Path
 import pytest
 
 from stream.config import Settings, default_cache_dir
-from tests.helpers import free_port, in_ci, settings_env
+from tests.helpers import free_port, in_ci, settings_env, unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI=true a skipped test is a failed test: a missing service or tool must show red."""
+    outcome = yield
+    report = outcome.get_result()
+    if in_ci() and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, which counts as a failure: {reason}"
 
 
 def _stack_settings() -> Settings:
@@ -45,9 +57,7 @@ def stack_settings():
     try:
         stack.up(log=lambda m: print(f"[stack] {m}", file=sys.stderr))
     except StackError as exc:
-        if in_ci():
-            pytest.fail(f"CI=true and the local stack could not start: {exc}", pytrace=False)
-        pytest.skip(f"local stack unavailable: {exc}")
+        unavailable(f"the local stack (Kafka, Redis, Prometheus) could not start: {exc}")
     yield settings
     if not already and not os.environ.get("STREAMREC_TEST_KEEP_STACK"):
         stack.down(log=lambda m: print(f"[stack] {m}", file=sys.stderr))

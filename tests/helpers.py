@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable
+from typing import Callable, NoReturn
+
+import pytest
 
 from stream.config import Settings
 from stream.stack.process import free_port
 
-__all__ = ["settings_env", "free_port", "wait_for", "in_ci"]
+__all__ = ["settings_env", "free_port", "wait_for", "in_ci", "unavailable"]
 
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def unavailable(what: str) -> NoReturn:
+    """Something a test needs (a service, a binary, an extra) is missing: under CI=true that
+    fails the test; elsewhere the test is skipped, saying what is missing."""
+    if in_ci():
+        pytest.fail(f"CI=true and {what}: scripts/bootstrap installs it, the stack code starts it", pytrace=False)
+    pytest.skip(what)
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

@@ -8,6 +8,7 @@ import pytest
 from stream.evaluation.datasets import EvalEvent
 from stream.evaluation.tune import tune
 from stream.models.config_io import FORMAT, build_model, load_model_config
+from tests.helpers import unavailable
 
 
 def _events(n=400):
@@ -45,7 +46,10 @@ def test_bad_configuration_files_say_what_is_wrong(tmp_path):
 
 
 def test_optuna_sampler_when_installed(tmp_path):
-    pytest.importorskip("optuna")
+    import importlib.util
+
+    if importlib.util.find_spec("optuna") is None:
+        unavailable("optuna (the [tune] extra) is not installed")
     params, value = tune(_events(), space="mf", n_trials=3, seed=0, sampler="optuna", progress=None)
     assert build_model({"model": "OnlineMF", "params": params}).n_factors in (32, 64)
     assert 0.0 <= value <= 1.0
