@@ -10,41 +10,15 @@ early, cleanly).
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import time
 import urllib.request
 
 from stream.config import Settings
+from stream.stack.process import stop_child, wait_worker_ready
 
-__all__ = ["run_demo", "wait_http_ready"]
-
-
-def wait_http_ready(port: int, timeout: float, proc: subprocess.Popen | None = None) -> bool:
-    """Wait until the worker on ``port`` owns partitions (its /health says ready)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            return False
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
-                if json.loads(resp.read()).get("ready"):
-                    return True
-        except Exception:
-            pass
-        time.sleep(0.5)
-    return False
-
-
-def _stop(proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+__all__ = ["run_demo"]
 
 
 def run_demo(settings: Settings, *, duration: float, rate: float, keep_stack: bool) -> int:
@@ -53,6 +27,7 @@ def run_demo(settings: Settings, *, duration: float, rate: float, keep_stack: bo
     from consumers.sdk import TopicReader
     from stream.stack import Stack, StackError
     from stream.store.keys import Keys
+    from stream.store.stats import applied_total, read_stats
     from stream.topics import ensure_topics
 
     say = lambda msg: print(msg, flush=True)  # noqa: E731
@@ -77,7 +52,7 @@ def run_demo(settings: Settings, *, duration: float, rate: float, keep_stack: bo
     code = 0
     try:
         say(f"  worker: starting (pid {worker.pid}, http://127.0.0.1:{settings.web_port}, log {log_dir / 'worker.log'})")
-        if not wait_http_ready(settings.web_port, 90, worker):
+        if not wait_worker_ready(settings.web_port, 90, worker):
             print(f"streamrec demo: the worker did not become ready; see {log_dir / 'worker.log'}", file=sys.stderr)
             return 1
         say("  worker: ready")
@@ -91,8 +66,7 @@ def run_demo(settings: Settings, *, duration: float, rate: float, keep_stack: bo
         keys = Keys(settings.redis_prefix)
 
         def applied() -> int:
-            stats = client.hgetall(keys.stats)
-            return sum(int(v) for k, v in stats.items() if k.startswith(b"events_total:"))
+            return applied_total(read_stats(client, keys))
 
         start_total, t0 = applied(), time.monotonic()
         last_total, last_t = start_total, t0
@@ -132,8 +106,8 @@ def run_demo(settings: Settings, *, duration: float, rate: float, keep_stack: bo
         code = 130
     finally:
         if simulator is not None:
-            _stop(simulator)
-        _stop(worker)
+            stop_child(simulator)
+        stop_child(worker)
         say("  worker and simulator stopped")
         if not keep_stack:
             try:  # the demo's own Redis keys; with --keep-stack they stay for a look

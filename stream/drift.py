@@ -23,7 +23,7 @@ Examples
 --------
 >>> import random
 >>> rng = random.Random(1)
->>> monitor = DriftMonitor(seed=1)
+>>> monitor = DriftMonitor()
 >>> alerts = [a for n in range(6000)
 ...           if (a := monitor.update("students", "ctr", float(rng.random() < (0.1 if n < 3000 else 0.5)))) ]
 >>> [(a.segment, a.signal, a.detector, a.events_seen) for a in alerts]
@@ -102,17 +102,14 @@ class DriftMonitor:
         ADWIN's confidence: smaller, fewer false alarms and later detections.
     slow_alpha, fast_alpha
         Weights of the moving averages reported as the levels before and after.
-    seed
-        Unused by ADWIN; kept so a seeded detector factory can be swapped in.
     """
 
     def __init__(self, detector_factory: Callable[[], object] | None = None, *, delta: float = 0.002,
-                 slow_alpha: float = 0.0005, fast_alpha: float = 0.02, seed: int = 0):
+                 slow_alpha: float = 0.0005, fast_alpha: float = 0.02):
         self.detector_factory = detector_factory
         self.delta = delta
         self.slow_alpha = slow_alpha
         self.fast_alpha = fast_alpha
-        self.seed = seed
         self._streams: dict[tuple[str, str], _Stream] = {}
 
     def _new_detector(self):
@@ -141,9 +138,6 @@ class DriftMonitor:
         st.n_slow = int(1 / self.fast_alpha)
         return alert
 
-    def observations(self, segment: str, signal: str) -> int:
-        st = self._streams.get((segment, signal))
-        return 0 if st is None else st.n
 
 
 class KpiWindows:

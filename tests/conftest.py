@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from stream.config import Settings, default_cache_dir
-from tests.helpers import free_port, in_ci, settings_env, unavailable
+from stream.stack.process import stop_child, wait_worker_ready
+from tests.helpers import free_port, in_ci, unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,25 +98,16 @@ class WorkerProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 90.0) -> "WorkerProcess":
-        from stream.demo import wait_http_ready
-
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "worker"], stdout=log,
-                                     stderr=subprocess.STDOUT, env=settings_env(self.settings), cwd=ROOT)
-        if not wait_http_ready(self.settings.web_port, timeout, self.proc):
+                                     stderr=subprocess.STDOUT, env=self.settings.as_env(), cwd=ROOT)
+        if not wait_worker_ready(self.settings.web_port, timeout, self.proc):
             self.stop()
             raise AssertionError(f"worker did not become ready; log tail:\n{self.log_tail()}")
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
+        return None if self.proc is None else stop_child(self.proc, sig, timeout)
 
     def log_tail(self, n: int = 40) -> str:
         try:

@@ -11,7 +11,7 @@ import pytest
 from stream.config import Settings
 from stream.stack.process import free_port
 
-__all__ = ["settings_env", "free_port", "wait_for", "in_ci", "unavailable"]
+__all__ = ["free_port", "wait_for", "in_ci", "unavailable", "stats", "applied"]
 
 
 def in_ci() -> bool:
@@ -26,9 +26,21 @@ def unavailable(what: str) -> NoReturn:
     pytest.skip(what)
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that reproduces ``settings`` in a child process."""
-    return settings.as_env()
+def stats(settings: Settings) -> dict[str, int]:
+    """The worker's counters in Redis under this test's prefix."""
+    import redis
+
+    from stream.store.keys import Keys
+    from stream.store.stats import read_stats
+
+    return read_stats(redis.Redis.from_url(settings.redis_url), Keys(settings.redis_prefix))
+
+
+def applied(settings: Settings) -> int:
+    """Events the worker applied (first seen) under this test's prefix."""
+    from stream.store.stats import applied_total
+
+    return applied_total(stats(settings))
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.25):

@@ -7,15 +7,12 @@ A profile's segment is the values of the configured attributes
 from __future__ import annotations
 
 import json
-import logging
 
 from stream.agents.pipeline import Record
-from stream.agents.runtime import FaustPublisher, runtime
+from stream.agents.runtime import runtime
 from stream.app import app, items_topic, settings, users_topic
 from stream.contract import InvalidEvent, validate_event
 from stream.metrics import METRICS
-
-log = logging.getLogger(__name__)
 
 __all__ = ["segment_of", "users", "items"]
 
@@ -32,15 +29,6 @@ def segment_of(attributes: dict[str, str], names: list[str], default: str) -> st
     return "/".join(values) if values else default
 
 
-async def _dead_letter(event, reason: str, detail: str) -> None:
-    msg = event.message
-    METRICS.invalid_events_total.labels(reason).inc()
-    log.warning("dead-lettered %s[%d]@%d: %s (%s)", msg.topic, msg.partition, msg.offset, reason, detail)
-    publisher = FaustPublisher()
-    await publisher.dead_letter(Record(msg.topic, msg.partition, msg.offset, msg.key, msg.value), reason, detail)
-    await publisher.flush()
-
-
 async def _records(stream, kind: str, redis_key):
     """Validated records of a compacted topic; a tombstone deletes the key's hash, a bad
     record is dead-lettered. Yields Event objects."""
@@ -53,7 +41,9 @@ async def _records(stream, kind: str, redis_key):
         try:
             yield validate_event(kind, msg.value)
         except InvalidEvent as exc:
-            await _dead_letter(event, exc.reason, str(exc))
+            await runtime.ingestor.reject(Record(msg.topic, msg.partition, msg.offset, msg.key, msg.value),
+                                          exc.reason, str(exc))
+            await runtime.ingestor.publisher.flush()
 
 
 @app.agent(users_topic, concurrency=1)

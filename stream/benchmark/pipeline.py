@@ -13,7 +13,6 @@ is not counted. The figure that compares across machines is the ratio (b)/(a).
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ import uuid
 from pathlib import Path
 
 from stream.config import Settings
-from stream.stack.process import free_port
+from stream.stack.process import free_port, stop_child, wait_worker_ready
 
 __all__ = ["run_pipeline_bench", "histogram_quantile"]
 
@@ -60,21 +59,6 @@ def _scrape_buckets(port: int, name: str) -> list[tuple[float, float]]:
     return sorted(out)
 
 
-def _wait_ready(port: int, proc: subprocess.Popen, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"benchmark worker exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
-                if json.loads(resp.read()).get("ready", True):
-                    return
-        except Exception:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError("benchmark worker did not become ready")
-
-
 def _time_until(counter, n: int, log, label: str, proc: subprocess.Popen, timeout: float = 600.0) -> tuple[float, float]:
     """Poll ``counter()`` until it reaches n; returns (time of first progress, time of n)."""
     first = None
@@ -96,16 +80,6 @@ def _time_until(counter, n: int, log, label: str, proc: subprocess.Popen, timeou
     raise RuntimeError(f"{label}: reached only {counter():,} of {n:,} within {timeout:.0f} s")
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def run_pipeline_bench(base: Settings, *, n_events: int = 50_000, fresh_rate: float = 5_000.0,
                        fresh_seconds: float = 20.0, log=print) -> dict[str, float]:
     import redis
@@ -113,6 +87,7 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 50_000, fresh_rate: fl
     from producers.sdk import EventProducer
     from producers.simulator import World, WorldConfig
     from stream.store.keys import Keys
+    from stream.store.stats import applied_total, read_stats
     from stream.topics import ensure_topics
 
     tag = uuid.uuid4().hex[:8]
@@ -143,14 +118,13 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 50_000, fresh_rate: fl
         t0, t1 = _time_until(lambda: int(client.get(f"{s.redis_prefix}:bench:noop") or 0), n_events, log,
                              "(a) no-op drain", noop)
     finally:
-        _stop(noop)
+        stop_child(noop, timeout=60)
     results["noop_events_per_s"] = n_events / max(t1 - t0, 1e-9)
     log(f"  (a) no-op agent: {results['noop_events_per_s']:,.0f} events/s")
 
     # (b) the real worker on the same events
     def applied() -> int:
-        stats = client.hgetall(keys.stats)
-        return sum(int(v) for k, v in stats.items() if k.startswith(b"events_total:") or k == b"duplicates_total")
+        return applied_total(read_stats(client, keys), with_duplicates=True)
 
     worker = subprocess.Popen([sys.executable, "-m", "stream.cli", "worker"], env=s.as_env(), cwd=ROOT,
                               stdout=open(logs / "worker.log", "ab"), stderr=subprocess.STDOUT)
@@ -162,7 +136,8 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 50_000, fresh_rate: fl
             f"= {results['ratio_b_over_a']:.2f} x the no-op agent")
 
         # (c) freshness at a fixed rate, the worker caught up
-        _wait_ready(s.web_port, worker)
+        if not wait_worker_ready(s.web_port, 120, worker):
+            raise RuntimeError("benchmark worker did not become ready")
         before = _scrape_buckets(s.web_port, "streamrec_event_to_applied_seconds")
         n_fresh = int(fresh_rate * fresh_seconds)
         start = time.monotonic()
@@ -183,7 +158,7 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 50_000, fresh_rate: fl
         log(f"  (c) at {achieved:,.0f} events/s produced: event-to-Redis p50 "
             f"{results['freshness_p50_s'] * 1000:.0f} ms, p99 {results['freshness_p99_s'] * 1000:.0f} ms")
     finally:
-        _stop(worker)
+        stop_child(worker, timeout=60)
         _cleanup(s, client)
     return results
 

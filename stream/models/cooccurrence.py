@@ -104,12 +104,8 @@ class Cooccurrence(OnlineModel):
         timestamps: Sequence[float] | None = None,
     ) -> None:
         """Add positives (weight > 0) in order; other events only mark items as seen."""
-        if len(user_ids) != len(item_ids):
-            raise ValueError("Cooccurrence.learn_many: user_ids and item_ids must have the same length")
-        u = self._users.add_many(user_ids)
-        i = self._items.add_many(item_ids)
+        u, i, w = self._index_batch(user_ids, item_ids, weights)
         self._grow_items()
-        w = np.ones(len(i)) if weights is None else np.asarray(weights, dtype=np.float64)
         if self.track_seen:
             self._seen.add_many(u, i)
         # order matters (each positive pairs with the user's earlier ones): one step per positive

@@ -185,19 +185,10 @@ class OnlineMF(OnlineModel):
         timestamps: Sequence[float] | None = None,
     ) -> None:
         """Learn from a micro-batch of events (``timestamps`` are accepted and unused)."""
-        if len(user_ids) != len(item_ids):
-            raise ValueError(
-                f"OnlineMF.learn_many: user_ids and item_ids must have the same length, "
-                f"got {len(user_ids)} and {len(item_ids)}"
-            )
         nu0, ni0 = self.n_users, self.n_items
-        u = self._users.add_many(user_ids)
-        i = self._items.add_many(item_ids)
+        u, i, w = self._index_batch(user_ids, item_ids, weights, dtype=_F32)
         self._grow_users(nu0)
         self._grow_items(ni0)
-        w = np.ones(len(u), dtype=_F32) if weights is None else np.array(weights, dtype=_F32)
-        if w.shape != u.shape:
-            raise ValueError(f"OnlineMF.learn_many: weights must have one value per event, got shape {w.shape}")
         self.learn_indices(u, i, w)
 
     def learn_indices(self, u: np.ndarray, i: np.ndarray, w: np.ndarray) -> None:

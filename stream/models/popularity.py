@@ -62,12 +62,8 @@ class Popularity(OnlineModel):
         timestamps: Sequence[float] | None = None,
     ) -> None:
         """Count positive weights; negative and zero weights only mark items as seen."""
-        if len(user_ids) != len(item_ids):
-            raise ValueError("Popularity.learn_many: user_ids and item_ids must have the same length")
-        u = self._users.add_many(user_ids)
-        i = self._items.add_many(item_ids)
+        u, i, w = self._index_batch(user_ids, item_ids, weights)
         self._counts = grow(self._counts, self.n_items)
-        w = np.ones(len(i)) if weights is None else np.asarray(weights, dtype=np.float64)
         if self.track_seen:
             self._seen.add_many(u, i)
         w = np.where(w > 0, w, 0.0)

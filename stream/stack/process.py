@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ManagedProcess", "Service", "StackError", "port_open", "free_port"]
+__all__ = ["ManagedProcess", "Service", "StackError", "port_open", "free_port", "wait_worker_ready", "stop_child"]
 
 
 class StackError(RuntimeError):
@@ -30,6 +30,39 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_worker_ready(port: int, timeout: float, proc: subprocess.Popen | None = None) -> bool:
+    """Wait until the worker on ``port`` owns partitions (its /health says ready); False when
+    ``proc`` exits first or the time runs out."""
+    import json
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+                if json.loads(resp.read()).get("ready"):
+                    return True
+        except Exception:
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def stop_child(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+    """Stop a child process (SIGTERM lets a worker drain and commit), SIGKILL after ``timeout``;
+    returns its exit code."""
+    if proc.poll() is not None:
+        return proc.returncode
+    proc.send_signal(sig)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
 
 
 @dataclass

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from producers.sdk import EventProducer
-from tests.helpers import settings_env, wait_for
+from tests.helpers import applied, wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _run(settings, module, *args, stdin=None):
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, input=stdin,
-                          env=settings_env(settings), cwd=ROOT, timeout=120)
+                          env=settings.as_env(), cwd=ROOT, timeout=120)
 
 
 def test_file_publish_then_read_recommendations_and_dead_letters(isolated, worker_factory, tmp_path):
@@ -72,12 +72,7 @@ def test_movielens_replay_reaches_the_worker(isolated, worker_factory):
     assert sent >= 400  # ratings >= 4 become two events (click + dwell)
     client = redis.Redis.from_url(isolated.redis_url)
     keys = Keys(isolated.redis_prefix)
-
-    def applied():
-        stats = client.hgetall(keys.stats)
-        return sum(int(v) for k, v in stats.items() if k.startswith(b"events_total:"))
-
-    wait_for(lambda: applied() == sent, 90, f"{sent} replayed events applied")
+    wait_for(lambda: applied(isolated) == sent, 90, f"{sent} replayed events applied")
     assert client.hget(keys.profile("196"), "age_band") == b"45-49"  # user 196 is 49 in ml-100k.user
     assert client.sismember(keys.segments, "25-34")
 
@@ -118,7 +113,7 @@ def test_worker_loads_a_tuned_model_config_and_refuses_a_broken_one(isolated, wo
     broken = tmp_path / "broken.json"
     broken.write_text('{"format": "streamrec-model-config/1", "model": "Magic", "params": {}}')
     out = subprocess.run([sys.executable, "-m", "stream.cli", "worker"], capture_output=True, text=True, timeout=60,
-                         env=settings_env(isolated.model_copy(update={"model_config_path": str(broken)})), cwd=ROOT)
+                         env=isolated.model_copy(update={"model_config_path": str(broken)}).as_env(), cwd=ROOT)
     assert out.returncode == 2
     assert "STREAMREC_MODEL_CONFIG_PATH" in out.stderr and "Magic" in out.stderr and "Traceback" not in out.stderr
 
@@ -129,7 +124,7 @@ def test_a_producer_app_that_forgets_close_still_delivers_on_exit(isolated):
     code = ("from producers.sdk import EventProducer\n"
             "p = EventProducer(linger_ms=2000)\n"  # a long linger: without the exit flush nothing would leave
             "p.send('click', {'event_id': 'x1', 'user_id': 'u', 'item_id': 'i', 'ts': 1.0, 'schema': 'v1'})\n")
-    out = subprocess.run([sys.executable, "-c", code], env=settings_env(isolated), cwd=ROOT, capture_output=True,
+    out = subprocess.run([sys.executable, "-c", code], env=isolated.as_env(), cwd=ROOT, capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert [m.key for m in TopicReader("clicks", isolated).read()] == [b"u"]

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import settings_env
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -16,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_demo_shows_progress_and_a_users_recommendations_from_topic_and_http(isolated):
     out = subprocess.run([sys.executable, "-m", "stream.cli", "demo", "--duration", "8", "--rate", "200"],
-                         env=settings_env(isolated), cwd=ROOT, capture_output=True, text=True, timeout=240)
+                         env=isolated.as_env(), cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     text = out.stdout
     assert "worker: ready" in text and "ev/s" in text and "users seen" in text

@@ -14,18 +14,9 @@ from consumers.sdk import TopicReader, dead_letters, latest_recommendations, mur
 from producers.sdk import EventProducer
 from stream.contract import encode, make_event
 from stream.store.keys import Keys
-from tests.helpers import wait_for
+from tests.helpers import applied, stats, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def _stats(settings) -> dict[str, int]:
-    client = redis.Redis.from_url(settings.redis_url)
-    return {k.decode(): int(v) for k, v in client.hgetall(Keys(settings.redis_prefix).stats).items()}
-
-
-def _applied(settings) -> int:
-    return sum(v for k, v in _stats(settings).items() if k.startswith("events_total:"))
 
 
 def _click(n: int, user: str, item: str, ts: float = 1_700_000_000.0) -> dict:
@@ -51,7 +42,7 @@ def test_round_trip_recommendations_reach_topic_and_http(isolated, worker_factor
                 n += 1
                 producer.send("click", _click(n, user, item))
         producer.flush()
-        wait_for(lambda: _applied(isolated) >= n, 30, f"{n} events applied")
+        wait_for(lambda: applied(isolated) >= n, 30, f"{n} events applied")
         producer.send("click", _click(99, "alice", "hit"))
 
     rec = wait_for(lambda: latest_recommendations("alice", isolated), 30, "alice's list on the recommendations topic")
@@ -118,8 +109,8 @@ def test_malformed_messages_go_to_dlq_and_valid_ones_around_them_are_applied(iso
     assert "seconds" in by_reason["out_of_range"].detail
     assert by_reason["out_of_range"].source_topic == isolated.topic("dwell")
     assert by_reason["not_json"].source_offset >= 0
-    wait_for(lambda: _stats(isolated).get("events_total:click") == 2, 30, "both valid clicks applied")
-    assert _applied(isolated) == 2
+    wait_for(lambda: stats(isolated).get("events_total:click") == 2, 30, "both valid clicks applied")
+    assert applied(isolated) == 2
 
 
 def test_duplicate_event_ids_are_applied_once(isolated, worker_factory):
@@ -129,8 +120,8 @@ def test_duplicate_event_ids_are_applied_once(isolated, worker_factory):
         producer.send("click", ev)
         producer.send("click", ev)  # a producer-side retry of the same event
         producer.send("click", _click(2, "u1", "i2"))
-    wait_for(lambda: _stats(isolated).get("duplicates_total") == 1, 30, "one duplicate counted")
-    assert _stats(isolated)["events_total:click"] == 2
+    wait_for(lambda: stats(isolated).get("duplicates_total") == 1, 30, "one duplicate counted")
+    assert stats(isolated)["events_total:click"] == 2
 
 
 def test_restarted_worker_does_not_reprocess_committed_events(isolated, worker_factory):
@@ -138,16 +129,16 @@ def test_restarted_worker_does_not_reprocess_committed_events(isolated, worker_f
     with EventProducer(isolated) as producer:
         for n in range(300):
             producer.send("click", _click(n, f"user{n % 17}", f"item{n % 23}"))
-    wait_for(lambda: _applied(isolated) == 300, 60, "300 events applied")
+    wait_for(lambda: applied(isolated) == 300, 60, "300 events applied")
     assert first.stop(signal.SIGTERM) == 0  # a graceful stop commits the offsets
 
     worker_factory(isolated, "second").start()
     with EventProducer(isolated) as producer:
         for n in range(300, 400):
             producer.send("click", _click(n, f"user{n % 17}", f"item{n % 23}"))
-    wait_for(lambda: _applied(isolated) == 400, 60, "400 events applied")
+    wait_for(lambda: applied(isolated) == 400, 60, "400 events applied")
     # Had the second worker re-read committed events, their event ids would have been seen again.
-    assert _stats(isolated).get("duplicates_total", 0) == 0
+    assert stats(isolated).get("duplicates_total", 0) == 0
 
 
 def test_producer_partitions_by_user_like_the_worker(isolated):
@@ -170,7 +161,7 @@ def test_a_ctr_jump_publishes_a_drift_alert(isolated, worker_factory):
             producer.send("impression", make_event("impression", event_id=f"im{n}", user_id=f"v{n % 7}",
                                                    items=["a", "b"], rec_id=f"r{n}", ts=1_700_000_000.0 + n))
         producer.flush()
-        wait_for(lambda: _stats(isolated).get("events_total:impression") == 600, 60, "600 impressions applied")
+        wait_for(lambda: stats(isolated).get("events_total:impression") == 600, 60, "600 impressions applied")
         time.sleep(1.5)
         for n in range(200):
             producer.send("click", _click(n, f"v{n % 7}", "a"))

@@ -18,7 +18,7 @@ import yaml
 
 from producers.sdk import EventProducer
 from stream.stack.prometheus import register_scrape_target, unregister_scrape_target
-from tests.helpers import settings_env, wait_for
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,7 +60,7 @@ def test_every_dashboard_and_rule_expression_has_data(isolated, worker_factory, 
             producer.send_raw("dwell", b"u2", b"{}")
         sim = subprocess.run(
             [sys.executable, "-m", "producers", "simulate", "--rate", "300", "--duration", "25", "--users", "300",
-             "--items", "100", "--quiet"], env=settings_env(isolated), cwd=ROOT, capture_output=True, text=True,
+             "--items", "100", "--quiet"], env=isolated.as_env(), cwd=ROOT, capture_output=True, text=True,
             timeout=120)
         assert sim.returncode == 0, sim.stderr
         for _ in range(5):
@@ -89,7 +89,7 @@ def test_every_dashboard_and_rule_expression_has_data(isolated, worker_factory, 
         # The report command draws from the same Prometheus: a real PNG with every panel's data.
         out = tmp_path / "report.png"
         rep = subprocess.run([sys.executable, "-m", "stream.cli", "report", "--minutes", "5", "--out", str(out)],
-                             env=settings_env(isolated), cwd=ROOT, capture_output=True, text=True, timeout=120)
+                             env=isolated.as_env(), cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert rep.returncode == 0, rep.stderr
         assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
         assert "0 series" not in rep.stdout

@@ -10,12 +10,10 @@ import time
 import urllib.request
 
 import pytest
-import redis
 
 from producers.sdk import EventProducer
 from stream.contract import make_event
-from stream.store.keys import Keys
-from tests.helpers import free_port, wait_for
+from tests.helpers import applied, free_port, stats, wait_for
 
 pytestmark = pytest.mark.integration
 TOTAL_PARTITIONS = 7 * 4  # clicks, dwell, skips, impressions, users, items, rec-requests; 4 partitions each
@@ -27,15 +25,6 @@ def _assigned(worker) -> int:
             return json.loads(resp.read())["assigned_partitions"]
     except Exception:
         return -1
-
-
-def _stats(settings) -> dict[str, int]:
-    client = redis.Redis.from_url(settings.redis_url)
-    return {k.decode(): int(v) for k, v in client.hgetall(Keys(settings.redis_prefix).stats).items()}
-
-
-def _applied(settings) -> int:
-    return sum(v for k, v in _stats(settings).items() if k.startswith("events_total:"))
 
 
 def _second(settings, n: int):
@@ -86,9 +75,9 @@ def test_adding_and_removing_workers_mid_stream_loses_nothing(isolated, worker_f
     assert a.stop(signal.SIGTERM) == 0  # leaves: its partitions move to b
     load.join(60)
     assert load.error is None and load.sent == 3000
-    wait_for(lambda: _applied(isolated) >= 3000, 90, "all 3000 events applied")
+    wait_for(lambda: applied(isolated) >= 3000, 90, "all 3000 events applied")
     time.sleep(2.0)
-    assert _applied(isolated) == 3000  # none lost, none counted twice
+    assert applied(isolated) == 3000  # none lost, none counted twice
 
 
 def test_sigkill_under_load_then_restart_counts_every_event_once(isolated, worker_factory):
@@ -96,15 +85,15 @@ def test_sigkill_under_load_then_restart_counts_every_event_once(isolated, worke
     victim = worker_factory(settings, "victim").start()
     load = Load(isolated, 4000, rate=400.0)
     load.start()
-    wait_for(lambda: _applied(isolated) >= 1000, 30, "the worker applying events")
+    wait_for(lambda: applied(isolated) >= 1000, 30, "the worker applying events")
     victim.stop(signal.SIGKILL)
-    applied_at_kill = _applied(isolated)
+    applied_at_kill = applied(isolated)
     worker_factory(settings, "restarted").start()  # same worker id: takes the partitions back
     load.join(60)
     assert load.error is None and load.sent == 4000
-    wait_for(lambda: _applied(isolated) >= 4000, 120, "all 4000 events applied")
+    wait_for(lambda: applied(isolated) >= 4000, 120, "all 4000 events applied")
     time.sleep(2.0)
-    stats = _stats(isolated)
-    assert _applied(isolated) == 4000, stats
+    counters = stats(isolated)
+    assert applied(isolated) == 4000, counters
     print(f"applied at kill: {applied_at_kill}; redelivered and dropped as duplicates: "
-          f"{stats.get('duplicates_total', 0)}")
+          f"{counters.get('duplicates_total', 0)}")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from stream.config import Settings
-from tests.helpers import free_port, settings_env
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _cli(settings, *args, timeout=180):
     return subprocess.run([sys.executable, "-m", "stream.cli", "stack", *args], capture_output=True, text=True,
-                          env=settings_env(settings), cwd=ROOT, timeout=timeout)
+                          env=settings.as_env(), cwd=ROOT, timeout=timeout)
 
 
 def _pids(settings) -> list[int]:
