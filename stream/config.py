@@ -39,6 +39,8 @@ TOPIC_NAMES = (
     "rec-requests",
     "events.dlq",
     "alerts.drift",
+    "item-updates",
+    "item-factors",
 )
 
 
@@ -121,6 +123,9 @@ class Settings(BaseSettings):
         description="A model configuration file written by `streamrec tune` (stream/models/configs/ has tuned ones); "
         "the worker checks and loads it at start. Empty: the built-in defaults. STREAMREC_MODEL_CONFIG_PATH",
     )
+    mf_factors: int = Field(
+        32, ge=1, le=512, description="Factors of the worker's MF model when no model configuration file names them. "
+        "STREAMREC_MF_FACTORS")
     default_segment: str = Field("all", description="Segment of users without those attributes. STREAMREC_DEFAULT_SEGMENT")
 
     # --- local stack --------------------------------------------------------

@@ -19,6 +19,10 @@ BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2
 SERVING_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 #: Seconds from event time to applied (includes producer and queue time).
 FRESHNESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+#: Mean weighted logistic loss of a batch's events, before learning from them (nats).
+LOSS_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.5, 2.0, 5.0)
+#: Seconds since a vector was last written (user: at ranking; item: when a worker's copy takes it).
+AGE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 86400.0)
 #: Seconds of dwell.
 DWELL_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
@@ -43,6 +47,11 @@ class Metrics:
     profiles_total: Counter
     items_total: Counter
     worker_up: Gauge
+    model_loss: Histogram
+    model_events_learned_total: Counter
+    item_updates_applied_total: Counter
+    model_items: Gauge
+    embedding_age_seconds: Histogram
     consumer_lag_messages: Gauge
 
 
@@ -108,6 +117,24 @@ def build(registry: CollectorRegistry | None = None) -> Metrics:
         profiles_total=Counter("streamrec_profiles_total", "User profiles applied from the users topic.", registry=r),
         items_total=Counter("streamrec_items_total", "Item records applied from the items topic.", registry=r),
         worker_up=Gauge("streamrec_worker_up", "1 while the worker's agents run.", registry=r),
+        model_loss=Histogram(
+            "streamrec_model_loss", "Per micro-batch: mean weighted logistic loss of the MF model on the batch's "
+            "events before learning from them (sampled negatives left out).", buckets=LOSS_BUCKETS, registry=r,
+        ),
+        model_events_learned_total=Counter(
+            "streamrec_model_events_learned_total", "Events the MF model's user side learned from (non-zero signal).",
+            registry=r,
+        ),
+        item_updates_applied_total=Counter(
+            "streamrec_item_updates_applied_total", "Item gradient rows applied by this worker as the items' owner.",
+            registry=r,
+        ),
+        model_items=Gauge("streamrec_model_items", "Items in this worker's copy of the MF item matrix.", registry=r),
+        embedding_age_seconds=Histogram(
+            "streamrec_embedding_age_seconds", "Age of a vector: user rows when ranked (now minus their last "
+            "update), item rows when a worker's copy takes them (now minus the owner's write).",
+            ["kind"], buckets=AGE_BUCKETS, registry=r,
+        ),
         consumer_lag_messages=Gauge(
             "streamrec_consumer_lag_messages",
             "Per assigned partition: log end offset minus the next offset to commit (Kafka's consumer lag; "

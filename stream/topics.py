@@ -9,8 +9,8 @@ from stream.config import TOPIC_NAMES, Settings
 
 __all__ = ["ensure_topics", "COMPACTED", "topic_specs"]
 
-#: Latest value per key is all that matters: profiles and the catalogue.
-COMPACTED = ("users", "items")
+#: Latest value per key is all that matters: profiles, the catalogue, the item rows of the model.
+COMPACTED = ("users", "items", "item-factors")
 
 
 def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:

@@ -7,7 +7,7 @@ import time
 
 from prometheus_client import generate_latest
 
-from stream.agents.pipeline import MODEL_NAME
+from stream.agents.pipeline import MF_MODEL_NAME, MODEL_NAME
 from stream.agents.runtime import runtime
 from stream.app import app, settings
 from stream.metrics import METRICS, REGISTRY
@@ -32,8 +32,8 @@ async def recommendations(web, request, user_id: str):
         if not 1 <= len(user_id) <= 128:
             return web.json({"error": "user_id must have 1..128 characters"}, status=400)
         segments = await runtime.store.segments_of([user_id], settings.default_segment)
-        top = await runtime.store.top_k([user_id], segments, k)
-        body = json.loads(runtime.ingestor.payload(user_id, segments[user_id], top[user_id], "request"))
+        ranked, model = (await runtime.ingestor.rank_users([user_id], segments, k))[user_id]
+        body = json.loads(runtime.ingestor.payload(user_id, segments[user_id], ranked, "request", model=model))
         return web.json(body)
     finally:
         METRICS.serving_seconds.labels("recommendations").observe(time.perf_counter() - started)
@@ -49,10 +49,15 @@ async def health(web, request):
         assigned = len(app.consumer.assignment())
     except Exception:  # the consumer is not started yet
         assigned = 0
-    # "ready": the worker owns partitions and consumes; tests and the demo wait for it.
+    # "ready": the worker owns partitions and has read the item rows; tests and the demo wait for it.
     config = runtime.model_config
+    items_loaded = runtime.items_ready.is_set()
     return web.json({"status": "ok", "redis": redis_ok, "app_id": settings.app_id, "assigned_partitions": assigned,
-                     "ready": assigned > 0, "serving_model": MODEL_NAME,
+                     "ready": assigned > 0 and items_loaded, "serving_model": MF_MODEL_NAME,
+                     "cold_start_model": MODEL_NAME,
+                     "model": {"n_factors": runtime.mf.k, "params": runtime.mf.model.get_params(),
+                               "items": runtime.mf.n_items, "item_rows_loaded": items_loaded,
+                               "item_rows_applied": runtime.item_factors.applied},
                      "model_config": None if config is None else {"path": settings.model_config_path,
                                                                   "model": config["model"],
                                                                   "source": config.get("source")}})

@@ -25,6 +25,7 @@ def to_record(event) -> Record:
 @app.agent(event_topic, concurrency=1)
 async def ingest(stream):
     METRICS.worker_up.set(1)
+    await runtime.items_ready.wait()  # learn against the item rows as they are, not from seeds
     # take_events acks the whole batch after the loop body, even if it raised: so the body
     # retries until the batch is handled (every effect is idempotent), it never drops one.
     async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):

@@ -3,10 +3,16 @@
     records (raw bytes from the interaction topics)
       -> validate       bad: dead-letter topic, original bytes + reason, processing goes on
       -> segment lookup one Redis round trip
+      -> load           (with the MF learner) claimed event ids, users' model rows, seen items: one round trip
       -> prequential    each click of a user with history: was the item in their top-K, before learning?
-      -> apply          one Lua call per event: dedupe by event_id, popularity, seen items
+      -> learn          (with the MF learner) the users' rows; item gradients to the items' owners
+      -> apply          one Lua call per event: dedupe by event_id, popularity, seen items; with the
+                        learner, in one MULTI/EXEC with the users' new rows
       -> top-K          for users whose state changed
       -> push           to the recommendations topic when a user's list changed (rate-limited)
+
+Users with a model row are ranked by the MF model; users without one (no signal yet) by
+their segment's popularity.
 """
 
 from __future__ import annotations
@@ -28,12 +34,16 @@ from stream.drift import DriftAlert, DriftMonitor, KpiDrift, signal_values
 from stream.metrics import Metrics
 from stream.store.keys import Keys
 from stream.store.popularity import PopularityStore
+from stream.store.userstate import MODEL_VERSION
 
-__all__ = ["Record", "Publisher", "Ingestor", "BatchResult", "MODEL_NAME", "dlq_headers"]
+__all__ = ["Record", "Publisher", "Ingestor", "BatchResult", "MODEL_NAME", "MF_MODEL_NAME", "dlq_headers"]
 
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "segment-popularity-v1"
+MF_MODEL_NAME = MODEL_VERSION
+
+Ranked = list[tuple[str, float]]
 
 #: Failures worth waiting out: the store is restarting or the network hiccuped.
 TRANSIENT = (
@@ -63,6 +73,8 @@ class Publisher(Protocol):
     async def recommendations(self, user_id: str, payload: bytes) -> None: ...
 
     async def drift_alert(self, segment: str, payload: bytes) -> None: ...
+
+    async def item_gradients(self, partition: int, payload: bytes) -> None: ...
 
     async def flush(self) -> None: ...
 
@@ -107,6 +119,7 @@ class Ingestor:
         drift: DriftMonitor | None = None,
         drift_active_seconds: float = 600.0,
         drift_window_seconds: float = 10.0,
+        learner=None,
     ):
         self.store = store
         self.publisher = publisher
@@ -125,6 +138,7 @@ class Ingestor:
         self.drift_active_seconds = drift_active_seconds
         self._drift_active_until: dict[tuple[str, str], float] = {}
         self._pending_alerts: list[DriftAlert] = []
+        self.learner = learner  # stream.agents.learner.Learner: the MF model; None: popularity only
 
     @property
     def keys(self) -> Keys:
@@ -189,9 +203,10 @@ class Ingestor:
         users = sorted({r.user_id for r in requests})
         segments = await self.store.segments_of(users, self.default_segment)
         k_max = max(r.k for r in requests)
-        tops = await self.store.top_k(users, segments, k_max)
+        tops = await self.rank_users(users, segments, k_max)
         for req in requests:
-            payload = self.payload(req.user_id, segments[req.user_id], tops[req.user_id][: req.k], "request", req.request_id)
+            ranked, model = tops[req.user_id]
+            payload = self.payload(req.user_id, segments[req.user_id], ranked[: req.k], "request", req.request_id, model)
             await self.publisher.recommendations(req.user_id, payload)
             self.metrics.recommendations_pushed_total.labels(segments[req.user_id]).inc()
         await self.publisher.flush()
@@ -217,30 +232,81 @@ class Ingestor:
     async def _apply(self, events: list[Event]):
         users = sorted({ev.user_id for ev in events})
         segments = await self.store.segments_of(users, self.default_segment)
-        await self._prequential(events, segments)
-        return await self.store.apply(events, segments)
+        if self.learner is None:
+            await self._prequential_popularity(events, segments)
+            return await self.store.apply(events, segments)
+        view = await self.learner.load(events, users)
+        fresh = view.fresh(events)
+        await self._prequential(fresh, segments, {u: len(s) for u, s in view.seen.items()},
+                                lambda uids: self._rank_loaded(uids, segments, view.states, view.seen, self.top_k))
+        step = self.learner.learn(fresh, view)
+        # Gradients go out before the commit: after a crash in between, the redelivered batch
+        # sends them again (at least once), rather than never.
+        for partition, grads in step.gradients.items():
+            await self.publisher.item_gradients(partition, self.learner.encode_gradients(grads))
+        if step.gradients:
+            await self.publisher.flush()
+        applied = await self.store.apply(events, segments, also=lambda pipe: self.learner.queue_save(pipe, step.states))
+        if step.loss is not None:
+            self.metrics.model_loss.observe(step.loss)
+        self.metrics.model_events_learned_total.inc(step.learned)
+        return applied
 
-    async def _prequential(self, events: list[Event], segments: dict[str, str]) -> None:
-        """The online hit rate: each first-seen click of a user who has history is a trial, a hit
-        when the clicked item is in the user's top-K as it stood before this batch was learned."""
+    async def _prequential_popularity(self, events: list[Event], segments: dict[str, str]) -> None:
         clicks = [ev for ev in events if ev.type == "click"]
         if not clicks:
             return
         applied_before, seen_counts = await self.store.probe(clicks)
-        trials = [ev for ev, dup in zip(clicks, applied_before) if not dup and seen_counts.get(ev.user_id, 0) > 0]
+        fresh = [ev for ev, dup in zip(clicks, applied_before) if not dup]
+
+        async def rank(uids):
+            tops = await self.store.top_k(uids, segments, self.top_k)
+            return {u: (tops[u], MODEL_NAME) for u in uids}
+
+        await self._prequential(fresh, segments, seen_counts, rank)
+
+    async def _prequential(self, fresh: list[Event], segments: dict[str, str], seen_counts: dict[str, int],
+                           rank: Callable[[list[str]], Awaitable[dict[str, tuple[Ranked, str]]]]) -> None:
+        """The online hit rate: each first-seen click of a user who has history is a trial, a hit
+        when the clicked item is in the user's top-K as it stood before this batch was learned."""
+        trials = [ev for ev in fresh if ev.type == "click" and seen_counts.get(ev.user_id, 0) > 0]
         if not trials:
             return
-        users = sorted({ev.user_id for ev in trials})
-        tops = await self.store.top_k(users, segments, self.top_k)
+        tops = await rank(sorted({ev.user_id for ev in trials}))
         for ev in trials:
             seg = segments[ev.user_id]
-            ranked = [item for item, _ in tops[ev.user_id]]
+            ranked = [item for item, _ in tops[ev.user_id][0]]
             self.metrics.prequential_trials_total.labels(seg).inc()
             self._observe(seg, "hit_rate", 1.0 if ev.item_id in ranked else 0.0)
             if ev.item_id in ranked:
-                rank = ranked.index(ev.item_id) + 1
+                rank_ = ranked.index(ev.item_id) + 1
                 self.metrics.prequential_hits_total.labels(seg).inc()
-                self.metrics.prequential_ndcg_sum.labels(seg).inc(1.0 / math.log2(rank + 1))
+                self.metrics.prequential_ndcg_sum.labels(seg).inc(1.0 / math.log2(rank_ + 1))
+
+    async def rank_users(self, user_ids: list[str], segments: dict[str, str], k: int) -> dict[str, tuple[Ranked, str]]:
+        """Each user's current top-k and the model that ranked it (MF when the user has a row)."""
+        if self.learner is None:
+            tops = await self.store.top_k(user_ids, segments, k)
+            return {u: (tops[u], MODEL_NAME) for u in user_ids}
+        view = await self.learner.load([], user_ids)
+        return await self._rank_loaded(user_ids, segments, view.states, view.seen, k)
+
+    async def _rank_loaded(self, user_ids: list[str], segments: dict[str, str], states: dict, seen: dict[str, list[str]],
+                           k: int) -> dict[str, tuple[Ranked, str]]:
+        out: dict[str, tuple[Ranked, str]] = {}
+        cold = []
+        now = time.time()
+        for uid in user_ids:
+            state = states.get(uid)
+            if state is None or state.n <= 0:
+                cold.append(uid)
+                continue
+            out[uid] = (self.learner.rank(state, seen.get(uid, []), k), MF_MODEL_NAME)
+            self.metrics.embedding_age_seconds.labels("user").observe(max(0.0, now - state.updated_at))
+        if cold:
+            tops = await self.store.top_k(cold, segments, k)
+            out.update({u: (tops[u], MODEL_NAME) for u in cold})
+        return out
 
     async def reject(self, rec: Record, reason: str, detail: str, result: BatchResult | None = None) -> None:
         """Dead-letter one message: original bytes, reason headers, metric, log line."""
@@ -312,7 +378,7 @@ class Ingestor:
 
     async def push(self, users: dict[str, str], *, trigger: str) -> int:
         user_ids = sorted(users)
-        tops = await self.store.top_k(user_ids, users, self.top_k)
+        tops = await self.rank_users(user_ids, users, self.top_k)
         redis = self.store.redis
         pipe = redis.pipeline(transaction=False)
         for uid in user_ids:
@@ -322,11 +388,12 @@ class Ingestor:
         pushed = 0
         pipe = redis.pipeline(transaction=False)
         for uid, prev in zip(user_ids, previous):
-            items = [i for i, _ in tops[uid]]
+            ranked, model = tops[uid]
+            items = [i for i, _ in ranked]
             if prev is not None and trigger == "event":
                 if [x["item_id"] for x in json.loads(prev)["items"]] == items:
                     continue
-            payload = self.payload(uid, users[uid], tops[uid], trigger)
+            payload = self.payload(uid, users[uid], ranked, trigger, model=model)
             pipe.set(self.keys.recs(uid), payload)
             await self.publisher.recommendations(uid, payload)
             self.metrics.recommendations_pushed_total.labels(users[uid]).inc()
@@ -340,13 +407,13 @@ class Ingestor:
 
     @staticmethod
     def payload(user_id: str, segment: str, ranked: list[tuple[str, float]], trigger: str,
-                request_id: str | None = None) -> bytes:
+                request_id: str | None = None, model: str = MODEL_NAME) -> bytes:
         body: dict[str, Any] = {
             "schema": "v1",
             "user_id": user_id,
             "rec_id": uuid.uuid4().hex,
             "segment": segment,
-            "model": MODEL_NAME,
+            "model": model,
             "trigger": trigger,
             "generated_at": time.time(),
             "items": [{"item_id": i, "score": round(s, 6), "rank": r + 1} for r, (i, s) in enumerate(ranked)],

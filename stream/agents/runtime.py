@@ -3,12 +3,18 @@ inside the worker's event loop."""
 
 from __future__ import annotations
 
+import asyncio
 from functools import cached_property
 
+from stream.agents.item_model import ItemFactors, ItemOwner
+from stream.agents.learner import Learner
 from stream.agents.pipeline import Ingestor, Record, dlq_headers
-from stream.app import TOPIC_EVENT_TYPES, alerts_topic, app, dlq_topic, recommendations_topic, settings
+from stream.app import (TOPIC_EVENT_TYPES, alerts_topic, app, dlq_topic, item_factors_topic, item_updates_topic,
+                        recommendations_topic, settings)
 from stream.drift import DriftMonitor
 from stream.metrics import METRICS
+from stream.models.sharded import ShardedMF
+from stream.store.embeddings import EmbeddingWriter
 from stream.store.keys import Keys
 from stream.store.popularity import PopularityStore
 
@@ -26,6 +32,12 @@ class FaustPublisher:
 
     async def drift_alert(self, segment: str, payload: bytes) -> None:
         await alerts_topic.send(key=segment.encode(), value=payload, force=True)
+
+    async def item_gradients(self, partition: int, payload: bytes) -> None:
+        await item_updates_topic.send(value=payload, partition=partition, force=True)
+
+    async def item_row(self, item_id: str, payload: bytes) -> None:
+        await item_factors_topic.send(key=item_id.encode(), value=payload, force=True)
 
     async def flush(self) -> None:
         await app.producer.flush()
@@ -48,6 +60,44 @@ class Runtime:
         return load_model_config(settings.model_config_path)
 
     @cached_property
+    def mf_params(self) -> dict:
+        """The MF model's parameters: from the model configuration file (an OnlineMF, or the
+        MF part of a HybridRanker), else the defaults with STREAMREC_MF_FACTORS factors."""
+        config = self.model_config
+        if config is not None and config["model"] == "OnlineMF":
+            return dict(config["params"])
+        if config is not None and config["model"] == "HybridRanker" and config["params"].get("mf"):
+            return dict(config["params"]["mf"])
+        return {"n_factors": settings.mf_factors}
+
+    @cached_property
+    def mf(self) -> ShardedMF:
+        return ShardedMF(self.mf_params)
+
+    @cached_property
+    def publisher(self) -> FaustPublisher:
+        return FaustPublisher()
+
+    @cached_property
+    def learner(self) -> Learner:
+        return Learner(self.mf, self.redis, self.keys, partitions=settings.partitions,
+                       source=settings.worker_id or settings.app_id)
+
+    @cached_property
+    def item_owner(self) -> ItemOwner:
+        return ItemOwner(self.mf, self.publisher.item_row, self.publisher.flush, EmbeddingWriter(self.redis, self.keys),
+                         METRICS, self.ingestor.reject)
+
+    @cached_property
+    def item_factors(self) -> ItemFactors:
+        return ItemFactors(self.mf, METRICS)
+
+    @cached_property
+    def items_ready(self) -> asyncio.Event:
+        """Set once this worker's copy of the item rows has read item-factors to its end at start."""
+        return asyncio.Event()
+
+    @cached_property
     def keys(self) -> Keys:
         return Keys(settings.redis_prefix)
 
@@ -65,7 +115,7 @@ class Runtime:
     def ingestor(self) -> Ingestor:
         return Ingestor(
             self.store,
-            FaustPublisher(),
+            self.publisher,
             METRICS,
             topic_types=TOPIC_EVENT_TYPES,
             default_segment=settings.default_segment,
@@ -74,6 +124,7 @@ class Runtime:
             drift=DriftMonitor(delta=settings.drift_delta),
             drift_active_seconds=settings.drift_active_seconds,
             drift_window_seconds=settings.drift_window_seconds,
+            learner=self.learner,
         )
 
 

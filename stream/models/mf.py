@@ -195,9 +195,55 @@ class OnlineMF(OnlineModel):
         """Learn from events given as row indices of already-known users and items."""
         if self.track_seen:
             self._seen.add_many(u, i)
+        batch = self._sorted_signal(u, i, w)
+        if batch is None:
+            return
+        u, i, y, w, pos, all_pos = batch
+        if pos.any():
+            self.add_popularity(*self._positive_runs(i, w, pos, all_pos))
+        for _ in range(self.passes):
+            neg_items = self._sample_negatives() if pos.any() else np.empty(0, dtype=np.int64)
+            rows, grad, ex_b, x = self._step(u, i, y, w, pos, all_pos, neg_items, self._P, self._aP, self._abu, self._scratch)
+            self.apply_item_gradients(rows, grad, ex_b, x)
+
+    def user_step(self, P: np.ndarray, aP: np.ndarray, abu: np.ndarray, u: np.ndarray, i: np.ndarray,
+                  w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The user half of a micro-batch step, for a learner whose item rows live elsewhere.
+
+        ``P`` (n, k + 2) extended user rows ``[p_u | b_u | 1]``, ``aP`` and ``abu`` (n,)
+        their Adagrad accumulators, all updated in place; ``u`` indexes them, ``i`` are
+        item rows of this model, ``w`` signal weights. Returns the item half, not applied:
+        ``(rows, grad, ex_b, positive_weight)``, unique item rows with their summed
+        gradient rows, squared-bias sums and summed positive weight, to be applied once by
+        the item's owner with :meth:`apply_item_gradients` and :meth:`add_popularity`.
+        Every pass sees the item rows as they were (they change only at the owner).
+        """
+        k = self.n_factors
+        empty = (np.empty(0, dtype=np.int64), np.zeros((0, k + 2), dtype=_F32), np.zeros(0, dtype=_F32),
+                 np.zeros(0, dtype=np.float64))
+        batch = self._sorted_signal(u, i, w)
+        if batch is None:
+            return empty
+        u, i, y, w, pos, all_pos = batch
+        scratch = np.zeros(len(P), dtype=np.intp)
+        out = None
+        for _ in range(self.passes):
+            neg_items = self._sample_negatives() if pos.any() else np.empty(0, dtype=np.int64)
+            rows, grad, ex_b, _ = self._step(u, i, y, w, pos, all_pos, neg_items, P, aP, abu, scratch)
+            out = (rows, grad, ex_b) if out is None else _merge_rows(*out, rows, grad, ex_b)
+        rows, grad, ex_b = out
+        pos_w = np.zeros(len(rows), dtype=np.float64)
+        if pos.any():
+            prow, pw = self._positive_runs(i, w, pos, all_pos)
+            order = np.argsort(rows, kind="stable")
+            pos_w[order[np.searchsorted(rows[order], prow)]] = pw
+        return rows, grad, ex_b, pos_w
+
+    def _sorted_signal(self, u: np.ndarray, i: np.ndarray, w: np.ndarray):
+        """The events that teach something, sorted by item (then event order), with labels."""
         signal = w != 0
         if not signal.any():  # an empty batch too
-            return
+            return None
         if not signal.all():
             u, i, w = u[signal], i[signal], w[signal]
         # (item row, user row, weight), sorted by item then event order: the item-side
@@ -208,17 +254,20 @@ class OnlineMF(OnlineModel):
         order = key & 0xFFFFFFFF
         u, i, w = u[order], key >> 32, w[order]
         pos = w > 0
-        all_pos = bool(pos.all())
-        if pos.any():
-            ip = i if all_pos else i[pos]
-            np.add.at(self._pop, ip, (w if all_pos else w[pos]).astype(np.float64))
-            touched = ip[_run_starts(ip)]
-            self._draw[touched] = (self._pop[touched] + 1.0) ** self.sampling_alpha
-        y = pos.astype(_F32)
-        w = np.abs(w)
-        for _ in range(self.passes):
-            neg_items = self._sample_negatives() if pos.any() else np.empty(0, dtype=np.int64)
-            self._step(u, i, y, w, pos, all_pos, neg_items)
+        return u, i, pos.astype(_F32), np.abs(w), pos, bool(pos.all())
+
+    @staticmethod
+    def _positive_runs(i: np.ndarray, w: np.ndarray, pos: np.ndarray, all_pos: bool):
+        """Unique item rows of the positives of a sorted batch and their summed weight."""
+        ip = i if all_pos else i[pos]
+        wp = (w if all_pos else w[pos]).astype(np.float64)
+        starts = _run_starts(ip)
+        return ip[starts], np.add.reduceat(wp, starts)
+
+    def add_popularity(self, rows: np.ndarray, weights: np.ndarray) -> None:
+        """Add positive weight to items (unique rows); the negative sampler follows it."""
+        self._pop[rows] += weights
+        self._draw[rows] = (self._pop[rows] + 1.0) ** self.sampling_alpha
 
     def _sample_negatives(self) -> np.ndarray:
         if self.n_negatives == 0:
@@ -236,9 +285,11 @@ class OnlineMF(OnlineModel):
         np.take(self._bi, rows, out=x[:, k + 1])
         return x
 
-    def _step(self, u, i, y, w, pos, all_pos, neg_items) -> None:
-        """One gradient step on a batch sorted by item (see docs/MODELS.md)."""
-        P, k, n = self._P, self.n_factors, len(i)
+    def _step(self, u, i, y, w, pos, all_pos, neg_items, P, aP, abu, scratch):
+        """One gradient step on a batch sorted by item (see docs/MODELS.md): the user rows
+        ``P`` are updated; the item half is returned as ``(rows, grad, ex_b, x)`` (x: the
+        item rows the gradient was computed at)."""
+        k, n = self.n_factors, len(i)
         starts = _run_starts(i)
         rows = i[starts]  # the batch's items, sorted, one row each
         Qr = self._item_rows(rows)
@@ -278,18 +329,29 @@ class OnlineMF(OnlineModel):
             neg_g = Gn.T @ Pn  # (s, k + 2): [sum_i h_ij p_u | - | sum_i h_ij]
             neg_g[:, k] = np.einsum("ij,ij->i", neg_g[:, :k], neg_g[:, :k])
         # users: one Adagrad step per occurrence, repeated users summed first
-        delta = _collapse_repeats(u, user_g, k, self._scratch)
-        acc, acc_b = self._aP[u], self._abu[u]
+        delta = _collapse_repeats(u, user_g, k, scratch)
+        acc, acc_b = aP[u], abu[u]
         _adagrad_rows(Pu, acc, acc_b, user_g, k, k, self.learning_rate, self.l2, delta)
-        P[u], self._aP[u], self._abu[u] = Pu, acc, acc_b
+        P[u], aP[u], abu[u] = Pu, acc, acc_b
         # items: sum each run of the sorted batch, then add the sampled negatives' rows
         grad = np.add.reduceat(item_g, starts, axis=0)
         ex_b = np.add.reduceat(g * g, starts)
         if s:
             rows, grad, ex_b = _merge_rows(rows, grad, ex_b, neg_items, neg_g, np.square(neg_g[:, k + 1]))
+        return rows, grad, ex_b, Qr
+
+    def apply_item_gradients(self, rows: np.ndarray, grad: np.ndarray, ex_b: np.ndarray,
+                             x: np.ndarray | None = None) -> None:
+        """One Adagrad step on unique item ``rows`` with summed gradient rows ``grad`` (overwritten)
+        and summed squared bias gradients ``ex_b``; ``x`` the rows' current extended values
+        when the caller has them (a prefix of them is enough)."""
+        k = self.n_factors
         # per-example squared norms minus the squared sum (factor, bias): the Adagrad correction
         delta = (grad[:, k] - np.einsum("ij,ij->i", grad[:, :k], grad[:, :k]), ex_b - np.square(grad[:, k + 1]))
-        x = Qr if len(rows) == len(Qr) else np.concatenate([Qr, self._item_rows(rows[len(Qr) :])])
+        if x is None:
+            x = self._item_rows(rows)
+        elif len(x) != len(rows):
+            x = np.concatenate([x, self._item_rows(rows[len(x) :])])
         acc, acc_b = self._aQ[rows], self._abi[rows]
         _adagrad_rows(x, acc, acc_b, grad, k, k + 1, self.learning_rate, self.l2, delta)
         self._Q[rows], self._bi[rows], self._aQ[rows], self._abi[rows] = x[:, :k], x[:, k + 1], acc, acc_b

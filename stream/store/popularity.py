@@ -12,6 +12,7 @@ nothing. A micro-batch is one pipeline round trip.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 
@@ -73,6 +74,9 @@ return 1
 """
 
 
+_SCRIPT_SHA = hashlib.sha1(APPLY_EVENT_LUA.encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class Applied:
     event: Event
@@ -99,28 +103,40 @@ class PopularityStore:
         values = await pipe.execute()
         return {uid: (v.decode() if v else default) for uid, v in zip(user_ids, values)}
 
-    async def apply(self, events: list[Event], segments: dict[str, str]) -> list[Applied]:
-        """Apply a micro-batch in one round trip; returns what each event did."""
+    async def apply(self, events: list[Event], segments: dict[str, str], also=None) -> list[Applied]:
+        """Apply a micro-batch in one round trip; returns what each event did.
+
+        ``also(pipe)``, when given, queues more writes (the batch's model rows) and makes
+        the whole round trip one MULTI/EXEC transaction: the event ids are claimed and the
+        rows written together, or nothing is (the script is loaded inside the transaction,
+        so a Redis restarted without its script cache cannot apply half of it).
+        """
         if not events:
             return []
         import redis.exceptions
 
-        if self._sha is None:
-            self._sha = await self.redis.script_load(APPLY_EVENT_LUA)
-        try:
-            results = await self._apply_pipeline(events, segments)
-        except redis.exceptions.NoScriptError:
-            # Redis restarted without the script cache; load it again. Re-running is safe:
-            # events applied before the error hit their dedupe keys.
-            self._sha = await self.redis.script_load(APPLY_EVENT_LUA)
-            results = await self._apply_pipeline(events, segments)
+        if also is not None:
+            results = await self._apply_pipeline(events, segments, also)
+        else:
+            if self._sha is None:
+                self._sha = await self.redis.script_load(APPLY_EVENT_LUA)
+            try:
+                results = await self._apply_pipeline(events, segments)
+            except redis.exceptions.NoScriptError:
+                # Redis restarted without the script cache; load it again. Re-running is safe:
+                # events applied before the error hit their dedupe keys.
+                self._sha = await self.redis.script_load(APPLY_EVENT_LUA)
+                results = await self._apply_pipeline(events, segments)
         if len(results) != len(events):
             raise RuntimeError(f"store answered {len(results)} results for {len(events)} events")
         return [Applied(ev, segments[ev.user_id], bool(r)) for ev, r in zip(events, results)]
 
-    async def _apply_pipeline(self, events: list[Event], segments: dict[str, str]) -> list:
+    async def _apply_pipeline(self, events: list[Event], segments: dict[str, str], also=None) -> list:
         k = self.keys
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = self.redis.pipeline(transaction=also is not None)
+        if also is not None:
+            self._sha = _SCRIPT_SHA
+            pipe.script_load(APPLY_EVENT_LUA)
         for ev in events:
             seg = segments[ev.user_id]
             keys = [
@@ -132,7 +148,10 @@ class PopularityStore:
                 repr(self._tau), self.history_max, ev.type, "1" if marks_seen(ev) else "0",
             ]
             pipe.evalsha(self._sha, len(keys), *keys, *args)
-        return await pipe.execute()
+        if also is None:
+            return await pipe.execute()
+        also(pipe)
+        return (await pipe.execute())[1 : 1 + len(events)]
 
     async def probe(self, events: list[Event]) -> tuple[list[bool], dict[str, int]]:
         """Before applying: which events were applied already, and how many items each user has seen."""

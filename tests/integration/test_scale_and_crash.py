@@ -16,7 +16,7 @@ from stream.contract import make_event
 from tests.helpers import applied, free_port, stats, wait_for
 
 pytestmark = pytest.mark.integration
-TOTAL_PARTITIONS = 7 * 4  # clicks, dwell, skips, impressions, users, items, rec-requests; 4 partitions each
+TOTAL_PARTITIONS = 8 * 4  # clicks, dwell, skips, impressions, users, items, rec-requests, item-updates; 4 each
 
 
 def _assigned(worker) -> int:

@@ -1,0 +1,105 @@
+"""The item side of the MF model inside the worker (free of Faust).
+
+:class:`ItemOwner` applies the gradients of the item-updates partitions this worker owns:
+each item's partition has one owner, so each item row has one writer. It publishes the
+new rows to the compacted item-factors topic and to Redis (embedding hashes).
+
+:class:`ItemFactors` applies item-factors messages to this worker's copy of every item
+row; every worker reads the whole topic, from the beginning, at start.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Awaitable, Callable
+
+import numpy as np
+
+from stream.agents.messages import decode_gradients, decode_item, encode_item
+from stream.metrics import Metrics
+from stream.models.sharded import ItemState, ShardedMF
+from stream.store.embeddings import EmbeddingWriter
+from stream.store.userstate import MODEL_VERSION
+
+__all__ = ["ItemOwner", "ItemFactors"]
+
+log = logging.getLogger(__name__)
+
+
+class ItemOwner:
+    def __init__(self, mf: ShardedMF, publish: Callable[[str, bytes], Awaitable[None]],
+                 flush: Callable[[], Awaitable[None]], writer: EmbeddingWriter, metrics: Metrics,
+                 reject: Callable[..., Awaitable[None]], clock: Callable[[], float] = time.time) -> None:
+        self.mf = mf
+        self.publish_item = publish
+        self.flush_producer = flush
+        self.writer = writer
+        self.metrics = metrics
+        self.reject = reject
+        self.clock = clock
+        self._dirty: dict[str, ItemState] = {}
+        self._bad: list = []  # (record, detail) of undecodable messages, dead-lettered by publish()
+
+    def apply(self, records) -> int:
+        """Apply the gradient messages (once: the caller retries :meth:`publish`, never this)."""
+        now = self.clock()
+        applied = 0
+        for rec in records:
+            try:
+                grads = decode_gradients(rec.value or b"")
+            except ValueError as exc:
+                self._bad.append((rec, str(exc)))
+                continue
+            for state in self.mf.apply_gradients(grads, now):
+                self._dirty[state.item_id] = state
+            applied += len(grads)
+        self.metrics.item_updates_applied_total.inc(applied)
+        return applied
+
+    async def publish(self) -> int:
+        """Send the changed rows to item-factors and Redis; what fails stays pending for the retry."""
+        while self._bad:
+            rec, detail = self._bad[0]
+            await self.reject(rec, "invalid_gradient", detail)
+            self._bad.pop(0)
+        if not self._dirty:
+            return 0
+        states = list(self._dirty.values())
+        for s in states:
+            await self.publish_item(s.item_id, encode_item(s))
+        await self.flush_producer()
+        self.writer.add("item", [s.item_id for s in states], np.stack([s.vector for s in states]),
+                        version=MODEL_VERSION, updated_at=self.clock(), biases=np.array([s.bias for s in states]))
+        await self.writer.flush()
+        self._dirty.clear()
+        return len(states)
+
+
+class ItemFactors:
+    """Applies item rows published by their owners to this worker's copy of the model."""
+
+    def __init__(self, mf: ShardedMF, metrics: Metrics, clock: Callable[[], float] = time.time) -> None:
+        self.mf = mf
+        self.metrics = metrics
+        self.clock = clock
+        self.applied = 0
+        self.invalid = 0
+
+    def apply(self, values: list[bytes | None]) -> int:
+        now = self.clock()
+        n = 0
+        for value in values:
+            if value is None:
+                continue
+            try:
+                state = decode_item(value)
+                if self.mf.load_item(state):
+                    n += 1
+                    self.metrics.embedding_age_seconds.labels("item").observe(max(0.0, now - state.updated_at))
+            except ValueError as exc:
+                self.invalid += 1
+                log.warning("ignored an item-factors message: %s", exc)
+        self.applied += n
+        self.metrics.model_items.set(self.mf.n_items)
+        return n

@@ -1,0 +1,62 @@
+"""Users' model rows in Redis: the durable, partition-owned user side of the MF model.
+
+A user's row lives in the embedding hash ``{prefix}:emb:user:{user_id}`` (see
+embeddings.py: ``vec``, ``dim``, ``bias``, ``version``, ``updated_at``, so any
+embedding reader can use it) with three more fields the learner needs to go on:
+
+    acc, acc_b   Adagrad accumulators of the factor row and of the bias (text floats)
+    n            events learned from (text float)
+
+Only the worker that owns the user's partition writes the row, and it writes it in the
+same Redis transaction that claims the batch's event ids (see the ingest pipeline), so
+after a crash a row and the dedupe keys agree: a redelivered event either finds its id
+claimed and the row containing its effect, or neither.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stream.models.sharded import UserState
+from stream.store.embeddings import pack, unpack
+from stream.store.keys import Keys
+
+__all__ = ["USER_FIELDS", "parse_user", "user_mapping", "MODEL_VERSION"]
+
+#: The model version written beside every vector.
+MODEL_VERSION = "online-mf-v1"
+
+USER_FIELDS = ("vec", "dim", "bias", "acc", "acc_b", "n", "version", "updated_at")
+
+
+def parse_user(user_id: str, values: list[bytes | None], dim: int) -> UserState | None:
+    """A row read with ``HMGET key *USER_FIELDS``; None when the user has none (or another
+    factor count: the model was reconfigured, so the row starts again)."""
+    if values[0] is None or values[1] is None or int(values[1]) != dim:
+        return None
+    vec, _, bias, acc, acc_b, n, version, updated_at = values
+    return UserState(user_id, unpack(vec, dim), float(bias or 0.0), float(acc or 0.0), float(acc_b or 0.0),
+                     float(n or 0.0), int(float(version or 0)), float(updated_at or 0.0))
+
+
+def user_mapping(state: UserState) -> dict[str, bytes | str]:
+    return {
+        "vec": pack(np.asarray(state.vector, dtype=np.float32)),
+        "dim": str(len(state.vector)),
+        "bias": repr(float(state.bias)),
+        "acc": repr(float(state.acc)),
+        "acc_b": repr(float(state.acc_b)),
+        "n": repr(float(state.n)),
+        "version": str(state.version),
+        "updated_at": repr(float(state.updated_at)),
+    }
+
+
+def queue_load(pipe, keys: Keys, user_ids: list[str]) -> None:
+    for uid in user_ids:
+        pipe.hmget(keys.embedding("user", uid), *USER_FIELDS)
+
+
+def queue_save(pipe, keys: Keys, states: list[UserState]) -> None:
+    for s in states:
+        pipe.hset(keys.embedding("user", s.user_id), mapping=user_mapping(s))
