@@ -57,6 +57,7 @@ async def health(web, request):
                      "cold_start_model": MODEL_NAME,
                      "model": {"n_factors": runtime.mf.k, "params": runtime.mf.model.get_params(),
                                "items": runtime.mf.n_items, "item_rows_loaded": items_loaded,
+                               "item_rows_read": runtime.item_factors.read,
                                "item_rows_applied": runtime.item_factors.applied},
                      "model_config": None if config is None else {"path": settings.model_config_path,
                                                                   "model": config["model"],

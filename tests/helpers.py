@@ -11,7 +11,7 @@ import pytest
 from stream.config import Settings
 from stream.stack.process import free_port
 
-__all__ = ["free_port", "wait_for", "in_ci", "unavailable", "stats", "applied"]
+__all__ = ["free_port", "wait_for", "in_ci", "unavailable", "stats", "applied", "learned", "worker_metric"]
 
 
 def in_ci() -> bool:
@@ -41,6 +41,28 @@ def applied(settings: Settings) -> int:
     from stream.store.stats import applied_total
 
     return applied_total(stats(settings))
+
+
+def learned(settings: Settings) -> float:
+    """Events the MF model's user rows have learned from, summed over every user row in Redis."""
+    import redis
+
+    client = redis.Redis.from_url(settings.redis_url)
+    keys = list(client.scan_iter(f"{settings.redis_prefix}:emb:user:*", count=1000))
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.hget(key, "n")
+    return sum(float(n or 0) for n in pipe.execute())
+
+
+def worker_metric(url: str, name: str) -> float:
+    """A metric of a running worker, summed over its label sets (0.0 when absent)."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name) and line[len(name):len(name) + 1] in ("{", " "))
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.25):

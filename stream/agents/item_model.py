@@ -83,7 +83,8 @@ class ItemFactors:
         self.mf = mf
         self.metrics = metrics
         self.clock = clock
-        self.applied = 0
+        self.read = 0  # rows read from item-factors
+        self.applied = 0  # of which newer than this worker's copy (its own rows come back as old news)
         self.invalid = 0
 
     def apply(self, values: list[bytes | None]) -> int:
@@ -94,6 +95,7 @@ class ItemFactors:
                 continue
             try:
                 state = decode_item(value)
+                self.read += 1
                 if self.mf.load_item(state):
                     n += 1
                     self.metrics.embedding_age_seconds.labels("item").observe(max(0.0, now - state.updated_at))

@@ -237,7 +237,9 @@ class Ingestor:
             return await self.store.apply(events, segments)
         view = await self.learner.load(events, users)
         fresh = view.fresh(events)
-        await self._prequential(fresh, segments, {u: len(s) for u, s in view.seen.items()},
+        seen = {u: set(items) for u, items in view.seen.items()}
+        trials = [ev for ev in fresh if ev.type == "click" and seen.get(ev.user_id) and ev.item_id not in seen[ev.user_id]]
+        await self._prequential(trials, segments,
                                 lambda uids: self._rank_loaded(uids, segments, view.states, view.seen, self.top_k))
         step = self.learner.learn(fresh, view)
         # Gradients go out before the commit: after a crash in between, the redelivered batch
@@ -256,20 +258,21 @@ class Ingestor:
         clicks = [ev for ev in events if ev.type == "click"]
         if not clicks:
             return
-        applied_before, seen_counts = await self.store.probe(clicks)
-        fresh = [ev for ev, dup in zip(clicks, applied_before) if not dup]
+        applied_before, seen_counts, seen_before = await self.store.probe(clicks)
+        trials = [ev for ev, dup, again in zip(clicks, applied_before, seen_before)
+                  if not dup and not again and seen_counts.get(ev.user_id, 0) > 0]
 
         async def rank(uids):
             tops = await self.store.top_k(uids, segments, self.top_k)
             return {u: (tops[u], MODEL_NAME) for u in uids}
 
-        await self._prequential(fresh, segments, seen_counts, rank)
+        await self._prequential(trials, segments, rank)
 
-    async def _prequential(self, fresh: list[Event], segments: dict[str, str], seen_counts: dict[str, int],
+    async def _prequential(self, trials: list[Event], segments: dict[str, str],
                            rank: Callable[[list[str]], Awaitable[dict[str, tuple[Ranked, str]]]]) -> None:
-        """The online hit rate: each first-seen click of a user who has history is a trial, a hit
-        when the clicked item is in the user's top-K as it stood before this batch was learned."""
-        trials = [ev for ev in fresh if ev.type == "click" and seen_counts.get(ev.user_id, 0) > 0]
+        """The online hit rate, as in the offline protocol (docs/EVALUATION.md): each first-seen
+        click of a user who has history, on an item new to them, is a trial; a hit when the item
+        is in the user's top-K as it stood before this batch was learned."""
         if not trials:
             return
         tops = await rank(sorted({ev.user_id for ev in trials}))

@@ -153,16 +153,21 @@ class PopularityStore:
         also(pipe)
         return (await pipe.execute())[1 : 1 + len(events)]
 
-    async def probe(self, events: list[Event]) -> tuple[list[bool], dict[str, int]]:
-        """Before applying: which events were applied already, and how many items each user has seen."""
+    async def probe(self, events: list[Event]) -> tuple[list[bool], dict[str, int], list[bool]]:
+        """Before applying: which events were applied already, how many items each user has
+        seen, and whether each event's item is among them."""
         users = sorted({ev.user_id for ev in events})
         pipe = self.redis.pipeline(transaction=False)
         for ev in events:
             pipe.exists(self.keys.dedupe(ev.event_id))
+        for ev in events:
+            pipe.zscore(self.keys.seen(ev.user_id), ev.item_id)
         for uid in users:
             pipe.zcard(self.keys.seen(uid))
         out = await pipe.execute()
-        return [bool(x) for x in out[: len(events)]], dict(zip(users, (int(n) for n in out[len(events):])))
+        n = len(events)
+        return ([bool(x) for x in out[:n]], dict(zip(users, (int(c) for c in out[2 * n:]))),
+                [x is not None for x in out[n : 2 * n]])
 
     async def top_k(self, user_ids: list[str], segments: dict[str, str], k: int) -> dict[str, list[tuple[str, float]]]:
         """Each user's top-k of their segment's popularity, minus the items they have seen.

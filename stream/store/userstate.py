@@ -6,6 +6,7 @@ embedding reader can use it) with three more fields the learner needs to go on:
 
     acc, acc_b   Adagrad accumulators of the factor row and of the bias (text floats)
     n            events learned from (text float)
+    updates      micro-batches that changed the row (text int)
 
 Only the worker that owns the user's partition writes the row, and it writes it in the
 same Redis transaction that claims the batch's event ids (see the ingest pipeline), so
@@ -26,7 +27,7 @@ __all__ = ["USER_FIELDS", "parse_user", "user_mapping", "MODEL_VERSION"]
 #: The model version written beside every vector.
 MODEL_VERSION = "online-mf-v1"
 
-USER_FIELDS = ("vec", "dim", "bias", "acc", "acc_b", "n", "version", "updated_at")
+USER_FIELDS = ("vec", "dim", "bias", "acc", "acc_b", "n", "updates", "updated_at")
 
 
 def parse_user(user_id: str, values: list[bytes | None], dim: int) -> UserState | None:
@@ -47,7 +48,8 @@ def user_mapping(state: UserState) -> dict[str, bytes | str]:
         "acc": repr(float(state.acc)),
         "acc_b": repr(float(state.acc_b)),
         "n": repr(float(state.n)),
-        "version": str(state.version),
+        "updates": str(state.version),
+        "version": MODEL_VERSION,
         "updated_at": repr(float(state.updated_at)),
     }
 

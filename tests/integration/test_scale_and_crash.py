@@ -13,7 +13,7 @@ import pytest
 
 from producers.sdk import EventProducer
 from stream.contract import make_event
-from tests.helpers import applied, free_port, stats, wait_for
+from tests.helpers import applied, free_port, learned, stats, wait_for
 
 pytestmark = pytest.mark.integration
 TOTAL_PARTITIONS = 8 * 4  # clicks, dwell, skips, impressions, users, items, rec-requests, item-updates; 4 each
@@ -78,6 +78,7 @@ def test_adding_and_removing_workers_mid_stream_loses_nothing(isolated, worker_f
     wait_for(lambda: applied(isolated) >= 3000, 90, "all 3000 events applied")
     time.sleep(2.0)
     assert applied(isolated) == 3000  # none lost, none counted twice
+    assert learned(isolated) == 3000  # and each learned once by the model's user rows
 
 
 def test_sigkill_under_load_then_restart_counts_every_event_once(isolated, worker_factory):
@@ -87,13 +88,19 @@ def test_sigkill_under_load_then_restart_counts_every_event_once(isolated, worke
     load.start()
     wait_for(lambda: applied(isolated) >= 1000, 30, "the worker applying events")
     victim.stop(signal.SIGKILL)
-    applied_at_kill = applied(isolated)
-    worker_factory(settings, "restarted").start()  # same worker id: takes the partitions back
+    applied_at_kill, learned_at_kill = applied(isolated), learned(isolated)
+    restarted = worker_factory(settings, "restarted").start()  # same worker id: takes the partitions back
+    # the model resumes from its state: the item rows come back from item-factors before it is ready,
+    # the user rows are in Redis (learned below counts on them)
+    with urllib.request.urlopen(f"{restarted.url}/health", timeout=5) as resp:
+        model = json.loads(resp.read())["model"]
+    assert model["item_rows_loaded"] and model["item_rows_read"] > 0 and model["items"] > 0, model
     load.join(60)
     assert load.error is None and load.sent == 4000
     wait_for(lambda: applied(isolated) >= 4000, 120, "all 4000 events applied")
     time.sleep(2.0)
     counters = stats(isolated)
     assert applied(isolated) == 4000, counters
-    print(f"applied at kill: {applied_at_kill}; redelivered and dropped as duplicates: "
-          f"{counters.get('duplicates_total', 0)}")
+    assert learned(isolated) == 4000  # every event in the user rows once: none lost, none learned twice
+    print(f"applied at kill: {applied_at_kill} (learned {learned_at_kill:.0f}); item rows read back at restart: "
+          f"{model['item_rows_read']}; redelivered and dropped as duplicates: {counters.get('duplicates_total', 0)}")

@@ -68,7 +68,8 @@ class FakeStore:
         return out
 
     async def probe(self, events):
-        return [ev.event_id in self.seen_ids for ev in events], {ev.user_id: len(self.seen_ids) for ev in events}
+        return ([ev.event_id in self.seen_ids for ev in events], {ev.user_id: len(self.seen_ids) for ev in events},
+                [False for _ in events])
 
     async def top_k(self, users, segments, k):
         return {u: [("popular", 2.0), ("other", 1.0)] for u in users}
