@@ -20,6 +20,7 @@ SKIP = ('sum by (segment) (rate(streamrec_events_total{type="skip"}[5m])) / '
         'sum by (segment) (rate(streamrec_events_total{type="dwell"}[5m])))')
 HIT = ("sum by (segment) (rate(streamrec_prequential_hits_total[5m])) / "
        "sum by (segment) (rate(streamrec_prequential_trials_total[5m]))")
+LOSS = "sum(rate(streamrec_model_loss_sum[5m])) / sum(rate(streamrec_model_loss_count[5m]))"
 NDCG = ("sum by (segment) (rate(streamrec_prequential_ndcg_gain_total[5m])) / "
         "sum by (segment) (rate(streamrec_prequential_trials_total[5m]))")
 
@@ -63,6 +64,13 @@ DASHBOARDS = {
          [("sum by (segment) (rate(streamrec_prequential_trials_total[5m]))", "{{segment}}")]),
         ("Lists pushed per second", "ops",
          [("sum by (segment) (rate(streamrec_recommendations_pushed_total[5m]))", "{{segment}}")]),
+        ("MF model loss (batch mean before learning)", "short", [(LOSS, "logistic loss")]),
+        ("Events learned per second (MF user side)", "ops",
+         [("sum(rate(streamrec_model_events_learned_total[5m]))", "learned")]),
+        ("Embedding age p50 / p99, by kind", "s",
+         [(q(0.5, "streamrec_embedding_age_seconds", "kind"), "p50 {{kind}}"),
+          (q(0.99, "streamrec_embedding_age_seconds", "kind"), "p99 {{kind}}")]),
+        ("Items in the model (per worker)", "short", [("max by (instance) (streamrec_model_items)", "{{instance}}")]),
     ]),
     "streamrec-drift": ("streamrec / drift", [
         ("Detector active (1 = drift seen recently)", "short",
@@ -85,6 +93,8 @@ DASHBOARDS = {
         ("Dead letters per second, by reason", "ops",
          [("sum by (reason) (rate(streamrec_invalid_events_total[5m]))", "{{reason}}")]),
         ("Duplicate events dropped per second", "ops", [("sum(rate(streamrec_duplicate_events_total[5m]))", "duplicates")]),
+        ("Item gradient rows applied per second (item owners)", "ops",
+         [("sum by (instance) (rate(streamrec_item_updates_applied_total[5m]))", "{{instance}}")]),
     ]),
 }
 

@@ -132,7 +132,7 @@ def build(registry: CollectorRegistry | None = None) -> Metrics:
         model_items=Gauge("streamrec_model_items", "Items in this worker's copy of the MF item matrix.", registry=r),
         embedding_age_seconds=Histogram(
             "streamrec_embedding_age_seconds", "Age of a vector: user rows when ranked (now minus their last "
-            "update), item rows when a worker's copy takes them (now minus the owner's write).",
+            "update), item rows when they reach a worker from item-factors (now minus the owner's write).",
             ["kind"], buckets=AGE_BUCKETS, registry=r,
         ),
         consumer_lag_messages=Gauge(

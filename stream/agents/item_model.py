@@ -96,9 +96,10 @@ class ItemFactors:
             try:
                 state = decode_item(value)
                 self.read += 1
+                # how old a row is when it reaches this worker (its own rows too: the topic's delay)
+                self.metrics.embedding_age_seconds.labels("item").observe(max(0.0, now - state.updated_at))
                 if self.mf.load_item(state):
                     n += 1
-                    self.metrics.embedding_age_seconds.labels("item").observe(max(0.0, now - state.updated_at))
             except ValueError as exc:
                 self.invalid += 1
                 log.warning("ignored an item-factors message: %s", exc)

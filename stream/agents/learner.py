@@ -10,6 +10,7 @@ transaction):
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -18,7 +19,7 @@ from stream.agents.messages import encode_gradients
 from stream.models.sharded import ItemGradients, ShardedMF, UserState
 from stream.signals import signal_weight
 from stream.store.keys import Keys
-from stream.store.userstate import parse_user, queue_load, queue_save
+from stream.store.userstate import LOAD_BATCH_LUA, parse_user
 
 __all__ = ["Learner", "BatchView", "Step"]
 
@@ -30,6 +31,7 @@ class BatchView:
     claimed: list[bool]  # per event: its id was applied before
     states: dict[str, UserState | None]  # per user: model row (None: none yet)
     seen: dict[str, list[str]]  # per user: items not to recommend again
+    segments: dict[str, str | None] = field(default_factory=dict)  # per user: the profile's segment, if any
 
     def fresh(self, events: list[Event]) -> list[Event]:
         """Events whose id was not applied before, each id once (the first in the batch)."""
@@ -58,20 +60,28 @@ class Learner:
         self.keys = keys
         self.partitions = partitions
         self.clock = clock
+        self._sha: str | None = None
 
     async def load(self, events: list[Event], user_ids: list[str]) -> BatchView:
-        pipe = self.redis.pipeline(transaction=False)
-        for ev in events:
-            pipe.exists(self.keys.dedupe(ev.event_id))
-        queue_load(pipe, self.keys, user_ids)
-        for uid in user_ids:
-            pipe.zrange(self.keys.seen(uid), 0, -1)
-        out = await pipe.execute()
-        n, m = len(events), len(user_ids)
+        """One script call: claimed event ids, the users' rows, seen items and segments."""
+        import redis.exceptions
+
+        arg = json.dumps({"prefix": self.keys.prefix, "events": [ev.event_id for ev in events], "users": user_ids},
+                         separators=(",", ":"))
+        if self._sha is None:
+            self._sha = await self.redis.script_load(LOAD_BATCH_LUA)
+        try:
+            claimed, rows, seen, segments = await self.redis.evalsha(self._sha, 0, arg)
+        except redis.exceptions.NoScriptError:
+            self._sha = await self.redis.script_load(LOAD_BATCH_LUA)
+            claimed, rows, seen, segments = await self.redis.evalsha(self._sha, 0, arg)
         k = self.mf.k
-        states = {uid: parse_user(uid, values, k) for uid, values in zip(user_ids, out[n : n + m])}
-        seen = {uid: [x.decode() for x in items] for uid, items in zip(user_ids, out[n + m :])}
-        return BatchView([bool(x) for x in out[:n]], states, seen)
+        return BatchView(
+            [c == "1" for c in (claimed.decode() if isinstance(claimed, bytes) else claimed)],
+            {uid: parse_user(uid, values, k) for uid, values in zip(user_ids, rows)},
+            {uid: [x.decode() for x in items] for uid, items in zip(user_ids, seen)},
+            {uid: (seg.decode() if seg else None) for uid, seg in zip(user_ids, segments)},
+        )
 
     def rank(self, state: UserState, seen: list[str], k: int) -> list[tuple[str, float]]:
         return self.mf.rank(state, k, seen)
@@ -103,9 +113,6 @@ class Learner:
         step.loss = self.mf.last_loss
         step.learned = len(u)
         return step
-
-    def queue_save(self, pipe, states: list[UserState]) -> None:
-        queue_save(pipe, self.keys, states)
 
     def encode_gradients(self, grads: ItemGradients) -> bytes:
         return encode_gradients(grads, self.mf.k, self.source)

@@ -2,12 +2,12 @@
 
     records (raw bytes from the interaction topics)
       -> validate       bad: dead-letter topic, original bytes + reason, processing goes on
-      -> segment lookup one Redis round trip
-      -> load           (with the MF learner) claimed event ids, users' model rows, seen items: one round trip
+      -> load           (with the MF learner) claimed event ids, users' model rows, seen items and
+                        segments: one script call (without it, a segment lookup)
       -> prequential    each click of a user with history: was the item in their top-K, before learning?
       -> learn          (with the MF learner) the users' rows; item gradients to the items' owners
-      -> apply          one Lua call per event: dedupe by event_id, popularity, seen items; with the
-                        learner, in one MULTI/EXEC with the users' new rows
+      -> apply          one Lua script call for the batch: dedupe by event_id, popularity, seen
+                        items, counters and, with the learner, the users' new rows, atomically
       -> top-K          for users whose state changed
       -> push           to the recommendations topic when a user's list changed (rate-limited)
 
@@ -231,11 +231,12 @@ class Ingestor:
 
     async def _apply(self, events: list[Event]):
         users = sorted({ev.user_id for ev in events})
-        segments = await self.store.segments_of(users, self.default_segment)
         if self.learner is None:
+            segments = await self.store.segments_of(users, self.default_segment)
             await self._prequential_popularity(events, segments)
             return await self.store.apply(events, segments)
         view = await self.learner.load(events, users)
+        segments = {u: view.segments.get(u) or self.default_segment for u in users}
         fresh = view.fresh(events)
         seen = {u: set(items) for u, items in view.seen.items()}
         trials = [ev for ev in fresh if ev.type == "click" and seen.get(ev.user_id) and ev.item_id not in seen[ev.user_id]]
@@ -248,7 +249,7 @@ class Ingestor:
             await self.publisher.item_gradients(partition, self.learner.encode_gradients(grads))
         if step.gradients:
             await self.publisher.flush()
-        applied = await self.store.apply(events, segments, also=lambda pipe: self.learner.queue_save(pipe, step.states))
+        applied = await self.store.apply(events, segments, rows=step.states)
         if step.loss is not None:
             self.metrics.model_loss.observe(step.loss)
         self.metrics.model_events_learned_total.inc(step.learned)

@@ -5,43 +5,50 @@ its segment's sorted set (and in the global one). Growing the increment forward 
 event time is the same as decaying every older score, without touching them; when
 the exponent passes 50 the set is rescaled and ``ref`` moved, so nothing overflows.
 
-Applying an event is one Lua script, atomic in Redis: it first claims the
-event's dedupe key (``SET NX EX``), so a redelivered or retried event changes
-nothing. A micro-batch is one pipeline round trip.
+Applying a micro-batch is one Lua script call, atomic in Redis: for each event it
+first claims the event's dedupe key (``SET NX EX``), so a redelivered or retried event
+changes nothing; the same call writes the batch's user model rows. One call, rather than
+one per event, because packing and parsing commands in redis-py was most of a batch's time.
 """
 
 from __future__ import annotations
 
-import hashlib
+import json
 import math
 from dataclasses import dataclass
 
 from stream.contract import Event
 from stream.signals import marks_seen, signal_weight
 from stream.store.keys import Keys
+from stream.store.userstate import user_mapping
 
-__all__ = ["PopularityStore", "APPLY_EVENT_LUA", "GLOBAL_SEGMENT", "Applied"]
+__all__ = ["PopularityStore", "APPLY_BATCH_LUA", "GLOBAL_SEGMENT", "Applied"]
 
 GLOBAL_SEGMENT = "_global"
 
-# KEYS: 1 dedupe  2 pop(segment)  3 popref(segment)  4 pop(global)  5 popref(global)
-#       6 seen(user)  7 stats  8 hll users  9 hll items
-# ARGV: 1 dedupe ttl  2 ts  3 weight  4 item_id  5 user_id  6 tau  7 history_max  8 type  9 mark_seen
-APPLY_EVENT_LUA = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
-  redis.call('HINCRBY', KEYS[7], 'duplicates_total', 1)
-  return 0
-end
-local ts = tonumber(ARGV[2])
-local w = tonumber(ARGV[3])
-local tau = tonumber(ARGV[6])
-local function bump(zkey, refkey)
-  local ref = redis.call('GET', refkey)
-  if not ref then
-    redis.call('SET', refkey, ARGV[2])
-    ref = ts
-  else
-    ref = tonumber(ref)
+# One call applies a whole micro-batch, atomically (a script runs alone in Redis).
+# ARGV[1]: JSON {"prefix", "ttl", "tau", "hmax",
+#                "events": [[event_id, segment, ts, weight, item_id, user_id, type, marks_seen], ...],
+#                "rows": [[user_id, dim, bias, acc, acc_b, n, updates, version, updated_at], ...]}
+# ARGV[1 + j]: the float32 bytes of rows[j]'s vector.
+# Returns one character per event: "1" applied, "0" a duplicate (its event_id was claimed before).
+# Keys are built here from the prefix, as stream/store/keys.py lays them out. (They are not
+# declared in KEYS, so this needs one Redis, not a Cluster: docs/ARCHITECTURE.md.)
+APPLY_BATCH_LUA = """
+local a = cjson.decode(ARGV[1])
+local p, ttl, tau, hmax = a.prefix, a.ttl, a.tau, a.hmax
+local refs = {}
+local function bump(seg, ts, w, item)
+  local zkey, refkey = p .. ':pop:' .. seg, p .. ':popref:' .. seg
+  local ref = refs[seg]
+  if ref == nil then
+    ref = redis.call('GET', refkey)
+    if not ref then
+      redis.call('SET', refkey, string.format('%.17g', ts))
+      ref = ts
+    else
+      ref = tonumber(ref)
+    end
   end
   local x = (ts - ref) / tau
   if x > 50 then
@@ -50,31 +57,57 @@ local function bump(zkey, refkey)
     for i = 1, #all, 2 do
       redis.call('ZADD', zkey, tonumber(all[i + 1]) * factor, all[i])
     end
-    redis.call('SET', refkey, ARGV[2])
+    redis.call('SET', refkey, string.format('%.17g', ts))
+    ref = ts
     x = 0
   end
-  redis.call('ZINCRBY', zkey, w * math.exp(x), ARGV[4])
+  refs[seg] = ref
+  redis.call('ZINCRBY', zkey, w * math.exp(x), item)
 end
-if w ~= 0 then
-  bump(KEYS[2], KEYS[3])
-  bump(KEYS[4], KEYS[5])
-end
-if ARGV[9] == '1' then
-  redis.call('ZADD', KEYS[6], ts, ARGV[4])
-  local n = redis.call('ZCARD', KEYS[6])
-  local cap = tonumber(ARGV[7])
-  if n > cap then
-    redis.call('ZREMRANGEBYRANK', KEYS[6], 0, n - cap - 1)
+local out, counts, users, items = {}, {}, {}, {}
+local dups = 0
+for n, e in ipairs(a.events) do
+  if redis.call('SET', p .. ':dedupe:' .. e[1], '1', 'NX', 'EX', ttl) then
+    out[n] = '1'
+    local ts, w, item, user = e[3], e[4], e[5], e[6]
+    if w ~= 0 then
+      bump(e[2], ts, w, item)
+      bump('_global', ts, w, item)
+    end
+    if e[8] then
+      local seen = p .. ':user:' .. user .. ':seen'
+      redis.call('ZADD', seen, ts, item)
+      local count = redis.call('ZCARD', seen)
+      if count > hmax then
+        redis.call('ZREMRANGEBYRANK', seen, 0, count - hmax - 1)
+      end
+    end
+    counts[e[7]] = (counts[e[7]] or 0) + 1
+    users[#users + 1] = user
+    items[#items + 1] = item
+  else
+    out[n] = '0'
+    dups = dups + 1
   end
 end
-redis.call('HINCRBY', KEYS[7], 'events_total:' .. ARGV[8], 1)
-redis.call('PFADD', KEYS[8], ARGV[5])
-redis.call('PFADD', KEYS[9], ARGV[4])
-return 1
+local stats = p .. ':stats'
+for t, c in pairs(counts) do
+  redis.call('HINCRBY', stats, 'events_total:' .. t, c)
+end
+if dups > 0 then
+  redis.call('HINCRBY', stats, 'duplicates_total', dups)
+end
+for i = 1, #users, 1000 do  -- unpack() has a stack limit: chunks
+  local j = math.min(i + 999, #users)
+  redis.call('PFADD', p .. ':hll:users', unpack(users, i, j))
+  redis.call('PFADD', p .. ':hll:items', unpack(items, i, j))
+end
+for j, r in ipairs(a.rows) do
+  redis.call('HSET', p .. ':emb:user:' .. r[1], 'vec', ARGV[1 + j], 'dim', r[2], 'bias', r[3], 'acc', r[4],
+             'acc_b', r[5], 'n', r[6], 'updates', r[7], 'version', r[8], 'updated_at', r[9])
+end
+return table.concat(out)
 """
-
-
-_SCRIPT_SHA = hashlib.sha1(APPLY_EVENT_LUA.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -103,55 +136,45 @@ class PopularityStore:
         values = await pipe.execute()
         return {uid: (v.decode() if v else default) for uid, v in zip(user_ids, values)}
 
-    async def apply(self, events: list[Event], segments: dict[str, str], also=None) -> list[Applied]:
-        """Apply a micro-batch in one round trip; returns what each event did.
+    async def apply(self, events: list[Event], segments: dict[str, str], rows=()) -> list[Applied]:
+        """Apply a micro-batch in one atomic script call; returns what each event did.
 
-        ``also(pipe)``, when given, queues more writes (the batch's model rows) and makes
-        the whole round trip one MULTI/EXEC transaction: the event ids are claimed and the
-        rows written together, or nothing is (the script is loaded inside the transaction,
-        so a Redis restarted without its script cache cannot apply half of it).
+        ``rows`` (:class:`stream.models.sharded.UserState`) are the batch's new user model rows,
+        written in the same call: the event ids are claimed and the rows written together, or
+        nothing is.
         """
         if not events:
             return []
         import redis.exceptions
 
-        if also is not None:
-            results = await self._apply_pipeline(events, segments, also)
-        else:
-            if self._sha is None:
-                self._sha = await self.redis.script_load(APPLY_EVENT_LUA)
-            try:
-                results = await self._apply_pipeline(events, segments)
-            except redis.exceptions.NoScriptError:
-                # Redis restarted without the script cache; load it again. Re-running is safe:
-                # events applied before the error hit their dedupe keys.
-                self._sha = await self.redis.script_load(APPLY_EVENT_LUA)
-                results = await self._apply_pipeline(events, segments)
-        if len(results) != len(events):
-            raise RuntimeError(f"store answered {len(results)} results for {len(events)} events")
-        return [Applied(ev, segments[ev.user_id], bool(r)) for ev, r in zip(events, results)]
+        args = self._batch_args(events, segments, rows)
+        if self._sha is None:
+            self._sha = await self.redis.script_load(APPLY_BATCH_LUA)
+        try:
+            out = await self.redis.evalsha(self._sha, 0, *args)
+        except redis.exceptions.NoScriptError:
+            # Redis restarted without its script cache; nothing ran, so running it now is safe.
+            self._sha = await self.redis.script_load(APPLY_BATCH_LUA)
+            out = await self.redis.evalsha(self._sha, 0, *args)
+        flags = out.decode() if isinstance(out, bytes) else str(out)
+        if len(flags) != len(events):
+            raise RuntimeError(f"store answered {len(flags)} results for {len(events)} events")
+        return [Applied(ev, segments[ev.user_id], f == "1") for ev, f in zip(events, flags)]
 
-    async def _apply_pipeline(self, events: list[Event], segments: dict[str, str], also=None) -> list:
-        k = self.keys
-        pipe = self.redis.pipeline(transaction=also is not None)
-        if also is not None:
-            self._sha = _SCRIPT_SHA
-            pipe.script_load(APPLY_EVENT_LUA)
-        for ev in events:
-            seg = segments[ev.user_id]
-            keys = [
-                k.dedupe(ev.event_id), k.pop(seg), k.popref(seg), k.pop(GLOBAL_SEGMENT), k.popref(GLOBAL_SEGMENT),
-                k.seen(ev.user_id), k.stats, k.hll_users, k.hll_items,
-            ]
-            args = [
-                self.dedupe_ttl_seconds, repr(ev.ts), repr(signal_weight(ev)), ev.item_id, ev.user_id,
-                repr(self._tau), self.history_max, ev.type, "1" if marks_seen(ev) else "0",
-            ]
-            pipe.evalsha(self._sha, len(keys), *keys, *args)
-        if also is None:
-            return await pipe.execute()
-        also(pipe)
-        return (await pipe.execute())[1 : 1 + len(events)]
+    def _batch_args(self, events: list[Event], segments: dict[str, str], rows) -> list:
+        body = {
+            "prefix": self.keys.prefix, "ttl": self.dedupe_ttl_seconds, "tau": self._tau, "hmax": self.history_max,
+            "events": [[ev.event_id, segments[ev.user_id], ev.ts, signal_weight(ev), ev.item_id, ev.user_id, ev.type,
+                        marks_seen(ev)] for ev in events],
+            "rows": [],
+        }
+        vectors = []
+        for r in rows:
+            m = user_mapping(r)
+            body["rows"].append([r.user_id, m["dim"], m["bias"], m["acc"], m["acc_b"], m["n"], m["updates"],
+                                 m["version"], m["updated_at"]])
+            vectors.append(m["vec"])
+        return [json.dumps(body, separators=(",", ":")), *vectors]
 
     async def probe(self, events: list[Event]) -> tuple[list[bool], dict[str, int], list[bool]]:
         """Before applying: which events were applied already, how many items each user has

@@ -22,7 +22,7 @@ from stream.models.sharded import UserState
 from stream.store.embeddings import pack, unpack
 from stream.store.keys import Keys
 
-__all__ = ["USER_FIELDS", "parse_user", "user_mapping", "MODEL_VERSION"]
+__all__ = ["USER_FIELDS", "parse_user", "user_mapping", "MODEL_VERSION", "LOAD_BATCH_LUA"]
 
 #: The model version written beside every vector.
 MODEL_VERSION = "online-mf-v1"
@@ -54,11 +54,22 @@ def user_mapping(state: UserState) -> dict[str, bytes | str]:
     }
 
 
-def queue_load(pipe, keys: Keys, user_ids: list[str]) -> None:
-    for uid in user_ids:
-        pipe.hmget(keys.embedding("user", uid), *USER_FIELDS)
-
-
-def queue_save(pipe, keys: Keys, states: list[UserState]) -> None:
-    for s in states:
-        pipe.hset(keys.embedding("user", s.user_id), mapping=user_mapping(s))
+# What a micro-batch needs before learning, in one call (keys as stream/store/keys.py lays them out).
+# ARGV[1]: JSON {"prefix", "events": [event_id, ...], "users": [user_id, ...]}
+# Returns {claimed: one "1"/"0" per event, rows: HMGET of USER_FIELDS per user,
+#          seen: the seen items per user, segments: the profile's _segment per user (or false)}
+LOAD_BATCH_LUA = """
+local a = cjson.decode(ARGV[1])
+local p = a.prefix
+local claimed = {}
+for n, id in ipairs(a.events) do
+  claimed[n] = redis.call('EXISTS', p .. ':dedupe:' .. id) == 1 and '1' or '0'
+end
+local rows, seen, segments = {}, {}, {}
+for j, u in ipairs(a.users) do
+  rows[j] = redis.call('HMGET', p .. ':emb:user:' .. u, 'vec', 'dim', 'bias', 'acc', 'acc_b', 'n', 'updates', 'updated_at')
+  seen[j] = redis.call('ZRANGE', p .. ':user:' .. u .. ':seen', 0, -1)
+  segments[j] = redis.call('HGET', p .. ':user:' .. u .. ':profile', '_segment')
+end
+return {table.concat(claimed), rows, seen, segments}
+"""
