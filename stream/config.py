@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     )
     batch_size: int = Field(500, ge=1, description="Micro-batch size. STREAMREC_BATCH_SIZE")
     batch_within_seconds: float = Field(0.2, gt=0, description="Micro-batch time bound. STREAMREC_BATCH_WITHIN_SECONDS")
+    item_publish_seconds: float = Field(
+        0.5, gt=0, description="How long an item owner gathers gradients before it publishes the changed item rows "
+        "(each row once per period: fewer item-factors messages, item rows at most this much older at other "
+        "workers). STREAMREC_ITEM_PUBLISH_SECONDS")
     top_k: int = Field(10, ge=1, le=1000, description="Length of a pushed recommendation list. STREAMREC_TOP_K")
     rec_min_interval_seconds: float = Field(
         1.0, ge=0, description="At most one push per user per this many seconds. STREAMREC_REC_MIN_INTERVAL_SECONDS"

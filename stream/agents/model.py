@@ -20,7 +20,8 @@ _BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0)
 @app.agent(item_updates_topic, concurrency=1)
 async def learn_items(stream):
     await runtime.items_ready.wait()  # own items only once their published rows are read back
-    async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
+    # A longer window than the ingest agent's: a row changed by many messages is published once.
+    async for events in stream.take_events(10_000, within=settings.item_publish_seconds):
         runtime.item_owner.apply([to_record(ev) for ev in events])
         attempt = 0
         while True:  # the gradients are applied once; publishing is retried until it succeeds
