@@ -94,7 +94,9 @@ class Settings(BaseSettings):
         10.0, gt=0, description="How long a silent worker keeps its partitions. STREAMREC_SESSION_TIMEOUT_SECONDS"
     )
     batch_size: int = Field(500, ge=1, description="Micro-batch size. STREAMREC_BATCH_SIZE")
-    batch_within_seconds: float = Field(0.2, gt=0, description="Micro-batch time bound. STREAMREC_BATCH_WITHIN_SECONDS")
+    batch_within_seconds: float = Field(
+        0.05, gt=0, description="Micro-batch time bound (under load batches fill to STREAMREC_BATCH_SIZE first). "
+        "STREAMREC_BATCH_WITHIN_SECONDS")
     item_publish_seconds: float = Field(
         0.5, gt=0, description="How long an item owner gathers gradients before it publishes the changed item rows "
         "(each row once per period: fewer item-factors messages, item rows at most this much older at other "
