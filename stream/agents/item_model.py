@@ -102,7 +102,8 @@ class ItemFactors:
                     n += 1
             except ValueError as exc:
                 self.invalid += 1
-                log.warning("ignored an item-factors message: %s", exc)
+                if self.invalid <= 10 or self.invalid % 1000 == 0:  # e.g. rows of another factor count
+                    log.warning("ignored an item-factors message (%d so far): %s", self.invalid, exc)
         self.applied += n
         self.metrics.model_items.set(self.mf.n_items)
         return n
