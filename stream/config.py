@@ -101,6 +101,12 @@ class Settings(BaseSettings):
         0.5, gt=0, description="How long an item owner gathers gradients before it publishes the changed item rows "
         "(each row once per period: fewer item-factors messages, item rows at most this much older at other "
         "workers). STREAMREC_ITEM_PUBLISH_SECONDS")
+    explore_share: float = Field(
+        0.1, ge=0, le=1, description="Share of recommendation lists whose last slot goes to a fresh item (one with "
+        "little positive signal yet), so new items can earn clicks; 0 turns exploration off. STREAMREC_EXPLORE_SHARE")
+    explore_max_positive_weight: float = Field(
+        5.0, ge=0, description="An item is fresh while its summed positive signal is below this. "
+        "STREAMREC_EXPLORE_MAX_POSITIVE_WEIGHT")
     top_k: int = Field(10, ge=1, le=1000, description="Length of a pushed recommendation list. STREAMREC_TOP_K")
     rec_min_interval_seconds: float = Field(
         1.0, ge=0, description="At most one push per user per this many seconds. STREAMREC_REC_MIN_INTERVAL_SECONDS"

@@ -51,6 +51,8 @@ class Metrics:
     model_events_learned_total: Counter
     item_updates_applied_total: Counter
     model_items: Gauge
+    items_initialised_total: Counter
+    explored_total: Counter
     embedding_age_seconds: Histogram
     consumer_lag_messages: Gauge
 
@@ -130,6 +132,14 @@ def build(registry: CollectorRegistry | None = None) -> Metrics:
             registry=r,
         ),
         model_items=Gauge("streamrec_model_items", "Items in this worker's copy of the MF item matrix.", registry=r),
+        items_initialised_total=Counter(
+            "streamrec_items_initialised_total", "New items started from their categories' mean row (cold start).",
+            registry=r,
+        ),
+        explored_total=Counter(
+            "streamrec_explored_total", "Lists whose last slot went to a fresh item (bounded exploration), by segment.",
+            ["segment"], registry=r,
+        ),
         embedding_age_seconds=Histogram(
             "streamrec_embedding_age_seconds", "Age of a vector: user rows when ranked (now minus their last "
             "update), item rows when they reach a worker from item-factors (now minus the owner's write).",

@@ -1,5 +1,8 @@
 """User profiles (users topic) and item metadata (items topic), both compacted.
 
+A new item's categories also go to its owner on item-updates, which starts the item's
+model row from the mean row of items of the same categories (cold start).
+
 A profile's segment is the values of the configured attributes
 (STREAMREC_SEGMENT_ATTRIBUTES), joined by '/'; without them, the default segment.
 """
@@ -8,9 +11,11 @@ from __future__ import annotations
 
 import json
 
+from stream.agents.messages import encode_init
 from stream.agents.pipeline import Record
 from stream.agents.runtime import runtime
 from stream.app import app, items_topic, settings, users_topic
+from stream.models.sharded import item_partition
 from stream.contract import InvalidEvent, validate_event
 from stream.metrics import METRICS
 
@@ -69,4 +74,7 @@ async def items(stream):
         if item.raw.get("features") is not None:
             mapping["features"] = json.dumps(item.raw["features"])
         await runtime.redis.hset(runtime.keys.item(item.item_id), mapping=mapping)
+        # the item's one owner starts its model row from its categories (cold start)
+        await runtime.publisher.item_gradients(item_partition(item.item_id, settings.partitions),
+                                               encode_init(item.item_id, item.categories))
         METRICS.items_total.inc()

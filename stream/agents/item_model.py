@@ -16,7 +16,7 @@ from typing import Awaitable, Callable
 
 import numpy as np
 
-from stream.agents.messages import decode_gradients, decode_item, encode_item
+from stream.agents.messages import ItemInit, decode_item, decode_item_update, encode_item
 from stream.metrics import Metrics
 from stream.models.sharded import ItemState, ShardedMF
 from stream.store.embeddings import EmbeddingWriter
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 
 class ItemOwner:
+    CATEGORY_SAMPLE = 200  # items of a category whose mean starts a new item
     def __init__(self, mf: ShardedMF, publish: Callable[[str, bytes], Awaitable[None]],
                  flush: Callable[[], Awaitable[None]], writer: EmbeddingWriter, metrics: Metrics,
                  reject: Callable[..., Awaitable[None]], clock: Callable[[], float] = time.time) -> None:
@@ -40,6 +41,7 @@ class ItemOwner:
         self.clock = clock
         self._dirty: dict[str, ItemState] = {}
         self._bad: list = []  # (record, detail) of undecodable messages, dead-lettered by publish()
+        self._by_category: dict[str, list[str]] = {}  # of the items this owner was told about
 
     def apply(self, records) -> int:
         """Apply the gradient messages (once: the caller retries :meth:`publish`, never this)."""
@@ -47,15 +49,33 @@ class ItemOwner:
         applied = 0
         for rec in records:
             try:
-                grads = decode_gradients(rec.value or b"")
+                update = decode_item_update(rec.value or b"")
             except ValueError as exc:
                 self._bad.append((rec, str(exc)))
                 continue
-            for state in self.mf.apply_gradients(grads, now):
+            if isinstance(update, ItemInit):
+                self._init(update, now)
+                continue
+            for state in self.mf.apply_gradients(update, now):
                 self._dirty[state.item_id] = state
-            applied += len(grads)
+            applied += len(update)
         self.metrics.item_updates_applied_total.inc(applied)
         return applied
+
+    def _init(self, init: ItemInit, now: float) -> None:
+        """A new item starts from the mean row of the latest items of its categories."""
+        like: list[str] = []
+        for cat in init.categories:
+            like += self._by_category.get(cat, [])[-self.CATEGORY_SAMPLE:]
+        state = self.mf.init_item(init.item_id, like, now)
+        if state is not None:
+            self._dirty[state.item_id] = state
+            self.metrics.items_initialised_total.inc()
+        for cat in init.categories:
+            members = self._by_category.setdefault(cat, [])
+            if init.item_id not in members[-self.CATEGORY_SAMPLE:]:
+                members.append(init.item_id)
+                del members[: -4 * self.CATEGORY_SAMPLE]
 
     async def publish(self) -> int:
         """Send the changed rows to item-factors and Redis; what fails stays pending for the retry."""

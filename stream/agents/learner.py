@@ -4,7 +4,6 @@ Per micro-batch (one Redis round trip to load, the commit rides on the ingest pi
 transaction):
 
     load     which event ids were claimed before, the users' model rows, their seen items
-    rank     a user's top-K before learning (prequential check, pushes, requests)
     learn    the users' rows step; item gradients grouped by the items' owner partitions
 """
 
@@ -82,9 +81,6 @@ class Learner:
             {uid: [x.decode() for x in items] for uid, items in zip(user_ids, seen)},
             {uid: (seg.decode() if seg else None) for uid, seg in zip(user_ids, segments)},
         )
-
-    def rank(self, state: UserState, seen: list[str], k: int) -> list[tuple[str, float]]:
-        return self.mf.rank(state, k, seen)
 
     def learn(self, events: list[Event], view: BatchView) -> Step:
         """One step on the rows of the batch's users (copies: ``view`` keeps the rows as loaded)."""

@@ -5,6 +5,7 @@ Arrays travel as base64 of little-endian bytes, with their length checked on the
     item-updates  (partition = the items' owner, see stream.models.sharded.item_partition)
       {"schema": "item-grad-v1", "dim": k, "items": [ids], "grad": b64 f32 (m, k + 2),
        "ex_b": b64 f32 (m,), "pos_w": b64 f64 (m,), "source": "topic/partition@offset"}
+      {"schema": "item-init-v1", "item_id": id, "categories": [str]}   (a new item, from the catalogue)
     item-factors  (key = item_id, compacted: the latest row of every item)
       {"schema": "item-factors-v1", "item_id": id, "dim": k, "vec": b64 f32 (k,), "bias": f,
        "acc": f, "acc_b": f, "pop": f, "version": n, "updated_at": epoch seconds}
@@ -26,12 +27,14 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
 
 import numpy as np
 
 from stream.models.sharded import ItemGradients, ItemState
 
-__all__ = ["encode_gradients", "decode_gradients", "encode_item", "decode_item"]
+__all__ = ["encode_gradients", "decode_gradients", "encode_item", "decode_item", "ItemInit", "encode_init",
+           "decode_item_update"]
 
 _F4, _F8 = np.dtype("<f4"), np.dtype("<f8")
 
@@ -72,6 +75,34 @@ def decode_gradients(data: bytes) -> ItemGradients:
     m = len(items)
     grad = _array(body, "grad", _F4, m * (dim + 2), schema).reshape(m, dim + 2)
     return ItemGradients(items, grad, _array(body, "ex_b", _F4, m, schema), _array(body, "pos_w", _F8, m, schema))
+
+
+@dataclass(frozen=True)
+class ItemInit:
+    """A new item's categories: its owner starts its row from the mean of those categories' items."""
+
+    item_id: str
+    categories: list[str]
+
+
+def encode_init(item_id: str, categories: list[str]) -> bytes:
+    return json.dumps({"schema": "item-init-v1", "item_id": item_id, "categories": categories},
+                      separators=(",", ":")).encode()
+
+
+def decode_item_update(data: bytes) -> ItemGradients | ItemInit:
+    """An item-updates message: gradients, or a new item's categories.
+
+    >>> decode_item_update(encode_init("i1", ["jazz"]))
+    ItemInit(item_id='i1', categories=['jazz'])
+    """
+    if b'"item-init-v1"' in data[:64]:
+        body = _body(data, "item-init-v1")
+        item, cats = body.get("item_id"), body.get("categories")
+        if not isinstance(item, str) or not isinstance(cats, list) or not all(isinstance(c, str) for c in cats):
+            raise ValueError("item-init-v1: item_id must be a string and categories a list of strings")
+        return ItemInit(item, cats)
+    return decode_gradients(data)
 
 
 def encode_item(state: ItemState) -> bytes:

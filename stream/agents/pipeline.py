@@ -23,6 +23,7 @@ import logging
 import math
 import time
 import uuid
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Protocol
@@ -120,6 +121,8 @@ class Ingestor:
         drift_active_seconds: float = 600.0,
         drift_window_seconds: float = 10.0,
         learner=None,
+        explore_share: float = 0.0,
+        explore_max_positive_weight: float = 5.0,
     ):
         self.store = store
         self.publisher = publisher
@@ -139,6 +142,8 @@ class Ingestor:
         self._drift_active_until: dict[tuple[str, str], float] = {}
         self._pending_alerts: list[DriftAlert] = []
         self.learner = learner  # stream.agents.learner.Learner: the MF model; None: popularity only
+        self.explore_share = explore_share
+        self.explore_max_positive_weight = explore_max_positive_weight
 
     @property
     def keys(self) -> Keys:
@@ -241,7 +246,8 @@ class Ingestor:
         seen = {u: set(items) for u, items in view.seen.items()}
         trials = [ev for ev in fresh if ev.type == "click" and seen.get(ev.user_id) and ev.item_id not in seen[ev.user_id]]
         await self._prequential(trials, segments,
-                                lambda uids: self._rank_loaded(uids, segments, view.states, view.seen, self.top_k))
+                                lambda uids: self._rank_loaded(uids, segments, view.states, view.seen, self.top_k,
+                                                               explore=False))
         step = self.learner.learn(fresh, view)
         # Gradients go out before the commit: after a crash in between, the redelivered batch
         # sends them again (at least once), rather than never.
@@ -279,7 +285,7 @@ class Ingestor:
         tops = await rank(sorted({ev.user_id for ev in trials}))
         for ev in trials:
             seg = segments[ev.user_id]
-            ranked = [item for item, _ in tops[ev.user_id][0]]
+            ranked = [e[0] for e in tops[ev.user_id][0]]
             self.metrics.prequential_trials_total.labels(seg).inc()
             self._observe(seg, "hit_rate", 1.0 if ev.item_id in ranked else 0.0)
             if ev.item_id in ranked:
@@ -295,8 +301,17 @@ class Ingestor:
         view = await self.learner.load([], user_ids)
         return await self._rank_loaded(user_ids, segments, view.states, view.seen, k)
 
+    def _explores(self, user_id: str, now: float) -> bool:
+        """Whether this user's list explores now: a stable draw per user and minute, so a share
+        ``explore_share`` of lists carries one fresh item and a list does not flicker."""
+        if self.explore_share <= 0:
+            return False
+        return zlib.crc32(f"{user_id}:{int(now // 60)}".encode()) % 10_000 < self.explore_share * 10_000
+
     async def _rank_loaded(self, user_ids: list[str], segments: dict[str, str], states: dict, seen: dict[str, list[str]],
-                           k: int) -> dict[str, tuple[Ranked, str]]:
+                           k: int, explore: bool = True) -> dict[str, tuple[Ranked, str]]:
+        """Rank users whose rows are loaded: MF for users with a row, segment popularity for the
+        rest; with ``explore``, the lists chosen by :meth:`_explores` carry one fresh item."""
         out: dict[str, tuple[Ranked, str]] = {}
         cold = []
         now = time.time()
@@ -305,7 +320,12 @@ class Ingestor:
             if state is None or state.n <= 0:
                 cold.append(uid)
                 continue
-            out[uid] = (self.learner.rank(state, seen.get(uid, []), k), MF_MODEL_NAME)
+            explores = explore and self._explores(uid, now)
+            ranked = self.learner.mf.rank(state, k, seen.get(uid, []), explore=explores,
+                                          explore_max_pop=self.explore_max_positive_weight)
+            if explores and ranked and len(ranked[-1]) > 2:
+                self.metrics.explored_total.labels(segments.get(uid, self.default_segment)).inc()
+            out[uid] = (ranked, MF_MODEL_NAME)
             self.metrics.embedding_age_seconds.labels("user").observe(max(0.0, now - state.updated_at))
         if cold:
             tops = await self.store.top_k(cold, segments, k)
@@ -393,7 +413,7 @@ class Ingestor:
         pipe = redis.pipeline(transaction=False)
         for uid, prev in zip(user_ids, previous):
             ranked, model = tops[uid]
-            items = [i for i, _ in ranked]
+            items = [e[0] for e in ranked]
             if prev is not None and trigger == "event":
                 if [x["item_id"] for x in json.loads(prev)["items"]] == items:
                     continue
@@ -420,7 +440,8 @@ class Ingestor:
             "model": model,
             "trigger": trigger,
             "generated_at": time.time(),
-            "items": [{"item_id": i, "score": round(s, 6), "rank": r + 1} for r, (i, s) in enumerate(ranked)],
+            "items": [{"item_id": e[0], "score": round(e[1], 6), "rank": r + 1, **({"reason": e[2]} if len(e) > 2 else {})}
+                      for r, e in enumerate(ranked)],
         }
         if request_id is not None:
             body["request_id"] = request_id

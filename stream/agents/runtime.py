@@ -125,6 +125,8 @@ class Runtime:
             drift_active_seconds=settings.drift_active_seconds,
             drift_window_seconds=settings.drift_window_seconds,
             learner=self.learner,
+            explore_share=settings.explore_share,
+            explore_max_positive_weight=settings.explore_max_positive_weight,
         )
 
 

@@ -200,15 +200,52 @@ class ShardedMF:
         n = self.model.n_items
         return self.model._Q[:n] @ user.vector + self.model._bi[:n]
 
-    def rank(self, user: UserState, k: int, exclude: Sequence[str] = ()) -> list[tuple[str, float]]:
-        """The user's top-``k`` (item id, score), leaving out ``exclude`` (their seen items)."""
-        if self.model.n_items == 0:
+    def rank(self, user: UserState, k: int, exclude: Sequence[str] = (), explore: bool = False,
+             explore_max_pop: float = 5.0) -> list[tuple]:
+        """The user's top-``k`` (item id, score), leaving out ``exclude`` (their seen items).
+
+        ``explore``: the last slot goes to the best-scored *fresh* item instead (an item with
+        less than ``explore_max_pop`` positive weight so far, already given a row by its
+        owner) unless one is in the list already; that entry is ``(item id, score, "explore")``.
+        Bounded exploration lets a new item earn its first clicks.
+        """
+        n = self.model.n_items
+        if n == 0:
             return []
         scores = self.scores(user)
         pos = self.model._items._pos
         skip = np.array([pos[i] for i in exclude if i in pos], dtype=np.int64)
         ids = self.model._items.ids
-        return [(ids[j], float(scores[j])) for j in top_k(scores, k, skip).tolist()]
+        top = top_k(scores, k, skip)
+        out: list[tuple] = [(ids[j], float(scores[j])) for j in top.tolist()]
+        if explore and len(top) == k and k > 1:
+            fresh = (self.model._pop[:n] < explore_max_pop) & (self._meta.version[:n] > 0)
+            if not fresh[top].any():
+                fresh[skip] = False
+                cand = np.flatnonzero(fresh)
+                if len(cand):
+                    j = int(cand[np.argmax(scores[cand])])
+                    out[-1] = (ids[j], float(scores[j]), "explore")
+        return out
+
+    def init_item(self, item_id: str, like: Sequence[str], now: float) -> ItemState | None:
+        """As the owner: start an item that has no row yet from the mean row of the items
+        ``like`` it (those sharing its categories). None when the item has a row already
+        (it learned before its metadata arrived) or no such item has one."""
+        row = int(self.item_rows([item_id])[0])
+        version = self._meta.version
+        if version[row] > 0:
+            return None
+        pos = self.model._items._pos
+        rows = [pos[i] for i in like if i in pos and pos[i] != row and version[pos[i]] > 0]
+        if not rows:
+            return None
+        m = self.model
+        m._Q[row] = m._Q[rows].mean(axis=0)
+        m._bi[row] = float(m._bi[rows].mean())
+        version[row] = 1
+        self._meta.updated_at[row] = now
+        return self.item_state(row)
 
     # -- the item side -------------------------------------------------------
     def apply_gradients(self, grads: ItemGradients, now: float) -> list[ItemState]:
