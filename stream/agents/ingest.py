@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from stream.agents.pipeline import Record
+from stream.agents.retry import until_done
 from stream.agents.runtime import runtime
 from stream.app import app, event_topic, settings
 from stream.metrics import METRICS
 
 log = logging.getLogger(__name__)
-
-_BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0)
-
 
 def to_record(event) -> Record:
     msg = event.message
@@ -30,18 +27,7 @@ async def ingest(stream):
     # retries until the batch is handled (every effect is idempotent), it never drops one.
     async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
         records = [to_record(ev) for ev in events]
-        attempt = 0
-        while True:
-            try:
-                await runtime.ingestor.handle(records)
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                delay = _BACKOFF[min(attempt, len(_BACKOFF) - 1)]
-                attempt += 1
-                log.exception("batch of %d failed (attempt %d); retrying in %.1f s", len(records), attempt, delay)
-                await asyncio.sleep(delay)
+        await until_done(f"a batch of {len(records)} events", lambda: runtime.ingestor.handle(records))
 
 
 @app.timer(interval=1.0)

@@ -8,12 +8,12 @@ import logging
 import ssl
 
 from stream.agents.ingest import to_record
+from stream.agents.retry import BACKOFF, until_done
 from stream.agents.runtime import runtime
 from stream.app import app, item_updates_topic, settings
 
 log = logging.getLogger(__name__)
 
-_BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0)
 
 
 # concurrency=1: one writer per item row, and Faust's offsets stay in order.
@@ -23,18 +23,8 @@ async def learn_items(stream):
     # A longer window than the ingest agent's: a row changed by many messages is published once.
     async for events in stream.take_events(10_000, within=settings.item_publish_seconds):
         runtime.item_owner.apply([to_record(ev) for ev in events])
-        attempt = 0
-        while True:  # the gradients are applied once; publishing is retried until it succeeds
-            try:
-                await runtime.item_owner.publish()
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                delay = _BACKOFF[min(attempt, len(_BACKOFF) - 1)]
-                attempt += 1
-                log.exception("publishing item rows failed (attempt %d); retrying in %.1f s", attempt, delay)
-                await asyncio.sleep(delay)
+        # the gradients are applied once; publishing is retried until it succeeds
+        await until_done("publishing item rows", runtime.item_owner.publish)
 
 
 def _security() -> dict:
@@ -89,7 +79,7 @@ async def read_item_factors() -> None:
         except asyncio.CancelledError:
             raise
         except Exception:
-            delay = _BACKOFF[min(attempt, len(_BACKOFF) - 1)]
+            delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
             attempt += 1
             log.exception("reading item-factors failed; reconnecting in %.1f s (rows read stay)", delay)
             await asyncio.sleep(delay)

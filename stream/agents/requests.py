@@ -3,15 +3,13 @@ with ``trigger: "request"`` and the request's ``request_id``."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 
 from stream.agents.pipeline import Record
+from stream.agents.retry import until_done
 from stream.agents.runtime import runtime
 from stream.app import app, rec_requests_topic
 from stream.contract import InvalidEvent, validate_rec_request
 
-log = logging.getLogger(__name__)
 
 
 @app.agent(rec_requests_topic, concurrency=1)
@@ -27,13 +25,6 @@ async def requests(stream):
                                               exc.reason, str(exc))
                 continue
             valid.append(req)
-        while True:  # answers are idempotent to repeat; never drop a batch of requests
-            try:
-                await runtime.ingestor.answer(valid)
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("answering %d rec-requests failed; retrying in 1 s", len(valid))
-                await asyncio.sleep(1.0)
+        # answers are idempotent to repeat; never drop a batch of requests
+        await until_done(f"answering {len(valid)} rec-requests", lambda: runtime.ingestor.answer(valid))
 

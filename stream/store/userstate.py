@@ -20,7 +20,6 @@ import numpy as np
 
 from stream.models.sharded import UserState
 from stream.store.embeddings import pack, unpack
-from stream.store.keys import Keys
 
 __all__ = ["USER_FIELDS", "parse_user", "user_mapping", "MODEL_VERSION", "LOAD_BATCH_LUA"]
 
