@@ -3,13 +3,11 @@ with ``trigger: "request"`` and the request's ``request_id``."""
 
 from __future__ import annotations
 
-
 from stream.agents.pipeline import Record
 from stream.agents.retry import until_done
 from stream.agents.runtime import runtime
 from stream.app import app, rec_requests_topic
 from stream.contract import InvalidEvent, validate_rec_request
-
 
 
 @app.agent(rec_requests_topic, concurrency=1)
