@@ -135,6 +135,7 @@ class Ingestor:
         self.clock = clock
         self.max_tracked_users = max_tracked_users
         self._last_push: OrderedDict[str, float] = OrderedDict()
+        self._last_lists: dict[str, tuple[str, ...]] = {}  # item ids of the last list pushed per user
         self._pending: dict[str, str] = {}  # user_id -> segment, changed but rate-limited
         self._push_lock = asyncio.Lock()
         self.drift = KpiDrift(drift, drift_window_seconds) if drift is not None else None
@@ -401,31 +402,40 @@ class Ingestor:
                 raise
 
     async def push(self, users: dict[str, str], *, trigger: str) -> int:
+        """Send each user's list to the recommendations topic (and ``{p}:user:{id}:recs``); with
+        ``trigger="event"`` only lists that differ from the last one pushed."""
         user_ids = sorted(users)
         tops = await self.rank_users(user_ids, users, self.top_k)
         redis = self.store.redis
-        pipe = redis.pipeline(transaction=False)
-        for uid in user_ids:
-            pipe.get(self.keys.recs(uid))
-        previous = await pipe.execute()
+        # The last lists pushed are remembered here; Redis is asked only for users this
+        # process has not pushed to (after a restart, or when they were evicted).
+        unknown = [uid for uid in user_ids if uid not in self._last_lists] if trigger == "event" else []
+        if unknown:
+            pipe = redis.pipeline(transaction=False)
+            for uid in unknown:
+                pipe.get(self.keys.recs(uid))
+            for uid, prev in zip(unknown, await pipe.execute()):
+                if prev is not None:
+                    self._last_lists[uid] = tuple(x["item_id"] for x in json.loads(prev)["items"])
         now = self.clock()
         pushed = 0
         pipe = redis.pipeline(transaction=False)
-        for uid, prev in zip(user_ids, previous):
+        for uid in user_ids:
             ranked, model = tops[uid]
-            items = [e[0] for e in ranked]
-            if prev is not None and trigger == "event":
-                if [x["item_id"] for x in json.loads(prev)["items"]] == items:
-                    continue
+            items = tuple(e[0] for e in ranked)
+            if trigger == "event" and self._last_lists.get(uid) == items:
+                continue
             payload = self.payload(uid, users[uid], ranked, trigger, model=model)
             pipe.set(self.keys.recs(uid), payload)
             await self.publisher.recommendations(uid, payload)
             self.metrics.recommendations_pushed_total.labels(users[uid]).inc()
             self._last_push[uid] = now
             self._last_push.move_to_end(uid)
+            self._last_lists[uid] = items
             pushed += 1
         while len(self._last_push) > self.max_tracked_users:
-            self._last_push.popitem(last=False)
+            uid, _ = self._last_push.popitem(last=False)
+            self._last_lists.pop(uid, None)
         await pipe.execute()
         return pushed
 
