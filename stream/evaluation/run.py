@@ -131,3 +131,75 @@ def evaluate(
         print(f"best streamrec: {best} recall@{k}={ours[best]:.4f}, {verdict} the best baseline "
               f"{best_base} ({theirs[best_base]:.4f})", file=out, flush=True)
     return metrics
+
+
+def segmented_ranker(config: dict[str, Any] | None, rerank: dict[str, Any] | None = None):
+    """The segment-tuned model of ``evaluate --segments``: a SegmentedRanker configuration as
+    is, or a SegmentedRanker around the given global model (the default hybrid without one)."""
+    from stream.models.rerank import SegmentedRanker
+
+    if config is not None and config["model"] == "SegmentedRanker":
+        return SegmentedRanker(**{**config["params"], **(rerank or {})})
+    if config is None:
+        return SegmentedRanker("HybridRanker", DEFAULT_HYBRID, **(rerank or {}))
+    if config["model"] not in ("HybridRanker", "OnlineMF"):
+        raise ValueError(f"evaluate --segments: the global model must be a HybridRanker or OnlineMF "
+                         f"configuration, got {config['model']}")
+    return SegmentedRanker(config["model"], config["params"], **(rerank or {}))
+
+
+def evaluate_segments(
+    dataset: str,
+    segments: str,
+    limit: int | None = None,
+    k: int = 10,
+    progress_every: int = 10_000,
+    config: dict[str, Any] | None = None,
+    rerank: dict[str, Any] | None = None,
+    sim_events: int = 100_000,
+    seed: int = 7,
+    max_segments: int = 32,
+    min_users: int = 20,
+    out: TextIO | None = None,
+    progress: TextIO | None | str = "stderr",
+):
+    """Global-only against segment-tuned in one prequential run; prints the overall and the
+    per-segment tables (:mod:`stream.evaluation.segments`) and returns the report.
+
+    ``segments`` is a comma-separated list of profile attributes, ``behaviour``, or ``none``
+    (every user in one segment: the re-ranker without segments, for comparison).
+    """
+    from stream.evaluation.segments import (BehaviourFeed, format_segment_tables, profile_segments, purity,
+                                            segmented_prequential)
+    from stream.models.behaviour import BehaviourSegmenter
+
+    out = sys.stdout if out is None else out
+    progress = sys.stderr if progress == "stderr" else progress
+    started = time.perf_counter()
+    events, world = load_events(dataset, limit=limit, sim_events=sim_events, seed=seed)
+    ranker = segmented_ranker(config, rerank)
+    feed = None
+    if segments == "none":  # one segment: the re-ranker alone, what segments add is the difference
+        how = f"none (every user in {ranker.default_segment!r})"
+    elif segments == "behaviour":
+        feed = BehaviourFeed(ranker, BehaviourSegmenter(n_clusters=min(4, max_segments), taste_dims=2, seed=0))
+        how = "behaviour (River k-means over activity, dwell, skip rate, taste; assigned along the stream)"
+    else:
+        users, segmenter = profile_segments(dataset, segments.split(","), world, max_segments, min_users)
+        for user_id, segment in users.items():
+            ranker.set_segment(user_id, segment)
+        how = f"profile attributes {segments} ({len(set(users.values()))} segments, at most {max_segments})"
+    n_pos = sum(e.positive for e in events)
+    tuned = f", tuned settings for {len(ranker.segment_params)} segments" if ranker.segment_params else ""
+    print(f"streamrec evaluate --segments: {dataset}, {len(events):,} events ({n_pos:,} positives), k={k}; "
+          f"segments from {how}; global model {ranker.global_model}{tuned}", file=out, flush=True)
+    report = segmented_prequential(events, ranker, k=k, progress_every=progress_every, progress=progress, feed=feed)
+    if feed is not None:
+        report.labels = feed.segmenter.labels()
+        report.moves = feed.segmenter.assignments.n_moves
+        if world is not None:
+            truth = {uid: world.user_segment(u) for u, uid in enumerate(world.user_ids)}
+            report.purity = purity(feed.segmenter.segment_of, truth)
+    print(format_segment_tables(report), file=out)
+    print(f"wall time {time.perf_counter() - started:.0f} s", file=out, flush=True)
+    return report

@@ -4,7 +4,7 @@ Format (JSON, UTF-8)::
 
     {
       "format": "streamrec-model-config/1",
-      "model": "HybridRanker",          # a class of stream.models: OnlineMF, HybridRanker, ...
+      "model": "HybridRanker",          # a class of stream.models: OnlineMF, HybridRanker, SegmentedRanker, ...
       "params": {...},                  # its constructor arguments, exactly
       "source": {...}                   # free-form provenance: command, dataset, metric, value, time
     }
@@ -28,11 +28,12 @@ def _classes() -> dict[str, type]:
     from stream.models.hybrid import HybridRanker
     from stream.models.mf import OnlineMF
     from stream.models.popularity import Popularity
+    from stream.models.rerank import SegmentedRanker
 
-    return {cls.__name__: cls for cls in (OnlineMF, HybridRanker, Cooccurrence, Popularity)}
+    return {cls.__name__: cls for cls in (OnlineMF, HybridRanker, Cooccurrence, Popularity, SegmentedRanker)}
 
 
-MODEL_CLASSES = ("OnlineMF", "HybridRanker", "Cooccurrence", "Popularity")
+MODEL_CLASSES = ("OnlineMF", "HybridRanker", "Cooccurrence", "Popularity", "SegmentedRanker")
 
 
 def load_model_config(path: str | os.PathLike) -> dict[str, Any]:

@@ -107,10 +107,16 @@ class HybridRanker(OnlineModel):
             part.learn_many(user_ids, item_ids, weights, timestamps)
 
     def scores(self, user_id: str) -> np.ndarray:
+        return self.score_parts(user_id)[0]
+
+    def score_parts(self, user_id: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The blend and each part's own (unnormalised) scores, from one scoring of every part."""
         total = np.zeros(self.n_items, dtype=np.float32)
+        raw = {}
         for name, part in self.parts.items():
-            total += np.float32(getattr(self, f"{name}_weight")) * _normalise(part.scores(user_id), self.normalise)
-        return total
+            raw[name] = part.scores(user_id)
+            total += np.float32(getattr(self, f"{name}_weight")) * _normalise(raw[name], self.normalise)
+        return total, raw
 
     def _state_arrays(self) -> dict[str, np.ndarray]:
         out = {}
