@@ -18,7 +18,7 @@ from stream.store.embeddings import EmbeddingWriter
 from stream.store.keys import Keys
 from stream.store.popularity import PopularityStore
 
-__all__ = ["runtime", "FaustPublisher"]
+__all__ = ["runtime", "FaustPublisher", "mf_params"]
 
 
 class FaustPublisher:
@@ -43,6 +43,27 @@ class FaustPublisher:
         await app.producer.flush()
 
 
+def mf_params(config: dict | None, default_factors: int) -> dict:
+    """The worker's MF parameters from a model configuration (an OnlineMF, the MF part of a
+    HybridRanker, or that of a SegmentedRanker's global model), else the defaults with
+    ``default_factors`` factors.
+
+    >>> mf_params({"model": "SegmentedRanker", "params": {"global_model": "HybridRanker",
+    ...            "global_params": {"mf": {"n_factors": 24}}}}, 32)
+    {'n_factors': 24}
+    >>> mf_params({"model": "OnlineMF", "params": {"n_factors": 8}}, 32), mf_params(None, 32)
+    ({'n_factors': 8}, {'n_factors': 32})
+    """
+    model, params = (config["model"], config["params"]) if config is not None else (None, {})
+    if model == "SegmentedRanker":  # the global model's part (the re-ranker is not in the worker yet)
+        model, params = params.get("global_model"), params.get("global_params") or {}
+    if model == "OnlineMF":
+        return dict(params)
+    if model == "HybridRanker" and params.get("mf"):
+        return dict(params["mf"])
+    return {"n_factors": default_factors}
+
+
 class Runtime:
     @cached_property
     def redis(self):
@@ -61,14 +82,7 @@ class Runtime:
 
     @cached_property
     def mf_params(self) -> dict:
-        """The MF model's parameters: from the model configuration file (an OnlineMF, or the
-        MF part of a HybridRanker), else the defaults with STREAMREC_MF_FACTORS factors."""
-        config = self.model_config
-        if config is not None and config["model"] == "OnlineMF":
-            return dict(config["params"])
-        if config is not None and config["model"] == "HybridRanker" and config["params"].get("mf"):
-            return dict(config["params"]["mf"])
-        return {"n_factors": settings.mf_factors}
+        return mf_params(self.model_config, settings.mf_factors)
 
     @cached_property
     def mf(self) -> ShardedMF:
