@@ -45,6 +45,7 @@ class Metrics:
     recommendations_pushed_total: Counter
     serving_seconds: Histogram
     profiles_total: Counter
+    segment_moves_total: Counter
     items_total: Counter
     worker_up: Gauge
     model_loss: Histogram
@@ -117,6 +118,9 @@ def build(registry: CollectorRegistry | None = None) -> Metrics:
             "streamrec_serving_seconds", "HTTP answer time, by endpoint.", ["endpoint"], buckets=SERVING_BUCKETS, registry=r
         ),
         profiles_total=Counter("streamrec_profiles_total", "User profiles applied from the users topic.", registry=r),
+        segment_moves_total=Counter(
+            "streamrec_segment_moves_total", "Users whose segment changed with a new profile.", registry=r
+        ),
         items_total=Counter("streamrec_items_total", "Item records applied from the items topic.", registry=r),
         worker_up=Gauge("streamrec_worker_up", "1 while the worker's agents run.", registry=r),
         model_loss=Histogram(

@@ -10,6 +10,7 @@ A profile's segment is the values of the configured attributes
 from __future__ import annotations
 
 import json
+import logging
 
 from stream.agents.messages import encode_init
 from stream.agents.pipeline import Record
@@ -20,6 +21,8 @@ from stream.contract import InvalidEvent, validate_event
 from stream.metrics import METRICS
 
 __all__ = ["segment_of", "users", "items"]
+
+log = logging.getLogger(__name__)
 
 
 def segment_of(attributes: dict[str, str], names: list[str], default: str) -> str:
@@ -57,11 +60,15 @@ async def users(stream):
         segment = segment_of(profile.attributes, settings.segment_attribute_list, settings.default_segment)
         key = runtime.keys.profile(profile.user_id)
         pipe = runtime.redis.pipeline(transaction=True)
+        pipe.hget(key, "_segment")
         pipe.delete(key)
         pipe.hset(key, mapping={**profile.attributes, "_segment": segment, "_ts": repr(profile.ts)})
         pipe.sadd(runtime.keys.segments, segment)
-        await pipe.execute()
+        previous = (await pipe.execute())[0]
         METRICS.profiles_total.inc()
+        if previous is not None and previous.decode() != segment:
+            METRICS.segment_moves_total.inc()
+            log.info("user %s moved from segment %s to %s", profile.user_id, previous.decode(), segment)
 
 
 @app.agent(items_topic, concurrency=1)
