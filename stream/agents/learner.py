@@ -18,7 +18,7 @@ from stream.agents.messages import encode_gradients
 from stream.models.sharded import ItemGradients, ShardedMF, UserState
 from stream.signals import signal_weight
 from stream.store.keys import Keys
-from stream.store.userstate import LOAD_BATCH_LUA, parse_user
+from stream.store.userstate import LOAD_BATCH_LUA, USER_FIELDS, parse_user
 
 __all__ = ["Learner", "BatchView", "Step"]
 
@@ -59,21 +59,14 @@ class Learner:
         self.keys = keys
         self.partitions = partitions
         self.clock = clock
-        self._sha: str | None = None
+        # redis-py's script object runs EVALSHA and loads the script again after a NOSCRIPT
+        self._load = redis.register_script(LOAD_BATCH_LUA)
 
     async def load(self, events: list[Event], user_ids: list[str]) -> BatchView:
         """One script call: claimed event ids, the users' rows, seen items and segments."""
-        import redis.exceptions
-
-        arg = json.dumps({"prefix": self.keys.prefix, "events": [ev.event_id for ev in events], "users": user_ids},
-                         separators=(",", ":"))
-        if self._sha is None:
-            self._sha = await self.redis.script_load(LOAD_BATCH_LUA)
-        try:
-            claimed, rows, seen, segments = await self.redis.evalsha(self._sha, 0, arg)
-        except redis.exceptions.NoScriptError:
-            self._sha = await self.redis.script_load(LOAD_BATCH_LUA)
-            claimed, rows, seen, segments = await self.redis.evalsha(self._sha, 0, arg)
+        arg = json.dumps({"prefix": self.keys.prefix, "fields": USER_FIELDS, "events": [ev.event_id for ev in events],
+                          "users": user_ids}, separators=(",", ":"))
+        claimed, rows, seen, segments = await self._load(args=[arg])
         k = self.mf.k
         return BatchView(
             [c == "1" for c in (claimed.decode() if isinstance(claimed, bytes) else claimed)],

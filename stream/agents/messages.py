@@ -67,8 +67,11 @@ def encode_gradients(grads: ItemGradients, dim: int, source: str) -> bytes:
 
 
 def decode_gradients(data: bytes) -> ItemGradients:
+    return _gradients(_body(data, "item-grad-v1"))
+
+
+def _gradients(body: dict) -> ItemGradients:
     schema = "item-grad-v1"
-    body = _body(data, schema)
     items, dim = body.get("items"), body.get("dim")
     if not isinstance(items, list) or not all(isinstance(i, str) for i in items) or not isinstance(dim, int):
         raise ValueError(f"{schema}: items must be a list of strings and dim an integer")
@@ -96,13 +99,20 @@ def decode_item_update(data: bytes) -> ItemGradients | ItemInit:
     >>> decode_item_update(encode_init("i1", ["jazz"]))
     ItemInit(item_id='i1', categories=['jazz'])
     """
-    if b'"item-init-v1"' in data[:64]:
-        body = _body(data, "item-init-v1")
+    try:
+        body = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"item-updates message: not JSON: {exc}") from exc
+    schema = body.get("schema") if isinstance(body, dict) else None
+    if schema == "item-grad-v1":
+        return _gradients(body)
+    if schema == "item-init-v1":
         item, cats = body.get("item_id"), body.get("categories")
         if not isinstance(item, str) or not isinstance(cats, list) or not all(isinstance(c, str) for c in cats):
             raise ValueError("item-init-v1: item_id must be a string and categories a list of strings")
         return ItemInit(item, cats)
-    return decode_gradients(data)
+    raise ValueError(f"item-updates message: a JSON object with \"schema\" item-grad-v1 or item-init-v1 expected, "
+                     f"got {schema!r}")
 
 
 def encode_item(state: ItemState) -> bytes:

@@ -29,8 +29,8 @@ GLOBAL_SEGMENT = "_global"
 # One call applies a whole micro-batch, atomically (a script runs alone in Redis).
 # ARGV[1]: JSON {"prefix", "ttl", "tau", "hmax",
 #                "events": [[event_id, segment, ts, weight, item_id, user_id, type, marks_seen], ...],
-#                "rows": [[user_id, dim, bias, acc, acc_b, n, updates, version, updated_at], ...]}
-# ARGV[1 + j]: the float32 bytes of rows[j]'s vector.
+#                "rows": [[user_id, field, value, field, value, ...], ...]}   (all but the vector)
+# ARGV[1 + j]: the float32 bytes of rows[j]'s vector (binary: not in the JSON).
 # Returns one character per event: "1" applied, "0" a duplicate (its event_id was claimed before).
 # Keys are built here from the prefix, as stream/store/keys.py lays them out. (They are not
 # declared in KEYS, so this needs one Redis, not a Cluster: docs/ARCHITECTURE.md.)
@@ -103,8 +103,7 @@ for i = 1, #users, 1000 do  -- unpack() has a stack limit: chunks
   redis.call('PFADD', p .. ':hll:items', unpack(items, i, j))
 end
 for j, r in ipairs(a.rows) do
-  redis.call('HSET', p .. ':emb:user:' .. r[1], 'vec', ARGV[1 + j], 'dim', r[2], 'bias', r[3], 'acc', r[4],
-             'acc_b', r[5], 'n', r[6], 'updates', r[7], 'version', r[8], 'updated_at', r[9])
+  redis.call('HSET', p .. ':emb:user:' .. r[1], 'vec', ARGV[1 + j], unpack(r, 2))
 end
 return table.concat(out)
 """
@@ -127,7 +126,9 @@ class PopularityStore:
         self.dedupe_ttl_seconds = dedupe_ttl_seconds
         self.history_max = history_max
         self._tau = half_life_seconds / math.log(2.0)
-        self._sha: str | None = None
+        # redis-py's script object runs EVALSHA and loads the script again after a NOSCRIPT
+        # (a Redis restarted without its script cache); nothing ran then, so that is safe.
+        self._apply = redis.register_script(APPLY_BATCH_LUA)
 
     async def segments_of(self, user_ids: list[str], default: str) -> dict[str, str]:
         pipe = self.redis.pipeline(transaction=False)
@@ -145,17 +146,7 @@ class PopularityStore:
         """
         if not events:
             return []
-        import redis.exceptions
-
-        args = self._batch_args(events, segments, rows)
-        if self._sha is None:
-            self._sha = await self.redis.script_load(APPLY_BATCH_LUA)
-        try:
-            out = await self.redis.evalsha(self._sha, 0, *args)
-        except redis.exceptions.NoScriptError:
-            # Redis restarted without its script cache; nothing ran, so running it now is safe.
-            self._sha = await self.redis.script_load(APPLY_BATCH_LUA)
-            out = await self.redis.evalsha(self._sha, 0, *args)
+        out = await self._apply(args=self._batch_args(events, segments, rows))
         flags = out.decode() if isinstance(out, bytes) else str(out)
         if len(flags) != len(events):
             raise RuntimeError(f"store answered {len(flags)} results for {len(events)} events")
@@ -170,10 +161,9 @@ class PopularityStore:
         }
         vectors = []
         for r in rows:
-            m = user_mapping(r)
-            body["rows"].append([r.user_id, m["dim"], m["bias"], m["acc"], m["acc_b"], m["n"], m["updates"],
-                                 m["version"], m["updated_at"]])
-            vectors.append(m["vec"])
+            mapping = user_mapping(r)
+            vectors.append(mapping.pop("vec"))
+            body["rows"].append([r.user_id, *(x for pair in mapping.items() for x in pair)])
         return [json.dumps(body, separators=(",", ":")), *vectors]
 
     async def probe(self, events: list[Event]) -> tuple[list[bool], dict[str, int], list[bool]]:

@@ -34,12 +34,13 @@ def parse_user(user_id: str, values: list[bytes | None], dim: int) -> UserState 
     factor count: the model was reconfigured, so the row starts again)."""
     if values[0] is None or values[1] is None or int(values[1]) != dim:
         return None
-    vec, _, bias, acc, acc_b, n, version, updated_at = values
+    vec, _, bias, acc, acc_b, n, version, updated_at = values  # in USER_FIELDS order
     return UserState(user_id, unpack(vec, dim), float(bias or 0.0), float(acc or 0.0), float(acc_b or 0.0),
                      float(n or 0.0), int(float(version or 0)), float(updated_at or 0.0))
 
 
 def user_mapping(state: UserState) -> dict[str, bytes | str]:
+    """The row as hash fields (``vec`` the packed vector, the rest text)."""
     return {
         "vec": pack(np.asarray(state.vector, dtype=np.float32)),
         "dim": str(len(state.vector)),
@@ -54,8 +55,8 @@ def user_mapping(state: UserState) -> dict[str, bytes | str]:
 
 
 # What a micro-batch needs before learning, in one call (keys as stream/store/keys.py lays them out).
-# ARGV[1]: JSON {"prefix", "events": [event_id, ...], "users": [user_id, ...]}
-# Returns {claimed: one "1"/"0" per event, rows: HMGET of USER_FIELDS per user,
+# ARGV[1]: JSON {"prefix", "fields": USER_FIELDS, "events": [event_id, ...], "users": [user_id, ...]}
+# Returns {claimed: one "1"/"0" per event, rows: HMGET of the fields per user,
 #          seen: the seen items per user, segments: the profile's _segment per user (or false)}
 LOAD_BATCH_LUA = """
 local a = cjson.decode(ARGV[1])
@@ -66,7 +67,7 @@ for n, id in ipairs(a.events) do
 end
 local rows, seen, segments = {}, {}, {}
 for j, u in ipairs(a.users) do
-  rows[j] = redis.call('HMGET', p .. ':emb:user:' .. u, 'vec', 'dim', 'bias', 'acc', 'acc_b', 'n', 'updates', 'updated_at')
+  rows[j] = redis.call('HMGET', p .. ':emb:user:' .. u, unpack(a.fields))
   seen[j] = redis.call('ZRANGE', p .. ':user:' .. u .. ':seen', 0, -1)
   segments[j] = redis.call('HGET', p .. ':user:' .. u .. ':profile', '_segment')
 end
