@@ -16,7 +16,7 @@ import pytest
 
 from stream.config import Settings, default_cache_dir
 from stream.stack.process import stop_child, wait_worker_ready
-from tests.helpers import free_port, in_ci, unavailable
+from tests.helpers import drop_topics, free_port, in_ci, unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,6 +81,7 @@ def isolated(stack_settings, request):
     })
     ensure_topics(settings, quiet=True)
     yield settings
+    drop_topics(settings)  # a kept test stack would otherwise gather thousands of partitions
     import redis
 
     client = redis.Redis.from_url(settings.redis_url)

@@ -55,6 +55,25 @@ def learned(settings: Settings) -> float:
     return sum(float(n or 0) for n in pipe.execute())
 
 
+def drop_topics(settings: Settings) -> None:
+    """Delete the topics of a test's namespace (and the Faust app's internal ones)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(settings.kafka_client_config())
+    try:
+        topics = admin.list_topics(timeout=10).topics
+    except KafkaException:  # the broker is down (a test stopped it): nothing to clean
+        return
+    names = [t for t in topics if t.startswith(settings.topic_prefix) or t.startswith(f"{settings.app_id}-")]
+    if names:
+        for future in admin.delete_topics(names, operation_timeout=30).values():
+            try:
+                future.result()
+            except Exception:  # already gone, or the broker is stopping: nothing to keep
+                pass
+
+
 def worker_metric(url: str, name: str) -> float:
     """A metric of a running worker, summed over its label sets (0.0 when absent)."""
     import urllib.request
