@@ -21,6 +21,8 @@ SKIP = ('sum by (segment) (rate(streamrec_events_total{type="skip"}[5m])) / '
 HIT = ("sum by (segment) (rate(streamrec_prequential_hits_total[5m])) / "
        "sum by (segment) (rate(streamrec_prequential_trials_total[5m]))")
 LOSS = "sum(rate(streamrec_model_loss_sum[5m])) / sum(rate(streamrec_model_loss_count[5m]))"
+RANKING_HIT = ("sum by (segment, ranking) (rate(streamrec_prequential_ranking_hits_total[5m])) / ignoring (ranking) "
+               "group_left sum by (segment) (rate(streamrec_prequential_trials_total[5m]))")
 NDCG = ("sum by (segment) (rate(streamrec_prequential_ndcg_gain_total[5m])) / "
         "sum by (segment) (rate(streamrec_prequential_trials_total[5m]))")
 
@@ -71,6 +73,14 @@ DASHBOARDS = {
          [(q(0.5, "streamrec_embedding_age_seconds", "kind"), "p50 {{kind}}"),
           (q(0.99, "streamrec_embedding_age_seconds", "kind"), "p99 {{kind}}")]),
         ("Items in the model (per worker)", "short", [("max by (instance) (streamrec_model_items)", "{{instance}}")]),
+        ("Hit rate@10 on the same trials: segment re-ranker vs global MF", "percentunit",
+         [(RANKING_HIT, "{{segment}} {{ranking}}")]),
+        ("Segment serves its re-ranker (1) or, after its guard fell back, the global MF ranking (0)", "short",
+         [("min by (segment) (streamrec_segment_serving)", "{{segment}}")]),
+        ("Segment guard switches in the last hour", "short",
+         [("sum by (segment, to) (increase(streamrec_segment_guard_switches_total[1h]))", "{{segment}} to {{to}}")]),
+        ("Re-ranker examples learned per second", "ops",
+         [("sum by (segment) (rate(streamrec_rerank_examples_total[5m]))", "{{segment}}")]),
     ]),
     "streamrec-drift": ("streamrec / drift", [
         ("Detector active (1 = drift seen recently)", "short",

@@ -122,6 +122,12 @@ class Settings(BaseSettings):
         "segment",
         description="Comma-separated profile attributes whose values name a user's segment. STREAMREC_SEGMENT_ATTRIBUTES",
     )
+    max_segments: int = Field(
+        32, ge=1, description="At most this many profile segments; users of later ones go to 'other'. "
+        "STREAMREC_MAX_SEGMENTS")
+    segment_models: bool = Field(
+        True, description="Per-segment River re-rankers over the MF model, each with a guard that falls back to "
+        "the MF ranking while the segment's re-ranker does worse (false: MF alone). STREAMREC_SEGMENT_MODELS")
     drift_delta: float = Field(
         0.002, gt=0, lt=1, description="ADWIN confidence of the drift detectors (smaller: fewer false alarms, "
         "later detections). STREAMREC_DRIFT_DELTA")

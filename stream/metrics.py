@@ -40,6 +40,11 @@ class Metrics:
     prequential_trials_total: Counter
     prequential_hits_total: Counter
     prequential_ndcg_sum: Counter
+    prequential_ranking_hits_total: Counter
+    segment_serving: Gauge
+    segment_guard_switches_total: Counter
+    segment_hit_difference: Gauge
+    rerank_examples_total: Counter
     drift_alerts_total: Counter
     drift_active: Gauge
     recommendations_pushed_total: Counter
@@ -100,6 +105,31 @@ def build(registry: CollectorRegistry | None = None) -> Metrics:
         prequential_ndcg_sum=Counter(
             "streamrec_prequential_ndcg_gain_total",
             "Sum over trials of 1/log2(rank+1) of the clicked item in the top-K, 0 when absent (NDCG = sum / trials).",
+            ["segment"], registry=r,
+        ),
+        prequential_ranking_hits_total=Counter(
+            "streamrec_prequential_ranking_hits_total",
+            "Trials hit by each ranking scored on them, whichever was served: the segment model's (ranking=segment) "
+            "and the global MF one (ranking=global); the segment guard compares the two.",
+            ["segment", "ranking"], registry=r,
+        ),
+        segment_serving=Gauge(
+            "streamrec_segment_serving",
+            "1 while a segment is served its own re-ranker, 0 while its guard falls back to the global MF ranking.",
+            ["segment"], registry=r,
+        ),
+        segment_guard_switches_total=Counter(
+            "streamrec_segment_guard_switches_total",
+            "Segment guard switches, by segment and the ranking switched to (segment or global).",
+            ["segment", "to"], registry=r,
+        ),
+        segment_hit_difference=Gauge(
+            "streamrec_segment_hit_difference",
+            "The segment guard's window mean of hit(segment model) - hit(global MF), after the last batch.",
+            ["segment"], registry=r,
+        ),
+        rerank_examples_total=Counter(
+            "streamrec_rerank_examples_total", "Pairwise examples the segment re-rankers learned, by segment.",
             ["segment"], registry=r,
         ),
         drift_alerts_total=Counter(

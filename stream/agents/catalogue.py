@@ -3,8 +3,12 @@
 A new item's categories also go to its owner on item-updates, which starts the item's
 model row from the mean row of items of the same categories (cold start).
 
-A profile's segment is the values of the configured attributes
-(STREAMREC_SEGMENT_ATTRIBUTES), joined by '/'; without them, the default segment.
+A profile's segment is named as offline (stream/models/segments.py): ``name:value`` of
+each configured attribute (STREAMREC_SEGMENT_ATTRIBUTES) joined by '/', a numeric ``age``
+in bands, e.g. ``age:25-34/gender:F``; with a tuned SegmentedRanker configuration, the
+segmenter it was tuned with (rare values folded into ``other``), so the worker's segment
+ids are the ones the per-segment parameters name. A profile with none of the attributes is
+in the default segment; past STREAMREC_MAX_SEGMENTS segments, new ones go to ``other``.
 """
 
 from __future__ import annotations
@@ -19,22 +23,36 @@ from stream.app import app, items_topic, settings, users_topic
 from stream.models.sharded import item_partition
 from stream.contract import InvalidEvent, validate_event
 from stream.metrics import METRICS
+from stream.models.segments import OTHER, ProfileSegmenter
 
-__all__ = ["segment_of", "users", "items"]
+__all__ = ["segment_of", "profile_segmenter", "users", "items"]
 
 log = logging.getLogger(__name__)
 
 
-def segment_of(attributes: dict[str, str], names: list[str], default: str) -> str:
+def profile_segmenter(config: dict | None, attributes: list[str], max_segments: int) -> ProfileSegmenter:
+    """The segmenter a tuned configuration was made with (``source.segmenter``) when it names
+    the same attributes, else one that keeps every value.
+
+    >>> profile_segmenter(None, ["plan"], 32).segment_of({"plan": "pro"})
+    'plan:pro'
+    """
+    fitted = ((config or {}).get("source") or {}).get("segmenter")
+    if fitted and list(fitted.get("attributes", [])) == list(attributes):
+        return ProfileSegmenter(**fitted)
+    return ProfileSegmenter(attributes, max_segments=max_segments)
+
+
+def segment_of(attributes: dict[str, str], segmenter: ProfileSegmenter, default: str) -> str:
     """The segment named by a profile's attributes.
 
-    >>> segment_of({"plan": "pro", "country": "fr"}, ["plan"], "all")
-    'pro'
-    >>> segment_of({}, ["plan"], "all")
-    'all'
+    >>> seg = ProfileSegmenter(["age", "plan"])
+    >>> segment_of({"plan": "pro", "age": "31", "country": "fr"}, seg, "all"), segment_of({"country": "fr"}, seg, "all")
+    ('age:25-34/plan:pro', 'all')
     """
-    values = [attributes[n] for n in names if attributes.get(n)]
-    return "/".join(values) if values else default
+    if not any(attributes.get(n) for n in segmenter.attributes):
+        return default
+    return segmenter.segment_of(attributes)
 
 
 async def _records(stream, kind: str, redis_key):
@@ -57,7 +75,10 @@ async def _records(stream, kind: str, redis_key):
 @app.agent(users_topic, concurrency=1)
 async def users(stream):
     async for profile in _records(stream, "user", runtime.keys.profile):
-        segment = segment_of(profile.attributes, settings.segment_attribute_list, settings.default_segment)
+        segment = segment_of(profile.attributes, runtime.segmenter, settings.default_segment)
+        if segment != settings.default_segment and not await runtime.redis.sismember(runtime.keys.segments, segment) \
+                and await runtime.redis.scard(runtime.keys.segments) >= settings.max_segments:
+            segment = OTHER
         key = runtime.keys.profile(profile.user_id)
         pipe = runtime.redis.pipeline(transaction=True)
         pipe.hget(key, "_segment")

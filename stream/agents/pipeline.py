@@ -33,16 +33,21 @@ import redis.exceptions
 from stream.contract import Event, InvalidEvent, validate_event
 from stream.drift import DriftAlert, DriftMonitor, KpiDrift, signal_values
 from stream.metrics import Metrics
+from stream.signals import signal_weight
 from stream.store.keys import Keys
 from stream.store.popularity import PopularityStore
+from stream.store.segment_state import SegmentUpdates
 from stream.store.userstate import MODEL_VERSION
 
-__all__ = ["Record", "Publisher", "Ingestor", "BatchResult", "MODEL_NAME", "MF_MODEL_NAME", "dlq_headers"]
+__all__ = ["Record", "Publisher", "Ingestor", "BatchResult", "MODEL_NAME", "MF_MODEL_NAME", "RERANK_MODEL_NAME",
+           "dlq_headers"]
 
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "segment-popularity-v1"
 MF_MODEL_NAME = MODEL_VERSION
+#: A list the segment's re-ranker ordered (see stream/agents/segment_models.py).
+RERANK_MODEL_NAME = f"{MODEL_VERSION}+segment-rerank-v1"
 
 Ranked = list[tuple[str, float]]
 
@@ -54,6 +59,11 @@ TRANSIENT = (
     redis.exceptions.TimeoutError,
     redis.exceptions.BusyLoadingError,
 )
+
+
+def _warm(state) -> bool:
+    """Whether a user's model row has learned anything (else the user is ranked by popularity)."""
+    return state is not None and state.n > 0
 
 
 @dataclass(frozen=True)
@@ -123,6 +133,7 @@ class Ingestor:
         learner=None,
         explore_share: float = 0.0,
         explore_max_positive_weight: float = 5.0,
+        segment_models=None,
     ):
         self.store = store
         self.publisher = publisher
@@ -145,6 +156,8 @@ class Ingestor:
         self.learner = learner  # stream.agents.learner.Learner: the MF model; None: popularity only
         self.explore_share = explore_share
         self.explore_max_positive_weight = explore_max_positive_weight
+        # stream.agents.segment_models.SegmentModels: re-rankers and guards; None: MF alone
+        self.segment_models = segment_models
 
     @property
     def keys(self) -> Keys:
@@ -246,17 +259,35 @@ class Ingestor:
         fresh = view.fresh(events)
         seen = {u: set(items) for u, items in view.seen.items()}
         trials = [ev for ev in fresh if ev.type == "click" and seen.get(ev.user_id) and ev.item_id not in seen[ev.user_id]]
+        sm, updates, prepared = self.segment_models, None, None
+        if sm is not None:
+            # the segment models: both rankings of the trials' and positives' users, before learning
+            warm = sorted(u for u in {ev.user_id for ev in trials} | {ev.user_id for ev in fresh if signal_weight(ev) > 0}
+                          if _warm(view.states.get(u)))
+            seg_view = await sm.view({segments[u] for u in warm})
+            cands = await sm.candidates([(u, view.states[u], view.seen.get(u, []), segments[u]) for u in warm],
+                                        seg_view, self.top_k)
+            prepared = (seg_view, cands)
+            updates = SegmentUpdates()
+            position: dict[str, int] = {}
+            for n, ev in enumerate(events):
+                position.setdefault(ev.event_id, n)
+            sm.trials([(position[ev.event_id], ev) for ev in trials], cands, self.top_k, updates)
         await self._prequential(trials, segments,
                                 lambda uids: self._rank_loaded(uids, segments, view.states, view.seen, self.top_k,
-                                                               explore=False))
+                                                               explore=False, prepared=prepared))
         step = self.learner.learn(fresh, view)
+        if sm is not None:
+            sm.learn(fresh, prepared[1], prepared[0], updates)
         # Gradients go out before the commit: after a crash in between, the redelivered batch
         # sends them again (at least once), rather than never.
         for partition, grads in step.gradients.items():
             await self.publisher.item_gradients(partition, self.learner.encode_gradients(grads))
         if step.gradients:
             await self.publisher.flush()
-        applied = await self.store.apply(events, segments, rows=step.states)
+        applied = await self.store.apply(events, segments, rows=step.states, updates=updates)
+        if updates is not None:
+            sm.report(updates)
         if step.loss is not None:
             self.metrics.model_loss.observe(step.loss)
         self.metrics.model_events_learned_total.inc(step.learned)
@@ -310,23 +341,41 @@ class Ingestor:
         return zlib.crc32(f"{user_id}:{int(now // 60)}".encode()) % 10_000 < self.explore_share * 10_000
 
     async def _rank_loaded(self, user_ids: list[str], segments: dict[str, str], states: dict, seen: dict[str, list[str]],
-                           k: int, explore: bool = True) -> dict[str, tuple[Ranked, str]]:
-        """Rank users whose rows are loaded: MF for users with a row, segment popularity for the
-        rest; with ``explore``, the lists chosen by :meth:`_explores` carry one fresh item."""
+                           k: int, explore: bool = True, prepared=None) -> dict[str, tuple[Ranked, str]]:
+        """Rank users whose rows are loaded: the segment models (or MF alone, without them) for
+        users with a row, segment popularity for the rest; with ``explore``, the lists chosen by
+        :meth:`_explores` carry one fresh item. ``prepared``: the segment models' view and
+        candidates, computed already."""
         out: dict[str, tuple[Ranked, str]] = {}
-        cold = []
+        warm = [uid for uid in user_ids if _warm(states.get(uid))]
+        cold = [uid for uid in user_ids if not _warm(states.get(uid))]
+        sm = self.segment_models
+        seg_view, cands = prepared if prepared is not None else (None, {})
+        if sm is not None and warm and prepared is None:
+            seg_view = await sm.view({segments.get(u, self.default_segment) for u in warm})
+            cands = await sm.candidates([(u, states[u], seen.get(u, []), segments.get(u, self.default_segment))
+                                         for u in warm], seg_view, k)
         now = time.time()
-        for uid in user_ids:
-            state = states.get(uid)
-            if state is None or state.n <= 0:
-                cold.append(uid)
-                continue
+        mf = self.learner.mf
+        for uid in warm:
+            state = states[uid]
             explores = explore and self._explores(uid, now)
-            ranked = self.learner.mf.rank(state, k, seen.get(uid, []), explore=explores,
-                                          explore_max_pop=self.explore_max_positive_weight)
+            c = cands.get(uid)
+            if c is not None:
+                ranked, by_segment = sm.served(c, seg_view, k)
+                model = RERANK_MODEL_NAME if by_segment else MF_MODEL_NAME
+                if explores and len(ranked) == k:
+                    alt = mf.rank(state, k, seen.get(uid, []), explore=True,
+                                  explore_max_pop=self.explore_max_positive_weight)
+                    if alt and len(alt[-1]) > 2 and alt[-1][0] not in {e[0] for e in ranked}:
+                        ranked = ranked[:-1] + [alt[-1]]
+            else:
+                ranked = mf.rank(state, k, seen.get(uid, []), explore=explores,
+                                 explore_max_pop=self.explore_max_positive_weight)
+                model = MF_MODEL_NAME
             if explores and ranked and len(ranked[-1]) > 2:
                 self.metrics.explored_total.labels(segments.get(uid, self.default_segment)).inc()
-            out[uid] = (ranked, MF_MODEL_NAME)
+            out[uid] = (ranked, model)
             self.metrics.embedding_age_seconds.labels("user").observe(max(0.0, now - state.updated_at))
         if cold:
             tops = await self.store.top_k(cold, segments, k)

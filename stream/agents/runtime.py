@@ -9,6 +9,7 @@ from functools import cached_property
 from stream.agents.item_model import ItemFactors, ItemOwner
 from stream.agents.learner import Learner
 from stream.agents.pipeline import Ingestor, Record, dlq_headers
+from stream.agents.segment_models import SegmentModels, rerank_params
 from stream.app import (TOPIC_EVENT_TYPES, alerts_topic, app, dlq_topic, item_factors_topic, item_updates_topic,
                         recommendations_topic, settings)
 from stream.drift import DriftMonitor
@@ -55,7 +56,7 @@ def mf_params(config: dict | None, default_factors: int) -> dict:
     ({'n_factors': 8}, {'n_factors': 32})
     """
     model, params = (config["model"], config["params"]) if config is not None else (None, {})
-    if model == "SegmentedRanker":  # the global model's part (the re-ranker is not in the worker yet)
+    if model == "SegmentedRanker":  # the global model's part (the re-rankers: segment_models.rerank_params)
         model, params = params.get("global_model"), params.get("global_params") or {}
     if model == "OnlineMF":
         return dict(params)
@@ -112,6 +113,18 @@ class Runtime:
         return asyncio.Event()
 
     @cached_property
+    def segmenter(self):
+        from stream.agents.catalogue import profile_segmenter
+
+        return profile_segmenter(self.model_config, settings.segment_attribute_list, settings.max_segments)
+
+    @cached_property
+    def segment_models(self) -> SegmentModels | None:
+        if not settings.segment_models:
+            return None
+        return SegmentModels(self.mf, self.redis, self.keys, rerank_params(self.model_config), METRICS)
+
+    @cached_property
     def keys(self) -> Keys:
         return Keys(settings.redis_prefix)
 
@@ -141,6 +154,7 @@ class Runtime:
             learner=self.learner,
             explore_share=settings.explore_share,
             explore_max_positive_weight=settings.explore_max_positive_weight,
+            segment_models=self.segment_models,
         )
 
 

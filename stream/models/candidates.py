@@ -24,7 +24,21 @@ import numpy as np
 from stream.models.base import top_k
 from stream.models.segment_stats import SegmentItemStats
 
-__all__ = ["CandidateFeatures"]
+__all__ = ["CandidateFeatures", "minmax_columns"]
+
+
+def minmax_columns(R: np.ndarray, scaled: np.ndarray) -> np.ndarray:
+    """Each column of ``R`` where ``scaled`` is True mapped to [0, 1] by min-max over the rows
+    (0 when all are equal); the other columns as they are.
+
+    >>> minmax_columns(np.array([[1.0, 5.0], [3.0, -1.0], [2.0, 2.0]]), np.array([True, False])).tolist()
+    [[0.0, 5.0], [1.0, -1.0], [0.5, 2.0]]
+    """
+    if not len(R):
+        return R
+    lo = np.where(scaled, R.min(axis=0), 0.0)
+    span = np.where(scaled, R.max(axis=0) - lo, 1.0)
+    return (R - lo) / np.where(span > 0, span, 1.0)
 
 
 class CandidateFeatures:
@@ -78,8 +92,4 @@ class CandidateFeatures:
             self.stats.dwell_prior(segment, rows),
             np.log1p(self.stats.age(rows)),
         ])
-        if not len(rows):
-            return rows, R
-        lo = np.where(self._minmax, R.min(axis=0), 0.0)
-        span = np.where(self._minmax, R.max(axis=0) - lo, 1.0)
-        return rows, (R - lo) / np.where(span > 0, span, 1.0)
+        return rows, minmax_columns(R, self._minmax)

@@ -12,6 +12,9 @@
     {p}:hll:users / hll:items    HyperLogLog of distinct user / item ids seen
     {p}:emb:{kind}:{id}          hash: vec (float32 little-endian bytes), dim, bias, version, updated_at
                                  (kind = "user" or "item"; see embeddings.py)
+    {p}:rerank:{layer}           hash: feature -> change of a re-ranker layer's weight since its transfer
+                                 start (layer = "_shared" or a segment; see segment_state.py)
+    {p}:guard:{segment}          hash: the segment guard's window and what the segment serves (segment_state.py)
 """
 
 from __future__ import annotations
@@ -61,6 +64,12 @@ class Keys:
     @property
     def hll_items(self) -> str:
         return f"{self.prefix}:hll:items"
+
+    def rerank(self, layer: str) -> str:
+        return f"{self.prefix}:rerank:{layer}"
+
+    def guard(self, segment: str) -> str:
+        return f"{self.prefix}:guard:{segment}"
 
     def embedding(self, kind: str, entity_id: str) -> str:
         if kind not in ("user", "item"):

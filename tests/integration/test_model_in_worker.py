@@ -14,10 +14,11 @@ import pytest
 from consumers.embeddings import EmbeddingReader
 from producers.sdk import EventProducer
 from producers.simulator import World, WorldConfig
+from stream.agents.pipeline import RERANK_MODEL_NAME
 from stream.signals import signal_weight
 from stream.contract import validate_event
 from stream.topics import ensure_topics
-from tests.helpers import applied, free_port, learned, wait_for, worker_metric
+from tests.helpers import applied, drop_topics, free_port, learned, wait_for, worker_metric
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +67,7 @@ def test_worker_learns_rows_into_redis_and_item_factors(isolated, worker_factory
     wait_for(lambda: _health(worker)["model"]["item_rows_read"] > 0, 30, "item rows read back from item-factors")
     with urllib.request.urlopen(f"{worker.url}/recommendations/{clicker}?k=5", timeout=5) as resp:
         rec = json.loads(resp.read())
-    assert rec["model"] == "online-mf-v1" and len(rec["items"]) == 5
+    assert rec["model"] == RERANK_MODEL_NAME and len(rec["items"]) == 5  # the default segment's re-ranker
     assert worker_metric(worker.url, "streamrec_model_loss_count") > 0
     assert worker_metric(worker.url, "streamrec_embedding_age_seconds_count") > 0
 
@@ -99,8 +100,13 @@ def _recall(settings, events, worker_factory, n_workers: int) -> tuple[float, fl
 
 def test_one_worker_and_two_workers_reach_the_same_recall(isolated, worker_factory):
     events = _events(15_000, seed=11, users=200, items=300)
-    one, n1 = _recall(_namespace(isolated, uuid.uuid4().hex[:8]), events, worker_factory, 1)
-    two, n2 = _recall(_namespace(isolated, uuid.uuid4().hex[:8]), events, worker_factory, 2)
+    spaces = [_namespace(isolated, uuid.uuid4().hex[:8]) for _ in range(2)]
+    try:
+        one, n1 = _recall(spaces[0], events, worker_factory, 1)
+        two, n2 = _recall(spaces[1], events, worker_factory, 2)
+    finally:
+        for space in spaces:
+            drop_topics(space)
     # within noise: three standard errors of the difference of two binomial proportions
     p = (one * n1 + two * n2) / (n1 + n2)
     noise = 3.0 * math.sqrt(p * (1 - p) * (1 / n1 + 1 / n2))

@@ -12,6 +12,7 @@ import redis
 
 from consumers.sdk import TopicReader, dead_letters, latest_recommendations, murmur2_partition
 from producers.sdk import EventProducer
+from stream.agents.pipeline import RERANK_MODEL_NAME
 from stream.contract import encode, make_event
 from stream.store.keys import Keys
 from tests.helpers import applied, stats, wait_for, worker_metric
@@ -47,17 +48,17 @@ def test_round_trip_recommendations_reach_topic_and_http(isolated, worker_factor
 
     rec = wait_for(lambda: latest_recommendations("alice", isolated), 30, "alice's list on the recommendations topic")
     items = [i["item_id"] for i in rec["items"]]
-    assert rec["user_id"] == "alice" and rec["segment"] == "readers" and rec["model"] == "online-mf-v1"
+    assert rec["user_id"] == "alice" and rec["segment"] == "segment:readers" and rec["model"] == RERANK_MODEL_NAME
     assert "hit" not in items and set(items) == {"second", "third"}  # every item alice has not seen
 
     time.sleep(1.5)  # the items' owner publishes their rows within STREAMREC_ITEM_PUBLISH_SECONDS; then all is still
     with urllib.request.urlopen(f"{worker.url}/recommendations/alice?k=1", timeout=5) as resp:
         http = json.loads(resp.read())
     top1 = [i["item_id"] for i in http["items"]]
-    assert len(top1) == 1 and top1[0] in {"second", "third"} and http["model"] == "online-mf-v1"
+    assert len(top1) == 1 and top1[0] in {"second", "third"} and http["model"] == RERANK_MODEL_NAME
     with urllib.request.urlopen(f"{worker.url}/metrics", timeout=5) as resp:
         metrics = resp.read().decode()
-    assert 'streamrec_events_total{segment="readers",type="click"} 7.0' in metrics
+    assert 'streamrec_events_total{segment="segment:readers",type="click"} 7.0' in metrics
 
     seen = redis.Redis.from_url(isolated.redis_url).zrange(Keys(isolated.redis_prefix).seen("alice"), 0, -1)
     assert seen == [b"hit"]
@@ -69,7 +70,7 @@ def test_round_trip_recommendations_reach_topic_and_http(isolated, worker_factor
     def metric(name):
         with urllib.request.urlopen(f"{worker.url}/metrics", timeout=5) as resp:
             for line in resp.read().decode().splitlines():
-                if line.startswith(f'{name}{{segment="readers"}}'):
+                if line.startswith(f'{name}{{segment="segment:readers"}}'):
                     return float(line.split()[-1])
         return None
 
@@ -81,8 +82,8 @@ def test_round_trip_recommendations_reach_topic_and_http(isolated, worker_factor
     with EventProducer(isolated) as producer:
         producer.send("user", {"event_id": "p-alice-2", "user_id": "alice", "ts": 2.0, "schema": "v1",
                                "attributes": {"segment": "writers"}})
-    wait_for(lambda: profiles.hget(Keys(isolated.redis_prefix).profile("alice"), "_segment") == b"writers", 30,
-             "alice in segment writers")
+    wait_for(lambda: profiles.hget(Keys(isolated.redis_prefix).profile("alice"), "_segment") == b"segment:writers", 30,
+             "alice in segment segment:writers")
     assert worker_metric(worker.url, "streamrec_segment_moves_total") == 1.0
 
 

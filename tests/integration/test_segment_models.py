@@ -1,0 +1,128 @@
+"""The segment models in real workers: River re-rankers per segment learning from live
+events, with their state in Redis, and guards that fall back to the MF ranking (switches
+visible in metrics and logs, kept across a restart)."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+import uuid
+
+import numpy as np
+import pytest
+import redis
+
+from producers.sdk import EventProducer
+from producers.simulator import World, WorldConfig
+from stream.agents.pipeline import MF_MODEL_NAME, RERANK_MODEL_NAME
+from stream.models.config_io import save_model_config
+from stream.models.guard import SegmentGuard
+from stream.store.keys import Keys
+from stream.store.segment_state import GUARD_LUA, SHARED_LAYER
+from tests.helpers import applied, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def _metric_lines(worker, name: str) -> dict[str, float]:
+    with urllib.request.urlopen(f"{worker.url}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line.startswith(name + "{")}
+
+
+def _recommend(worker, user: str) -> dict:
+    with urllib.request.urlopen(f"{worker.url}/recommendations/{user}?k=10", timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+@pytest.mark.parametrize("window,min_trials,margin,z", [(40, 10, 0.0, 0.0), (60, 20, 0.05, 1.0), (25, 25, 0.02, 2.0)])
+def test_the_guard_script_switches_on_the_trials_segment_guard_does(stack_settings, window, min_trials, margin, z):
+    client = redis.Redis.from_url(stack_settings.redis_url)
+    script = client.register_script(GUARD_LUA + "return guard_update(KEYS[1], cjson.decode(ARGV[1]), "
+                                                "cjson.decode(ARGV[2]))")
+    key = f"test:{uuid.uuid4().hex[:10]}:guard:s"
+    rng = np.random.default_rng(window)
+    diffs: list[int] = []
+    for p_segment, p_global, n in ((0.2, 0.5, 150), (0.6, 0.3, 150), (0.4, 0.4, 100), (0.1, 0.6, 100)):
+        diffs += ((rng.random(n) < p_segment).astype(int) - (rng.random(n) < p_global).astype(int)).tolist()
+    guard = SegmentGuard("s", window, margin, min_trials, z)
+    expected = [guard.trials for d in diffs if guard.update(d == 1, d == -1)]
+    got, served, start = [], [], 0
+    try:
+        while start < len(diffs):  # batches of varying size: the state goes through Redis between them
+            chunk = diffs[start:start + int(rng.integers(1, 30))]
+            start += len(chunk)
+            serving, switches, mean, se, n = script(keys=[key], args=[json.dumps(chunk),
+                                                                     json.dumps([window, min_trials, margin, z, 0.0])])
+            got += [int(s[1]) for s in switches]
+            served.append(serving.decode())
+    finally:
+        client.delete(key)
+    assert len(expected) >= 2  # the sequence makes the guard fall back and recover
+    assert got == expected
+    assert served[-1] == ("segment" if guard.serving_segment else "global")
+    assert float(mean) == pytest.approx(guard.mean_difference, abs=1e-6)
+    assert float(se) == pytest.approx(guard.standard_error, abs=1e-6)
+
+
+def test_workers_learn_segment_rerankers_and_guard_them(isolated, worker_factory, tmp_path):
+    world = World(WorldConfig(n_users=150, n_items=60, n_segments=3, seed=21))
+    bad = f"segment:{world.segment_names[0]}"  # its re-ranker starts reversed and does not learn
+    config = tmp_path / "segmented.json"
+    save_model_config(config, "SegmentedRanker", {
+        "global_model": "OnlineMF", "global_params": {"n_factors": 16}, "n_candidates": 40,
+        "guard_window": 60, "guard_min_trials": 20, "guard_margin": 0.0, "guard_z": 0.0,
+        "segment_params": {bad: {"learning_rate": 0.0}},
+    })
+    settings = isolated.model_copy(update={"model_config_path": str(config), "segment_attributes": "segment"})
+    keys = Keys(settings.redis_prefix)
+    store = redis.Redis.from_url(settings.redis_url)
+    # the state is in Redis: a planted change of weights makes the bad segment's layer rank in
+    # reverse (the stored changes are added to the transfer start, 1 on the shared logit)
+    store.hset(keys.rerank(bad), mapping={"base": -41.0, "global": -20.0})
+    worker = worker_factory(settings).start()
+    events = list(world.generate(5000, start_ts=1_700_000_000.0, step_seconds=0.05))
+    with EventProducer(settings) as producer:
+        for profile in world.profiles():
+            producer.send("user", profile)
+        producer.flush()
+        wait_for(lambda: all(store.hget(keys.profile(p["user_id"]), "_segment") for p in world.profiles()), 60,
+                 "every profile applied")
+        for etype, payload in events:
+            producer.send(etype, payload)
+    wait_for(lambda: applied(settings) >= len(events), 120, "every event applied")
+
+    # the bad segment's guard fell back to the MF ranking: a metric, a log line, Redis
+    switches = _metric_lines(worker, "streamrec_segment_guard_switches_total")
+    assert switches[f'streamrec_segment_guard_switches_total{{segment="{bad}",to="global"}}'] >= 1
+    assert f"segment guard: segment {bad} now serves the global (MF) ranking" in worker.log_path.read_text()
+    assert store.hget(keys.guard(bad), "serving") == b"global"
+    serving = _metric_lines(worker, "streamrec_segment_serving")
+    assert serving[f'streamrec_segment_serving{{segment="{bad}"}}'] == 0.0
+    good = [f"segment:{name}" for name in world.segment_names[1:]]
+    assert all(serving[f'streamrec_segment_serving{{segment="{s}"}}'] == 1.0 for s in good)
+
+    # the other segments' layers and the shared one learned: their weights moved in Redis
+    examples = _metric_lines(worker, "streamrec_rerank_examples_total")
+    assert all(examples[f'streamrec_rerank_examples_total{{segment="{s}"}}'] > 0 for s in [bad, *good])
+    for layer in [SHARED_LAYER, *good]:
+        assert store.hgetall(keys.rerank(layer)), f"no learned weights for layer {layer}"
+    assert {k: float(v) for k, v in store.hgetall(keys.rerank(bad)).items()} == {b"base": -41.0, b"global": -20.0}
+
+    # both rankings are scored on the same trials; the served lists name their model
+    hits = _metric_lines(worker, "streamrec_prequential_ranking_hits_total")
+    assert hits[f'streamrec_prequential_ranking_hits_total{{ranking="global",segment="{bad}"}}'] > \
+        hits[f'streamrec_prequential_ranking_hits_total{{ranking="segment",segment="{bad}"}}']
+    clickers = {p["user_id"] for t, p in events if t == "click"}
+    user_in = {s: next(p["user_id"] for p in world.profiles()
+                       if f"segment:{p['attributes']['segment']}" == s and p["user_id"] in clickers)
+               for s in [bad, *good]}
+    assert _recommend(worker, user_in[bad])["model"] == MF_MODEL_NAME
+    assert _recommend(worker, user_in[good[0]])["model"] == RERANK_MODEL_NAME
+
+    # the state is in Redis, not in the worker: a new worker serves the bad segment MF's ranking too
+    worker.stop()
+    again = worker_factory(settings, "again").start()
+    assert _recommend(again, user_in[bad])["model"] == MF_MODEL_NAME
+    assert _recommend(again, user_in[good[0]])["model"] == RERANK_MODEL_NAME
