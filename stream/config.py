@@ -125,6 +125,10 @@ class Settings(BaseSettings):
     max_segments: int = Field(
         32, ge=1, description="At most this many profile segments; users of later ones go to 'other'. "
         "STREAMREC_MAX_SEGMENTS")
+    behaviour_segments: int = Field(
+        4, ge=0, le=32, description="Users without a profile segment are clustered online (River k-means over "
+        "activity, dwell, skip rate and taste) into this many behaviour segments, behaviour-0 .. behaviour-N-1; "
+        "0 puts them in the default segment. STREAMREC_BEHAVIOUR_SEGMENTS")
     segment_models: bool = Field(
         True, description="Per-segment River re-rankers over the MF model, each with a guard that falls back to "
         "the MF ranking while the segment's re-ranker does worse (false: MF alone). STREAMREC_SEGMENT_MODELS")

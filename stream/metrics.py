@@ -51,6 +51,7 @@ class Metrics:
     serving_seconds: Histogram
     profiles_total: Counter
     segment_moves_total: Counter
+    behaviour_segment_label: Gauge
     items_total: Counter
     worker_up: Gauge
     model_loss: Histogram
@@ -149,7 +150,12 @@ def build(registry: CollectorRegistry | None = None) -> Metrics:
         ),
         profiles_total=Counter("streamrec_profiles_total", "User profiles applied from the users topic.", registry=r),
         segment_moves_total=Counter(
-            "streamrec_segment_moves_total", "Users whose segment changed with a new profile.", registry=r
+            "streamrec_segment_moves_total", "Users whose segment changed: with a new profile (source=profile) or "
+            "their behaviour (source=behaviour).", ["source"], registry=r
+        ),
+        behaviour_segment_label=Gauge(
+            "streamrec_behaviour_segment_label", "1 for each behaviour segment's current readable label (from its "
+            "k-means centre: activity/dwell/skip).", ["segment", "label"], registry=r
         ),
         items_total=Counter("streamrec_items_total", "Item records applied from the items topic.", registry=r),
         worker_up=Gauge("streamrec_worker_up", "1 while the worker's agents run.", registry=r),

@@ -31,8 +31,8 @@ async def recommendations(web, request, user_id: str):
             return web.json({"error": f"query parameter k is {raw_k!r}: must be an integer 1..{MAX_K}"}, status=400)
         if not 1 <= len(user_id) <= 128:
             return web.json({"error": "user_id must have 1..128 characters"}, status=400)
-        segments = await runtime.store.segments_of([user_id], settings.default_segment)
-        ranked, model = (await runtime.ingestor.rank_users([user_id], segments, k))[user_id]
+        segments, tops = await runtime.ingestor.recommend([user_id], k)
+        ranked, model = tops[user_id]
         body = json.loads(runtime.ingestor.payload(user_id, segments[user_id], ranked, "request", model=model))
         return web.json(body)
     finally:

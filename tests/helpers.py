@@ -94,3 +94,28 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str, interva
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last value: {last!r})")
+
+
+def behaviour_events(n: int, seed: int):
+    """Validated events of three behaviours: heavy clickers with long dwell (clicker0..7), light
+    users who mostly skip (skipper0..19) and switchers (switcher0..19) who click in the first
+    half of the stream and skip in the second."""
+    import json
+
+    import numpy as np
+
+    from stream.contract import make_event, validate_event
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for t in range(n):
+        group = rng.choice(["clicker", "skipper", "switcher"], p=[0.4, 0.4, 0.2])
+        user = f"{group}{rng.integers(0, 8 if group == 'clicker' else 20)}"
+        clicky = group == "clicker" or (group == "switcher" and t < n // 2)
+        if clicky:
+            kind, extra = ("dwell", {"seconds": float(rng.uniform(60, 180))}) if rng.random() < 0.5 else ("click", {})
+        else:
+            kind, extra = ("skip", {"after_seconds": 2.0}) if rng.random() < 0.8 else ("click", {})
+        raw = make_event(kind, event_id=f"e{t}", user_id=user, item_id=f"i{rng.integers(0, 50)}", ts=1.0 + t, **extra)
+        out.append(validate_event(kind, json.dumps(raw).encode()))
+    return out

@@ -88,7 +88,7 @@ async def users(stream):
         previous = (await pipe.execute())[0]
         METRICS.profiles_total.inc()
         if previous is not None and previous.decode() != segment:
-            METRICS.segment_moves_total.inc()
+            METRICS.segment_moves_total.labels("profile").inc()
             log.info("user %s moved from segment %s to %s", profile.user_id, previous.decode(), segment)
 
 

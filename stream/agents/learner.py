@@ -31,6 +31,7 @@ class BatchView:
     states: dict[str, UserState | None]  # per user: model row (None: none yet)
     seen: dict[str, list[str]]  # per user: items not to recommend again
     segments: dict[str, str | None] = field(default_factory=dict)  # per user: the profile's segment, if any
+    behaviour: dict[str, list] = field(default_factory=dict)  # per user: behaviour fields (when asked)
 
     def fresh(self, events: list[Event]) -> list[Event]:
         """Events whose id was not applied before, each id once (the first in the batch)."""
@@ -52,8 +53,9 @@ class Step:
 
 class Learner:
     def __init__(self, mf: ShardedMF, redis, keys: Keys, *, partitions: int,
-                 clock=time.time, source: str = "worker") -> None:
+                 clock=time.time, source: str = "worker", behaviour_fields: tuple[str, ...] = ()) -> None:
         self.mf = mf
+        self.behaviour_fields = behaviour_fields
         self.source = source
         self.redis = redis
         self.keys = keys
@@ -65,14 +67,15 @@ class Learner:
     async def load(self, events: list[Event], user_ids: list[str]) -> BatchView:
         """One script call: claimed event ids, the users' rows, seen items and segments."""
         arg = json.dumps({"prefix": self.keys.prefix, "fields": USER_FIELDS, "events": [ev.event_id for ev in events],
-                          "users": user_ids}, separators=(",", ":"))
-        claimed, rows, seen, segments = await self._load(args=[arg])
+                          "users": user_ids, "behaviour": list(self.behaviour_fields)}, separators=(",", ":"))
+        claimed, rows, seen, segments, behaviour = await self._load(args=[arg])
         k = self.mf.k
         return BatchView(
             [c == "1" for c in (claimed.decode() if isinstance(claimed, bytes) else claimed)],
             {uid: parse_user(uid, values, k) for uid, values in zip(user_ids, rows)},
             {uid: [x.decode() for x in items] for uid, items in zip(user_ids, seen)},
             {uid: (seg.decode() if seg else None) for uid, seg in zip(user_ids, segments)},
+            {uid: [v.decode() if v is not None else None for v in values] for uid, values in zip(user_ids, behaviour)},
         )
 
     def learn(self, events: list[Event], view: BatchView) -> Step:

@@ -134,6 +134,7 @@ class Ingestor:
         explore_share: float = 0.0,
         explore_max_positive_weight: float = 5.0,
         segment_models=None,
+        behaviour=None,
     ):
         self.store = store
         self.publisher = publisher
@@ -158,6 +159,8 @@ class Ingestor:
         self.explore_max_positive_weight = explore_max_positive_weight
         # stream.agents.segment_models.SegmentModels: re-rankers and guards; None: MF alone
         self.segment_models = segment_models
+        # stream.agents.behaviour_segments.BehaviourSegments: segments of users without a profile one
+        self.behaviour = behaviour
 
     @property
     def keys(self) -> Keys:
@@ -220,9 +223,7 @@ class Ingestor:
         if not requests:
             return 0
         users = sorted({r.user_id for r in requests})
-        segments = await self.store.segments_of(users, self.default_segment)
-        k_max = max(r.k for r in requests)
-        tops = await self.rank_users(users, segments, k_max)
+        segments, tops = await self.recommend(users, max(r.k for r in requests))
         for req in requests:
             ranked, model = tops[req.user_id]
             payload = self.payload(req.user_id, segments[req.user_id], ranked[: req.k], "request", req.request_id, model)
@@ -255,7 +256,7 @@ class Ingestor:
             await self._prequential_popularity(events, segments)
             return await self.store.apply(events, segments)
         view = await self.learner.load(events, users)
-        segments = {u: view.segments.get(u) or self.default_segment for u in users}
+        segments = self._segments(view, users)
         fresh = view.fresh(events)
         seen = {u: set(items) for u, items in view.seen.items()}
         trials = [ev for ev in fresh if ev.type == "click" and seen.get(ev.user_id) and ev.item_id not in seen[ev.user_id]]
@@ -279,15 +280,22 @@ class Ingestor:
         step = self.learner.learn(fresh, view)
         if sm is not None:
             sm.learn(fresh, prepared[1], prepared[0], updates)
+        bs, moves, clusterer = self.behaviour, None, None
+        if bs is not None:
+            profiled = {u for u in users if view.segments.get(u) and view.segments[u] != self.default_segment}
+            clusterer = await bs.load()
+            moves = bs.learn(fresh, view.behaviour, view.states, profiled, clusterer)
         # Gradients go out before the commit: after a crash in between, the redelivered batch
         # sends them again (at least once), rather than never.
         for partition, grads in step.gradients.items():
             await self.publisher.item_gradients(partition, self.learner.encode_gradients(grads))
         if step.gradients:
             await self.publisher.flush()
-        applied = await self.store.apply(events, segments, rows=step.states, updates=updates)
+        applied = await self.store.apply(events, segments, rows=step.states, updates=updates, behaviour=moves)
         if updates is not None:
             sm.report(updates)
+        if moves is not None:
+            bs.report(moves, clusterer)
         if step.loss is not None:
             self.metrics.model_loss.observe(step.loss)
         self.metrics.model_events_learned_total.inc(step.learned)
@@ -324,6 +332,27 @@ class Ingestor:
                 rank_ = ranked.index(ev.item_id) + 1
                 self.metrics.prequential_hits_total.labels(seg).inc()
                 self.metrics.prequential_ndcg_sum.labels(seg).inc(1.0 / math.log2(rank_ + 1))
+
+    def _segments(self, view, user_ids: list[str]) -> dict[str, str]:
+        """Each user's segment at the batch's start: the profile's, else the behaviour segment,
+        else the default."""
+        out = {}
+        for uid in user_ids:
+            segment = view.segments.get(uid)
+            if not segment or segment == self.default_segment:
+                segment = (self.behaviour.segment_of(view.behaviour.get(uid)) if self.behaviour is not None
+                           else None) or self.default_segment
+            out[uid] = segment
+        return out
+
+    async def recommend(self, user_ids: list[str], k: int) -> tuple[dict[str, str], dict[str, tuple[Ranked, str]]]:
+        """Each user's segment, and current top-k with the model that ranked it."""
+        if self.learner is None:
+            segments = await self.store.segments_of(user_ids, self.default_segment)
+            return segments, await self.rank_users(user_ids, segments, k)
+        view = await self.learner.load([], user_ids)
+        segments = self._segments(view, user_ids)
+        return segments, await self._rank_loaded(user_ids, segments, view.states, view.seen, k)
 
     async def rank_users(self, user_ids: list[str], segments: dict[str, str], k: int) -> dict[str, tuple[Ranked, str]]:
         """Each user's current top-k and the model that ranked it (MF when the user has a row)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from functools import cached_property
 
+from stream.agents.behaviour_segments import BehaviourSegments
 from stream.agents.item_model import ItemFactors, ItemOwner
 from stream.agents.learner import Learner
 from stream.agents.pipeline import Ingestor, Record, dlq_headers
@@ -96,7 +97,15 @@ class Runtime:
     @cached_property
     def learner(self) -> Learner:
         return Learner(self.mf, self.redis, self.keys, partitions=settings.partitions,
-                       source=settings.worker_id or settings.app_id)
+                       source=settings.worker_id or settings.app_id,
+                       behaviour_fields=BehaviourSegments.fields if self.behaviour is not None else ())
+
+    @cached_property
+    def behaviour(self) -> BehaviourSegments | None:
+        if not settings.behaviour_segments:
+            return None
+        return BehaviourSegments(self.redis, self.keys, METRICS, n_clusters=settings.behaviour_segments,
+                                 n_factors=self.mf.k)
 
     @cached_property
     def item_owner(self) -> ItemOwner:
@@ -155,6 +164,7 @@ class Runtime:
             explore_share=settings.explore_share,
             explore_max_positive_weight=settings.explore_max_positive_weight,
             segment_models=self.segment_models,
+            behaviour=self.behaviour,
         )
 
 

@@ -32,9 +32,81 @@ import numpy as np
 
 from stream.models.segments import Assignments
 
-__all__ = ["BehaviourSegmenter"]
+__all__ = ["BehaviourSegmenter", "update_stats", "behaviour_vector", "kmeans_pp", "centre_label", "settle",
+           "BASE_FEATURES"]
 
-_BASE = ("activity", "dwell", "skip")
+_BASE = BASE_FEATURES = ("activity", "dwell", "skip")
+
+
+def update_stats(stats: list | None, weight: float, memory: float) -> list:
+    """A user's behaviour after one more event: [events, dwell moving average (None before a
+    positive), skip moving average].
+
+    >>> s = update_stats(None, 1.0, 0.5); update_stats(s, -0.5, 0.5)
+    [2.0, 1.0, 0.5]
+    """
+    if stats is None:
+        stats = [0.0, None, float(weight < 0)]
+    stats[0] += 1
+    if weight > 0:
+        stats[1] = weight if stats[1] is None else stats[1] + memory * (weight - stats[1])
+    stats[2] += memory * (float(weight < 0) - stats[2])
+    return stats
+
+
+def behaviour_vector(stats: list, mean_events: float, taste: Sequence[float] | None, taste_dims: int) -> np.ndarray:
+    """The raw feature vector of a user's behaviour (activity relative to the mean user's)."""
+    events, dwell, skip = stats
+    x = np.zeros(len(_BASE) + taste_dims)
+    x[0] = np.log((events + 1.0) / (mean_events + 1.0))
+    x[1] = 0.0 if dwell is None else dwell
+    x[2] = skip
+    if taste_dims:
+        if taste is None or len(taste) != taste_dims:
+            raise ValueError(f"BehaviourSegmenter.learn_one: taste must have taste_dims={taste_dims} "
+                             f"values, got {None if taste is None else len(taste)}")
+        x[3:] = taste
+    return x
+
+
+def kmeans_pp(z: np.ndarray, n_clusters: int, seed: int) -> list[int]:
+    """k-means++ seeding (seeded): the rows of ``z`` chosen as the initial centres."""
+    rng = np.random.default_rng(seed)
+    chosen = [int(rng.integers(len(z)))]
+    for _ in range(1, n_clusters):
+        d2 = np.min(((z[:, None, :] - z[chosen][None, :, :]) ** 2).sum(axis=2), axis=1)
+        total = d2.sum()
+        chosen.append(int(rng.choice(len(z), p=d2 / total)) if total > 0 else int(rng.integers(len(z))))
+    return chosen
+
+
+def centre_label(activity: float, dwell: float, skip: float) -> str:
+    """A readable name of a centre from its standardised coordinates (above or below the mean).
+
+    >>> centre_label(1.2, -0.3, 0.4)
+    'heavy/short-dwell/high-skip'
+    """
+    return "/".join(("heavy" if activity > 0.5 else "light" if activity < -0.5 else "regular",
+                     "long-dwell" if dwell > 0 else "short-dwell", "high-skip" if skip > 0 else "low-skip"))
+
+
+def settle(current: str | None, pending: tuple[str, int] | None, proposed: str,
+           hysteresis: int) -> tuple[str, tuple[str, int] | None]:
+    """A user's segment after the clusterer proposed one: (segment, pending move). A move
+    needs ``hysteresis`` proposals of the same other segment in a row.
+
+    >>> settle("a", None, "b", 2), settle("a", ("b", 1), "b", 2), settle("a", ("b", 1), "a", 2)
+    (('a', ('b', 1)), ('b', None), ('a', None))
+    """
+    if current is None:
+        return proposed, None
+    if proposed == current:
+        return current, None
+    candidate, count = pending if pending is not None else (proposed, 0)
+    count = count + 1 if candidate == proposed else 1
+    if count >= hysteresis:
+        return proposed, None
+    return current, (proposed, count)
 
 
 class BehaviourSegmenter:
@@ -119,29 +191,13 @@ class BehaviourSegmenter:
         return f"behaviour-{cluster}"
 
     def _vector(self, user_id: str, taste: Sequence[float] | None) -> np.ndarray:
-        events, dwell, skip = self._users[user_id]
-        x = np.zeros(len(self.features))
-        x[0] = np.log((events + 1.0) / (self._events / len(self._users) + 1.0))
-        x[1] = 0.0 if dwell is None else dwell
-        x[2] = skip
-        if self.taste_dims:
-            if taste is None or len(taste) != self.taste_dims:
-                raise ValueError(f"BehaviourSegmenter.learn_one: taste must have taste_dims={self.taste_dims} "
-                                 f"values, got {None if taste is None else len(taste)}")
-            x[3:] = taste
-        return x
+        return behaviour_vector(self._users[user_id], self._events / len(self._users), taste, self.taste_dims)
 
     def learn_one(self, user_id: str, weight: float, ts: float | None = None,
                   taste: Sequence[float] | None = None) -> str | None:
         """Update the user's behaviour with one event; returns the user's segment (None while too new)."""
-        stats = self._users.get(user_id)
-        if stats is None:  # events, dwell average (None before a positive), skip average
-            stats = self._users[user_id] = [0.0, None, float(weight < 0)]
-        stats[0] += 1
+        stats = self._users[user_id] = update_stats(self._users.get(user_id), weight, self.memory)
         self._events += 1
-        if weight > 0:
-            stats[1] = weight if stats[1] is None else stats[1] + self.memory * (weight - stats[1])
-        stats[2] += self.memory * (float(weight < 0) - stats[2])
         x = self._vector(user_id, taste)
         self._n += 1
         delta = x - self._mean
@@ -165,31 +221,16 @@ class BehaviourSegmenter:
     def _seed_centres(self, raw: np.ndarray) -> None:
         """k-means++ seeding over the warm-up's vectors, written into River's centres."""
         z = self._standardise(raw)
-        rng = np.random.default_rng(self.seed)
-        chosen = [int(rng.integers(len(z)))]
-        for _ in range(1, self.n_clusters):
-            d2 = np.min(((z[:, None, :] - z[chosen][None, :, :]) ** 2).sum(axis=2), axis=1)
-            total = d2.sum()
-            chosen.append(int(rng.choice(len(z), p=d2 / total)) if total > 0 else int(rng.integers(len(z))))
-        for c, row in enumerate(chosen):
+        for c, row in enumerate(kmeans_pp(z, self.n_clusters, self.seed)):
             self._kmeans.centers[c].update(zip(self.features, z[row].tolist()))
 
     def _settle(self, user_id: str, proposed: str) -> str:
-        current = self.assignments.get(user_id)
-        if current is None:
-            self.assignments.set(user_id, proposed)
-            return proposed
-        if proposed == current:
-            self._pending.pop(user_id, None)
-            return current
-        candidate, count = self._pending.get(user_id, (proposed, 0))
-        count = count + 1 if candidate == proposed else 1
-        if count >= self.hysteresis:
-            self._pending.pop(user_id, None)
-            self.assignments.set(user_id, proposed)
-            return proposed
-        self._pending[user_id] = (proposed, count)
-        return current
+        segment, pending = settle(self.assignments.get(user_id), self._pending.pop(user_id, None), proposed,
+                                  self.hysteresis)
+        if pending is not None:
+            self._pending[user_id] = pending
+        self.assignments.set(user_id, segment)
+        return segment
 
     def segment_of(self, user_id: str) -> str | None:
         return self.assignments.get(user_id)
@@ -198,12 +239,7 @@ class BehaviourSegmenter:
         """A readable label per segment id from its centre (standardised: above or below the mean)."""
         out = {}
         for c, centre in self._kmeans.centers.items():
-            a, d, s = (centre.get(name, 0.0) for name in _BASE)
-            out[self.segment_id(c)] = "/".join((
-                "heavy" if a > 0.5 else "light" if a < -0.5 else "regular",
-                "long-dwell" if d > 0 else "short-dwell",
-                "high-skip" if s > 0 else "low-skip",
-            ))
+            out[self.segment_id(c)] = centre_label(*(centre.get(name, 0.0) for name in _BASE))
         return out
 
     # -- persistence (JSON-ready data) -------------------------------------------

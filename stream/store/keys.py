@@ -15,6 +15,9 @@
     {p}:rerank:{layer}           hash: feature -> change of a re-ranker layer's weight since its transfer
                                  start (layer = "_shared" or a segment; see segment_state.py)
     {p}:guard:{segment}          hash: the segment guard's window and what the segment serves (segment_state.py)
+    {p}:behaviour                hash: the behaviour clusterer (counters, centres; behaviour_state.py)
+    {p}:behaviour:warmup         list: raw behaviour vectors kept to seed the centres
+    {p}:user:{user_id}:behaviour hash: the user's behaviour and behaviour segment
 """
 
 from __future__ import annotations
@@ -70,6 +73,17 @@ class Keys:
 
     def guard(self, segment: str) -> str:
         return f"{self.prefix}:guard:{segment}"
+
+    @property
+    def behaviour(self) -> str:
+        return f"{self.prefix}:behaviour"
+
+    @property
+    def behaviour_warmup(self) -> str:
+        return f"{self.prefix}:behaviour:warmup"
+
+    def user_behaviour(self, user_id: str) -> str:
+        return f"{self.prefix}:user:{user_id}:behaviour"
 
     def embedding(self, kind: str, entity_id: str) -> str:
         if kind not in ("user", "item"):

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from stream.contract import Event
 from stream.signals import marks_seen, signal_weight
 from stream.store.keys import Keys
+from stream.store.behaviour_state import APPLY_BEHAVIOUR_LUA
 from stream.store.segment_state import APPLY_SEGMENTS_LUA, GUARD_LUA, GuardResult, SegmentUpdates
 from stream.store.userstate import user_mapping
 
@@ -31,7 +32,8 @@ GLOBAL_SEGMENT = "_global"
 # ARGV[1]: JSON {"prefix", "ttl", "tau", "hmax",
 #                "events": [[event_id, segment, ts, weight, item_id, user_id, type, marks_seen], ...],
 #                "rows": [[user_id, field, value, field, value, ...], ...],   (all but the vector)
-#                "layers", "guards": the segment models' changes (segment_state.py)}
+#                "layers", "guards": the segment models' changes (segment_state.py),
+#                "behaviour": the behaviour clusterer's and users' changes (behaviour_state.py)}
 # ARGV[1 + j]: the float32 bytes of rows[j]'s vector (binary: not in the JSON).
 # Returns {one character per event: "1" applied, "0" a duplicate (its event_id was claimed
 # before); the guards the batch's trials changed}.
@@ -108,7 +110,7 @@ end
 for j, r in ipairs(a.rows) do
   redis.call('HSET', p .. ':emb:user:' .. r[1], 'vec', ARGV[1 + j], unpack(r, 2))
 end
-""" + APPLY_SEGMENTS_LUA + """
+""" + APPLY_SEGMENTS_LUA + APPLY_BEHAVIOUR_LUA + """
 return {table.concat(out), guarded}
 """
 
@@ -142,17 +144,18 @@ class PopularityStore:
         return {uid: (v.decode() if v else default) for uid, v in zip(user_ids, values)}
 
     async def apply(self, events: list[Event], segments: dict[str, str], rows=(),
-                    updates: SegmentUpdates | None = None) -> list[Applied]:
+                    updates: SegmentUpdates | None = None, behaviour=None) -> list[Applied]:
         """Apply a micro-batch in one atomic script call; returns what each event did.
 
         ``rows`` (:class:`stream.models.sharded.UserState`) are the batch's new user model rows,
-        and ``updates`` the segment models' changes, written in the same call: the event ids
+        ``updates`` the segment models' changes and ``behaviour`` the behaviour segments'
+        (:class:`stream.agents.behaviour_segments.BehaviourUpdates`), written in the same call: the event ids
         are claimed and the rows and changes written together, or nothing is. The guards'
         new states go to ``updates.results``.
         """
         if not events:
             return []
-        raw, guarded = await self._apply(args=self._batch_args(events, segments, rows, updates))
+        raw, guarded = await self._apply(args=self._batch_args(events, segments, rows, updates, behaviour))
         if updates is not None:
             updates.results = [GuardResult.parse(g) for g in guarded]
         flags = raw.decode() if isinstance(raw, bytes) else str(raw)
@@ -161,13 +164,14 @@ class PopularityStore:
         return [Applied(ev, segments[ev.user_id], f == "1") for ev, f in zip(events, flags)]
 
     def _batch_args(self, events: list[Event], segments: dict[str, str], rows,
-                    updates: SegmentUpdates | None = None) -> list:
+                    updates: SegmentUpdates | None = None, behaviour=None) -> list:
         body = {
             "prefix": self.keys.prefix, "ttl": self.dedupe_ttl_seconds, "tau": self._tau, "hmax": self.history_max,
             "events": [[ev.event_id, segments[ev.user_id], ev.ts, signal_weight(ev), ev.item_id, ev.user_id, ev.type,
                         marks_seen(ev)] for ev in events],
             "rows": [],
             **(updates.script_args() if updates is not None else {}),
+            **(behaviour.script_args() if behaviour is not None else {}),
         }
         vectors = []
         for r in rows:

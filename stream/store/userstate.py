@@ -55,9 +55,11 @@ def user_mapping(state: UserState) -> dict[str, bytes | str]:
 
 
 # What a micro-batch needs before learning, in one call (keys as stream/store/keys.py lays them out).
-# ARGV[1]: JSON {"prefix", "fields": USER_FIELDS, "events": [event_id, ...], "users": [user_id, ...]}
+# ARGV[1]: JSON {"prefix", "fields": USER_FIELDS, "events": [event_id, ...], "users": [user_id, ...],
+#                "behaviour": the user behaviour fields (behaviour_state.py) or []}
 # Returns {claimed: one "1"/"0" per event, rows: HMGET of the fields per user,
-#          seen: the seen items per user, segments: the profile's _segment per user (or false)}
+#          seen: the seen items per user, segments: the profile's _segment per user (or false),
+#          behaviour: HMGET of the behaviour fields per user (when asked)}
 LOAD_BATCH_LUA = """
 local a = cjson.decode(ARGV[1])
 local p = a.prefix
@@ -65,11 +67,14 @@ local claimed = {}
 for n, id in ipairs(a.events) do
   claimed[n] = redis.call('EXISTS', p .. ':dedupe:' .. id) == 1 and '1' or '0'
 end
-local rows, seen, segments = {}, {}, {}
+local rows, seen, segments, behaviour = {}, {}, {}, {}
 for j, u in ipairs(a.users) do
   rows[j] = redis.call('HMGET', p .. ':emb:user:' .. u, unpack(a.fields))
   seen[j] = redis.call('ZRANGE', p .. ':user:' .. u .. ':seen', 0, -1)
   segments[j] = redis.call('HGET', p .. ':user:' .. u .. ':profile', '_segment')
+  if #a.behaviour > 0 then
+    behaviour[j] = redis.call('HMGET', p .. ':user:' .. u .. ':behaviour', unpack(a.behaviour))
+  end
 end
-return {table.concat(claimed), rows, seen, segments}
+return {table.concat(claimed), rows, seen, segments, behaviour}
 """

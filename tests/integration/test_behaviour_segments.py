@@ -1,0 +1,61 @@
+"""Behaviour segments in a real worker: users without a profile are clustered online (River
+k-means, state in Redis), each signal event counted once, moves counted, and the segment
+used for their KPIs and lists."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+import redis
+
+from producers.sdk import EventProducer
+from stream.signals import signal_weight
+from stream.store.keys import Keys
+from tests.helpers import applied, behaviour_events, wait_for, worker_metric
+
+pytestmark = pytest.mark.integration
+
+
+def _publish(settings, events) -> None:
+    with EventProducer(settings) as producer:
+        for ev in events:
+            producer.send(ev.type, ev.raw)
+
+
+def test_users_without_a_profile_get_behaviour_segments(isolated, worker_factory):
+    settings = isolated.model_copy(update={"behaviour_segments": 3})
+    worker = worker_factory(settings).start()
+    events = behaviour_events(3000, seed=7)
+    half = len(events) // 2  # the switchers click in the first half, skip in the second
+    _publish(settings, events[:half])
+    wait_for(lambda: applied(settings) >= half, 90, "the first half applied")
+    _publish(settings, events[half:])
+    wait_for(lambda: applied(settings) >= len(events), 90, "every event applied")
+
+    store = redis.Redis.from_url(settings.redis_url)
+    keys = Keys(settings.redis_prefix)
+    model = {k.decode(): v.decode() for k, v in store.hgetall(keys.behaviour).items()}
+    signals = sum(1 for ev in events if signal_weight(ev) != 0)
+    assert model["seeded"] == "1" and not store.exists(keys.behaviour_warmup)
+    assert float(model["events"]) == signals  # each event once in the clusterer ...
+    users = {ev.user_id for ev in events}
+    rows = {u: {k.decode(): v.decode() for k, v in store.hgetall(keys.user_behaviour(u)).items()} for u in users}
+    assert sum(float(r["events"]) for r in rows.values()) == signals  # ... and in its user's behaviour
+    assert float(model["users"]) == len(users)
+
+    segment = {u: r["segment"] for u, r in rows.items()}
+    assert all(s.startswith("behaviour-") for s in segment.values())
+    # which users share a segment depends on how the topics interleave (it differs from run to
+    # run); that the clusterer assigns what the offline one does is tests/unit/test_behaviour_segments.py
+    assert len(set(segment.values())) >= 2
+    assert worker_metric(worker.url, "streamrec_segment_moves_total") > 0  # the switchers moved
+
+    with urllib.request.urlopen(f"{worker.url}/metrics", timeout=5) as resp:
+        metrics = resp.read().decode()
+    assert f'streamrec_events_total{{segment="{segment["clicker0"]}",type="dwell"}}' in metrics
+    labels = [line for line in metrics.splitlines() if line.startswith("streamrec_behaviour_segment_label{")]
+    assert len(labels) == 3 and all(line.endswith(" 1.0") and "-dwell/" in line for line in labels)
+    with urllib.request.urlopen(f"{worker.url}/recommendations/skipper0?k=3", timeout=5) as resp:
+        assert json.loads(resp.read())["segment"] == segment["skipper0"]
