@@ -74,11 +74,15 @@ async def _records(stream, kind: str, redis_key):
 
 @app.agent(users_topic, concurrency=1)
 async def users(stream):
+    known: set[str] = set()
     async for profile in _records(stream, "user", runtime.keys.profile):
         segment = segment_of(profile.attributes, runtime.segmenter, settings.default_segment)
-        if segment != settings.default_segment and not await runtime.redis.sismember(runtime.keys.segments, segment) \
-                and await runtime.redis.scard(runtime.keys.segments) >= settings.max_segments:
-            segment = OTHER
+        if segment != settings.default_segment and segment not in known:
+            if not await runtime.redis.sismember(runtime.keys.segments, segment) \
+                    and await runtime.redis.scard(runtime.keys.segments) >= settings.max_segments:
+                segment = OTHER
+            else:
+                known.add(segment)  # segments are few: the check is made once per segment
         key = runtime.keys.profile(profile.user_id)
         pipe = runtime.redis.pipeline(transaction=True)
         pipe.hget(key, "_segment")

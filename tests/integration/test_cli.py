@@ -73,8 +73,10 @@ def test_movielens_replay_reaches_the_worker(isolated, worker_factory):
     client = redis.Redis.from_url(isolated.redis_url)
     keys = Keys(isolated.redis_prefix)
     wait_for(lambda: applied(isolated) == sent, 90, f"{sent} replayed events applied")
-    assert client.hget(keys.profile("196"), "age_band") == b"45-49"  # user 196 is 49 in ml-100k.user
-    assert client.sismember(keys.segments, "age_band:25-34")
+    # profiles are another topic, applied at their own pace
+    wait_for(lambda: client.hget(keys.profile("196"), "age_band") == b"45-49", 60,
+             "user 196's profile (49 in ml-100k.user)")
+    wait_for(lambda: client.sismember(keys.segments, "age_band:25-34"), 60, "segment age_band:25-34")
 
 
 def test_rec_requests_are_answered_and_bad_ones_dead_lettered(isolated, worker_factory):
