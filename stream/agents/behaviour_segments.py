@@ -106,6 +106,7 @@ class BehaviourSegments:
         rng = np.random.default_rng(seed)  # as the offline BehaviourFeed's projection
         self.projection = rng.normal(0.0, 1.0 / math.sqrt(n_factors), (n_factors, taste_dims))
         self._labels: dict[str, str] = {}
+        import river.cluster  # noqa: F401  (imported now, at start, not in the first batch)
 
     fields = USER_BEHAVIOUR_FIELDS
 

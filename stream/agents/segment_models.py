@@ -21,6 +21,7 @@ choices, learns, and hands back weight changes and trials to apply with its even
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import zlib
 from collections import Counter
@@ -30,13 +31,12 @@ from typing import Any, Iterable
 import numpy as np
 
 from stream.contract import Event
-from stream.models.candidates import minmax_columns
 from stream.models.rerank import SegmentedRanker
 from stream.models.segment_layers import SegmentLayers
 from stream.models.sharded import ShardedMF, UserState
 from stream.signals import signal_weight
 from stream.store.keys import Keys
-from stream.store.segment_state import SHARED_LAYER, SegmentUpdates, load_segment_state
+from stream.store.segment_state import SEGMENT_POPULARITY_LUA, SHARED_LAYER, SegmentUpdates, load_segment_state
 
 __all__ = ["SegmentModels", "SegmentView", "Candidates", "rerank_params", "COLUMNS"]
 
@@ -130,6 +130,8 @@ class SegmentModels:
         self.metrics = metrics
         self.segment_params = params.get("segment_params") or {}
         self._known: set[str] = set()  # segments whose series exist
+        self._popularity = redis.register_script(SEGMENT_POPULARITY_LUA)
+        import river.linear_model  # noqa: F401  (imported now, at start: it takes ~2 s, not the first batch's time)
 
     def param(self, segment: str, name: str) -> Any:
         return self.segment_params.get(segment, {}).get(name, self.params[name])
@@ -164,28 +166,50 @@ class SegmentModels:
 
     async def candidates(self, users: list[tuple[str, UserState, list[str], str]],
                          view: SegmentView, k: int) -> dict[str, Candidates]:
-        """Candidates and both rankings for each (user, row, seen items, segment)."""
+        """Candidates and both rankings for each (user, row, seen items, segment): the MF scores
+        in one matrix product, the features and layers per segment over all its users at once."""
+        if not users:
+            return {}
+        n = max(max(int(self.param(segment, "n_candidates")) for _, _, _, segment in users), k)
+        tops = self.mf.top_many([state for _, state, _, _ in users], n, [seen for _, _, seen, _ in users])
+        ids = self.mf.item_ids
         picked = {}
-        for uid, state, seen, segment in users:
-            ranked = self.mf.rank(state, max(int(self.param(segment, "n_candidates")), k), seen)
-            if ranked:
-                picked[uid] = (segment, [r[0] for r in ranked], np.array([r[1] for r in ranked]))
+        for (uid, _, _, segment), (rows, mf) in zip(users, tops):
+            rows, mf = rows[: max(int(self.param(segment, "n_candidates")), k)], mf[: len(rows)]
+            if len(rows):
+                picked[uid] = (segment, rows, mf[: len(rows)].astype(np.float64))
         if not picked:
             return {}
-        pipe = self.redis.pipeline(transaction=False)
-        for segment, ids, _ in picked.values():
-            pipe.zmscore(self.keys.pop(segment), ids)
-        seg_pops = await pipe.execute()
-        pop = self.mf.model._pop
-        scaled = np.array([True] * len(COLUMNS))
+        wanted: dict[str, dict[int, None]] = {}  # segment -> its users' candidate rows, each once
+        for segment, rows, _ in picked.values():
+            wanted.setdefault(segment, {}).update(dict.fromkeys(rows.tolist()))
+        order = sorted(wanted)
+        arg = json.dumps({"prefix": self.keys.prefix, "segments": [[seg, [ids[r] for r in wanted[seg]]]
+                                                                     for seg in order]}, separators=(",", ":"))
+        answers = await self._popularity(args=[arg])
+        seg_pop = np.zeros(len(ids))
+        pop = np.log1p(np.maximum(self.mf.model._pop[: len(ids)], 0.0))
         out = {}
-        for (uid, (segment, ids, mf)), seg_pop in zip(picked.items(), seg_pops):
-            rows = self.mf.item_rows(ids)
-            seg_pop = np.array([float(x) if x is not None else 0.0 for x in seg_pop])
-            R = np.column_stack([mf, np.log1p(np.maximum(pop[rows], 0.0)), np.log1p(np.maximum(seg_pop, 0.0))])
-            X = minmax_columns(R, scaled)
-            shared, seg = view.layers.scores(segment, X)
-            out[uid] = Candidates(segment, ids, mf, X, shared, seg, np.argsort(-seg, kind="stable"))
+        for seg, scores in zip(order, answers):
+            seg_pop[list(wanted[seg])] = [float(x) if x else 0.0 for x in scores]
+            seg_pop_log = np.log1p(np.maximum(seg_pop, 0.0))
+            groups: dict[int, list[str]] = {}  # the segment's users by candidate count
+            for uid, (segment, rows, _) in picked.items():
+                if segment == seg:
+                    groups.setdefault(len(rows), []).append(uid)
+            for size, uids in groups.items():
+                rows = np.stack([picked[u][1] for u in uids])  # (U, size)
+                mf = np.stack([picked[u][2] for u in uids])
+                R = np.stack([mf, pop[rows], seg_pop_log[rows]], axis=2)  # (U, size, F)
+                lo = R.min(axis=1, keepdims=True)
+                span = R.max(axis=1, keepdims=True) - lo
+                X = (R - lo) / np.where(span > 0, span, 1.0)
+                shared, logits = view.layers.scores(seg, X.reshape(-1, len(COLUMNS)))
+                shared, logits = shared.reshape(len(uids), size), logits.reshape(len(uids), size)
+                orders = np.argsort(-logits, axis=1, kind="stable")
+                for j, uid in enumerate(uids):
+                    out[uid] = Candidates(seg, [ids[r] for r in rows[j].tolist()], mf[j], X[j], shared[j], logits[j],
+                                          orders[j])
         return out
 
     def served(self, c: Candidates, view: SegmentView, k: int) -> tuple[list[tuple[str, float]], bool]:

@@ -228,6 +228,32 @@ class ShardedMF:
                     out[-1] = (ids[j], float(scores[j]), "explore")
         return out
 
+    def top_many(self, users: list[UserState], n: int,
+                 excludes: Sequence[Sequence[str]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each user's top-``n`` (item rows, scores), best first (ties: the lower row), leaving out
+        their ``excludes``: one matrix product for all of them (what :meth:`rank` gives, row by row).
+        """
+        m = self.model
+        N = m.n_items
+        if N == 0 or not users:
+            return [(np.empty(0, dtype=np.int64), np.empty(0, dtype=F32)) for _ in users]
+        S = np.stack([u.vector for u in users]).astype(F32) @ m._Q[:N].T + m._bi[:N]
+        pos = m._items._pos
+        for j, exclude in enumerate(excludes):
+            skip = [pos[i] for i in exclude if i in pos]
+            if skip:
+                S[j, skip] = -np.inf
+        n = min(n, N)
+        part = np.argpartition(-S, n - 1, axis=1)[:, :n] if n < N else np.tile(np.arange(N), (len(users), 1))
+        vals = np.take_along_axis(S, part, axis=1)
+        order = np.lexsort((part, -vals), axis=-1)
+        rows, vals = np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
+        out = []
+        for r, v in zip(rows, vals):
+            keep = np.isfinite(v)
+            out.append((r[keep], v[keep]) if not keep.all() else (r, v))
+        return out
+
     def init_item(self, item_id: str, like: Sequence[str], now: float) -> ItemState | None:
         """As the owner: start an item that has no row yet from the mean row of the items
         ``like`` it (those sharing its categories). None when the item has a row already

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["GUARD_LUA", "SHARED_LAYER", "SegmentUpdates", "GuardResult", "load_segment_state"]
+__all__ = ["GUARD_LUA", "SHARED_LAYER", "SegmentUpdates", "GuardResult", "load_segment_state", "SEGMENT_POPULARITY_LUA"]
 
 #: The re-ranker layer every segment shares.
 SHARED_LAYER = "_shared"
@@ -95,6 +95,24 @@ for _, g in ipairs(a.guards or {}) do
     guarded[#guarded + 1] = {g[1], guard_update(p .. ':guard:' .. g[1], diffs, g[3])}
   end
 end
+"""
+
+
+# ARGV[1]: JSON {"prefix", "segments": [[segment, [item, ...]], ...]}: each segment's items'
+# decayed popularity (nil when absent) in one call: one JSON argument packs far faster in
+# redis-py than a ZMSCORE command per user.
+SEGMENT_POPULARITY_LUA = """
+local a = cjson.decode(ARGV[1])
+local out = {}
+for n, s in ipairs(a.segments) do
+  local key, items, scores = a.prefix .. ':pop:' .. s[1], s[2], {}
+  for i = 1, #items, 1000 do
+    local part = redis.call('ZMSCORE', key, unpack(items, i, math.min(i + 999, #items)))
+    for j = 1, #part do scores[#scores + 1] = part[j] or '' end
+  end
+  out[n] = scores
+end
+return out
 """
 
 

@@ -30,9 +30,6 @@ class FakePipe:
         self.calls.append(lambda: (lambda v: None if v is None else str(v).encode())(
             self.redis.hashes.get(key, {}).get(field)))
 
-    def zmscore(self, key, members):
-        self.calls.append(lambda: [self.redis.zsets.get(key, {}).get(m) for m in members])
-
     async def execute(self):
         return [call() for call in self.calls]
 
@@ -44,6 +41,14 @@ class FakeRedis:
 
     def pipeline(self, transaction=False):
         return FakePipe(self)
+
+    def register_script(self, script):
+        async def segment_popularity(args):  # what SEGMENT_POPULARITY_LUA answers
+            a = json.loads(args[0])
+            return [[repr(self.zsets[f"{a['prefix']}:pop:{seg}"][i]).encode()
+                     if i in self.zsets.get(f"{a['prefix']}:pop:{seg}", {}) else b"" for i in items]
+                    for seg, items in a["segments"]]
+        return segment_popularity
 
     def apply(self, updates: SegmentUpdates) -> None:
         """What the apply script does with the weight changes."""

@@ -115,3 +115,16 @@ def test_item_partition_is_stable_and_spreads():
     parts = [item_partition(f"item{j}", 4) for j in range(400)]
     assert parts == [item_partition(f"item{j}", 4) for j in range(400)]
     assert min(parts.count(p) for p in range(4)) > 60
+
+
+def test_top_many_ranks_each_user_as_rank_does():
+    rng = np.random.default_rng(5)
+    mf = ShardedMF(PARAMS)
+    mf.item_rows([f"i{j}" for j in range(40)])
+    users = [mf.new_user(f"u{j}") for j in range(6)]
+    seen = [[f"i{x}" for x in rng.integers(0, 40, j * 7)] for j in range(6)]  # the last user has seen most
+    for user, exclude, (rows, scores) in zip(users, seen, mf.top_many(users, 30, seen)):
+        expected = mf.rank(user, 30, exclude)
+        assert [mf.item_ids[r] for r in rows.tolist()] == [i for i, _ in expected]
+        np.testing.assert_allclose(scores, [s for _, s in expected], rtol=1e-5, atol=1e-6)  # float32 sums
+        assert not set(exclude) & {mf.item_ids[r] for r in rows.tolist()}
