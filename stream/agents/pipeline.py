@@ -2,17 +2,22 @@
 
     records (raw bytes from the interaction topics)
       -> validate       bad: dead-letter topic, original bytes + reason, processing goes on
-      -> load           (with the MF learner) claimed event ids, users' model rows, seen items and
-                        segments: one script call (without it, a segment lookup)
+      -> load           (with the MF learner) claimed event ids, users' model rows, seen items,
+                        profile segments and behaviour: one script call (without it, a segment lookup)
       -> prequential    each click of a user with history: was the item in their top-K, before learning?
-      -> learn          (with the MF learner) the users' rows; item gradients to the items' owners
+                        (with the segment models: the segment re-ranker's and MF's top-K both scored)
+      -> learn          (with the MF learner) the users' rows; item gradients to the items' owners;
+                        the segment re-rankers and the behaviour clusterer
       -> apply          one Lua script call for the batch: dedupe by event_id, popularity, seen
-                        items, counters and, with the learner, the users' new rows, atomically
+                        items, counters and, with the learner, the users' new rows, the re-rankers'
+                        weight changes, the guards' trials and the behaviour changes, atomically
       -> top-K          for users whose state changed
       -> push           to the recommendations topic when a user's list changed (rate-limited)
 
-Users with a model row are ranked by the MF model; users without one (no signal yet) by
-their segment's popularity.
+Users with a model row are ranked by the MF model, its top candidates re-ranked by their
+segment's re-ranker while the segment's guard allows (stream/agents/segment_models.py);
+users without one (no signal yet) by their segment's popularity. A user's segment is their
+profile's, else their behaviour segment (stream/agents/behaviour_segments.py), else the default.
 """
 
 from __future__ import annotations
