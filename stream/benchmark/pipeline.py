@@ -59,6 +59,21 @@ def _scrape_buckets(port: int, name: str) -> list[tuple[float, float]]:
     return sorted(out)
 
 
+def _scrape_sums(port: int, names: tuple[str, ...]) -> dict[str, float]:
+    """Each named series summed over its label sets (e.g. a histogram's ``_sum`` and ``_count``)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    out = dict.fromkeys(names, 0.0)
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in out:
+            out[name] += float(line.rsplit(" ", 1)[1])
+    return out
+
+
+_BATCH_SERIES = ("streamrec_batch_events_sum", "streamrec_batch_events_count", "streamrec_batch_seconds_sum")
+
+
 def _time_until(counter, n: int, log, label: str, proc: subprocess.Popen, timeout: float = 600.0) -> tuple[float, float]:
     """Poll ``counter()`` until it reaches n; returns (time of first progress, time of n)."""
     first = None
@@ -139,6 +154,7 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 50_000, fresh_rate: fl
         if not wait_worker_ready(s.web_port, 120, worker):
             raise RuntimeError("benchmark worker did not become ready")
         before = _scrape_buckets(s.web_port, "streamrec_event_to_applied_seconds")
+        batches_before = _scrape_sums(s.web_port, _BATCH_SERIES)
         n_fresh = int(fresh_rate * fresh_seconds)
         start = time.monotonic()
         with EventProducer(s, linger_ms=1) as producer:
@@ -148,8 +164,16 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 50_000, fresh_rate: fl
                     time.sleep(ahead)
                 producer.send(etype, payload)
         achieved = n_fresh / (time.monotonic() - start)
-        _time_until(applied, n_events + n_fresh, log, "(c) freshness phase", worker)
+        produced_at = time.monotonic()
+        _, done_at = _time_until(applied, n_events + n_fresh, log, "(c) freshness phase", worker)
         after = _scrape_buckets(s.web_port, "streamrec_event_to_applied_seconds")
+        batches = {k: v - batches_before[k] for k, v in _scrape_sums(s.web_port, _BATCH_SERIES).items()}
+        n_batches = max(batches["streamrec_batch_events_count"], 1.0)
+        # what the worker did meanwhile: how big its batches were, how long each took, and
+        # how long it went on after the last event was produced
+        results["fresh_batch_events_mean"] = batches["streamrec_batch_events_sum"] / n_batches
+        results["fresh_batch_seconds_mean"] = batches["streamrec_batch_seconds_sum"] / n_batches
+        results["fresh_drain_after_produce_s"] = max(0.0, done_at - produced_at)
         delta = [(b, c - dict(before).get(b, 0.0)) for b, c in after]
         results["fresh_rate_target"] = fresh_rate
         results["fresh_rate_achieved"] = achieved
