@@ -72,15 +72,17 @@ def test_workers_learn_segment_rerankers_and_guard_them(isolated, worker_factory
     config = tmp_path / "segmented.json"
     save_model_config(config, "SegmentedRanker", {
         "global_model": "OnlineMF", "global_params": {"n_factors": 16}, "n_candidates": 40,
-        "guard_window": 60, "guard_min_trials": 20, "guard_margin": 0.0, "guard_z": 0.0,
-        "segment_params": {bad: {"learning_rate": 0.0}},
+        # a hair-trigger guard for the bad segment only; the others keep the defaults (no chance switches)
+        "segment_params": {bad: {"learning_rate": 0.0, "guard_window": 40, "guard_min_trials": 10,
+                                 "guard_margin": 0.0, "guard_z": 0.0}},
     })
     settings = isolated.model_copy(update={"model_config_path": str(config), "segment_attributes": "segment"})
     keys = Keys(settings.redis_prefix)
     store = redis.Redis.from_url(settings.redis_url)
     # the state is in Redis: a planted change of weights makes the bad segment's layer rank in
     # reverse (the stored changes are added to the transfer start, 1 on the shared logit)
-    store.hset(keys.rerank(bad), mapping={"base": -41.0, "global": -20.0})
+    # (against MF and against the segment's popularity: worse than MF even while MF is young)
+    store.hset(keys.rerank(bad), mapping={"base": -41.0, "global": -20.0, "seg_pop": -20.0})
     worker = worker_factory(settings).start()
     events = list(world.generate(5000, start_ts=1_700_000_000.0, step_seconds=0.05))
     with EventProducer(settings) as producer:
@@ -94,8 +96,17 @@ def test_workers_learn_segment_rerankers_and_guard_them(isolated, worker_factory
     wait_for(lambda: applied(settings) >= len(events), 120, "every event applied")
 
     # the bad segment's guard fell back to the MF ranking: a metric, a log line, Redis
+    switched = f'streamrec_segment_guard_switches_total{{segment="{bad}",to="global"}}'
+    if store.hget(keys.guard(bad), "serving") == b"global":  # a batch's metrics follow its apply call
+        wait_for(lambda: _metric_lines(worker, "streamrec_segment_guard_switches_total")[switched] >= 1, 10,
+                 "the switch in the worker's metrics", interval=0.5)
     switches = _metric_lines(worker, "streamrec_segment_guard_switches_total")
-    assert switches[f'streamrec_segment_guard_switches_total{{segment="{bad}",to="global"}}'] >= 1
+    assert switches[switched] >= 1, (
+        _metric_lines(worker, "streamrec_prequential_ranking_hits_total"),
+        _metric_lines(worker, "streamrec_prequential_trials_total"),
+        _metric_lines(worker, "streamrec_segment_hit_difference"),
+        {k: v for k, v in store.hgetall(keys.guard(bad)).items() if k != b"ring"},
+        store.hgetall(keys.rerank(bad)))
     assert f"segment guard: segment {bad} now serves the global (MF) ranking" in worker.log_path.read_text()
     assert store.hget(keys.guard(bad), "serving") == b"global"
     serving = _metric_lines(worker, "streamrec_segment_serving")
@@ -108,7 +119,8 @@ def test_workers_learn_segment_rerankers_and_guard_them(isolated, worker_factory
     assert all(examples[f'streamrec_rerank_examples_total{{segment="{s}"}}'] > 0 for s in [bad, *good])
     for layer in [SHARED_LAYER, *good]:
         assert store.hgetall(keys.rerank(layer)), f"no learned weights for layer {layer}"
-    assert {k: float(v) for k, v in store.hgetall(keys.rerank(bad)).items()} == {b"base": -41.0, b"global": -20.0}
+    assert {k: float(v) for k, v in store.hgetall(keys.rerank(bad)).items()} == {b"base": -41.0, b"global": -20.0,
+                                                                                 b"seg_pop": -20.0}
 
     # both rankings are scored on the same trials; the served lists name their model
     hits = _metric_lines(worker, "streamrec_prequential_ranking_hits_total")
