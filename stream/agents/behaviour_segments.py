@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from stream.contract import Event
-from stream.models.behaviour import BASE_FEATURES, behaviour_vector, centre_label, kmeans_pp, settle, update_stats
+from stream.models.behaviour import (BehaviourSegmenter, behaviour_vector, centre_label, kmeans_pp, settle,
+                                     update_stats)
 from stream.signals import signal_weight
 from stream.store.behaviour_state import USER_BEHAVIOUR_FIELDS, load_behaviour
 from stream.store.keys import Keys
@@ -83,36 +84,23 @@ def _num(value, default: float = 0.0) -> float:
 
 
 class BehaviourSegments:
-    """Assigns behaviour segments for the ingest pipeline (parameters as BehaviourSegmenter's)."""
+    """Assigns behaviour segments for the ingest pipeline; ``params`` are BehaviourSegmenter's."""
 
-    def __init__(self, redis, keys: Keys, metrics, *, n_clusters: int = 4, halflife: float = 0.02,
-                 hysteresis: int = 3, memory: float = 0.1, min_events: int = 3, taste_dims: int = 2,
-                 warmup: int = 100, seed: int = 0, n_factors: int = 32) -> None:
-        if not 1 <= n_clusters <= 32 or warmup < n_clusters:
-            raise ValueError(f"BehaviourSegments: need 1 <= n_clusters <= 32 and warmup >= n_clusters, "
-                             f"got {n_clusters}, {warmup}")
+    def __init__(self, redis, keys: Keys, metrics, *, n_factors: int = 32, **params) -> None:
+        # the offline segmenter holds (and checks) the parameters; its River import happens now,
+        # at start, not in the first batch
+        self.spec = BehaviourSegmenter(**params)
         self.redis = redis
         self.keys = keys
         self.metrics = metrics
-        self.n_clusters = n_clusters
-        self.halflife = halflife
-        self.hysteresis = hysteresis
-        self.memory = memory
-        self.min_events = min_events
-        self.taste_dims = taste_dims
-        self.warmup = warmup
-        self.seed = seed
-        self.features = list(BASE_FEATURES) + [f"taste_{d}" for d in range(taste_dims)]
-        rng = np.random.default_rng(seed)  # as the offline BehaviourFeed's projection
-        self.projection = rng.normal(0.0, 1.0 / math.sqrt(n_factors), (n_factors, taste_dims))
+        self.features = self.spec.features
+        rng = np.random.default_rng(self.spec.seed)  # as the offline BehaviourFeed's projection
+        self.projection = rng.normal(0.0, 1.0 / math.sqrt(n_factors), (n_factors, self.spec.taste_dims))
         self._labels: dict[str, str] = {}
-        import river.cluster  # noqa: F401  (imported now, at start, not in the first batch)
 
     fields = USER_BEHAVIOUR_FIELDS
 
-    @staticmethod
-    def segment_id(cluster: int) -> str:
-        return f"behaviour-{cluster}"
+    segment_id = staticmethod(BehaviourSegmenter.segment_id)
 
     @staticmethod
     def segment_of(values: list | None) -> str | None:
@@ -124,19 +112,19 @@ class BehaviourSegments:
         f = self.features
         centres = None
         if seeded:
-            centres = np.array([[model.get(f"c{j}:{name}", 0.0) for name in f] for j in range(self.n_clusters)])
+            centres = np.array([[model.get(f"c{j}:{name}", 0.0) for name in f] for j in range(self.spec.n_clusters)])
         return Clusterer(model.get("n", 0.0), model.get("events", 0.0), model.get("users", 0.0),
                          np.array([model.get(f"sum:{name}", 0.0) for name in f]),
                          np.array([model.get(f"sumsq:{name}", 0.0) for name in f]), centres, warmup)
 
     def _taste(self, state) -> np.ndarray | None:
-        if not self.taste_dims:
+        if not self.spec.taste_dims:
             return None
         if state is None:
-            return np.zeros(self.taste_dims)
+            return np.zeros(self.spec.taste_dims)
         vector = np.asarray(state.vector, dtype=np.float64)
         if len(vector) != self.projection.shape[0]:
-            return np.zeros(self.taste_dims)
+            return np.zeros(self.spec.taste_dims)
         norm = float(np.linalg.norm(vector))
         return (vector / norm if norm > 0 else vector) @ self.projection
 
@@ -164,37 +152,38 @@ class BehaviourSegments:
             stats = values[:3] if values[0] > 0 else None
             if stats is None:
                 model.users += 1
-            stats = update_stats(stats, w, self.memory)
+            stats = update_stats(stats, w, self.spec.memory)
             values[:3] = stats
             model.events += 1
-            x = behaviour_vector(stats, model.events / model.users, self._taste(states.get(uid)), self.taste_dims)
+            x = behaviour_vector(stats, model.events / model.users, self._taste(states.get(uid)), self.spec.taste_dims)
             model.n += 1
             model.sums += x
             model.sumsq += x * x
-            if stats[0] < self.min_events:
+            if stats[0] < self.spec.min_events:
                 continue
             if model.centres is None:
                 model.warmup.append(x.tolist())
                 out.warmup.append(x.tolist())
-                if len(model.warmup) < self.warmup:
+                if len(model.warmup) < self.spec.warmup:
                     continue
-                z = model.standardise(np.array(model.warmup[: self.warmup]))
-                model.centres = z[kmeans_pp(z, self.n_clusters, self.seed)].copy()
+                z = model.standardise(np.array(model.warmup[: self.spec.warmup]))
+                model.centres = z[kmeans_pp(z, self.spec.n_clusters, self.spec.seed)].copy()
                 out.warmup = []
             if km is None:
-                km = cluster.KMeans(n_clusters=self.n_clusters, halflife=self.halflife, mu=0.0, sigma=1.0,
-                                    seed=self.seed)
-                for j in range(self.n_clusters):
+                km = cluster.KMeans(n_clusters=self.spec.n_clusters, halflife=self.spec.halflife, mu=0.0, sigma=1.0,
+                                    seed=self.spec.seed)
+                for j in range(self.spec.n_clusters):
                     km.centers[j].update(zip(self.features, model.centres[j].tolist()))
             j = km.learn_predict_one(dict(zip(self.features, model.standardise(x).tolist())))
             pending = (values[4], values[5]) if values[4] else None
             current = values[3]
-            segment, pending = settle(current, pending, self.segment_id(j), self.hysteresis)
+            segment, pending = settle(current, pending, self.segment_id(j), self.spec.hysteresis)
             values[3], values[4], values[5] = segment, pending[0] if pending else "", pending[1] if pending else 0
             if current is not None and segment != current:
                 out.moved.append((uid, current, segment))
         if km is not None:
-            model.centres = np.array([[km.centers[j][name] for name in self.features] for j in range(self.n_clusters)])
+            model.centres = np.array([[km.centers[j][name] for name in self.features]
+                                      for j in range(self.spec.n_clusters)])
         n0, e0, u0, s0, q0 = start
         out.add = {"n": model.n - n0, "events": model.events - e0, "users": model.users - u0}
         out.add.update({f"sum:{name}": float(v) for name, v in zip(self.features, model.sums - s0)})
@@ -203,10 +192,10 @@ class BehaviourSegments:
         if model.centres is not None:
             if centres0 is None:  # seeded in this batch: the centres as they stand now
                 out.centres = {f"c{j}:{name}": float(model.centres[j, i])
-                               for j in range(self.n_clusters) for i, name in enumerate(self.features)}
+                               for j in range(self.spec.n_clusters) for i, name in enumerate(self.features)}
             else:
                 d = model.centres - centres0
-                out.moves = {f"c{j}:{name}": float(d[j, i]) for j in range(self.n_clusters)
+                out.moves = {f"c{j}:{name}": float(d[j, i]) for j in range(self.spec.n_clusters)
                              for i, name in enumerate(self.features) if d[j, i] != 0.0}
         out.users = {u: [repr(v[0]), "" if v[1] is None else repr(v[1]), repr(v[2]), v[3] or "", v[4] or "",
                          str(v[5])] for u, v in users.items()}
@@ -221,7 +210,7 @@ class BehaviourSegments:
             log.info("behaviour segments: %d users moved in this batch", len(updates.moved))
         if model.centres is None:
             return
-        for j in range(self.n_clusters):
+        for j in range(self.spec.n_clusters):
             segment = self.segment_id(j)
             label = centre_label(*model.centres[j, :3].tolist())
             old = self._labels.get(segment)

@@ -175,9 +175,9 @@ class SegmentModels:
         ids = self.mf.item_ids
         picked = {}
         for (uid, _, _, segment), (rows, mf) in zip(users, tops):
-            rows, mf = rows[: max(int(self.param(segment, "n_candidates")), k)], mf[: len(rows)]
+            size = max(int(self.param(segment, "n_candidates")), k)  # this segment's (n is the largest)
             if len(rows):
-                picked[uid] = (segment, rows, mf[: len(rows)].astype(np.float64))
+                picked[uid] = (segment, rows[:size], mf[:size].astype(np.float64))
         if not picked:
             return {}
         wanted: dict[str, dict[int, None]] = {}  # segment -> its users' candidate rows, each once
@@ -248,7 +248,7 @@ class SegmentModels:
                 p = c.ids.index(ev.item_id)
             except ValueError:
                 continue  # outside the candidates: re-ordering them cannot reach it
-            pool = np.array([j for j in range(len(c.ids)) if j != p], dtype=np.int64)
+            pool = np.delete(np.arange(len(c.ids)), p)
             n_neg = min(int(self.param(c.segment, "n_negatives")), len(pool))
             if n_neg == 0:
                 continue

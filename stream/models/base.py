@@ -235,16 +235,20 @@ class OnlineModel:
                      weights: Sequence[float] | np.ndarray | None, dtype=np.float64):
         """A micro-batch as arrays: user rows, item rows (new ids get rows) and a copy of the
         weights (all 1 when None), after checking the lengths agree."""
+        w = self._batch_weights(user_ids, item_ids, weights, dtype)
+        return self._users.add_many(user_ids), self._items.add_many(item_ids), w
+
+    def _batch_weights(self, user_ids: Sequence[str], item_ids: Sequence[str],
+                       weights: Sequence[float] | np.ndarray | None, dtype=np.float64) -> np.ndarray:
+        """A copy of a micro-batch's weights (all 1 when None), after checking the lengths agree."""
         name = f"{type(self).__name__}.learn_many"
         if len(user_ids) != len(item_ids):
             raise ValueError(f"{name}: user_ids and item_ids must have the same length, "
                              f"got {len(user_ids)} and {len(item_ids)}")
-        u = self._users.add_many(user_ids)
-        i = self._items.add_many(item_ids)
-        w = np.ones(len(u), dtype=dtype) if weights is None else np.array(weights, dtype=dtype)
-        if w.shape != u.shape:
+        w = np.ones(len(user_ids), dtype=dtype) if weights is None else np.array(weights, dtype=dtype)
+        if w.shape != (len(user_ids),):
             raise ValueError(f"{name}: weights must have one value per event, got shape {w.shape}")
-        return u, i, w
+        return w
 
     def learn_one(self, user_id: str, item_id: str, weight: float = 1.0, ts: float | None = None) -> None:
         """Learn from one event; see ``learn_many``."""

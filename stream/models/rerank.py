@@ -315,13 +315,7 @@ class SegmentedRanker(OnlineModel):
     ) -> None:
         """Re-rankers learn each positive (from the global state before the batch), then the
         global model learns the batch, then the segment statistics count it."""
-        if len(user_ids) != len(item_ids):
-            raise ValueError(f"SegmentedRanker.learn_many: user_ids and item_ids must have the same length, "
-                             f"got {len(user_ids)} and {len(item_ids)}")
-        w = np.ones(len(user_ids)) if weights is None else np.asarray(weights, dtype=np.float64)
-        if w.shape != (len(user_ids),):
-            raise ValueError(f"SegmentedRanker.learn_many: weights must have one value per event, "
-                             f"got shape {w.shape}")
+        w = self._batch_weights(user_ids, item_ids, weights)
         for user_id, item_id, weight in zip(user_ids, item_ids, w.tolist()):
             if weight > 0:
                 self._learn_rerank(user_id, item_id)
