@@ -111,6 +111,11 @@ class DriftMonitor:
         self.slow_alpha = slow_alpha
         self.fast_alpha = fast_alpha
         self._streams: dict[tuple[str, str], _Stream] = {}
+        if detector_factory is None:
+            # imported now, when the monitor is made: importing river.drift pulls in River's
+            # datasets (and SQLAlchemy) and takes about a second, which the first event of a
+            # new (segment, signal) would otherwise wait for
+            import river.drift  # noqa: F401
 
     def _new_detector(self):
         if self.detector_factory is not None:

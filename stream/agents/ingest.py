@@ -22,6 +22,7 @@ def to_record(event) -> Record:
 @app.agent(event_topic, concurrency=1)
 async def ingest(stream):
     METRICS.worker_up.set(1)
+    _ = runtime.ingestor  # built (and its libraries imported) before the first batch, not in its time
     await runtime.items_ready.wait()  # learn against the item rows as they are, not from seeds
     # take_events acks the whole batch after the loop body, even if it raised: so the body
     # retries until the batch is handled (every effect is idempotent), it never drops one.
@@ -68,3 +69,4 @@ async def export_consumer_lag() -> None:
         _lag_labels.update(now)
     except Exception:
         log.exception("exporting consumer lag failed; will retry")
+
