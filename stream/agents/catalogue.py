@@ -18,6 +18,7 @@ import logging
 
 from stream.agents.messages import encode_init
 from stream.agents.pipeline import Record
+from stream.agents.retry import until_done
 from stream.agents.runtime import runtime
 from stream.app import app, items_topic, settings, users_topic
 from stream.models.sharded import item_partition
@@ -67,9 +68,13 @@ async def _records(stream, kind: str, redis_key):
         try:
             yield validate_event(kind, msg.value)
         except InvalidEvent as exc:
-            await runtime.ingestor.reject(Record(msg.topic, msg.partition, msg.offset, msg.key, msg.value),
-                                          exc.reason, str(exc))
-            await runtime.ingestor.publisher.flush()
+            record = Record(msg.topic, msg.partition, msg.offset, msg.key, msg.value)
+
+            async def dead_letter(record=record, exc=exc):
+                await runtime.ingestor.reject(record, exc.reason, str(exc))
+                await runtime.ingestor.publisher.flush()
+
+            await until_done("dead-lettering a record", dead_letter)
 
 
 @app.agent(users_topic, concurrency=1)
@@ -106,7 +111,13 @@ async def items(stream):
         if item.raw.get("features") is not None:
             mapping["features"] = json.dumps(item.raw["features"])
         await runtime.redis.hset(runtime.keys.item(item.item_id), mapping=mapping)
-        # the item's one owner starts its model row from its categories (cold start)
-        await runtime.publisher.item_gradients(item_partition(item.item_id, settings.partitions),
-                                               encode_init(item.item_id, item.categories))
+
+        async def start_row(item=item):
+            await runtime.publisher.item_gradients(item_partition(item.item_id, settings.partitions),
+                                                   encode_init(item.item_id, item.categories))
+            await runtime.publisher.flush()
+
+        # the item's one owner starts its model row from its categories (cold start); sent
+        # again until delivered, before the item's offset is acknowledged
+        await until_done(f"starting item {item.item_id}'s model row", start_row)
         METRICS.items_total.inc()

@@ -70,3 +70,10 @@ async def export_consumer_lag() -> None:
     except Exception:
         log.exception("exporting consumer lag failed; will retry")
 
+
+@app.on_before_shutdown.connect
+async def deliver_queued(app, **kwargs) -> None:
+    """Hand Kafka what the publisher still holds before the worker stops (a batch whose
+    messages were not delivered is not acknowledged, so it is read again anyway)."""
+    if "publisher" in runtime.__dict__:
+        runtime.publisher.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 
 from stream.agents.ingest import to_record
 from stream.agents.retry import BACKOFF, until_done
@@ -27,55 +26,52 @@ async def learn_items(stream):
         await until_done("publishing item rows", runtime.item_owner.publish)
 
 
-def _security() -> dict:
-    s = settings
-    kwargs: dict = {"security_protocol": s.kafka_security_protocol}
-    if s.kafka_security_protocol.endswith("SSL"):
-        kwargs["ssl_context"] = ssl.create_default_context(cafile=s.kafka_ssl_cafile or None)
-    if s.kafka_security_protocol.startswith("SASL"):
-        kwargs.update(sasl_mechanism=s.kafka_sasl_mechanism, sasl_plain_username=s.kafka_sasl_username,
-                      sasl_plain_password=s.kafka_sasl_password.get_secret_value())
-    return kwargs
-
-
-def _partitions(topic: str) -> list[int]:
-    from confluent_kafka.admin import AdminClient
-
-    meta = AdminClient(settings.kafka_client_config()).list_topics(topic, timeout=10).topics.get(topic)
-    return sorted(meta.partitions) if meta is not None and meta.error is None else []
-
-
 @app.task
 async def read_item_factors() -> None:
     """Every partition of item-factors, from the beginning, with no consumer group (a plain
-    aiokafka consumer: Faust's GlobalTable has recovery loops, see docs/ARCHITECTURE.md)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    confluent-kafka consumer, assigned by hand and never committing: Faust's GlobalTable has
+    recovery loops, see docs/ARCHITECTURE.md). librdkafka fetches in its own threads; this
+    task takes what has arrived without blocking the event loop."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
     topic = settings.topic("item-factors")
     attempt = 0
     while True:
-        consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
-                                    enable_auto_commit=False, auto_offset_reset="earliest", **_security())
+        consumer = Consumer({**settings.kafka_client_config(),
+                             "group.id": f"{settings.app_id}-item-factors-reader",  # a label: it never commits
+                             "enable.auto.commit": False, "auto.offset.reset": "earliest"})
         try:
-            await consumer.start()
-            parts = await asyncio.to_thread(_partitions, topic)
-            if not parts:
+            meta = (await asyncio.to_thread(consumer.list_topics, topic, 10)).topics.get(topic)
+            if meta is None or meta.error is not None or not meta.partitions:
                 raise RuntimeError(f"topic {topic} has no partitions (not created?)")
-            tps = [TopicPartition(topic, p) for p in parts]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            ends = await consumer.end_offsets(tps)
+            parts = sorted(meta.partitions)
+            ends = {}  # partition -> end offset at start (what must be read before serving)
+            for p in parts:
+                low, high = await asyncio.to_thread(consumer.get_watermark_offsets, TopicPartition(topic, p), 10)
+                if high > low:
+                    ends[p] = high
+            consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
             log.info("reading item rows from %s (%d messages at start)", topic, sum(ends.values()))
             while True:
-                batches = await consumer.getmany(timeout_ms=200, max_records=5000)
-                for msgs in batches.values():
-                    runtime.item_factors.apply([m.value for m in msgs])
-                if not runtime.items_ready.is_set():
-                    positions = [await consumer.position(tp) for tp in tps]
-                    if all(pos >= ends[tp] for pos, tp in zip(positions, tps)):
-                        log.info("item rows loaded: %d items", runtime.mf.n_items)
-                        runtime.items_ready.set()
+                msgs = consumer.consume(5000, 0)  # what librdkafka has fetched already; never waits
+                values = []
+                for m in msgs:
+                    if m.error() is not None:
+                        raise RuntimeError(f"reading {topic}: {m.error()}")
+                    values.append(m.value())
+                    if m.partition() in ends and m.offset() + 1 >= ends[m.partition()]:
+                        del ends[m.partition()]
+                if values:
+                    runtime.item_factors.apply(values)
+                if ends and not msgs:  # the last offsets may be gone (compaction): where the reader stands counts
+                    for tp in consumer.position([TopicPartition(topic, p) for p in ends]):
+                        if tp.offset >= ends[tp.partition]:
+                            del ends[tp.partition]
+                if not ends and not runtime.items_ready.is_set():
+                    log.info("item rows loaded: %d items", runtime.mf.n_items)
+                    runtime.items_ready.set()
                 attempt = 0
+                await asyncio.sleep(0 if len(msgs) == 5000 else 0.02)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -84,4 +80,4 @@ async def read_item_factors() -> None:
             log.exception("reading item-factors failed; reconnecting in %.1f s (rows read stay)", delay)
             await asyncio.sleep(delay)
         finally:
-            await consumer.stop()
+            consumer.close()

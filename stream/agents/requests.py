@@ -13,16 +13,21 @@ from stream.contract import InvalidEvent, validate_rec_request
 @app.agent(rec_requests_topic, concurrency=1)
 async def requests(stream):
     async for events in stream.take_events(100, within=0.05):
-        valid = []
+        valid, rejected = [], []
         for event in events:
             msg = event.message
             try:
-                req = validate_rec_request(msg.value if msg.value is not None else b"")
+                valid.append(validate_rec_request(msg.value if msg.value is not None else b""))
             except InvalidEvent as exc:
-                await runtime.ingestor.reject(Record(msg.topic, msg.partition, msg.offset, msg.key, msg.value),
-                                              exc.reason, str(exc))
-                continue
-            valid.append(req)
-        # answers are idempotent to repeat; never drop a batch of requests
-        await until_done(f"answering {len(valid)} rec-requests", lambda: runtime.ingestor.answer(valid))
+                rejected.append((Record(msg.topic, msg.partition, msg.offset, msg.key, msg.value), exc))
 
+        async def dead_letter():
+            for record, exc in rejected:
+                await runtime.ingestor.reject(record, exc.reason, str(exc))
+            await runtime.ingestor.publisher.flush()
+
+        # neither is ever dropped: dead letters are sent again until delivered, and answers
+        # are idempotent to repeat
+        if rejected:
+            await until_done(f"dead-lettering {len(rejected)} rec-requests", dead_letter)
+        await until_done(f"answering {len(valid)} rec-requests", lambda: runtime.ingestor.answer(valid))

@@ -9,10 +9,10 @@ from functools import cached_property
 from stream.agents.behaviour_segments import BehaviourSegments
 from stream.agents.item_model import ItemFactors, ItemOwner
 from stream.agents.learner import Learner
-from stream.agents.pipeline import Ingestor, Record, dlq_headers
+from stream.agents.pipeline import Ingestor
+from stream.agents.publisher import KafkaPublisher
 from stream.agents.segment_models import SegmentModels, rerank_params
-from stream.app import (TOPIC_EVENT_TYPES, alerts_topic, app, dlq_topic, item_factors_topic, item_updates_topic,
-                        recommendations_topic, settings)
+from stream.app import TOPIC_EVENT_TYPES, settings
 from stream.drift import DriftMonitor
 from stream.metrics import METRICS
 from stream.models.sharded import ShardedMF
@@ -20,29 +20,7 @@ from stream.store.embeddings import EmbeddingWriter
 from stream.store.keys import Keys
 from stream.store.popularity import PopularityStore
 
-__all__ = ["runtime", "FaustPublisher", "mf_params"]
-
-
-class FaustPublisher:
-    """Publishes through the worker's own producer; flush() waits for delivery."""
-
-    async def dead_letter(self, record: Record, reason: str, detail: str) -> None:
-        await dlq_topic.send(key=record.key, value=record.value, headers=dlq_headers(record, reason, detail), force=True)
-
-    async def recommendations(self, user_id: str, payload: bytes) -> None:
-        await recommendations_topic.send(key=user_id.encode(), value=payload, force=True)
-
-    async def drift_alert(self, segment: str, payload: bytes) -> None:
-        await alerts_topic.send(key=segment.encode(), value=payload, force=True)
-
-    async def item_gradients(self, partition: int, payload: bytes) -> None:
-        await item_updates_topic.send(value=payload, partition=partition, force=True)
-
-    async def item_row(self, item_id: str, payload: bytes) -> None:
-        await item_factors_topic.send(key=item_id.encode(), value=payload, force=True)
-
-    async def flush(self) -> None:
-        await app.producer.flush()
+__all__ = ["runtime", "mf_params"]
 
 
 def mf_params(config: dict | None, default_factors: int) -> dict:
@@ -91,8 +69,8 @@ class Runtime:
         return ShardedMF(self.mf_params)
 
     @cached_property
-    def publisher(self) -> FaustPublisher:
-        return FaustPublisher()
+    def publisher(self) -> KafkaPublisher:
+        return KafkaPublisher(settings)
 
     @cached_property
     def learner(self) -> Learner:

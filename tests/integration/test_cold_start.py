@@ -59,9 +59,15 @@ def test_a_new_item_that_earns_clicks_enters_the_top_k(isolated, worker_factory)
     b_mean = reader.items(ITEMS["B"])[1].mean(axis=0)
     assert np.linalg.norm(new.vector - a_mean) < np.linalg.norm(new.vector - b_mean)  # near its category
 
-    clicks = 0
+    clicks, seen = 0, []
     while "new" not in [e["item_id"] for e in _top(worker, WATCHER)]:
-        assert clicks < 10, "the new item is not in an A-lover's top-10 after 10 clicks"
+        row = reader.item("new")
+        seen.append((clicks, [e["item_id"] for e in _top(worker, WATCHER, 40)].index("new")
+                     if "new" in [e["item_id"] for e in _top(worker, WATCHER, 40)] else None,
+                     getattr(row, "updated_at", None)))
+        assert clicks < 10, ("the new item is not in an A-lover's top-10 after 10 clicks; (clicks, its rank "
+                             f"in the top-40 or None, its row's update time) along the way: {seen}; worker log:\n"
+                             f"{worker.log_tail(60)}")
         with EventProducer(settings) as producer:
             producer.send("click", make_event("click", event_id=f"new{clicks}", user_id=USERS["A"][1 + clicks],
                                               item_id="new", ts=5000.0 + clicks))
