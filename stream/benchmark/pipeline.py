@@ -2,6 +2,8 @@
 topic, and event-to-Redis freshness at a fixed produce rate, all measured in one run.
 
     (a) a no-op agent (stream/benchmark/noop.py) drains N pre-filled simulator events
+    (a') the no-op agent, caught up, gets events at the fixed rate of (c): how old events are
+         when it handles them (Kafka create time -> its batch), the floor under (c)
     (b) the real worker processes the same N events (validate, dedupe, apply, push)
     (c) the worker, caught up, gets events at a fixed rate; the freshness histogram
         (Kafka create time -> effect in Redis) over that phase gives p50 and p99
@@ -129,13 +131,24 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 50_000, fresh_rate: fl
     noop = subprocess.Popen([sys.executable, "-m", "faust", "-A", "stream.benchmark.noop", "worker", "-l", "warn",
                              "--web-port", str(s.web_port)], env=s.as_env(), cwd=ROOT,
                             stdout=open(logs / "noop.log", "ab"), stderr=subprocess.STDOUT)
+    noop_key = f"{s.redis_prefix}:bench:noop"
+    n_fresh = int(fresh_rate * fresh_seconds)
+    fresh_events = iter(world.generate(None, run_id=f"fresh{tag}"))
     try:
-        t0, t1 = _time_until(lambda: int(client.get(f"{s.redis_prefix}:bench:noop") or 0), n_events, log,
-                             "(a) no-op drain", noop)
+        t0, t1 = _time_until(lambda: int(client.get(noop_key) or 0), n_events, log, "(a) no-op drain", noop)
+        results["noop_events_per_s"] = n_events / max(t1 - t0, 1e-9)
+        log(f"  (a) no-op agent: {results['noop_events_per_s']:,.0f} events/s")
+        # (a') the same fixed rate as (c), through the agent that does nothing
+        client.delete(f"{noop_key}:age")
+        results["noop_fresh_rate_achieved"] = _produce_at(s, fresh_events, n_fresh, fresh_rate)
+        _time_until(lambda: int(client.get(noop_key) or 0), n_events + n_fresh, log, "(a') no-op at a fixed rate", noop)
+        ages = _noop_ages(client, noop_key)
+        results["noop_freshness_p50_s"] = histogram_quantile(0.5, ages)
+        results["noop_freshness_p99_s"] = histogram_quantile(0.99, ages)
+        log(f"  (a') no-op agent at {results['noop_fresh_rate_achieved']:,.0f} events/s produced: event age at its "
+            f"batch p50 {results['noop_freshness_p50_s'] * 1000:.0f} ms, p99 {results['noop_freshness_p99_s'] * 1000:.0f} ms")
     finally:
         stop_child(noop, timeout=60)
-    results["noop_events_per_s"] = n_events / max(t1 - t0, 1e-9)
-    log(f"  (a) no-op agent: {results['noop_events_per_s']:,.0f} events/s")
 
     # (b) the real worker on the same events
     def applied() -> int:
@@ -150,22 +163,15 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 50_000, fresh_rate: fl
         log(f"  (b) full pipeline: {results['pipeline_events_per_s']:,.0f} events/s "
             f"= {results['ratio_b_over_a']:.2f} x the no-op agent")
 
-        # (c) freshness at a fixed rate, the worker caught up
+        # (c) freshness at a fixed rate, the worker caught up (with (a')'s events too)
         if not wait_worker_ready(s.web_port, 120, worker):
             raise RuntimeError("benchmark worker did not become ready")
+        _time_until(applied, n_events + n_fresh, log, "(b) catching up with (a')'s events", worker)
         before = _scrape_buckets(s.web_port, "streamrec_event_to_applied_seconds")
         batches_before = _scrape_sums(s.web_port, _BATCH_SERIES)
-        n_fresh = int(fresh_rate * fresh_seconds)
-        start = time.monotonic()
-        with EventProducer(s, linger_ms=1) as producer:
-            for k, (etype, payload) in enumerate(world.generate(n_fresh, run_id=f"fresh{tag}")):
-                ahead = k / fresh_rate - (time.monotonic() - start)
-                if ahead > 0:
-                    time.sleep(ahead)
-                producer.send(etype, payload)
-        achieved = n_fresh / (time.monotonic() - start)
+        achieved = _produce_at(s, fresh_events, n_fresh, fresh_rate)
         produced_at = time.monotonic()
-        _, done_at = _time_until(applied, n_events + n_fresh, log, "(c) freshness phase", worker)
+        _, done_at = _time_until(applied, n_events + 2 * n_fresh, log, "(c) freshness phase", worker)
         after = _scrape_buckets(s.web_port, "streamrec_event_to_applied_seconds")
         batches = {k: v - batches_before[k] for k, v in _scrape_sums(s.web_port, _BATCH_SERIES).items()}
         n_batches = max(batches["streamrec_batch_events_count"], 1.0)
@@ -185,6 +191,34 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 50_000, fresh_rate: fl
         stop_child(worker, timeout=60)
         _cleanup(s, client)
     return results
+
+
+def _produce_at(s: Settings, events, n: int, rate: float) -> float:
+    """Produce ``n`` of ``events`` at ``rate`` per second; returns the rate achieved."""
+    from producers.sdk import EventProducer
+
+    start = time.monotonic()
+    with EventProducer(s, linger_ms=1) as producer:
+        for k in range(n):
+            etype, payload = next(events)
+            ahead = k / rate - (time.monotonic() - start)
+            if ahead > 0:
+                time.sleep(ahead)
+            producer.send(etype, payload)
+    return n / (time.monotonic() - start)
+
+
+def _noop_ages(client, key: str) -> list[tuple[float, float]]:
+    """The no-op agent's event ages as cumulative (upper bound, count) buckets."""
+    from stream.metrics import FRESHNESS_BUCKETS
+
+    counts = {int(j): int(n) for j, n in client.hgetall(f"{key}:age").items()}
+    bounds = list(FRESHNESS_BUCKETS) + [float("inf")]
+    out, total = [], 0
+    for j, bound in enumerate(bounds):
+        total += counts.get(j, 0)
+        out.append((bound, float(total)))
+    return out
 
 
 def _cleanup(s: Settings, client) -> None:

@@ -157,8 +157,8 @@ def register(subparsers) -> None:
     be.add_argument("--quick", action="store_true", help="a short smoke run")
     be.add_argument("--factors", type=int, default=64, help="factor count measured besides 32 (model)")
     be.add_argument("--events", type=int, default=50_000, help="pre-filled events drained (pipeline)")
-    be.add_argument("--rate", type=float, default=5_000.0, help="produce rate of the freshness phase (pipeline)")
-    be.add_argument("--seconds", type=float, default=20.0, help="length of the freshness phase (pipeline)")
+    be.add_argument("--rate", type=float, default=5_000.0, help="produce rate of the freshness phases, no-op agent and worker (pipeline)")
+    be.add_argument("--seconds", type=float, default=20.0, help="length of each freshness phase (pipeline)")
     be.set_defaults(func=_cmd_bench)
 
 

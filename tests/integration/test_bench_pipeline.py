@@ -1,0 +1,32 @@
+"""`streamrec bench pipeline` end to end on the real stack, small: every phase runs and
+reports what it measured (the figures themselves live in docs/PERFORMANCE.md, not here)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import redis
+
+from stream.benchmark.pipeline import run_pipeline_bench
+
+pytestmark = pytest.mark.integration
+
+
+def test_every_phase_of_the_pipeline_bench_reports(stack_settings):
+    lines = []
+    results = run_pipeline_bench(stack_settings, n_events=600, fresh_rate=200.0, fresh_seconds=2.0, log=lines.append)
+
+    assert results["events"] == 600
+    for name in ("noop_events_per_s", "pipeline_events_per_s", "ratio_b_over_a", "noop_fresh_rate_achieved",
+                 "fresh_rate_achieved", "fresh_batch_events_mean", "fresh_batch_seconds_mean"):
+        assert results[name] > 0, (name, results)
+    # the no-op agent saw every (a') event, each in some age bucket: finite quantiles, in order
+    assert 0 < results["noop_freshness_p50_s"] <= results["noop_freshness_p99_s"] < math.inf, results
+    assert 0 < results["freshness_p50_s"] <= results["freshness_p99_s"] < math.inf, results
+    assert results["ratio_b_over_a"] == pytest.approx(results["pipeline_events_per_s"] / results["noop_events_per_s"])
+    assert any(line.startswith("  (a') no-op agent at") for line in lines), lines
+    # it cleans up after itself: no key of its Redis prefix is left
+    tag = next(line.split()[2].rstrip(":") for line in lines if line.startswith("pipeline benchmark "))
+    client = redis.Redis.from_url(stack_settings.redis_url, **stack_settings.redis_kwargs())
+    assert not list(client.scan_iter(f"bench:{tag}:*", count=1000))
