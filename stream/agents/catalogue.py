@@ -68,13 +68,8 @@ async def _records(stream, kind: str, redis_key):
         try:
             yield validate_event(kind, msg.value)
         except InvalidEvent as exc:
-            record = Record(msg.topic, msg.partition, msg.offset, msg.key, msg.value)
-
-            async def dead_letter(record=record, exc=exc):
-                await runtime.ingestor.reject(record, exc.reason, str(exc))
-                await runtime.ingestor.publisher.flush()
-
-            await until_done("dead-lettering a record", dead_letter)
+            rejected = [(Record(msg.topic, msg.partition, msg.offset, msg.key, msg.value), exc)]
+            await until_done("dead-lettering a record", lambda: runtime.ingestor.dead_letter(rejected))
 
 
 @app.agent(users_topic, concurrency=1)

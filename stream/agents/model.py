@@ -54,16 +54,12 @@ async def read_item_factors() -> None:
             log.info("reading item rows from %s (%d messages at start)", topic, sum(ends.values()))
             while True:
                 msgs = consumer.consume(5000, 0)  # what librdkafka has fetched already; never waits
-                values = []
                 for m in msgs:
                     if m.error() is not None:
                         raise RuntimeError(f"reading {topic}: {m.error()}")
-                    values.append(m.value())
-                    if m.partition() in ends and m.offset() + 1 >= ends[m.partition()]:
-                        del ends[m.partition()]
-                if values:
-                    runtime.item_factors.apply(values)
-                if ends and not msgs:  # the last offsets may be gone (compaction): where the reader stands counts
+                if msgs:
+                    runtime.item_factors.apply([m.value() for m in msgs])
+                if ends:  # where the reader stands, not the last offset seen (compaction may have removed it)
                     for tp in consumer.position([TopicPartition(topic, p) for p in ends]):
                         if tp.offset >= ends[tp.partition]:
                             del ends[tp.partition]

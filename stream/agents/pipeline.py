@@ -270,15 +270,13 @@ class Ingestor:
             # the segment models: both rankings of the trials' and positives' users, before learning
             warm = sorted(u for u in {ev.user_id for ev in trials} | {ev.user_id for ev in fresh if signal_weight(ev) > 0}
                           if _warm(view.states.get(u)))
-            seg_view = await sm.view({segments[u] for u in warm})
-            cands = await sm.candidates([(u, view.states[u], view.seen.get(u, []), segments[u]) for u in warm],
-                                        seg_view, self.top_k)
-            prepared = (seg_view, cands)
+            prepared = await sm.prepare([(u, view.states[u], view.seen.get(u, []), segments[u]) for u in warm],
+                                        self.top_k)
             updates = SegmentUpdates()
             position: dict[str, int] = {}
             for n, ev in enumerate(events):
                 position.setdefault(ev.event_id, n)
-            sm.trials([(position[ev.event_id], ev) for ev in trials], cands, self.top_k, updates)
+            sm.trials([(position[ev.event_id], ev) for ev in trials], prepared[1], self.top_k, updates)
         await self._prequential(trials, segments,
                                 lambda uids: self._rank_loaded(uids, segments, view.states, view.seen, self.top_k,
                                                                explore=False, prepared=prepared))
@@ -386,9 +384,8 @@ class Ingestor:
         sm = self.segment_models
         seg_view, cands = prepared if prepared is not None else (None, {})
         if sm is not None and warm and prepared is None:
-            seg_view = await sm.view({segments.get(u, self.default_segment) for u in warm})
-            cands = await sm.candidates([(u, states[u], seen.get(u, []), segments.get(u, self.default_segment))
-                                         for u in warm], seg_view, k)
+            seg_view, cands = await sm.prepare([(u, states[u], seen.get(u, []), segments.get(u, self.default_segment))
+                                                for u in warm], k)
         now = time.time()
         mf = self.learner.mf
         for uid in warm:
@@ -415,6 +412,12 @@ class Ingestor:
             tops = await self.store.top_k(cold, segments, k)
             out.update({u: (tops[u], MODEL_NAME) for u in cold})
         return out
+
+    async def dead_letter(self, rejected: list[tuple[Record, InvalidEvent]]) -> None:
+        """Dead-letter these records and wait until Kafka has them (callers retry it until it passes)."""
+        for rec, exc in rejected:
+            await self.reject(rec, exc.reason, str(exc))
+        await self.publisher.flush()
 
     async def reject(self, rec: Record, reason: str, detail: str, result: BatchResult | None = None) -> None:
         """Dead-letter one message: original bytes, reason headers, metric, log line."""

@@ -20,14 +20,9 @@ async def requests(stream):
                 valid.append(validate_rec_request(msg.value if msg.value is not None else b""))
             except InvalidEvent as exc:
                 rejected.append((Record(msg.topic, msg.partition, msg.offset, msg.key, msg.value), exc))
-
-        async def dead_letter():
-            for record, exc in rejected:
-                await runtime.ingestor.reject(record, exc.reason, str(exc))
-            await runtime.ingestor.publisher.flush()
-
         # neither is ever dropped: dead letters are sent again until delivered, and answers
         # are idempotent to repeat
         if rejected:
-            await until_done(f"dead-lettering {len(rejected)} rec-requests", dead_letter)
+            await until_done(f"dead-lettering {len(rejected)} rec-requests",
+                             lambda: runtime.ingestor.dead_letter(rejected))
         await until_done(f"answering {len(valid)} rec-requests", lambda: runtime.ingestor.answer(valid))

@@ -164,6 +164,12 @@ class SegmentModels:
             self.metrics.segment_serving.labels(segment).set(1 if serving[segment] else 0)
         return SegmentView(layers, start, serving)
 
+    async def prepare(self, users: list[tuple[str, UserState, list[str], str]],
+                      k: int) -> tuple[SegmentView, dict[str, Candidates]]:
+        """The view of these (user, row, seen items, segment)'s segments and their candidates."""
+        view = await self.view({segment for _, _, _, segment in users})
+        return view, await self.candidates(users, view, k)
+
     async def candidates(self, users: list[tuple[str, UserState, list[str], str]],
                          view: SegmentView, k: int) -> dict[str, Candidates]:
         """Candidates and both rankings for each (user, row, seen items, segment): the MF scores
