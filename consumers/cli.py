@@ -5,6 +5,7 @@
     streamrec-consume recs --follow          # keep printing new lists
     streamrec-consume dlq                    # rejected messages with their reasons
     streamrec-consume alerts                 # drift alerts
+    streamrec-consume similar --item i0042   # items like one (a worker's /items/{id}/similar)
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     recs.add_argument("--user", default=None, help="only this user's newest list")
     dlq = sub.add_parser("dlq", help="the dead-letter topic")
     alerts = sub.add_parser("alerts", help="the drift-alert topic")
+    similar = sub.add_parser("similar", help="items like one, from a worker (GET /items/{item_id}/similar)")
+    similar.add_argument("--item", required=True, help="the item id")
+    similar.add_argument("--k", type=int, default=10, help="how many (default 10)")
+    similar.add_argument("--url", default=None, help="a worker's base URL (default the local worker's web port)")
     for p in (recs, dlq, alerts):
         p.add_argument("--follow", action="store_true", help="keep waiting for new messages (Ctrl-C stops)")
         p.add_argument("--idle-timeout", type=float, default=None, help="with --follow: stop after this long without news")
@@ -52,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
                 for rec in sdk.recommendations(settings, user_id=args.user, follow=args.follow,
                                                idle_timeout=args.idle_timeout):
                     _print(rec)
+        elif args.command == "similar":
+            _print(sdk.similar_items(args.item, args.k, url=args.url, settings=settings))
         elif args.command == "dlq":
             for dead in sdk.dead_letters(settings, follow=args.follow, idle_timeout=args.idle_timeout):
                 _print(dead.as_dict())
@@ -60,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                 _print(alert)
     except KeyboardInterrupt:
         return 130
-    except RuntimeError as exc:
+    except (RuntimeError, LookupError, ValueError, OSError) as exc:
         print(f"streamrec-consume: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -15,8 +15,8 @@ from typing import Sequence
 import numpy as np
 
 from stream.config import Settings, get_settings
-from stream.store.embeddings import Embedding
-from stream.store.keys import Keys
+from stream.state.embeddings import Embedding
+from stream.state.keys import Keys
 
 __all__ = ["EmbeddingReader", "Embedding"]
 

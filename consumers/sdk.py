@@ -21,7 +21,7 @@ from typing import Any, Iterator
 from stream.config import Settings, get_settings
 
 __all__ = ["TopicReader", "Message", "DeadLetter", "murmur2_partition", "recommendations", "dead_letters",
-           "drift_alerts", "latest_recommendations"]
+           "drift_alerts", "latest_recommendations", "similar_items"]
 
 
 def _murmur2(data: bytes) -> int:
@@ -212,3 +212,31 @@ def drift_alerts(settings: Settings | None = None, *, follow: bool = False,
                  idle_timeout: float | None = None) -> Iterator[dict[str, Any]]:
     for msg in TopicReader("alerts.drift", settings).read(follow=follow, idle_timeout=idle_timeout):
         yield msg.json()
+
+
+def similar_items(item_id: str, k: int = 10, *, url: str | None = None, settings: Settings | None = None,
+                  timeout: float = 10.0) -> dict[str, Any]:
+    """Items like ``item_id``, as a worker answers ``GET /items/{item_id}/similar?k=``:
+    ``{"item_id", "source": "cooccurrence" | "mf", "items": [{"item_id", "score", "rank"}]}``.
+
+    ``url``: a worker's base URL (default ``http://<STREAMREC_WEB_HOST>:<STREAMREC_WEB_PORT>``).
+    Raises ``LookupError`` for an item the worker does not know, ``ValueError`` for a bad ``k``.
+    """
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    s = settings or get_settings()
+    base = (url or f"http://{s.web_host}:{s.web_port}").rstrip("/")
+    target = f"{base}/items/{urllib.parse.quote(item_id, safe='')}/similar?k={int(k)}"
+    try:
+        with urllib.request.urlopen(target, timeout=timeout) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        body = exc.read().decode(errors="replace")
+        message = json.loads(body).get("error", body) if body.startswith("{") else body
+        if exc.code == 404:
+            raise LookupError(message) from None
+        if exc.code == 400:
+            raise ValueError(message) from None
+        raise

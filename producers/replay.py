@@ -4,8 +4,11 @@ Rating-to-event mapping (documented in README.md and docs/ARCHITECTURE.md):
 
     rating 5     click, then dwell of 120 s
     rating 4     click, then dwell of  60 s
-    rating 3     impression of that one item (seen, not clicked)
+    rating 3     dwell of 30 s, no click (watched, lukewarm: a weak positive, and the item is seen)
     rating 1-2   skip, after_seconds = 10 x rating
+
+A trial is a click (stream/signals.py), so the trials are the ratings of 4 and 5, as in the
+rating protocol of docs/EVALUATION.md.
 
 ``ts`` is the rating's own timestamp (event time). Event ids are
 ``ml100k-{user}-{item}-{type}``, so a second replay into the same Redis prefix
@@ -73,8 +76,7 @@ def movielens_stream(data_dir, limit: int | None = None) -> Iterator[tuple[str, 
             yield "dwell", {**base, "event_id": f"ml100k-{uid}-{iid}-dwell", "item_id": iid,
                             "seconds": 60.0 * (rating - 3)}
         elif rating == 3:
-            yield "impression", {**base, "event_id": f"ml100k-{uid}-{iid}-impression", "item_id": iid,
-                                 "items": [iid], "rec_id": f"ml100k-{uid}-{iid}"}
+            yield "dwell", {**base, "event_id": f"ml100k-{uid}-{iid}-dwell", "item_id": iid, "seconds": 30.0}
         else:
             yield "skip", {**base, "event_id": f"ml100k-{uid}-{iid}-skip", "item_id": iid,
                            "after_seconds": 10.0 * rating}

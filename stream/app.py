@@ -53,6 +53,8 @@ app = faust.App(
     web_port=settings.web_port,
     # 500 records a poll avoids the wait_empty hangs seen with larger polls.
     broker_max_poll_records=500,
+    # aiokafka drains a fetch partition by partition: small fetches keep the topics close in event time
+    consumer_max_fetch_size=settings.consumer_fetch_bytes,
     consumer_auto_offset_reset="earliest",
     consumer_group_instance_id=settings.worker_id or None,
     broker_session_timeout=settings.session_timeout_seconds,

@@ -101,6 +101,18 @@ class Settings(BaseSettings):
         0.5, gt=0, description="How long an item owner gathers gradients before it publishes the changed item rows "
         "(each row once per period: fewer item-factors messages, item rows at most this much older at other "
         "workers). STREAMREC_ITEM_PUBLISH_SECONDS")
+    consumer_fetch_bytes: int = Field(
+        16384, ge=1024, description="Bytes a fetch takes from each partition at most. The consumer hands over a "
+        "fetch's records partition after partition, so a large fetch lets one topic run far ahead of the others "
+        "in event time (a user's dwell read long before their click); small fetches keep the topics of a user's "
+        "events close. STREAMREC_CONSUMER_FETCH_BYTES")
+    outbox_resend_seconds: float = Field(
+        30.0, gt=0, description="Item updates committed this long ago and still in the outbox (a crash, a broker "
+        "outage) are sent to their owners again; owners drop repeats. STREAMREC_OUTBOX_RESEND_SECONDS")
+    batch_log_path: str = Field(
+        "", description="A file the worker appends one JSON line per committed batch to (the batch's event ids, "
+        "in order): what `streamrec evaluate --through-worker` replays offline. Empty: no log. "
+        "STREAMREC_BATCH_LOG_PATH")
     explore_share: float = Field(
         0.1, ge=0, le=1, description="Share of recommendation lists whose last slot goes to a fresh item (one with "
         "little positive signal yet), so new items can earn clicks; 0 turns exploration off. STREAMREC_EXPLORE_SHARE")

@@ -26,8 +26,8 @@ def run_demo(settings: Settings, *, duration: float, rate: float, keep_stack: bo
 
     from consumers.sdk import TopicReader
     from stream.stack import Stack, StackError
-    from stream.store.keys import Keys
-    from stream.store.stats import applied_total, read_stats
+    from stream.state.keys import Keys
+    from stream.state.stats import applied_total, read_stats
     from stream.topics import ensure_topics
 
     say = lambda msg: print(msg, flush=True)  # noqa: E731

@@ -41,6 +41,8 @@ class Metrics:
     prequential_hits_total: Counter
     prequential_ndcg_sum: Counter
     prequential_ranking_hits_total: Counter
+    prequential_items_recommended: Gauge
+    items_seen: Gauge
     segment_serving: Gauge
     segment_guard_switches_total: Counter
     segment_hit_difference: Gauge
@@ -95,7 +97,8 @@ def build(registry: CollectorRegistry | None = None) -> Metrics:
         ),
         prequential_trials_total=Counter(
             "streamrec_prequential_trials_total",
-            "Clicks by users with history, each checked against their top-K before learning from it.",
+            "Clicks of users with history on items new to them, each checked against the list the user would have been "
+            "served just before it (stream/signals.py's rule, the same as streamrec evaluate's).",
             ["segment"], registry=r,
         ),
         prequential_hits_total=Counter(
@@ -110,13 +113,22 @@ def build(registry: CollectorRegistry | None = None) -> Metrics:
         ),
         prequential_ranking_hits_total=Counter(
             "streamrec_prequential_ranking_hits_total",
-            "Trials hit by each ranking scored on them, whichever was served: the segment model's (ranking=segment) "
-            "and the global MF one (ranking=global); the segment guard compares the two.",
+            "Trials hit by each ranking scored on them, whichever was served: the segment re-ranker's (ranking=segment) "
+            "and the blend's (ranking=global); the segment guard compares the two.",
             ["segment", "ranking"], registry=r,
+        ),
+        prequential_items_recommended=Gauge(
+            "streamrec_prequential_recommended_items",
+            "Distinct items served in prequential trials so far, over every worker (a HyperLogLog estimate in "
+            "Redis; coverage = this / streamrec_items_seen). Updated every 5 s.", registry=r,
+        ),
+        items_seen=Gauge(
+            "streamrec_items_seen", "Distinct items in applied events so far, over every worker (a HyperLogLog "
+            "estimate in Redis). Updated every 5 s.", registry=r,
         ),
         segment_serving=Gauge(
             "streamrec_segment_serving",
-            "1 while a segment is served its own re-ranker, 0 while its guard falls back to the global MF ranking.",
+            "1 while a segment is served its own re-ranker, 0 while its guard falls back to the blend's ranking.",
             ["segment"], registry=r,
         ),
         segment_guard_switches_total=Counter(
@@ -126,7 +138,7 @@ def build(registry: CollectorRegistry | None = None) -> Metrics:
         ),
         segment_hit_difference=Gauge(
             "streamrec_segment_hit_difference",
-            "The segment guard's window mean of hit(segment model) - hit(global MF), after the last batch.",
+            "The segment guard's window mean of hit(segment re-ranker) - hit(blend), after the last batch.",
             ["segment"], registry=r,
         ),
         rerank_examples_total=Counter(
@@ -168,7 +180,8 @@ def build(registry: CollectorRegistry | None = None) -> Metrics:
             registry=r,
         ),
         item_updates_applied_total=Counter(
-            "streamrec_item_updates_applied_total", "Item gradient rows applied by this worker as the items' owner.",
+            "streamrec_item_updates_applied_total", "Item updates (a batch's MF gradients, co-occurrence pairs and "
+            "popularity for one owner) applied by this worker as the items' owner; repeats dropped are not counted.",
             registry=r,
         ),
         model_items=Gauge("streamrec_model_items", "Items in this worker's copy of the MF item matrix.", registry=r),

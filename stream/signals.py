@@ -1,26 +1,47 @@
-"""From events to implicit-feedback signal: how much an event says the user liked the item.
+"""From events to implicit-feedback signal, and which events are prequential trials: one rule.
+
+Every consumer of events uses these functions, offline and in the worker alike: the engine
+(learning, trials), the evaluation's baselines, and the worker's KPIs.
 
     click        +1
     dwell        +min(seconds / 60, 3) * 0.5     (grows with dwell time, capped at +1.5)
     skip         -0.5 (-0.25 when the user skipped after more than 30 s)
-    impression    0 for the popularity baseline (a weak negative for the MF model)
+    impression    0 (it teaches nothing and does not mark the item seen)
+
+A **trial** is a click of a user who has at least one earlier event (of any type), on an item
+new to them (not among their seen items): before learning it, was the item in the list the
+user would have been served?
+
+A micro-batch is applied in **event-time order** (:func:`event_order`): events of one user
+arrive on different topics (clicks, dwell, ...), whose partitions the consumer reads in no
+fixed order, so a dwell can arrive before the click it follows. Ties keep the order of
+arrival, except that an impression comes before a click and a click before a dwell or skip
+(what is shown is clicked, and a dwell or skip reports what followed a click).
 
 >>> from stream.contract import validate_event
->>> signal_weight(validate_event("dwell", {"event_id": "e", "user_id": "u", "item_id": "i", "ts": 0, "schema": "v1", "seconds": 120}))
-1.0
+>>> dwell = validate_event("dwell", {"event_id": "e", "user_id": "u", "item_id": "i", "ts": 0, "schema": "v1",
+...                                  "seconds": 120})
+>>> signal_weight(dwell), marks_seen(dwell)
+(1.0, True)
+>>> click = validate_event("click", {"event_id": "c", "user_id": "u", "item_id": "j", "ts": 1, "schema": "v1"})
+>>> is_trial(click, 1, {"i": 0.0}), is_trial(click, 0, {}), is_trial(click, 1, {"j": 0.0})
+(True, False, False)
 """
 
 from __future__ import annotations
 
+from typing import Container
+
 from stream.contract import Event
 
-__all__ = ["signal_weight", "marks_seen"]
+__all__ = ["signal_weight", "marks_seen", "is_trial", "event_order"]
 
 DWELL_UNIT_SECONDS = 60.0
 DWELL_CAP_UNITS = 3.0
 
 
 def signal_weight(event: Event) -> float:
+    """How much the event says the user liked the item: > 0 positive, < 0 negative, 0 nothing."""
     if event.type == "click":
         return 1.0
     if event.type == "dwell":
@@ -33,3 +54,23 @@ def signal_weight(event: Event) -> float:
 def marks_seen(event: Event) -> bool:
     """Clicked, dwelt on or skipped items are not recommended again to that user."""
     return event.type in ("click", "dwell", "skip")
+
+
+def is_trial(event: Event, earlier_events: int, seen: Container[str]) -> bool:
+    """Whether an event is a prequential trial, given the user's state just before it."""
+    return event.type == "click" and earlier_events > 0 and event.item_id not in seen
+
+
+_RANK = {"impression": 0, "click": 1, "dwell": 2, "skip": 2}
+
+
+def event_order(events) -> list[int]:
+    """Positions of ``events`` in event-time order (ties: see the module docstring).
+
+    >>> from stream.contract import validate_event
+    >>> ev = lambda t, ts: validate_event(t, {"event_id": t, "user_id": "u", "item_id": "i", "ts": ts, "schema": "v1",
+    ...                                       "seconds": 1, "after_seconds": 1})
+    >>> event_order([ev("dwell", 5.0), ev("click", 5.0), ev("skip", 1.0)])
+    [2, 1, 0]
+    """
+    return sorted(range(len(events)), key=lambda j: (events[j].ts, _RANK.get(events[j].type, 1), j))

@@ -7,7 +7,7 @@ import time
 
 from stream.config import TOPIC_NAMES, Settings
 
-__all__ = ["ensure_topics", "COMPACTED", "topic_specs"]
+__all__ = ["ensure_topics", "drop_topics", "COMPACTED", "topic_specs"]
 
 #: Latest value per key is all that matters: profiles, the catalogue, the item rows of the model.
 COMPACTED = ("users", "items", "item-factors")
@@ -62,3 +62,25 @@ def _wait_for_leaders(admin, names: list[str], partitions: int, timeout: float) 
         if time.monotonic() > deadline:
             raise TimeoutError(f"topics without leaders after {timeout:.0f} s: {', '.join(sorted(pending))}")
         time.sleep(0.2)
+
+
+def drop_topics(settings: Settings) -> None:
+    """Delete a namespace's topics (``topic_prefix``) and the Faust app's internal ones (a
+    throw-away run's, a test's); a broker that is down has nothing to clean."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    if not settings.topic_prefix:
+        raise ValueError("drop_topics: refusing to drop topics without a topic_prefix (that would be every topic)")
+    admin = AdminClient(settings.kafka_client_config())
+    try:
+        topics = admin.list_topics(timeout=10).topics
+    except KafkaException:
+        return
+    names = [t for t in topics if t.startswith(settings.topic_prefix) or t.startswith(f"{settings.app_id}-")]
+    if names:
+        for future in admin.delete_topics(names, operation_timeout=30).values():
+            try:
+                future.result()
+            except Exception:  # already gone, or the broker is stopping: nothing to keep
+                pass

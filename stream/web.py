@@ -1,4 +1,4 @@
-"""HTTP views on the worker's web port: recommendations, health, Prometheus metrics."""
+"""HTTP views on the worker's web port: recommendations, similar items, health, Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -7,36 +7,66 @@ import time
 
 from prometheus_client import generate_latest
 
-from stream.agents.pipeline import MF_MODEL_NAME, MODEL_NAME
 from stream.agents.runtime import runtime
 from stream.app import app, settings
+from stream.engine.config import MODEL_NAMES
+from stream.engine.push import payload
 from stream.metrics import METRICS, REGISTRY
 
-__all__ = ["recommendations", "health", "metrics"]
+__all__ = ["recommendations", "similar_items", "health", "metrics"]
 
 MAX_K = 100
 
 
+def _k(web, request):
+    """The ``k`` query parameter (default STREAMREC_TOP_K), or an error answer."""
+    raw = request.query.get("k", str(settings.top_k))
+    try:
+        k = int(raw)
+        if not 1 <= k <= MAX_K:
+            raise ValueError
+    except ValueError:
+        return None, web.json({"error": f"query parameter k is {raw!r}: must be an integer 1..{MAX_K}"}, status=400)
+    return k, None
+
+
 @app.page("/recommendations/{user_id}")
 async def recommendations(web, request, user_id: str):
-    """``GET /recommendations/{user_id}?k=10``: the user's current top-k, computed now from Redis."""
+    """``GET /recommendations/{user_id}?k=10``: the user's list as it would be served now, each
+    item with its reason."""
     started = time.perf_counter()
     try:
-        raw_k = request.query.get("k", str(settings.top_k))
-        try:
-            k = int(raw_k)
-            if not 1 <= k <= MAX_K:
-                raise ValueError
-        except ValueError:
-            return web.json({"error": f"query parameter k is {raw_k!r}: must be an integer 1..{MAX_K}"}, status=400)
+        k, error = _k(web, request)
+        if error is not None:
+            return error
         if not 1 <= len(user_id) <= 128:
             return web.json({"error": "user_id must have 1..128 characters"}, status=400)
-        segments, tops = await runtime.ingestor.recommend([user_id], k)
-        ranked, model = tops[user_id]
-        body = json.loads(runtime.ingestor.payload(user_id, segments[user_id], ranked, "request", model=model))
-        return web.json(body)
+        segment, ranked = (await runtime.engine.recommend([user_id], k))[user_id]
+        return web.json(json.loads(payload(user_id, segment, ranked, "request")))
     finally:
         METRICS.serving_seconds.labels("recommendations").observe(time.perf_counter() - started)
+
+
+@app.page("/items/{item_id}/similar")
+async def similar_items(web, request, item_id: str):
+    """``GET /items/{item_id}/similar?k=10``: the items most similar to one, from its co-occurrence
+    row (``"source": "cooccurrence"``), or, while it has none, the closest MF rows (``"mf"``)."""
+    started = time.perf_counter()
+    try:
+        k, error = _k(web, request)
+        if error is not None:
+            return error
+        if not 1 <= len(item_id) <= 128:
+            return web.json({"error": "item_id must have 1..128 characters"}, status=400)
+        similar, source = runtime.engine.similar(item_id, k)
+        if source == "unknown":
+            return web.json({"error": f"item {item_id!r} is not known to this worker", "item_id": item_id},
+                            status=404)
+        return web.json({"schema": "v1", "item_id": item_id, "source": source,
+                         "items": [{"item_id": i, "score": round(s, 6), "rank": r + 1}
+                                   for r, (i, s) in enumerate(similar)]})
+    finally:
+        METRICS.serving_seconds.labels("similar").observe(time.perf_counter() - started)
 
 
 @app.page("/health")
@@ -52,16 +82,17 @@ async def health(web, request):
     # "ready": the worker owns partitions and has read the item rows; tests and the demo wait for it.
     config = runtime.model_config
     items_loaded = runtime.items_ready.is_set()
-    return web.json({"status": "ok", "redis": redis_ok, "app_id": settings.app_id, "assigned_partitions": assigned,
-                     "ready": assigned > 0 and items_loaded, "serving_model": MF_MODEL_NAME,
-                     "cold_start_model": MODEL_NAME,
-                     "model": {"n_factors": runtime.mf.k, "params": runtime.mf.model.get_params(),
-                               "items": runtime.mf.n_items, "item_rows_loaded": items_loaded,
-                               "item_rows_read": runtime.item_factors.read,
-                               "item_rows_applied": runtime.item_factors.applied},
-                     "model_config": None if config is None else {"path": settings.model_config_path,
-                                                                  "model": config["model"],
-                                                                  "source": config.get("source")}})
+    return web.json({
+        "status": "ok", "redis": redis_ok, "app_id": settings.app_id, "assigned_partitions": assigned,
+        "owned_item_partitions": runtime.owner.partitions,
+        "ready": assigned > 0 and items_loaded,
+        "serving": {"models": MODEL_NAMES, "engine": runtime.config.describe()},
+        "items": {"known": runtime.table.n_items, "rows_loaded": items_loaded, "rows_read": runtime.copy.read,
+                  "rows_applied": runtime.copy.applied, "owner_updates_applied": runtime.owner.applied,
+                  "owner_updates_dropped": runtime.owner.dropped, "outbox_resent": runtime.bus.resent},
+        "model_config": None if config is None else {"path": settings.model_config_path, "model": config["model"],
+                                                     "source": config.get("source")},
+    })
 
 
 @app.page("/metrics")

@@ -30,15 +30,15 @@ def stats(settings: Settings) -> dict[str, int]:
     """The worker's counters in Redis under this test's prefix."""
     import redis
 
-    from stream.store.keys import Keys
-    from stream.store.stats import read_stats
+    from stream.state.keys import Keys
+    from stream.state.stats import read_stats
 
     return read_stats(redis.Redis.from_url(settings.redis_url), Keys(settings.redis_prefix))
 
 
 def applied(settings: Settings) -> int:
     """Events the worker applied (first seen) under this test's prefix."""
-    from stream.store.stats import applied_total
+    from stream.state.stats import applied_total
 
     return applied_total(stats(settings))
 
@@ -57,21 +57,9 @@ def learned(settings: Settings) -> float:
 
 def drop_topics(settings: Settings) -> None:
     """Delete the topics of a test's namespace (and the Faust app's internal ones)."""
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
+    from stream.topics import drop_topics as drop
 
-    admin = AdminClient(settings.kafka_client_config())
-    try:
-        topics = admin.list_topics(timeout=10).topics
-    except KafkaException:  # the broker is down (a test stopped it): nothing to clean
-        return
-    names = [t for t in topics if t.startswith(settings.topic_prefix) or t.startswith(f"{settings.app_id}-")]
-    if names:
-        for future in admin.delete_topics(names, operation_timeout=30).values():
-            try:
-                future.result()
-            except Exception:  # already gone, or the broker is stopping: nothing to keep
-                pass
+    drop(settings)
 
 
 def worker_metric(url: str, name: str) -> float:

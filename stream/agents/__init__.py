@@ -1,10 +1,14 @@
-"""Faust agents: ingest (validate, dedupe, dead-letter, learn, push), catalogue (profiles, items),
-requests (answers rec-requests).
+"""Faust agents, and nothing else: they feed the engine (stream/engine/) batches.
 
-Importing this package registers the agents on :data:`stream.app.app`; the worker
-does so by autodiscovery.
+    ingest      interaction events -> Engine.step (validate, dead-letter, learn, push)
+    items       item-updates -> the items' owner; item-factors -> this worker's copy of the item rows
+    catalogue   profiles and item metadata
+    requests    rec-requests answered on the recommendations topic
+
+Importing this package registers the agents on :data:`stream.app.app`; the worker does so by
+autodiscovery.
 """
 
-from stream.agents import catalogue, ingest, requests
+from stream.agents import catalogue, ingest, items, requests
 
-__all__ = ["ingest", "catalogue", "requests"]
+__all__ = ["ingest", "items", "catalogue", "requests"]

@@ -1,16 +1,18 @@
-"""Interaction events (clicks, dwell, skips, impressions) in micro-batches."""
+"""Interaction events (clicks, dwell, skips, impressions) in micro-batches, into the engine."""
 
 from __future__ import annotations
 
 import logging
+import time
 
-from stream.agents.pipeline import Record
 from stream.agents.retry import until_done
 from stream.agents.runtime import runtime
 from stream.app import app, event_topic, settings
+from stream.engine.validate import Record
 from stream.metrics import METRICS
 
 log = logging.getLogger(__name__)
+
 
 def to_record(event) -> Record:
     msg = event.message
@@ -22,24 +24,38 @@ def to_record(event) -> Record:
 @app.agent(event_topic, concurrency=1)
 async def ingest(stream):
     METRICS.worker_up.set(1)
-    _ = runtime.ingestor  # built (and its libraries imported) before the first batch, not in its time
+    _ = runtime.ingest  # built (and its libraries imported) before the first batch, not in its time
     await runtime.items_ready.wait()  # learn against the item rows as they are, not from seeds
     # take_events acks the whole batch after the loop body, even if it raised: so the body
     # retries until the batch is handled (every effect is idempotent), it never drops one.
     async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
         records = [to_record(ev) for ev in events]
-        await until_done(f"a batch of {len(records)} events", lambda: runtime.ingestor.handle(records))
+        await until_done(f"a batch of {len(records)} events", lambda: runtime.ingest.handle(records))
 
 
 @app.timer(interval=1.0)
 async def push_rate_limited() -> None:
     """Users whose change was held back by the rate limit get their list once it allows."""
     try:
-        await runtime.ingestor.push_due()
-        await runtime.ingestor.publish_alerts()
-        await runtime.ingestor.publisher.flush()
+        await runtime.pusher.push_due()
+        await runtime.drift.publish(runtime.publisher)
+        await runtime.publisher.flush()
     except Exception:
         log.exception("periodic push failed; will retry")
+
+
+@app.timer(interval=5.0)
+async def resend_outbox() -> None:
+    """Item updates a crash or a broker outage left in the outbox go to their owners again."""
+    if not runtime.items_ready.is_set():
+        return
+    try:
+        await runtime.bus.sweep(time.time() - settings.outbox_resend_seconds)
+        rec, items = await runtime.state.coverage()
+        METRICS.prequential_items_recommended.set(rec)
+        METRICS.items_seen.set(items)
+    except Exception:
+        log.exception("resending the outbox failed; will retry")
 
 
 _lag_labels: set[tuple[str, str]] = set()

@@ -103,8 +103,8 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 50_000, fresh_rate: fl
 
     from producers.sdk import EventProducer
     from producers.simulator import World, WorldConfig
-    from stream.store.keys import Keys
-    from stream.store.stats import applied_total, read_stats
+    from stream.state.keys import Keys
+    from stream.state.stats import applied_total, read_stats
     from stream.topics import ensure_topics
 
     tag = uuid.uuid4().hex[:8]

@@ -1,18 +1,21 @@
-"""Baselines for the prequential comparison: River FunkMF (ISGD-style), popularity, item-kNN.
+"""Baselines for the prequential comparison: popularity, item-kNN, River FunkMF (ISGD-style).
 
-Popularity and item-kNN are :mod:`stream.models` classes with baseline settings; River's
-FunkMF is wrapped so it fits the common model shape (``learn_one``, ``rank``).
+Popularity and item-kNN are engine configurations (the engine's own popularity and
+co-occurrence, alone), so a baseline and the blend share one implementation of each concept;
+River's FunkMF is wrapped to fit the :class:`~stream.models.base.Ranker` shape.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from stream.models.base import IdIndex, SeenItems, top_k
-from stream.models.cooccurrence import Cooccurrence
-from stream.models.popularity import Popularity
+from stream.engine.config import EngineConfig
+from stream.engine.offline import EngineRanker
+from stream.evaluation.prequential import PerEvent
+from stream.models.base import IdIndex, Ranker, SeenItems, top_k
+from stream.models.hybrid import HybridParams
 
-__all__ = ["RiverFunkMF", "baseline_models"]
+__all__ = ["RiverFunkMF", "baseline_models", "popularity_config", "cooccurrence_config"]
 
 
 class RiverFunkMF:
@@ -77,13 +80,33 @@ class RiverFunkMF:
         return [self._items.ids[j] for j in top_k(scores, k, self._seen.get(u)).tolist()]
 
 
-def baseline_models(seed: int = 0) -> dict:
-    """The baselines of the evaluation table, fresh, keyed by display name."""
+def popularity_config(base: EngineConfig | None = None) -> EngineConfig:
+    """Popularity, as the engine runs it: positives counted so far (no decay), minus seen items;
+    users without signal get the same counts (one segment, no decay)."""
+    base = base or EngineConfig()
+    return base.with_changes(hybrid=HybridParams(mf_weight=0.0, cooccurrence_weight=0.0, popularity_weight=1.0,
+                                                 mf=base.hybrid.mf, popularity={"half_life": None}),
+                             rerank=None, behaviour=None, explore_share=0.0, segment_half_life=1e15,
+                             segmenter={"attributes": ["_none"], "max_segments": 1})
+
+
+def cooccurrence_config(recency: bool) -> EngineConfig:
+    """Item-kNN (cosine) as the engine runs it: unbounded neighbour rows; with ``recency``, the
+    history weighted 0.7^age over the last 30 positives, pairs formed with the last 30."""
+    cooc = {"decay": 0.7, "history": 30, "window": 30} if recency else {}
+    return EngineConfig(hybrid=HybridParams(mf_weight=0.0, cooccurrence_weight=1.0, popularity_weight=0.0,
+                                            cooccurrence={**cooc, "max_neighbours": None}),
+                        rerank=None, behaviour=None, explore_share=0.0)
+
+
+def baseline_models(seed: int = 0) -> dict[str, Ranker]:
+    """The baselines of the evaluation table, fresh, keyed by display name: popularity and
+    item-kNN run by the engine (one implementation of each concept), River's FunkMF beside it."""
     return {
-        "popularity": Popularity(),
-        "river-funkmf-k32": RiverFunkMF(n_factors=32, seed=seed),
-        "item-knn": Cooccurrence(),
-        # co-occurrence pairs also limited to the last 30 positives: this matches the
-        # reference figure (0.194) best, so it is the stronger baseline to beat
-        "item-knn-recency": Cooccurrence(decay=0.7, history=30, window=30),
+        "popularity": EngineRanker(popularity_config()),
+        "river-funkmf-k32": PerEvent(RiverFunkMF(n_factors=32, seed=seed)),
+        "item-knn": EngineRanker(cooccurrence_config(recency=False)),
+        # pairs also limited to the last 30 positives: this matches the reference figure
+        # (0.194) best, so it is the stronger baseline to beat
+        "item-knn-recency": EngineRanker(cooccurrence_config(recency=True)),
     }

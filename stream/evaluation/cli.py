@@ -32,47 +32,73 @@ def _json_arg(text: str | None, option: str) -> dict | None:
 
 
 def _cmd_evaluate(args, settings=None) -> int:
-    from stream.evaluation.run import evaluate, evaluate_segments
+    from stream.evaluation.streams import load_stream
     from stream.models.config_io import load_model_config
 
     config = load_model_config(args.config) if args.config else None
+    try:
+        stream = load_stream(args.dataset, limit=args.limit, sim_events=args.sim_events, seed=args.seed)
+    except ValueError as exc:
+        raise SystemExit(f"streamrec evaluate: {exc}")
+    if args.through_worker:
+        from stream.config import Settings
+        from stream.evaluation.through_worker import through_worker
+
+        result = through_worker(settings or Settings(), stream, rate=args.rate, k=args.k, model_config=config)
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as fh:
+                fh.write(result.to_json() + "\n")
+        return 0
     if args.segments:
-        evaluate_segments(args.dataset, args.segments, limit=args.limit, k=args.k,
-                          progress_every=args.progress_every, config=config,
-                          rerank=_json_arg(args.rerank, "--rerank"), sim_events=args.sim_events, seed=args.seed,
+        from stream.evaluation.segments import evaluate_segments
+
+        evaluate_segments(stream, args.segments, k=args.k, progress_every=args.progress_every, config=config,
+                          rerank=_json_arg(args.rerank, "--rerank"), batch_size=args.batch_size,
                           max_segments=args.max_segments, min_users=args.min_users)
         return 0
-    evaluate(args.dataset, limit=args.limit, k=args.k, progress_every=args.progress_every, config=config,
-             sim_events=args.sim_events, seed=args.seed, baselines=not args.no_baselines,
-             batch_size=args.batch_size)
+    from stream.evaluation.run import evaluate
+
+    evaluate(args.dataset, k=args.k, progress_every=args.progress_every, config=config,
+             baselines=not args.no_baselines, batch_size=args.batch_size, stream=stream)
     return 0
 
 
 def _cmd_tune(args, settings=None) -> int:
-    from stream.evaluation.run import load_events
-    from stream.evaluation.tune import tune
+    from stream.evaluation.streams import load_stream
+    from stream.models.config_io import load_model_config
 
     if args.space == "rerank" and not args.segments:
-        raise SystemExit("tune --space rerank: give --segments (profile attributes, e.g. age,gender,occupation)")
-    events, world = load_events(args.dataset, limit=args.prefix, sim_events=args.sim_events, seed=7)
-    print(f"streamrec tune: {args.space} on the first {len(events):,} events of {args.dataset}, "
-          f"{args.trials} trials ({args.sampler})", flush=True)
+        raise SystemExit("tune --space rerank: give --segments (profile attributes of the stream's profiles, "
+                         "e.g. age_band,gender,occupation for movielens-100k)")
+    try:
+        stream = load_stream(args.dataset, limit=args.prefix, sim_events=args.sim_events, seed=7)
+    except ValueError as exc:
+        raise SystemExit(f"streamrec tune: {exc}")
+    sampler = "random" if args.space == "rerank" else args.sampler  # per-segment tuning is random search
+    print(f"streamrec tune: {args.space} on the first {len(stream.events()):,} events of {stream.name}, "
+          f"{args.trials} trials ({sampler}), micro-batches of {args.batch_size}", flush=True)
     command = " ".join(["streamrec"] + sys.argv[1:]) if sys.argv and "streamrec" in sys.argv[0] else None
+    source = {"dataset": stream.name, "command": command}
+    # progress goes to sys.stderr as it is now: a parameter's default is the one at import
     if args.space == "rerank":
         from stream.evaluation.tune_segments import tune_segments
-        from stream.models.config_io import load_model_config
 
         config = load_model_config(args.config) if args.config else None
-        params, report = tune_segments(events, args.dataset, args.segments, world=world, config=config,
-                                       n_trials=args.trials, k=args.k, seed=args.seed, output=args.output,
-                                       source={"dataset": args.dataset, "command": command}, min_z=args.min_z,
-                                       max_segments=args.max_segments, min_users=args.min_users)
+        try:
+            params, report = tune_segments(stream, args.segments, config=config, n_trials=args.trials, k=args.k,
+                                           seed=args.seed, min_z=args.min_z, output=args.output, source=source,
+                                           max_segments=args.max_segments, min_users=args.min_users,
+                                           batch_size=args.batch_size, progress=sys.stderr)
+        except ValueError as exc:
+            raise SystemExit(f"streamrec tune: {exc}")
         print(report, flush=True)
         print(f"configuration written to {args.output}", flush=True)
         return 0
-    params, value = tune(events, space=args.space, n_trials=args.trials, k=args.k, seed=args.seed,
-                         sampler=args.sampler, output=args.output,
-                         source={"dataset": args.dataset, "command": command})
+    from stream.evaluation.tune import tune
+
+    params, value = tune(stream, space=args.space, n_trials=args.trials, k=args.k, seed=args.seed,
+                         sampler=args.sampler, output=args.output, source=source, batch_size=args.batch_size,
+                         progress=sys.stderr)
     print(f"best recall@{args.k} on the prefix: {value:.4f}; configuration written to {args.output}", flush=True)
     return 0
 
@@ -110,42 +136,55 @@ def _segment_options(parser) -> None:
 def register(subparsers) -> None:
     """Add ``evaluate``, ``tune`` and ``bench`` to a ``streamrec`` argparse subparsers object."""
     ev = subparsers.add_parser("evaluate", help="prequential evaluation against baselines (docs/EVALUATION.md)")
-    ev.add_argument("--dataset", choices=DATASETS, default="movielens-100k")
-    ev.add_argument("--limit", type=int, default=None, help="only the first N events")
+    ev.add_argument("--dataset", default="movielens-100k",
+                    help=f"{' or '.join(DATASETS)}, or a file of contract events as JSON lines (each with a \"type\": "
+                         "click, dwell, skip, impression, user or item)")
+    ev.add_argument("--limit", type=int, default=None, help="only the first N interaction events")
     ev.add_argument("--k", type=int, default=10, help="list length (default 10)")
     ev.add_argument("--progress-every", type=int, default=10_000, help="progress line to stderr every N events")
     ev.add_argument("--config", default=None, help="a model configuration JSON (from `streamrec tune`) to add")
     ev.add_argument("--sim-events", type=int, default=100_000, help="simulator events to generate (default 100000)")
     ev.add_argument("--seed", type=int, default=7, help="simulator seed (default 7)")
-    ev.add_argument("--no-baselines", action="store_true", help="streamrec's models only")
-    ev.add_argument("--batch-size", type=int, default=1,
-                    help="streamrec's models learn in micro-batches of N events, as in the worker (default 1)")
+    ev.add_argument("--no-baselines", action="store_true", help="streamrec's rows only")
+    ev.add_argument("--batch-size", type=int, default=100,
+                    help="micro-batch size, as the worker learns (default 100; the user side is updated event "
+                         "by event within a batch either way)")
+    ev.add_argument("--through-worker", action="store_true",
+                    help="replay the events through a real worker on the local stack and print what it served "
+                         "next to the offline engine and popularity on the worker's own batches")
+    ev.add_argument("--rate", type=float, default=1000.0,
+                    help="with --through-worker: events per second produced (0: as fast as it goes; default 1000)")
+    ev.add_argument("--json", default=None, help="with --through-worker: also write the figures to this JSON file")
     ev.add_argument("--segments", default=None,
-                    help="global-only against segment-tuned per segment: comma-separated profile attributes "
-                         "(movielens-100k: age,gender,occupation; simulator: segment (the true segments), "
-                         "age_band, country), 'behaviour', or 'none' (one segment: the re-ranker alone); "
-                         "the global model is --config's (default hybrid)")
+                    help="per segment, the blend against the segment re-rankers: comma-separated profile "
+                         "attributes (movielens-100k: age_band,gender,occupation; simulator: segment (the true "
+                         "segments), age_band, country), 'behaviour', or 'none' (one segment)")
     ev.add_argument("--rerank", default=None,
-                    help="with --segments: SegmentedRanker arguments as a JSON object, "
-                         "e.g. '{\"learning_rate\": 0.05}'")
+                    help="with --segments: re-ranker parameters as a JSON object, e.g. '{\"learning_rate\": 0.05}'")
     _segment_options(ev)
     ev.set_defaults(func=_cmd_evaluate)
 
     tu = subparsers.add_parser("tune", help="hyperparameter search over the prequential protocol")
-    tu.add_argument("--dataset", choices=DATASETS, default="movielens-100k")
+    tu.add_argument("--dataset", default="movielens-100k",
+                    help=f"{' or '.join(DATASETS)}, or a file of contract events as JSON lines (as for evaluate)")
     tu.add_argument("--space", choices=["hybrid", "mf", "rerank"], default="hybrid",
-                    help="rerank: the re-ranker's parameters per segment "
-                         "(needs --segments; --config is the global model)")
-    tu.add_argument("--trials", type=int, default=20)
-    tu.add_argument("--prefix", type=int, default=30_000, help="events of the stream's start to tune on")
+                    help="hybrid: the blend; mf: MF alone; rerank: the re-ranker's parameters per segment "
+                         "(needs --segments; --config is the blend and the re-ranker's defaults)")
+    tu.add_argument("--trials", type=int, default=20, help="trials, the first the defaults (20)")
+    tu.add_argument("--prefix", type=int, default=30_000, help="interaction events of the stream's start to tune on "
+                                                             "(30000)")
+    tu.add_argument("--batch-size", type=int, default=100, help="micro-batch size, as the worker learns (100)")
     tu.add_argument("--k", type=int, default=10)
-    tu.add_argument("--seed", type=int, default=0)
+    tu.add_argument("--seed", type=int, default=0, help="seed of the search (the simulator's is 7)")
     tu.add_argument("--sampler", choices=["random", "optuna"], default="random",
-                    help="optuna needs the [tune] extra")
-    tu.add_argument("--sim-events", type=int, default=100_000)
+                    help="optuna needs the [tune] extra (not used by --space rerank: random)")
+    tu.add_argument("--sim-events", type=int, default=100_000, help="simulator events to generate (default 100000)")
     tu.add_argument("--output", default="streamrec-model.json", help="where the best configuration goes")
-    tu.add_argument("--segments", default=None, help="with --space rerank: the segments, as for evaluate --segments")
-    tu.add_argument("--config", default=None, help="with --space rerank: the global model's configuration JSON")
+    tu.add_argument("--segments", default=None,
+                    help="with --space rerank: comma-separated profile attributes of the stream's profiles "
+                         "(movielens-100k: age_band,gender,occupation; simulator: segment, age_band, country)")
+    tu.add_argument("--config", default=None,
+                    help="with --space rerank: a model configuration JSON (the blend, the re-ranker's defaults)")
     tu.add_argument("--min-z", type=float, default=2.0,
                     help="with --space rerank: a segment takes a setting only when its gain over the defaults "
                          "exceeds this many standard errors (2)")

@@ -1,4 +1,7 @@
-"""Datasets for evaluation and replay: MovieLens-100K (from the recbole wheel) and the simulator.
+"""MovieLens-100K for evaluation and replay: taken out of the recbole wheel, read as plain arrays.
+
+The contract events of a data set (what evaluation and replay use) are
+:mod:`stream.evaluation.streams`' and :mod:`producers.replay`'.
 
 Dependency-light on purpose (standard library + NumPy): the replay producer imports it.
 MovieLens-100K is taken out of the ``recbole`` wheel with ``pip download --no-deps``
@@ -28,10 +31,6 @@ __all__ = [
     "read_users",
     "read_items",
     "Interactions",
-    "movielens_events",
-    "simulator_events",
-    "EvalEvent",
-    "simulator_weight",
 ]
 
 RECBOLE_VERSION = "1.2.1"
@@ -152,93 +151,3 @@ def read_items(path: str | os.PathLike) -> dict[str, dict[str, object]]:
             "categories": row[3].split() if row[3] else [],
         }
     return out
-
-
-@dataclass(frozen=True)
-class EvalEvent:
-    """One event of an evaluation stream: ``weight`` > 0 positive, < 0 negative, 0 neutral."""
-
-    user_id: str
-    item_id: str
-    weight: float
-    ts: float
-    positive: bool
-
-
-def movielens_events(
-    cache_dir: str | os.PathLike | None = None,
-    positive_threshold: float = 4.0,
-    negative_threshold: float = 2.0,
-    neutral_weight: float = 0.0,
-    negative_weight: float = 1.0,
-    limit: int | None = None,
-) -> list[EvalEvent]:
-    """MovieLens-100K as a time-ordered evaluation stream (ties in file order).
-
-    A rating >= ``positive_threshold`` is a positive (weight 1, rating 5 too); a rating
-    <= ``negative_threshold`` is learned as a skip (weight ``-negative_weight``); the
-    rest is neutral (weight ``neutral_weight``, never a trial).
-    """
-    inter = read_inter(movielens_100k_dir(cache_dir) / "ml-100k.inter").time_ordered()
-    events = []
-    for u, i, r, t in zip(inter.user_ids.tolist(), inter.item_ids.tolist(), inter.ratings.tolist(),
-                          inter.timestamps.tolist()):
-        if r >= positive_threshold:
-            events.append(EvalEvent(u, i, 1.0, t, True))
-        elif r <= negative_threshold:
-            events.append(EvalEvent(u, i, -negative_weight, t, False))
-        else:
-            events.append(EvalEvent(u, i, neutral_weight, t, False))
-        if limit is not None and len(events) >= limit:
-            break
-    return events
-
-
-def simulator_weight(etype: str, payload: dict, dwell_threshold: float = 30.0, dwell_cap: float = 2.0) -> float:
-    """Evaluation weight of a simulator event: > 0 positive, < 0 negative, 0 neutral.
-
-    click 1; dwell of at least ``dwell_threshold`` seconds ``min(seconds / dwell_threshold, dwell_cap)``
-    (shorter dwells 0); skip -1; impression 0.
-
-    Examples
-    --------
-    >>> simulator_weight("dwell", {"seconds": 45.0}), simulator_weight("skip", {"after_seconds": 2.0})
-    (1.5, -1.0)
-    """
-    if etype == "click":
-        return 1.0
-    if etype == "dwell":
-        seconds = float(payload.get("seconds", 0.0))
-        return float(min(seconds / dwell_threshold, dwell_cap)) if seconds >= dwell_threshold else 0.0
-    if etype == "skip":
-        return -1.0
-    return 0.0
-
-
-def simulator_events(
-    n_events: int = 100_000,
-    n_users: int = 2000,
-    n_items: int = 500,
-    seed: int = 7,
-    dwell_threshold: float = 30.0,
-):
-    """Events from ``producers.simulator.World`` plus the world (for the oracle).
-
-    Clicks and dwells of at least ``dwell_threshold`` seconds are positives (dwell weight
-    grows with the seconds, capped, see :func:`simulator_weight`),
-    skips are negatives, impressions are left out (they carry no single item).
-
-    Returns
-    -------
-    (list[EvalEvent], World)
-    """
-    from producers.simulator import World, WorldConfig  # the lead's module; imported lazily
-
-    world = World(WorldConfig(n_users=n_users, n_items=n_items, n_segments=4, n_categories=8, seed=seed))
-    events = []
-    for etype, payload in world.generate(n_events, start_ts=1_700_000_000.0):
-        if etype == "impression":
-            continue
-        w = simulator_weight(etype, payload, dwell_threshold=dwell_threshold)
-        events.append(EvalEvent(payload["user_id"], payload["item_id"], w, float(payload["ts"]), w > 0))
-    return events, world

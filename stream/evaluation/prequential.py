@@ -1,9 +1,17 @@
-"""The prequential protocol (test, then train) over any models with the common model shape.
+"""The prequential protocol (test, then train) over any :class:`~stream.models.base.Ranker`.
 
-For each positive event (u, i) whose user has an earlier event and for whom ``i`` is new:
-rank every item u has not interacted with before (each model leaves out the user's seen
-items), a hit when ``i`` is in the top ``k``; then every model learns from the event.
-Every event, positive or not, is learned and marks its item as seen.
+Events in order, in micro-batches. Within a batch every ranker scores each trial as the user's
+list stood just before that event, then learns (the engine updates each user's history and
+seen items event by event, its MF rows and item side per batch: stream/engine/batch.py). Which
+events are trials, and their weights, is :mod:`stream.signals`' one rule:
+
+    trial      a click of a user with an earlier event, on an item new to them
+    hit        the clicked item is in the top ``k`` the user would have been served
+    recall@k   hits / trials;  NDCG@k: mean of 1 / log2(rank + 1), 0 for a miss
+    coverage   distinct items served in trials / distinct items in the stream
+
+The batches are either fixed-size slices, or the boundaries a worker logged
+(``evaluate --through-worker``), so the offline side replays exactly what the worker applied.
 """
 
 from __future__ import annotations
@@ -12,71 +20,18 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, TextIO
+from typing import Any, Iterable, Mapping, Sequence, TextIO
 
-__all__ = ["PrequentialMetrics", "MicroBatched", "prequential", "format_table"]
+from stream.contract import Event
+from stream.models.base import Ranker, Trial
+from stream.signals import is_trial, marks_seen, signal_weight
 
-
-class MicroBatched:
-    """Feeds a model in micro-batches, as the worker does, while staying prequential.
-
-    Parts that prefer batches (``OnlineMF``, marked ``prefers_batches = True``) mark each
-    event's item as seen at once (a ``learn_many`` with weight 0, which teaches nothing)
-    and learn it with the next ``learn_many`` of ``batch_size`` events; rankings in
-    between come from their state as of the last flushed batch. The other parts
-    (co-occurrence, popularity: cheap per event, and the co-occurrence history must be
-    current) learn each event at once. A :class:`~stream.models.HybridRanker` is split
-    into its parts that way.
-
-    Examples
-    --------
-    >>> from stream.models import OnlineMF
-    >>> model = MicroBatched(OnlineMF(n_factors=4), batch_size=2)
-    >>> model.learn_one("a", "x", 1.0, 0.0)
-    >>> model.rank("a", 5), bool(model.model._aQ.any())
-    ([], False)
-    >>> model.learn_one("b", "y", 1.0, 1.0)
-    >>> bool(model.model._aQ.any())
-    True
-    """
-
-    def __init__(self, model: Any, batch_size: int) -> None:
-        if batch_size < 1:
-            raise ValueError(f"MicroBatched: batch_size must be >= 1, got {batch_size}")
-        self.model = model
-        self.batch_size = batch_size
-        parts = list(model.parts.values()) if hasattr(model, "parts") else [model]
-        self._batched = [p for p in parts if getattr(p, "prefers_batches", False)]
-        self._eager = [p for p in parts if not getattr(p, "prefers_batches", False)]
-        self._buffer: list[tuple[str, str, float, float]] = []  # (user_id, item_id, weight, ts)
-
-    def learn_one(self, user_id: str, item_id: str, weight: float = 1.0, ts: float | None = None) -> None:
-        if self.batch_size == 1 or not self._batched:
-            self.model.learn_one(user_id, item_id, weight, ts)
-            return
-        stamp = [0.0 if ts is None else ts]
-        for part in self._batched:
-            part.learn_many([user_id], [item_id], [0.0], stamp)
-        for part in self._eager:
-            part.learn_many([user_id], [item_id], [weight], stamp)
-        self._buffer.append((user_id, item_id, weight, stamp[0]))
-        if len(self._buffer) >= self.batch_size:
-            self.flush()
-
-    def flush(self) -> None:
-        if self._buffer:
-            users, items, weights, stamps = (list(c) for c in zip(*self._buffer))
-            self._buffer = []
-            for part in self._batched:
-                part.learn_many(users, items, weights, stamps)
-
-    def rank(self, user_id: str, k: int = 10) -> list[str]:
-        return self.model.rank(user_id, k)
+__all__ = ["PrequentialMetrics", "PerEvent", "prequential", "format_table", "fixed_batches"]
 
 
 @dataclass
 class PrequentialMetrics:
-    """Running recall@k, NDCG@k and coverage of one model (usable inside the worker too).
+    """Running recall@k, NDCG@k and coverage of one ranker.
 
     Examples
     --------
@@ -92,9 +47,8 @@ class PrequentialMetrics:
     hits: int = 0
     ndcg_sum: float = 0.0
     recommended: set = field(default_factory=set)
-    learn_seconds: float = 0.0
-    learn_events: int = 0
-    rank_seconds: float = 0.0
+    seconds: float = 0.0  # in the ranker's steps (scoring and learning)
+    events: int = 0
 
     def record(self, ranked: list[str], target: str) -> None:
         self.trials += 1
@@ -117,64 +71,113 @@ class PrequentialMetrics:
 
     @property
     def throughput(self) -> float:
-        return self.learn_events / self.learn_seconds if self.learn_seconds > 0 else float("nan")
+        return self.events / self.seconds if self.seconds > 0 else float("nan")
+
+
+class PerEvent(Ranker):
+    """A model with ``learn_one(user, item, weight, ts)`` and ``rank(user, k)`` (e.g. River's
+    FunkMF) as a :class:`Ranker`, event by event under the one trial rule.
+
+    Impressions teach nothing and mark nothing seen (as in the engine); other events are
+    learned with their signal weight (``marks_seen`` events mark their item seen).
+
+    Examples
+    --------
+    >>> from stream.contract import validate_event
+    >>> class Last:  # recommends the last item anyone clicked
+    ...     last = []
+    ...     def learn_one(self, u, i, w, ts): self.last = [i]
+    ...     def rank(self, u, k): return self.last
+    >>> r = PerEvent(Last())
+    >>> e = lambda n, u, i: validate_event("click", {"event_id": f"e{n}", "user_id": u, "item_id": i, "ts": n, "schema": "v1"})
+    >>> r.step([e(0, "a", "x"), e(1, "a", "y"), e(2, "b", "y"), e(3, "b", "z")])
+    [Trial(position=1, user_id='a', item_id='y', ranked=['x'], segment='all'), Trial(position=3, user_id='b', item_id='z', ranked=['y'], segment='all')]
+    """
+
+    def __init__(self, model: Any, k: int = 10) -> None:
+        self.model = model
+        self.k = k
+        self._events: dict[str, int] = {}
+        self._seen: dict[str, set[str]] = {}
+
+    @classmethod
+    def _unit_test_params(cls) -> dict[str, Any]:
+        from stream.evaluation.baselines import RiverFunkMF  # baselines imports this module
+
+        return {"model": RiverFunkMF(n_factors=4, seed=1)}
+
+    def step(self, events: Sequence[Event]) -> list[Trial]:
+        trials = []
+        for n, ev in enumerate(events):
+            seen = self._seen.setdefault(ev.user_id, set())
+            count = self._events.get(ev.user_id, 0)
+            if is_trial(ev, count, seen):
+                trials.append(Trial(n, ev.user_id, ev.item_id, list(self.model.rank(ev.user_id, self.k))))
+            self._events[ev.user_id] = count + 1
+            if marks_seen(ev):
+                seen.add(ev.item_id)
+                self.model.learn_one(ev.user_id, ev.item_id, signal_weight(ev), ev.ts)
+        return trials
+
+    def recommend(self, user_id: str, k: int = 10) -> list[str]:
+        return list(self.model.rank(user_id, k))
+
+
+def fixed_batches(n_events: int, batch_size: int) -> list[range]:
+    """Consecutive slices of ``batch_size`` events.
+
+    >>> [list(b) for b in fixed_batches(5, 2)]
+    [[0, 1], [2, 3], [4]]
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    return [range(s, min(s + batch_size, n_events)) for s in range(0, n_events, batch_size)]
 
 
 def prequential(
-    events: Iterable[Any],
-    models: Mapping[str, Any],
+    events: Sequence[Event],
+    rankers: Mapping[str, Ranker],
+    batches: Iterable[Sequence[int]],
     k: int = 10,
     progress_every: int = 10_000,
     progress: TextIO | None = sys.stderr,
-    limit: int | None = None,
 ) -> tuple[dict[str, PrequentialMetrics], int]:
-    """Run the protocol; returns per-model metrics and the catalogue size (distinct items).
+    """Run the protocol; returns per-ranker metrics and the catalogue size (distinct items).
 
-    ``events`` yields objects with ``user_id``, ``item_id``, ``weight``, ``ts`` and
-    ``positive`` (see :class:`stream.evaluation.datasets.EvalEvent`).
+    ``batches``: index lists into ``events`` (every event once, in order, for a fair run).
     """
-    metrics = {name: PrequentialMetrics(k=k) for name in models}
-    seen: dict[str, set[str]] = {}
+    metrics = {name: PrequentialMetrics(k=k) for name in rankers}
     catalogue: set[str] = set()
-    start = time.perf_counter()
-    n = 0
-    for n, e in enumerate(events, 1):
-        history = seen.get(e.user_id)
-        if e.positive and history and e.item_id not in history:
-            for name, model in models.items():
-                t0 = time.perf_counter()
-                ranked = model.rank(e.user_id, k)
-                metrics[name].rank_seconds += time.perf_counter() - t0
-                metrics[name].record(ranked, e.item_id)
-        for name, model in models.items():
+    started = time.perf_counter()
+    done = next_report = 0
+    next_report = progress_every
+    for batch in batches:
+        chunk = [events[i] for i in batch]
+        for name, ranker in rankers.items():
             t0 = time.perf_counter()
-            model.learn_one(e.user_id, e.item_id, e.weight, e.ts)
+            trials = ranker.step(chunk)
             m = metrics[name]
-            m.learn_seconds += time.perf_counter() - t0
-            m.learn_events += 1
-        if history is None:
-            seen[e.user_id] = {e.item_id}
-        else:
-            history.add(e.item_id)
-        catalogue.add(e.item_id)
-        if progress is not None and progress_every and n % progress_every == 0:
-            elapsed = time.perf_counter() - start
+            m.seconds += time.perf_counter() - t0
+            m.events += len(chunk)
+            for t in trials:
+                m.record(t.ranked, t.item_id)
+        catalogue.update(ev.item_id for ev in chunk)
+        done += len(chunk)
+        if progress is not None and progress_every and done >= next_report:
+            next_report += progress_every
             recalls = "  ".join(f"{name}={m.recall:.3f}" for name, m in metrics.items())
-            print(f"[prequential] {n} events, {elapsed:.0f}s, recall@{k}: {recalls}", file=progress, flush=True)
-        if limit is not None and n >= limit:
-            break
+            print(f"[prequential] {done:,} events, {time.perf_counter() - started:.0f}s, recall@{k}: {recalls}",
+                  file=progress, flush=True)
     return metrics, len(catalogue)
 
 
 def format_table(metrics: Mapping[str, PrequentialMetrics], catalogue_size: int, k: int = 10) -> str:
-    """A Markdown table: model, trials, recall@k, NDCG@k, coverage, learning events/s."""
+    """A Markdown table: ranker, trials, recall@k, NDCG@k, coverage, events/s."""
     lines = [
-        f"| model | trials | recall@{k} | NDCG@{k} | coverage | learn events/s |",
+        f"| model | trials | recall@{k} | NDCG@{k} | coverage | events/s |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name, m in metrics.items():
-        lines.append(
-            f"| {name} | {m.trials} | {m.recall:.4f} | {m.ndcg:.4f} | {m.coverage(catalogue_size):.3f} "
-            f"| {m.throughput:,.0f} |"
-        )
+        lines.append(f"| {name} | {m.trials} | {m.recall:.4f} | {m.ndcg:.4f} | {m.coverage(catalogue_size):.3f} "
+                     f"| {m.throughput:,.0f} |")
     return "\n".join(lines)

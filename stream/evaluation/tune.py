@@ -1,13 +1,18 @@
 """``streamrec tune``: random search (or Optuna TPE, if installed) over the prequential protocol.
 
-Each trial builds a model from a sampled configuration, runs the protocol on a prefix
-of the stream, and scores recall@k. The best configuration is written in the format
-of :mod:`stream.models.config_io`, which the worker and ``streamrec evaluate --config`` load.
+Each trial is one setting of the blend (:class:`~stream.models.hybrid.HybridParams`): the
+engine (:class:`~stream.engine.offline.EngineRanker`) runs the blend alone (no re-ranker, no
+behaviour segments, no exploration) over a prefix of the stream in fixed micro-batches, and
+scores recall@k. Trial 0 is the defaults, so the search can only improve on them. The best
+setting is written in the format of :mod:`stream.models.config_io`, which the worker and
+``streamrec evaluate --config`` load.
+
+Spaces: ``hybrid`` (the blend weights and every part's parameters) and ``mf`` (the MF part
+alone: the blend is MF only, written as an ``OnlineMF`` configuration).
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import sys
 import time
@@ -15,25 +20,31 @@ from typing import Any, Callable, TextIO
 
 import numpy as np
 
-from stream.evaluation.prequential import prequential
-from stream.evaluation.run import DEFAULT_HYBRID, DEFAULT_MF
-from stream.models.config_io import build_model, save_model_config
+from stream.engine.config import EngineConfig
+from stream.engine.offline import EngineRanker
+from stream.evaluation.prequential import fixed_batches, prequential
+from stream.evaluation.streams import EventStream
+from stream.models.config_io import save_model_config
+from stream.models.hybrid import HybridParams
 
-__all__ = ["SEARCH_SPACES", "sample_params", "tune"]
+__all__ = ["SEARCH_SPACES", "sample_params", "score", "tune"]
 
-# (dotted parameter path, kind, arguments): "float" (low, high), "logfloat" (low, high),
-# "int" (low, high) inclusive, "choice" (options,)
+Suggest = Callable[[str, str, tuple], Any]
+
+# (dotted path into HybridParams.as_dict(), kind, arguments): "float" (low, high), "logfloat"
+# (low, high), "int" (low, high) inclusive, "choice" (options,)
 _MF_SPACE = [
-    ("n_factors", "choice", ([32, 64],)),
-    ("learning_rate", "logfloat", (0.02, 0.3)),
-    ("l2", "logfloat", (1e-5, 1e-2)),
-    ("n_negatives", "choice", ([4, 8, 16],)),
-    ("negative_weight", "logfloat", (0.02, 0.5)),
-    ("sampling_alpha", "float", (0.0, 0.75)),
+    ("mf.n_factors", "choice", ([32, 64],)),
+    ("mf.learning_rate", "logfloat", (0.02, 0.3)),
+    ("mf.l2", "logfloat", (1e-5, 1e-2)),
+    ("mf.n_negatives", "choice", ([4, 8, 16],)),
+    ("mf.negative_weight", "logfloat", (0.02, 0.5)),
+    ("mf.sampling_alpha", "float", (0.0, 0.75)),
 ]
-SEARCH_SPACES: dict[str, tuple[str, dict[str, Any], list]] = {
-    "mf": ("OnlineMF", DEFAULT_MF, _MF_SPACE),
-    "hybrid": ("HybridRanker", DEFAULT_HYBRID, [
+#: space -> (the model a configuration file names, the defaults (trial 0), the searched dimensions)
+SEARCH_SPACES: dict[str, tuple[str, HybridParams, list]] = {
+    "mf": ("OnlineMF", HybridParams(mf_weight=1.0, cooccurrence_weight=0.0, popularity_weight=0.0), _MF_SPACE),
+    "hybrid": ("HybridRanker", HybridParams(), [
         ("mf_weight", "float", (0.0, 0.8)),
         ("popularity_weight", "float", (0.0, 0.4)),
         ("popularity.half_life", "logfloat", (86400.0, 60 * 86400.0)),
@@ -41,8 +52,15 @@ SEARCH_SPACES: dict[str, tuple[str, dict[str, Any], list]] = {
         ("cooccurrence.history", "int", (10, 60)),
         ("cooccurrence.window", "int", (10, 60)),
         ("cooccurrence.alpha", "float", (0.4, 0.8)),
-    ] + [(f"mf.{name}", kind, args) for name, kind, args in _MF_SPACE]),
+    ] + _MF_SPACE),
 }
+
+
+def _space(space: str) -> tuple[str, HybridParams, list]:
+    try:
+        return SEARCH_SPACES[space]
+    except KeyError:
+        raise ValueError(f"tune: space must be one of {sorted(SEARCH_SPACES)}, got {space!r}") from None
 
 
 def _set(params: dict, dotted: str, value: Any) -> None:
@@ -52,24 +70,25 @@ def _set(params: dict, dotted: str, value: Any) -> None:
     params[last] = value
 
 
-def sample_params(space: str, suggest: Callable[[str, str, tuple], Any]) -> dict[str, Any]:
-    """A full parameter dict: the defaults of ``space`` with every searched value from ``suggest``.
+def sample_params(space: str, suggest: Suggest) -> HybridParams:
+    """The defaults of ``space`` with every searched value from ``suggest(name, kind, args)``.
 
     Examples
     --------
-    >>> rng = np.random.default_rng(0)
-    >>> params = sample_params("mf", _random_suggest(rng))
-    >>> sorted(params) == sorted(DEFAULT_MF)
-    True
+    >>> params = sample_params("mf", _random_suggest(np.random.default_rng(0)))
+    >>> params.mf_weight, params.cooccurrence_weight, params.mf["n_factors"] in (32, 64)
+    (1.0, 0.0, True)
+    >>> sample_params("hybrid", lambda name, kind, args: args[0][0] if kind == "choice" else args[0]).cooc.history
+    10
     """
-    _, defaults, dims = SEARCH_SPACES[space]
-    params = copy.deepcopy(defaults)
+    _, defaults, dims = _space(space)
+    params = defaults.as_dict()  # a deep enough copy: every part is a fresh dict
     for name, kind, args in dims:
         _set(params, name, suggest(name, kind, args))
-    return params
+    return HybridParams.from_dict(params)
 
 
-def _random_suggest(rng: np.random.Generator) -> Callable[[str, str, tuple], Any]:
+def _random_suggest(rng: np.random.Generator) -> Suggest:
     def suggest(name: str, kind: str, args: tuple) -> Any:
         if kind == "float":
             return float(rng.uniform(*args))
@@ -83,7 +102,7 @@ def _random_suggest(rng: np.random.Generator) -> Callable[[str, str, tuple], Any
     return suggest
 
 
-def _optuna_suggest(trial) -> Callable[[str, str, tuple], Any]:
+def _optuna_suggest(trial) -> Suggest:
     def suggest(name: str, kind: str, args: tuple) -> Any:
         if kind == "float":
             return trial.suggest_float(name, *args)
@@ -96,8 +115,34 @@ def _optuna_suggest(trial) -> Callable[[str, str, tuple], Any]:
     return suggest
 
 
+def score(stream: EventStream, hybrid: HybridParams, k: int = 10, batch_size: int = 100) -> float:
+    """recall@k of the blend alone over ``stream`` (profiles and catalogue applied first), in
+    fixed micro-batches of ``batch_size``.
+
+    Examples
+    --------
+    >>> clicks = [("click", {"event_id": f"e{n}", "user_id": f"u{n % 5}", "item_id": f"i{n % 3}",
+    ...                      "ts": float(n), "schema": "v1"}) for n in range(30)]
+    >>> score(EventStream("tiny", interactions=clicks), HybridParams(), k=3, batch_size=1)  # 3 items: every trial a hit
+    1.0
+    """
+    ranker = EngineRanker(EngineConfig(hybrid=hybrid, rerank=None, behaviour=None, explore_share=0.0, top_k=k))
+    try:
+        ranker.prepare(stream)
+        events = stream.events()
+        metrics, _ = prequential(events, {"m": ranker}, fixed_batches(len(events), batch_size), k=k, progress=None)
+    finally:
+        ranker.close()
+    return metrics["m"].recall
+
+
+def _written(space: str, params: HybridParams) -> dict[str, Any]:
+    """What the configuration file holds: the blend, or for the ``mf`` space its MF part."""
+    return dict(params.mf) if SEARCH_SPACES[space][0] == "OnlineMF" else params.as_dict()
+
+
 def tune(
-    events: list,
+    stream: EventStream,
     space: str = "hybrid",
     n_trials: int = 20,
     k: int = 10,
@@ -106,27 +151,41 @@ def tune(
     output: str | None = None,
     source: dict[str, Any] | None = None,
     progress: TextIO | None = sys.stderr,
+    batch_size: int = 100,
 ) -> tuple[dict[str, Any], float]:
-    """Search ``space``; returns (best params, best recall@k) and writes ``output`` if given."""
-    model_name = SEARCH_SPACES[space][0]
+    """Search ``space`` over ``stream`` (the prefix to tune on, whole); returns (the best
+    configuration's params, its recall@k) and writes ``output`` if given.
 
-    def score(params: dict[str, Any]) -> float:
-        model = build_model({"model": model_name, "params": params})
-        metrics, _ = prequential(events, {"m": model}, k=k, progress=None)
-        return metrics["m"].recall
+    The params are those the file holds: a ``HybridRanker``'s (:meth:`HybridParams.as_dict`),
+    or for the ``mf`` space an ``OnlineMF``'s (the MF part). ``source`` is added to the file's
+    provenance.
 
-    results: list[tuple[float, dict[str, Any]]] = []
+    Examples
+    --------
+    >>> clicks = [("click", {"event_id": f"e{n}", "user_id": f"u{n % 5}", "item_id": f"i{n % 7}",
+    ...                      "ts": float(n), "schema": "v1"}) for n in range(60)]
+    >>> params, value = tune(EventStream("tiny", interactions=clicks), space="mf", n_trials=2, k=3, progress=None)
+    >>> sorted(params) == sorted(HybridParams().mf), 0.0 <= value <= 1.0
+    (True, True)
+    """
+    model_name, defaults, _ = _space(space)
+    if sampler not in ("random", "optuna"):
+        raise ValueError(f"tune: sampler must be 'random' or 'optuna', got {sampler!r}")
+    if n_trials < 1:
+        raise ValueError(f"tune: n_trials must be >= 1 (trial 0 is the defaults), got {n_trials}")
+    results: list[tuple[float, HybridParams]] = []
+    started = time.perf_counter()
 
-    def record(n: int, params: dict[str, Any], value: float, started: float) -> None:
+    def run(params: HybridParams) -> float:
+        value = score(stream, params, k=k, batch_size=batch_size)
         results.append((value, params))
-        best = max(r[0] for r in results)
         if progress is not None:
-            print(f"[tune] trial {n + 1}/{n_trials}: recall@{k}={value:.4f} (best {best:.4f}), "
+            best = max(r[0] for r in results)
+            print(f"[tune] trial {len(results)}/{n_trials}: recall@{k}={value:.4f} (best {best:.4f}), "
                   f"{time.perf_counter() - started:.0f}s", file=progress, flush=True)
+        return value
 
-    # trial 0 is always the defaults, so the search can only improve on them
-    t0 = time.perf_counter()
-    record(0, copy.deepcopy(SEARCH_SPACES[space][1]), score(copy.deepcopy(SEARCH_SPACES[space][1])), t0)
+    run(defaults)
     if sampler == "optuna":
         try:
             import optuna
@@ -134,25 +193,17 @@ def tune(
             raise RuntimeError("tune: --sampler optuna needs the [tune] extra (pip install optuna)") from exc
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
-
-        def objective(trial) -> float:
-            params = sample_params(space, _optuna_suggest(trial))
-            value = score(params)
-            record(trial.number + 1, params, value, t0)
-            return value
-
-        study.optimize(objective, n_trials=max(n_trials - 1, 0))
-    elif sampler == "random":
-        suggest = _random_suggest(np.random.default_rng(seed))
-        for n in range(1, n_trials):
-            params = sample_params(space, suggest)
-            record(n, params, score(params), t0)
+        study.optimize(lambda trial: run(sample_params(space, _optuna_suggest(trial))), n_trials=n_trials - 1)
     else:
-        raise ValueError(f"tune: sampler must be 'random' or 'optuna', got {sampler!r}")
-    best_value, best_params = max(results, key=lambda r: r[0])
+        suggest = _random_suggest(np.random.default_rng(seed))
+        for _ in range(n_trials - 1):
+            run(sample_params(space, suggest))
+    # the first of equal values: the defaults win ties
+    best_value, best = max(results, key=lambda r: r[0])
+    params = _written(space, best)
     if output is not None:
-        save_model_config(output, model_name, best_params, {
+        save_model_config(output, model_name, params, {
             **(source or {}), "metric": f"recall@{k}", "value": best_value, "trials": len(results),
-            "sampler": sampler, "seed": seed, "prefix_events": len(events),
+            "sampler": sampler, "seed": seed, "prefix_events": len(stream.events()), "batch_size": batch_size,
         })
-    return best_params, best_value
+    return params, best_value

@@ -1,35 +1,16 @@
-"""Online ranking models: NumPy matrix factorization, co-occurrence, popularity, a hybrid blend,
-segments and per-segment River re-rankers.
+"""The model concepts, each written once: online MF, item co-occurrence, decayed popularity,
+their blend, segment re-rankers with their guard, profile and behaviour segments.
 
-Every model has one shape (see :mod:`stream.models.base`): ``learn_one``/``learn_many``
-return None, ``scores``/``rank`` read, ``state``/``save``/``load`` use plain arrays.
-Importing this package pulls NumPy only (River is imported when a re-ranker or a behaviour
-segmenter is built).
+They are Faust-free and state-free: a batch's state is loaded for them and their changes
+handed back (:mod:`stream.state`), which the engine (:mod:`stream.engine`) does offline and
+in the worker alike. Importing this package pulls NumPy only (River is imported when a
+re-ranker or a behaviour model is built).
 """
 
-from stream.models.base import IdIndex, OnlineModel, SeenItems, top_k
-from stream.models.behaviour import BehaviourSegmenter
-from stream.models.config_io import build_model, load_model_config, save_model_config
-from stream.models.cooccurrence import Cooccurrence
-from stream.models.hybrid import HybridRanker
+from stream.models.base import IdIndex, OnlineModel, Ranker, SeenItems, Trial, top_k
+from stream.models.config_io import load_model_config, save_model_config
+from stream.models.hybrid import HybridParams
 from stream.models.mf import OnlineMF
-from stream.models.popularity import Popularity
-from stream.models.rerank import SegmentedRanker
-from stream.models.segments import ProfileSegmenter
 
-__all__ = [
-    "BehaviourSegmenter",
-    "Cooccurrence",
-    "HybridRanker",
-    "IdIndex",
-    "OnlineMF",
-    "OnlineModel",
-    "Popularity",
-    "ProfileSegmenter",
-    "SeenItems",
-    "SegmentedRanker",
-    "build_model",
-    "load_model_config",
-    "save_model_config",
-    "top_k",
-]
+__all__ = ["HybridParams", "IdIndex", "OnlineMF", "OnlineModel", "Ranker", "SeenItems", "Trial", "load_model_config",
+           "save_model_config", "top_k"]

@@ -1,6 +1,12 @@
-"""Shared pieces of every online ranking model: id index, seen items, top-K, state I/O.
+"""Shared pieces of the online models: id index, seen items, top-K, state I/O, the Ranker contract.
 
-Every model in :mod:`stream.models` has the same shape:
+:class:`Ranker` is what evaluation runs: a recommender fed contract events in micro-batches
+that says, for each prequential trial, what it would have served before learning it. The
+engine (``stream.engine.EngineRanker``) and the external baselines implement it; the
+contract suite (tests/unit/test_rankers_contract.py) finds every concrete subclass.
+
+The MF kernel (:class:`~stream.models.mf.OnlineMF`) has the array-level shape of
+:class:`OnlineModel`:
 
 * constructor arguments stored exactly as passed (``get_params()`` returns them);
 * ``learn_one(user_id, item_id, weight=1.0, ts=None)`` and
@@ -12,19 +18,19 @@ Every model in :mod:`stream.models` has the same shape:
 * ``state()`` / ``from_state()`` and ``save()`` / ``load()`` use plain arrays only
   (``np.savez`` with ``allow_pickle=False``; ids as unicode arrays).
 
-Every model registers an item the first time any event names it, so several models
-fed the same stream share the same item order (the hybrid ranker relies on it).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["IdIndex", "SeenItems", "OnlineModel", "top_k", "grow"]
+__all__ = ["IdIndex", "SeenItems", "OnlineModel", "Ranker", "Trial", "top_k", "grow"]
 
 
 def grow(array: np.ndarray, n_rows: int) -> np.ndarray:
@@ -53,6 +59,8 @@ def top_k(scores: np.ndarray, k: int, exclude: np.ndarray | None = None) -> np.n
     --------
     >>> top_k(np.array([0.1, 0.9, 0.5, 0.7], dtype=np.float32), 2, exclude=np.array([1]))
     array([3, 2])
+    >>> top_k(np.array([0.0, 0.0, 1.0, 1.0]), 3)  # ties at the cut: the lower index
+    array([2, 3, 0])
     """
     if k <= 0:
         raise ValueError(f"top_k: k must be > 0, got {k}")
@@ -67,6 +75,10 @@ def top_k(scores: np.ndarray, k: int, exclude: np.ndarray | None = None) -> np.n
         return np.empty(0, dtype=np.int64)
     if k < scores.shape[0]:
         part = np.argpartition(-scores, k - 1)[:k]
+        # argpartition keeps any of the items tied at the cut: keep the lowest indices among them
+        cut = scores[part].min()
+        above = np.flatnonzero(scores > cut)
+        part = np.concatenate([above, np.flatnonzero(scores == cut)[: k - len(above)]])
     else:
         part = np.arange(scores.shape[0])
     # lexsort: primary key -score, secondary key index (stable tie-break)
@@ -291,3 +303,38 @@ class OnlineModel:
     def load(cls, path: str | os.PathLike) -> "OnlineModel":
         with np.load(path, allow_pickle=False) as data:
             return cls.from_state({k: data[k] for k in data.files})
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One prequential trial: the event (a click of a user with history on an item new to them)
+    and the list the recommender would have served the user just before it."""
+
+    position: int  # of the event in its batch
+    user_id: str
+    item_id: str
+    ranked: list[str]
+    segment: str = "all"
+
+
+class Ranker(ABC):
+    """A recommender as evaluation sees it: contract events in, trials out, lists on request.
+
+    ``step(events)`` takes one micro-batch (:class:`stream.contract.Event`, in order) and returns
+    the batch's trials (:class:`Trial`, in event order), each ranked as the user's list stood
+    just before that event, then learns the batch. Which events are trials, and how much each
+    event weighs, is :mod:`stream.signals`' rule, the same for every ranker.
+    """
+
+    @abstractmethod
+    def step(self, events: Sequence[Any]) -> list[Trial]:
+        """Score the batch's trials, then learn the batch."""
+
+    @abstractmethod
+    def recommend(self, user_id: str, k: int = 10) -> list[str]:
+        """The user's current top-``k`` item ids, best first."""
+
+    @classmethod
+    def _unit_test_params(cls) -> dict[str, Any]:
+        """Small constructor arguments for the contract suite."""
+        return {}

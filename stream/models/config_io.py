@@ -1,13 +1,23 @@
-"""The model configuration file: written by ``streamrec tune``, read by the worker and ``evaluate``.
+"""The model configuration file: written by ``streamrec tune``, read by the engine (worker and ``evaluate``).
 
 Format (JSON, UTF-8)::
 
     {
       "format": "streamrec-model-config/1",
-      "model": "HybridRanker",          # a class of stream.models: OnlineMF, HybridRanker, SegmentedRanker, ...
-      "params": {...},                  # its constructor arguments, exactly
+      "model": "HybridRanker",          # HybridRanker, OnlineMF or SegmentedRanker
+      "params": {...},
       "source": {...}                   # free-form provenance: command, dataset, metric, value, time
     }
+
+* ``HybridRanker``: ``params`` are :class:`~stream.models.hybrid.HybridParams` (blend weights and
+  the MF, co-occurrence and popularity parts);
+* ``OnlineMF``: ``params`` are the MF part alone (the blend is MF only);
+* ``SegmentedRanker``: ``params`` hold ``global_model`` (one of the above), ``global_params`` and the
+  re-ranker's :class:`~stream.models.rerank.params.RerankParams`; ``source.segmenter`` the profile
+  segmenter it was tuned with.
+
+The engine runs the whole file: the blend *and* the re-ranker's settings (:func:`hybrid_params`,
+:func:`rerank_params`).
 """
 
 from __future__ import annotations
@@ -18,22 +28,50 @@ import os
 import pathlib
 from typing import Any
 
-__all__ = ["FORMAT", "MODEL_CLASSES", "load_model_config", "save_model_config", "build_model"]
+from stream.models.hybrid import HybridParams
+from stream.models.rerank.params import RerankParams
+
+__all__ = ["FORMAT", "MODEL_KINDS", "load_model_config", "save_model_config", "hybrid_params", "rerank_params",
+           "describe"]
 
 FORMAT = "streamrec-model-config/1"
+MODEL_KINDS = ("HybridRanker", "OnlineMF", "SegmentedRanker")
 
 
-def _classes() -> dict[str, type]:
-    from stream.models.cooccurrence import Cooccurrence
-    from stream.models.hybrid import HybridRanker
-    from stream.models.mf import OnlineMF
-    from stream.models.popularity import Popularity
-    from stream.models.rerank import SegmentedRanker
+def hybrid_params(config: dict[str, Any] | None) -> HybridParams:
+    """The blend a configuration names (the defaults without one).
 
-    return {cls.__name__: cls for cls in (OnlineMF, HybridRanker, Cooccurrence, Popularity, SegmentedRanker)}
+    >>> hybrid_params({"model": "OnlineMF", "params": {"n_factors": 8}}).mf_params["n_factors"]
+    8
+    >>> hybrid_params(None) == HybridParams()
+    True
+    """
+    if config is None:
+        return HybridParams()
+    model, params = config["model"], config["params"]
+    if model == "SegmentedRanker":
+        model, params = params.get("global_model", "HybridRanker"), params.get("global_params") or {}
+    if model == "OnlineMF":
+        return HybridParams(mf_weight=1.0, cooccurrence_weight=0.0, popularity_weight=0.0, mf=dict(params))
+    if model == "HybridRanker":
+        return HybridParams.from_dict(params)
+    raise ValueError(f"model configuration: unknown model {model!r} (one of {MODEL_KINDS})")
 
 
-MODEL_CLASSES = ("OnlineMF", "HybridRanker", "Cooccurrence", "Popularity", "SegmentedRanker")
+def rerank_params(config: dict[str, Any] | None) -> RerankParams:
+    """The re-ranker's parameters: a SegmentedRanker configuration's, else the defaults.
+
+    >>> rerank_params({"model": "SegmentedRanker", "params": {"n_candidates": 50}}).n_candidates
+    50
+    """
+    if config is not None and config["model"] == "SegmentedRanker":
+        return RerankParams.from_dict(config["params"])
+    return RerankParams()
+
+
+def describe(config: dict[str, Any] | None) -> dict[str, Any]:
+    """What a configuration makes the engine serve, as plain data (for /health and reports)."""
+    return {"hybrid": hybrid_params(config).as_dict(), "rerank": rerank_params(config).as_dict()}
 
 
 def load_model_config(path: str | os.PathLike) -> dict[str, Any]:
@@ -43,7 +81,7 @@ def load_model_config(path: str | os.PathLike) -> dict[str, Any]:
     ------
     ValueError
         When the file is not this format, names an unknown model, or its params do not
-        build that model (the message says which file and which rule).
+        build the engine's parts (the message says which file and which rule).
     """
     path = pathlib.Path(path)
     try:
@@ -52,32 +90,30 @@ def load_model_config(path: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"load_model_config: {path} is not JSON: {exc}") from exc
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ValueError(f"load_model_config: {path} must be a JSON object with \"format\": \"{FORMAT}\"")
-    if config.get("model") not in MODEL_CLASSES:
-        raise ValueError(f"load_model_config: {path}: \"model\" must be one of {MODEL_CLASSES}, got {config.get('model')!r}")
+    if config.get("model") not in MODEL_KINDS:
+        raise ValueError(f"load_model_config: {path}: \"model\" must be one of {MODEL_KINDS}, got {config.get('model')!r}")
     if not isinstance(config.get("params"), dict):
-        raise ValueError(f"load_model_config: {path}: \"params\" must be an object of constructor arguments")
+        raise ValueError(f"load_model_config: {path}: \"params\" must be an object")
     try:
-        build_model(config)
+        check(config)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"load_model_config: {path}: params do not build a {config['model']}: {exc}") from exc
+        raise ValueError(f"load_model_config: {path}: params do not make a {config['model']}: {exc}") from exc
     config.setdefault("source", {})
     return config
 
 
-def build_model(config: dict[str, Any]):
-    """A fresh model from a configuration dict (as returned by ``load_model_config``).
+def check(config: dict[str, Any]) -> None:
+    """Raise TypeError/ValueError when a configuration's params do not build the engine's parts."""
+    from stream.models.mf import OnlineMF
 
-    Examples
-    --------
-    >>> build_model({"model": "OnlineMF", "params": {"n_factors": 16}}).n_factors
-    16
-    """
-    return _classes()[config["model"]](**config["params"])
+    hybrid = hybrid_params(config)
+    OnlineMF(**hybrid.mf_params)
+    rerank_params(config)
 
 
 def save_model_config(path: str | os.PathLike, model: str, params: dict[str, Any], source: dict[str, Any] | None = None) -> None:
-    """Write a configuration file (checked by building the model first)."""
+    """Write a configuration file (checked first)."""
     config = {"format": FORMAT, "model": model, "params": params,
               "source": {"written_at": _dt.datetime.now(_dt.timezone.utc).isoformat(), **(source or {})}}
-    build_model(config)
+    check(config)
     pathlib.Path(path).write_text(json.dumps(config, indent=2, sort_keys=False) + "\n", encoding="utf-8")

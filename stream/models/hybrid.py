@@ -1,131 +1,102 @@
-"""Hybrid ranker: a weighted blend of online MF, item co-occurrence and decayed popularity."""
+"""The blend: online MF, item co-occurrence and decayed popularity, each normalised, weighted.
+
+``score = mf_weight * z(MF) + cooccurrence_weight * z(item-kNN) + popularity_weight * z(pop)``
+where ``z`` (:func:`normalise`) maps one user's scores over every known item to [0, 1]
+(``normalise="max"``: min-max) or standardises them (``normalise="z"``). A part whose weight is
+0 is not computed; a part a user has nothing for (no learned MF row, no positives yet) is left
+out of that user's blend. The engine computes it for many users at once
+(:meth:`stream.engine.rank.Ranking.blend_matrix`).
+
+:class:`HybridParams` is the whole model configuration of the ranking's first stage (the
+parts' own parameters included); ``streamrec tune`` writes it and the engine
+(:mod:`stream.engine`) runs it, offline and in the worker alike.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from stream.models.base import OnlineModel
-from stream.models.cooccurrence import Cooccurrence
-from stream.models.mf import OnlineMF
-from stream.models.popularity import Popularity
+from stream.models.cooccurrence import CooccurrenceParams
 
-__all__ = ["HybridRanker"]
+__all__ = ["HybridParams", "normalise", "DEFAULT_MF"]
 
-_PARTS = (("mf", OnlineMF), ("cooccurrence", Cooccurrence), ("popularity", Popularity))
+#: The MF part's defaults (docs/EVALUATION.md, chosen on MovieLens-100K).
+DEFAULT_MF: dict[str, Any] = {
+    "n_factors": 64, "learning_rate": 0.1, "l2": 1e-4, "n_negatives": 16, "negative_weight": 0.05,
+    "sampling_alpha": 0.3, "init_scale": 0.1, "passes": 1, "seed": 0,
+}
 
 
-def _normalise(x: np.ndarray, how: str) -> np.ndarray:
-    if x.size == 0:
-        return x
+def normalise(x: np.ndarray, how: str) -> np.ndarray:
+    """Scores mapped to [0, 1] (``"max"``: min-max) or standardised (``"z"``), each row on its own
+    (one row per user; a 1-D array is one user); a constant row gives zeros.
+
+    >>> normalise(np.array([1.0, 3.0]), "max").tolist(), normalise(np.array([[2.0, 2.0], [0.0, 4.0]]), "z").tolist()
+    ([0.0, 1.0], [[0.0, 0.0], [-1.0, 1.0]])
+    """
+    X = np.atleast_2d(np.asarray(x, dtype=np.float64))
     if how == "z":
-        std = float(x.std())
-        return (x - x.mean()) / std if std > 0 else np.zeros_like(x)
-    # "max": shift to a minimum of 0, scale to a maximum of 1
-    lo, hi = float(x.min()), float(x.max())
-    return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+        mean = X.mean(axis=1, keepdims=True)
+        std = X.std(axis=1, keepdims=True)
+        out = np.where(std > 0, (X - mean) / np.where(std > 0, std, 1.0), 0.0)
+    else:
+        lo = X.min(axis=1, keepdims=True) if X.size else X
+        span = X.max(axis=1, keepdims=True) - lo if X.size else X
+        out = np.where(span > 0, (X - lo) / np.where(span > 0, span, 1.0), 0.0)
+    return out if np.ndim(x) == 2 else out[0]
 
 
-class HybridRanker(OnlineModel):
-    """Blend of three online signals, each standardised over the catalogue, then weighted.
+@dataclass(frozen=True)
+class HybridParams:
+    """The first stage's configuration: blend weights and the parts' parameters.
 
-    ``score = mf_weight * z(MF) + cooccurrence_weight * z(item-kNN) + popularity_weight * z(pop)``
-    where ``z`` maps a user's scores over all known items to [0, 1] (``normalise="max"``)
-    or standardises them (``normalise="z"``: minus the mean, over the standard deviation). Each part sees every event, so the parts share the
-    item order. A part whose weight is 0 is not built at all (and costs nothing).
-
-    Parameters
-    ----------
-    mf_weight, cooccurrence_weight, popularity_weight
-        Blend weights.
-    mf, cooccurrence, popularity
-        Constructor arguments of :class:`OnlineMF`, :class:`Cooccurrence` and
-        :class:`Popularity` (dicts; ``None`` for their defaults).
-
-    Examples
-    --------
-    >>> hybrid = HybridRanker(mf_weight=0.0, cooccurrence_weight=1.0, popularity_weight=0.1)
-    >>> hybrid.learn_many(["a", "a", "b", "b", "c", "d"], ["x", "y", "x", "y", "x", "z"])
-    >>> hybrid.rank("c", k=2)
-    ['y', 'z']
+    ``mf``: :class:`~stream.models.mf.OnlineMF` arguments; ``cooccurrence``:
+    :class:`~stream.models.cooccurrence.CooccurrenceParams` fields; ``popularity``:
+    ``{"half_life": seconds or None}``.
     """
 
-    _param_names = ("mf_weight", "cooccurrence_weight", "popularity_weight", "mf", "cooccurrence", "popularity", "normalise")
+    mf_weight: float = 0.3
+    cooccurrence_weight: float = 1.0
+    popularity_weight: float = 0.1
+    mf: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_MF))
+    cooccurrence: dict[str, Any] = field(default_factory=lambda: {"decay": 0.7, "history": 30, "window": 30})
+    popularity: dict[str, Any] = field(default_factory=lambda: {"half_life": 7 * 86400.0})
+    normalise: str = "max"
 
-    def __init__(
-        self,
-        mf_weight: float = 1.0,
-        cooccurrence_weight: float = 1.0,
-        popularity_weight: float = 0.5,
-        mf: dict[str, Any] | None = None,
-        cooccurrence: dict[str, Any] | None = None,
-        popularity: dict[str, Any] | None = None,
-        normalise: str = "max",
-    ) -> None:
-        if normalise not in ("max", "z"):
-            raise ValueError(f"HybridRanker: normalise must be 'max' or 'z', got {normalise!r}")
-        self.mf_weight = mf_weight
-        self.cooccurrence_weight = cooccurrence_weight
-        self.popularity_weight = popularity_weight
-        self.mf = mf
-        self.cooccurrence = cooccurrence
-        self.popularity = popularity
-        self.normalise = normalise
-        self._init_state()
-
-    def _init_state(self) -> None:
-        self.parts: dict[str, OnlineModel] = {}
-        for name, cls in _PARTS:
-            if getattr(self, f"{name}_weight") != 0:
-                self.parts[name] = cls(**(getattr(self, name) or {}))
-        if not self.parts:
-            raise ValueError("HybridRanker: at least one blend weight must be non-zero")
-        self._lead = next(iter(self.parts.values()))  # owns the item order and the seen sets
+    def __post_init__(self) -> None:
+        if self.normalise not in ("max", "z"):
+            raise ValueError(f"HybridParams: normalise must be 'max' or 'z', got {self.normalise!r}")
+        if not any((self.mf_weight, self.cooccurrence_weight, self.popularity_weight)):
+            raise ValueError("HybridParams: at least one blend weight must be non-zero")
+        CooccurrenceParams.from_dict(self.cooccurrence)  # checked here, with the rest
 
     @property
-    def _items(self):  # type: ignore[override]
-        return self._lead._items
+    def cooc(self) -> CooccurrenceParams:
+        return CooccurrenceParams.from_dict(self.cooccurrence)
 
     @property
-    def _users(self):
-        return self._lead._users
+    def mf_params(self) -> dict[str, Any]:
+        return {k: v for k, v in {**DEFAULT_MF, **(self.mf or {})}.items() if k != "track_seen"}
 
     @property
-    def _seen(self):
-        return self._lead._seen
+    def popularity_half_life(self) -> float | None:
+        return (self.popularity or {}).get("half_life")
 
-    def learn_many(
-        self,
-        user_ids: Sequence[str],
-        item_ids: Sequence[str],
-        weights: Sequence[float] | np.ndarray | None = None,
-        timestamps: Sequence[float] | None = None,
-    ) -> None:
-        """Every part learns the same events, in order."""
-        for part in self.parts.values():
-            part.learn_many(user_ids, item_ids, weights, timestamps)
+    def as_dict(self) -> dict[str, Any]:
+        return {"mf_weight": self.mf_weight, "cooccurrence_weight": self.cooccurrence_weight,
+                "popularity_weight": self.popularity_weight, "mf": dict(self.mf or {}),
+                "cooccurrence": dict(self.cooccurrence or {}), "popularity": dict(self.popularity or {}),
+                "normalise": self.normalise}
 
-    def scores(self, user_id: str) -> np.ndarray:
-        return self.score_parts(user_id)[0]
-
-    def score_parts(self, user_id: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """The blend and each part's own (unnormalised) scores, from one scoring of every part."""
-        total = np.zeros(self.n_items, dtype=np.float32)
-        raw = {}
-        for name, part in self.parts.items():
-            raw[name] = part.scores(user_id)
-            total += np.float32(getattr(self, f"{name}_weight")) * _normalise(raw[name], self.normalise)
-        return total, raw
-
-    def _state_arrays(self) -> dict[str, np.ndarray]:
-        out = {}
-        for name, part in self.parts.items():
-            for key, value in part._state_arrays().items():
-                out[f"{name}.{key}"] = value
-        return out
-
-    def _load_arrays(self, a: dict[str, np.ndarray]) -> None:
-        for name, part in self.parts.items():
-            prefix = f"{name}."
-            part._load_arrays({k[len(prefix):]: v for k, v in a.items() if k.startswith(prefix)})
+    @classmethod
+    def from_dict(cls, params: dict[str, Any]) -> "HybridParams":
+        known = {"mf_weight", "cooccurrence_weight", "popularity_weight", "mf", "cooccurrence", "popularity",
+                 "normalise"}
+        unknown = set(params) - known
+        if unknown:
+            raise ValueError(f"HybridParams: unknown parameters {sorted(unknown)} (known: {sorted(known)})")
+        base = cls()
+        return cls(**{**{k: getattr(base, k) for k in known}, **params})

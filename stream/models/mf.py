@@ -207,7 +207,8 @@ class OnlineMF(OnlineModel):
             self.apply_item_gradients(rows, grad, ex_b, x)
 
     def user_step(self, P: np.ndarray, aP: np.ndarray, abu: np.ndarray, u: np.ndarray, i: np.ndarray,
-                  w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                  w: np.ndarray, rng: np.random.Generator | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The user half of a micro-batch step, for a learner whose item rows live elsewhere.
 
         ``P`` (n, k + 2) extended user rows ``[p_u | b_u | 1]``, ``aP`` and ``abu`` (n,)
@@ -216,7 +217,9 @@ class OnlineMF(OnlineModel):
         ``(rows, grad, ex_b, positive_weight)``, unique item rows with their summed
         gradient rows, squared-bias sums and summed positive weight, to be applied once by
         the item's owner with :meth:`apply_item_gradients` and :meth:`add_popularity`.
-        Every pass sees the item rows as they were (they change only at the owner).
+        Every pass sees the item rows as they were (they change only at the owner). ``rng``
+        draws the sampled negatives (default: the model's own generator); a learner that must
+        give the same step wherever it runs seeds one from the batch.
         """
         k = self.n_factors
         empty = (np.empty(0, dtype=np.int64), np.zeros((0, k + 2), dtype=_F32), np.zeros(0, dtype=_F32),
@@ -228,7 +231,7 @@ class OnlineMF(OnlineModel):
         scratch = np.zeros(len(P), dtype=np.intp)
         out = None
         for _ in range(self.passes):
-            neg_items = self._sample_negatives() if pos.any() else np.empty(0, dtype=np.int64)
+            neg_items = self._sample_negatives(rng) if pos.any() else np.empty(0, dtype=np.int64)
             rows, grad, ex_b, _ = self._step(u, i, y, w, pos, all_pos, neg_items, P, aP, abu, scratch)
             out = (rows, grad, ex_b) if out is None else _merge_rows(*out, rows, grad, ex_b)
         rows, grad, ex_b = out
@@ -269,11 +272,11 @@ class OnlineMF(OnlineModel):
         self._pop[rows] += weights
         self._draw[rows] = (self._pop[rows] + 1.0) ** self.sampling_alpha
 
-    def _sample_negatives(self) -> np.ndarray:
+    def _sample_negatives(self, rng: np.random.Generator | None = None) -> np.ndarray:
         if self.n_negatives == 0:
             return np.empty(0, dtype=np.int64)
         cdf = np.cumsum(self._draw[: self.n_items])
-        draws = self._rng.random(self.n_negatives) * cdf[-1]
+        draws = (self._rng if rng is None else rng).random(self.n_negatives) * cdf[-1]
         return np.minimum(np.searchsorted(cdf, draws, side="right"), self.n_items - 1)
 
     def _item_rows(self, rows: np.ndarray) -> np.ndarray:

@@ -19,8 +19,8 @@ Examples
 >>> grads = mf.learn_users(users, [0, 0], ["jazz", "blues"], [1.0, 1.0])
 >>> sorted(grads.item_ids) == sorted(set(grads.item_ids)), users[0].n
 (True, 2.0)
->>> updated = mf.apply_gradients(grads, now=0.0)
->>> [s.version for s in updated if s.item_id == "jazz"]
+>>> rows = mf.apply_gradients(grads, now=0.0)
+>>> [mf.item_state(r).version for r in rows.tolist() if mf.item_ids[r] == "jazz"]
 [1]
 """
 
@@ -155,10 +155,12 @@ class ShardedMF:
 
     # -- the user side -------------------------------------------------------
     def learn_users(self, users: list[UserState], u: Sequence[int], item_ids: Sequence[str],
-                    weights: Sequence[float], now: float = 0.0) -> ItemGradients:
+                    weights: Sequence[float], now: float = 0.0, seed: Sequence[int] | None = None) -> ItemGradients:
         """Learn a micro-batch on the users' rows (``u`` indexes ``users``; updated in place).
 
         Returns the item gradients for the items' owners; nothing item-side changes here.
+        ``seed`` (extra integers, e.g. from the batch's event ids) draws the sampled negatives
+        with the model seed, so the same batch learns the same wherever and whenever it runs.
         """
         k = self.k
         u = np.asarray(u, dtype=np.int64)
@@ -170,7 +172,8 @@ class ShardedMF:
         aP = np.array([s.acc for s in users], dtype=F32)
         abu = np.array([s.acc_b for s in users], dtype=F32)
         self.last_loss = self._loss(P, u, rows, w)
-        out_rows, grad, ex_b, pos_w = self.model.user_step(P, aP, abu, u, rows, w)
+        rng = None if seed is None else np.random.default_rng([self.seed, *seed])
+        out_rows, grad, ex_b, pos_w = self.model.user_step(P, aP, abu, u, rows, w, rng)
         learned = np.bincount(u[w != 0], minlength=len(users))
         for j, s in enumerate(users):
             if learned[j]:
@@ -195,64 +198,24 @@ class ShardedMF:
         loss = np.logaddexp(0.0, s)
         return float((np.abs(ww) * loss).sum() / np.abs(ww).sum())
 
-    def scores(self, user: UserState) -> np.ndarray:
-        """``b_i + p_u . q_i`` for every known item (the user bias does not change a ranking)."""
+    def score_many(self, vectors: np.ndarray) -> np.ndarray:
+        """``b_i + p_u . q_i`` of every known item for each row of ``vectors`` (U, k): (U, n_items)
+        float32, one matrix product (the user bias does not change a ranking)."""
         n = self.model.n_items
-        return self.model._Q[:n] @ user.vector + self.model._bi[:n]
+        return np.asarray(vectors, dtype=F32) @ self.model._Q[:n].T + self.model._bi[:n]
 
-    def rank(self, user: UserState, k: int, exclude: Sequence[str] = (), explore: bool = False,
-             explore_max_pop: float = 5.0) -> list[tuple]:
-        """The user's top-``k`` (item id, score), leaving out ``exclude`` (their seen items).
+    def positive_weight(self) -> np.ndarray:
+        """Each item's summed positive signal so far (the negative sampler's count), float64."""
+        return self.model._pop[: self.model.n_items]
 
-        ``explore``: the last slot goes to the best-scored *fresh* item instead (an item with
-        less than ``explore_max_pop`` positive weight so far, already given a row by its
-        owner) unless one is in the list already; that entry is ``(item id, score, "explore")``.
-        Bounded exploration lets a new item earn its first clicks.
-        """
-        n = self.model.n_items
-        if n == 0:
-            return []
-        scores = self.scores(user)
-        pos = self.model._items._pos
-        skip = np.array([pos[i] for i in exclude if i in pos], dtype=np.int64)
-        ids = self.model._items.ids
-        top = top_k(scores, k, skip)
-        out: list[tuple] = [(ids[j], float(scores[j])) for j in top.tolist()]
-        if explore and len(top) == k and k > 1:
-            fresh = (self.model._pop[:n] < explore_max_pop) & (self._meta.version[:n] > 0)
-            if not fresh[top].any():
-                fresh[skip] = False
-                cand = np.flatnonzero(fresh)
-                if len(cand):
-                    j = int(cand[np.argmax(scores[cand])])
-                    out[-1] = (ids[j], float(scores[j]), "explore")
-        return out
+    def versions(self) -> np.ndarray:
+        """Each item row's version (owner updates so far; 0: never written by its owner)."""
+        return self._meta.version[: self.model.n_items]
 
-    def top_many(self, users: list[UserState], n: int,
-                 excludes: Sequence[Sequence[str]]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Each user's top-``n`` (item rows, scores), best first (ties: the lower row), leaving out
-        their ``excludes``: one matrix product for all of them (what :meth:`rank` gives, row by row).
-        """
-        m = self.model
-        N = m.n_items
-        if N == 0 or not users:
-            return [(np.empty(0, dtype=np.int64), np.empty(0, dtype=F32)) for _ in users]
-        S = np.stack([u.vector for u in users]).astype(F32) @ m._Q[:N].T + m._bi[:N]
-        pos = m._items._pos
-        for j, exclude in enumerate(excludes):
-            skip = [pos[i] for i in exclude if i in pos]
-            if skip:
-                S[j, skip] = -np.inf
-        n = min(n, N)
-        part = np.argpartition(-S, n - 1, axis=1)[:, :n] if n < N else np.tile(np.arange(N), (len(users), 1))
-        vals = np.take_along_axis(S, part, axis=1)
-        order = np.lexsort((part, -vals), axis=-1)
-        rows, vals = np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
-        out = []
-        for r, v in zip(rows, vals):
-            keep = np.isfinite(v)
-            out.append((r[keep], v[keep]) if not keep.all() else (r, v))
-        return out
+    def touch(self, rows: np.ndarray, now: float) -> None:
+        """As the owner: count a change of these unique rows made outside MF (their version goes up)."""
+        self._meta.version[rows] += 1
+        self._meta.updated_at[rows] = now
 
     def init_item(self, item_id: str, like: Sequence[str], now: float) -> ItemState | None:
         """As the owner: start an item that has no row yet from the mean row of the items
@@ -274,10 +237,10 @@ class ShardedMF:
         return self.item_state(row)
 
     # -- the item side -------------------------------------------------------
-    def apply_gradients(self, grads: ItemGradients, now: float) -> list[ItemState]:
-        """As the owner of these items: one Adagrad step each; returns their new states."""
+    def apply_gradients(self, grads: ItemGradients, now: float) -> np.ndarray:
+        """As the owner of these items: one Adagrad step each; returns their rows (sorted)."""
         if not len(grads):
-            return []
+            return np.empty(0, dtype=np.int64)
         rows = self.item_rows(grads.item_ids)
         order = np.argsort(rows, kind="stable")
         rows, grad = rows[order], np.array(grads.grad[order], dtype=F32)
@@ -287,7 +250,7 @@ class ShardedMF:
             self.model.add_popularity(rows[pos > 0], pos[pos > 0])
         self._meta.version[rows] += 1
         self._meta.updated_at[rows] = now
-        return [self.item_state(r) for r in rows.tolist()]
+        return rows
 
     def item_state(self, row: int) -> ItemState:
         m = self.model
@@ -295,12 +258,13 @@ class ShardedMF:
                          float(m._abi[row]), float(m._pop[row]), int(self._meta.version[row]),
                          float(self._meta.updated_at[row]))
 
-    def load_item(self, state: ItemState) -> bool:
-        """Take an item row published by its owner; older versions than the one held are ignored."""
+    def load_item(self, state: ItemState, force: bool = False) -> bool:
+        """Take an item row published by its owner; older versions than the one held are ignored
+        (unless ``force``)."""
         if len(state.vector) != self.k:
             raise ValueError(f"item {state.item_id!r} has {len(state.vector)} factors: this model has {self.k}")
         row = int(self.item_rows([state.item_id])[0])
-        if state.version <= self._meta.version[row]:
+        if state.version <= self._meta.version[row] and not force:
             return False
         m = self.model
         m._Q[row], m._bi[row], m._aQ[row], m._abi[row] = state.vector, state.bias, state.acc, state.acc_b

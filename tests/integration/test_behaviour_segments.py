@@ -12,7 +12,7 @@ import redis
 
 from producers.sdk import EventProducer
 from stream.signals import signal_weight
-from stream.store.keys import Keys
+from stream.state.keys import Keys
 from tests.helpers import applied, behaviour_events, wait_for, worker_metric
 
 pytestmark = pytest.mark.integration

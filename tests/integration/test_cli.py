@@ -62,7 +62,7 @@ def test_movielens_replay_reaches_the_worker(isolated, worker_factory):
     """The real MovieLens-100K files (from the recbole wheel, cached) through the replay CLI."""
     import redis
 
-    from stream.store.keys import Keys
+    from stream.state.keys import Keys
 
     isolated = isolated.model_copy(update={"segment_attributes": "age_band"})
     worker_factory(isolated).start()
@@ -88,7 +88,7 @@ def test_rec_requests_are_answered_and_bad_ones_dead_lettered(isolated, worker_f
         producer.send_raw("rec-requests", b"a", b'{"schema": "v1", "request_id": "bad", "user_id": "a", "k": 0}')
     import redis
 
-    from stream.store.keys import Keys
+    from stream.state.keys import Keys
 
     stats = redis.Redis.from_url(isolated.redis_url)
     wait_for(lambda: stats.hget(Keys(isolated.redis_prefix).stats, "events_total:click") == b"3", 30, "3 clicks applied")

@@ -65,11 +65,11 @@ def test_a_new_item_that_earns_clicks_enters_the_top_k(isolated, worker_factory)
         seen.append((clicks, [e["item_id"] for e in _top(worker, WATCHER, 40)].index("new")
                      if "new" in [e["item_id"] for e in _top(worker, WATCHER, 40)] else None,
                      getattr(row, "updated_at", None)))
-        assert clicks < 10, ("the new item is not in an A-lover's top-10 after 10 clicks; (clicks, its rank "
+        assert clicks < 25, ("the new item is not in an A-lover's top-10 after 25 clicks; (clicks, its rank "
                              f"in the top-40 or None, its row's update time) along the way: {seen}; worker log:\n"
                              f"{worker.log_tail(60)}")
         with EventProducer(settings) as producer:
-            producer.send("click", make_event("click", event_id=f"new{clicks}", user_id=USERS["A"][1 + clicks],
+            producer.send("click", make_event("click", event_id=f"new{clicks}", user_id=USERS["A"][1 + clicks % 39],
                                               item_id="new", ts=5000.0 + clicks))
         n += 1
         clicks += 1
@@ -96,5 +96,5 @@ def test_exploration_puts_a_fresh_item_in_the_last_slot(isolated, worker_factory
     wait_for(lambda: EmbeddingReader.from_settings(settings).item("fresh"), 30, "the fresh item's row")
     time.sleep(1.0)  # the row reaches the worker's copy through item-factors
     items = _top(worker, "u1", 5)  # an A-lover with history
-    assert items[-1]["item_id"] == "fresh" and items[-1]["reason"] == "explore", items
-    assert all("reason" not in e for e in items[:-1])
+    assert items[-1]["item_id"] == "fresh" and items[-1]["reason"] == {"kind": "explore"}, items
+    assert all(e["reason"]["kind"] != "explore" for e in items[:-1])

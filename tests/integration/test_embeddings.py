@@ -1,4 +1,4 @@
-"""Embedding store round trip through a real Redis: the worker's writer, another service's reader."""
+"""Vectors in Redis read by another service: what the engine commits, EmbeddingReader reads back."""
 
 from __future__ import annotations
 
@@ -8,33 +8,48 @@ import numpy as np
 import pytest
 
 from consumers.embeddings import EmbeddingReader
-from stream.store.embeddings import BackpressureError, EmbeddingWriter
-from stream.store.keys import Keys
+from stream.contract import validate_event
+from stream.engine.config import EngineConfig
+from stream.engine.engine import Engine
+from stream.engine.items import DirectBus, ItemOwner
+from stream.engine.messages import MODEL_VERSION
+from stream.models.hybrid import HybridParams
+from stream.models.items import ItemTable
+from stream.state.keys import Keys
+from stream.state.redis import RedisState
 
 pytestmark = pytest.mark.integration
 
 
-def test_vectors_round_trip_with_version_and_time(isolated):
+def _click(n: int, user: str, item: str):
+    return validate_event("click", {"event_id": f"e{n}", "user_id": user, "item_id": item, "ts": 100.0 + n,
+                                    "schema": "v1"})
+
+
+def test_committed_user_and_item_rows_are_read_back_with_their_version(isolated):
     import redis.asyncio as aioredis
 
-    rng = np.random.default_rng(0)
-    vectors = rng.normal(size=(3, 8)).astype(np.float32)
+    config = EngineConfig(hybrid=HybridParams(mf={"n_factors": 8}), rerank=None, behaviour=None)
 
-    async def write():
+    async def learn():
         client = aioredis.Redis.from_url(isolated.redis_url)
-        writer = EmbeddingWriter(client, Keys(isolated.redis_prefix), max_pending=4)
-        writer.add("item", ["a", "b", "c"], vectors, version="7", updated_at=123.5, biases=np.array([0.1, 0.2, 0.3]))
-        with pytest.raises(BackpressureError):
-            writer.add("user", ["x", "y"], vectors[:2], version="7", updated_at=1.0)
-        written = await writer.flush()
+        state = RedisState(client, Keys(isolated.redis_prefix), n_factors=8)
+        table = ItemTable(config.hybrid)
+        engine = Engine(config, state, table, DirectBus(ItemOwner(table, state, clock=lambda: 5.0)),
+                        clock=lambda: 5.0)
+        await engine.step([_click(0, "ann", "a"), _click(1, "ann", "b"), _click(2, "bob", "a")])
+        users = await state.users(["ann"])
         await client.aclose()
-        return written
+        return users["ann"].row, table
 
-    assert asyncio.run(write()) == 3
+    row, table = asyncio.run(learn())
     reader = EmbeddingReader.from_settings(isolated)
-    ids, matrix = reader.items(["c", "missing", "a"])
-    assert ids == ["c", "a"]
-    np.testing.assert_array_equal(matrix, vectors[[2, 0]])
-    item = reader.item("b")
-    assert item.version == "7" and item.updated_at == 123.5 and abs(item.bias - 0.2) < 1e-12
-    assert reader.user("x") is None
+    ann = reader.user("ann")
+    assert ann is not None and ann.version == MODEL_VERSION and ann.updated_at == 5.0
+    np.testing.assert_array_equal(ann.vector, row.vector)
+    ids, matrix = reader.items(["b", "missing", "a"])
+    assert ids == ["b", "a"] and matrix.shape == (2, 8)
+    np.testing.assert_array_equal(matrix, table.mf.model.item_factors[[table.get("b"), table.get("a")]])
+    assert reader.item("a").version == MODEL_VERSION and abs(reader.item("a").bias - float(
+        table.mf.model.item_biases[table.get("a")])) < 1e-12
+    assert reader.user("nobody") is None

@@ -14,7 +14,8 @@ import pytest
 from consumers.embeddings import EmbeddingReader
 from producers.sdk import EventProducer
 from producers.simulator import World, WorldConfig
-from stream.agents.pipeline import RERANK_MODEL_NAME
+from stream.engine.config import MODEL_NAMES
+from stream.engine.messages import MODEL_VERSION
 from stream.signals import signal_weight
 from stream.contract import validate_event
 from stream.topics import ensure_topics
@@ -56,18 +57,18 @@ def test_worker_learns_rows_into_redis_and_item_factors(isolated, worker_factory
     reader = EmbeddingReader.from_settings(isolated)
     clicker = next(p["user_id"] for t, p in events if t == "click")
     user = reader.user(clicker)
-    assert user is not None and user.version == "online-mf-v1" and user.vector.shape == (32,)
+    assert user is not None and user.version == MODEL_VERSION and user.vector.shape == (32,)
     clicked = sorted({p["item_id"] for t, p in events if t == "click"})
     ids, matrix = wait_for(lambda: (lambda r: r if len(r[0]) == len(clicked) else None)(reader.items(clicked)),
                            30, "item rows of every clicked item in Redis")
     assert matrix.shape == (len(clicked), 32)
 
-    model = _health(worker)["model"]
-    assert model["items"] >= len(clicked)
-    wait_for(lambda: _health(worker)["model"]["item_rows_read"] > 0, 30, "item rows read back from item-factors")
+    items = _health(worker)["items"]
+    assert items["known"] >= len(clicked)
+    wait_for(lambda: _health(worker)["items"]["rows_read"] > 0, 30, "item rows read back from item-factors")
     with urllib.request.urlopen(f"{worker.url}/recommendations/{clicker}?k=5", timeout=5) as resp:
         rec = json.loads(resp.read())
-    assert rec["model"] == RERANK_MODEL_NAME and len(rec["items"]) == 5  # the default segment's re-ranker
+    assert rec["model"] == MODEL_NAMES["rerank"] and len(rec["items"]) == 5  # the default segment's re-ranker
     assert worker_metric(worker.url, "streamrec_model_loss_count") > 0
     assert worker_metric(worker.url, "streamrec_embedding_age_seconds_count") > 0
 

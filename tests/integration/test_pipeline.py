@@ -12,9 +12,9 @@ import redis
 
 from consumers.sdk import TopicReader, dead_letters, latest_recommendations, murmur2_partition
 from producers.sdk import EventProducer
-from stream.agents.pipeline import RERANK_MODEL_NAME
+from stream.engine.config import MODEL_NAMES
 from stream.contract import encode, make_event
-from stream.store.keys import Keys
+from stream.state.keys import Keys
 from tests.helpers import applied, stats, wait_for, worker_metric
 
 pytestmark = pytest.mark.integration
@@ -48,14 +48,14 @@ def test_round_trip_recommendations_reach_topic_and_http(isolated, worker_factor
 
     rec = wait_for(lambda: latest_recommendations("alice", isolated), 30, "alice's list on the recommendations topic")
     items = [i["item_id"] for i in rec["items"]]
-    assert rec["user_id"] == "alice" and rec["segment"] == "segment:readers" and rec["model"] == RERANK_MODEL_NAME
+    assert rec["user_id"] == "alice" and rec["segment"] == "segment:readers" and rec["model"] == MODEL_NAMES["rerank"]
     assert "hit" not in items and set(items) == {"second", "third"}  # every item alice has not seen
 
     time.sleep(1.5)  # the items' owner publishes their rows within STREAMREC_ITEM_PUBLISH_SECONDS; then all is still
     with urllib.request.urlopen(f"{worker.url}/recommendations/alice?k=1", timeout=5) as resp:
         http = json.loads(resp.read())
     top1 = [i["item_id"] for i in http["items"]]
-    assert len(top1) == 1 and top1[0] in {"second", "third"} and http["model"] == RERANK_MODEL_NAME
+    assert len(top1) == 1 and top1[0] in {"second", "third"} and http["model"] == MODEL_NAMES["rerank"]
     with urllib.request.urlopen(f"{worker.url}/metrics", timeout=5) as resp:
         metrics = resp.read().decode()
     assert 'streamrec_events_total{segment="segment:readers",type="click"} 7.0' in metrics
@@ -63,20 +63,24 @@ def test_round_trip_recommendations_reach_topic_and_http(isolated, worker_factor
     seen = redis.Redis.from_url(isolated.redis_url).zrange(Keys(isolated.redis_prefix).seen("alice"), 0, -1)
     assert seen == [b"hit"]
 
-    # Prequential hit rate: alice (with history now) clicks her top-1 item: one trial, one hit.
-    with EventProducer(isolated) as producer:
-        producer.send("click", _click(100, "alice", top1[0]))
-
+    # Prequential hit rate: alice (with history now) clicks her top-1 item: one more trial, one
+    # more hit at rank 1. (bob's, carol's and dave's second clicks were trials already.)
     def metric(name):
         with urllib.request.urlopen(f"{worker.url}/metrics", timeout=5) as resp:
             for line in resp.read().decode().splitlines():
                 if line.startswith(f'{name}{{segment="segment:readers"}}'):
                     return float(line.split()[-1])
-        return None
+        return 0.0
 
-    wait_for(lambda: metric("streamrec_prequential_trials_total") == 1.0, 30, "one prequential trial")
-    assert metric("streamrec_prequential_hits_total") == 1.0
-    assert metric("streamrec_prequential_ndcg_gain_total") == 1.0
+    names = ("streamrec_prequential_trials_total", "streamrec_prequential_hits_total",
+             "streamrec_prequential_ndcg_gain_total")
+    before = {name: metric(name) for name in names}
+    assert before["streamrec_prequential_trials_total"] == 3.0
+    with EventProducer(isolated) as producer:
+        producer.send("click", _click(100, "alice", top1[0]))
+    wait_for(lambda: metric(names[0]) == before[names[0]] + 1, 30, "alice's click scored as a trial")
+    assert metric(names[1]) == before[names[1]] + 1
+    assert metric(names[2]) == before[names[2]] + 1.0
 
     # A new profile that changes alice's segment moves her, and the move is counted.
     with EventProducer(isolated) as producer:

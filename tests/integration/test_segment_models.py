@@ -1,24 +1,22 @@
 """The segment models in real workers: River re-rankers per segment learning from live
-events, with their state in Redis, and guards that fall back to the MF ranking (switches
-visible in metrics and logs, kept across a restart)."""
+events, with their state in Redis, and guards that fall back to the blend's ranking (switches
+visible in metrics and logs, kept across a restart). The guard's rule is SegmentGuard's, the one
+implementation (tests/unit/test_rerank.py); Redis only keeps its state."""
 
 from __future__ import annotations
 
 import json
 import urllib.request
-import uuid
 
-import numpy as np
 import pytest
 import redis
 
 from producers.sdk import EventProducer
 from producers.simulator import World, WorldConfig
-from stream.agents.pipeline import MF_MODEL_NAME, RERANK_MODEL_NAME
+from stream.engine.config import MODEL_NAMES
 from stream.models.config_io import save_model_config
-from stream.models.guard import SegmentGuard
-from stream.store.keys import Keys
-from stream.store.segment_state import GUARD_LUA, SHARED_LAYER
+from stream.models.rerank.layers import SHARED_LAYER
+from stream.state.keys import Keys
 from tests.helpers import applied, wait_for
 
 pytestmark = pytest.mark.integration
@@ -34,36 +32,6 @@ def _metric_lines(worker, name: str) -> dict[str, float]:
 def _recommend(worker, user: str) -> dict:
     with urllib.request.urlopen(f"{worker.url}/recommendations/{user}?k=10", timeout=5) as resp:
         return json.loads(resp.read())
-
-
-@pytest.mark.parametrize("window,min_trials,margin,z", [(40, 10, 0.0, 0.0), (60, 20, 0.05, 1.0), (25, 25, 0.02, 2.0)])
-def test_the_guard_script_switches_on_the_trials_segment_guard_does(stack_settings, window, min_trials, margin, z):
-    client = redis.Redis.from_url(stack_settings.redis_url)
-    script = client.register_script(GUARD_LUA + "return guard_update(KEYS[1], cjson.decode(ARGV[1]), "
-                                                "cjson.decode(ARGV[2]))")
-    key = f"test:{uuid.uuid4().hex[:10]}:guard:s"
-    rng = np.random.default_rng(window)
-    diffs: list[int] = []
-    for p_segment, p_global, n in ((0.2, 0.5, 150), (0.6, 0.3, 150), (0.4, 0.4, 100), (0.1, 0.6, 100)):
-        diffs += ((rng.random(n) < p_segment).astype(int) - (rng.random(n) < p_global).astype(int)).tolist()
-    guard = SegmentGuard("s", window, margin, min_trials, z)
-    expected = [guard.trials for d in diffs if guard.update(d == 1, d == -1)]
-    got, served, start = [], [], 0
-    try:
-        while start < len(diffs):  # batches of varying size: the state goes through Redis between them
-            chunk = diffs[start:start + int(rng.integers(1, 30))]
-            start += len(chunk)
-            serving, switches, mean, se, n = script(keys=[key], args=[json.dumps(chunk),
-                                                                     json.dumps([window, min_trials, margin, z, 0.0])])
-            got += [int(s[1]) for s in switches]
-            served.append(serving.decode())
-    finally:
-        client.delete(key)
-    assert len(expected) >= 2  # the sequence makes the guard fall back and recover
-    assert got == expected
-    assert served[-1] == ("segment" if guard.serving_segment else "global")
-    assert float(mean) == pytest.approx(guard.mean_difference, abs=1e-6)
-    assert float(se) == pytest.approx(guard.standard_error, abs=1e-6)
 
 
 def test_workers_learn_segment_rerankers_and_guard_them(isolated, worker_factory, tmp_path):
@@ -107,7 +75,7 @@ def test_workers_learn_segment_rerankers_and_guard_them(isolated, worker_factory
         events += more
         wait_for(lambda: applied(settings) >= len(events), 120, "every event applied")
 
-    # the bad segment's guard fell back to the MF ranking: a metric, a log line, Redis
+    # the bad segment's guard fell back to the blend's ranking: a metric, a log line, Redis
     switched = f'streamrec_segment_guard_switches_total{{segment="{bad}",to="global"}}'
     if store.hget(keys.guard(bad), "serving") == b"global":  # a batch's metrics follow its apply call
         wait_for(lambda: _metric_lines(worker, "streamrec_segment_guard_switches_total")[switched] >= 1, 10,
@@ -119,7 +87,7 @@ def test_workers_learn_segment_rerankers_and_guard_them(isolated, worker_factory
         f"hit difference {_metric_lines(worker, 'streamrec_segment_hit_difference')}, "
         f"guard {({k: v for k, v in store.hgetall(keys.guard(bad)).items() if k != b'ring'})}, "
         f"layer {store.hgetall(keys.rerank(bad))}")
-    assert f"segment guard: segment {bad} now serves the global (MF) ranking" in worker.log_path.read_text()
+    assert f"segment guard: segment '{bad}' now serves the global ranking" in worker.log_path.read_text()
     assert store.hget(keys.guard(bad), "serving") == b"global"
     serving = _metric_lines(worker, "streamrec_segment_serving")
     assert serving[f'streamrec_segment_serving{{segment="{bad}"}}'] == 0.0
@@ -142,11 +110,11 @@ def test_workers_learn_segment_rerankers_and_guard_them(isolated, worker_factory
     user_in = {s: next(p["user_id"] for p in world.profiles()
                        if f"segment:{p['attributes']['segment']}" == s and p["user_id"] in clickers)
                for s in [bad, *good]}
-    assert _recommend(worker, user_in[bad])["model"] == MF_MODEL_NAME
-    assert _recommend(worker, user_in[good[0]])["model"] == RERANK_MODEL_NAME
+    assert _recommend(worker, user_in[bad])["model"] == MODEL_NAMES["hybrid"]
+    assert _recommend(worker, user_in[good[0]])["model"] == MODEL_NAMES["rerank"]
 
-    # the state is in Redis, not in the worker: a new worker serves the bad segment MF's ranking too
+    # the state is in Redis, not in the worker: a new worker serves the bad segment the blend's ranking too
     worker.stop()
     again = worker_factory(settings, "again").start()
-    assert _recommend(again, user_in[bad])["model"] == MF_MODEL_NAME
-    assert _recommend(again, user_in[good[0]])["model"] == RERANK_MODEL_NAME
+    assert _recommend(again, user_in[bad])["model"] == MODEL_NAMES["hybrid"]
+    assert _recommend(again, user_in[good[0]])["model"] == MODEL_NAMES["rerank"]

@@ -1,12 +1,17 @@
-"""The prequential protocol: which events are trials, when models learn, what is counted."""
+"""The prequential protocol (stream/evaluation/prequential.py): which events are trials, when
+rankers learn, what is counted, in which batches."""
 
 import io
 
 import pytest
 
-from stream.evaluation.datasets import EvalEvent
-from stream.evaluation.prequential import PrequentialMetrics, format_table, prequential
+from producers.simulator import World, WorldConfig
+from stream.contract import validate_event
+from stream.engine.offline import EngineRanker
+from stream.evaluation.baselines import popularity_config
+from stream.evaluation.prequential import PerEvent, PrequentialMetrics, fixed_batches, format_table, prequential
 from stream.evaluation.run import Oracle
+from stream.models.base import Ranker
 
 
 class Recorder:
@@ -24,32 +29,77 @@ class Recorder:
         self.calls.append(("learn", user_id, item_id, weight))
 
 
-def E(u, i, w=1.0, ts=0.0):
-    return EvalEvent(u, i, w, ts, w > 0)
+def E(kind, n, user, item, **extra):
+    return validate_event(kind, {"event_id": f"e{n}", "user_id": user, "item_id": item, "ts": float(n),
+                                 "schema": "v1", **extra})
 
 
-def test_trials_need_an_earlier_event_of_the_user_and_a_new_positive_item():
+def _all(n):
+    return fixed_batches(n, n)
+
+
+def test_trials_need_an_earlier_event_of_the_user_and_a_click_on_a_new_item():
     events = [
-        E("a", "x"),         # first event of a: no trial
-        E("a", "y"),         # trial (hit: y is first in the list)
-        E("a", "z", -1.0),   # negative: no trial, but learned
-        E("a", "y"),         # y already seen by a: no trial
-        E("b", "x", 0.0),    # neutral, first of b
-        E("b", "q"),         # trial (miss)
+        E("click", 0, "a", "x"),                         # first event of a: no trial
+        E("click", 1, "a", "y"),                         # trial (hit: y is first in the list)
+        E("skip", 2, "a", "z", after_seconds=3.0),       # a skip: no trial, but learned
+        E("click", 3, "a", "y"),                         # y already seen by a: no trial
+        E("dwell", 4, "a", "w", seconds=120.0),          # a positive, but not a click: no trial
+        E("impression", 5, "b", "x", items=["x"], rec_id="r"),  # first of b: teaches nothing
+        E("click", 6, "b", "q"),                         # trial (miss): b has an earlier event
     ]
     model = Recorder(["y", "x"])
-    metrics, catalogue = prequential(events, {"m": model}, k=2, progress=None)
+    metrics, catalogue = prequential(events, {"m": PerEvent(model, k=2)}, _all(len(events)), k=2, progress=None)
     m = metrics["m"]
-    assert (m.trials, m.hits, catalogue) == (2, 1, 4)
+    assert (m.trials, m.hits, catalogue) == (2, 1, 5)
     assert m.recall == 0.5 and m.ndcg == pytest.approx(0.5)
     # test, then train: the rank for an event comes before that event is learned
     assert model.calls[1:3] == [("rank", "a"), ("learn", "a", "y", 1.0)]
-    assert sum(c[0] == "learn" for c in model.calls) == len(events)
+    learned = [c[1:] for c in model.calls if c[0] == "learn"]
+    assert learned == [("a", "x", 1.0), ("a", "y", 1.0), ("a", "z", -0.5), ("a", "y", 1.0), ("a", "w", 1.0),
+                       ("b", "q", 1.0)]  # signal weights; the impression is not learned
+    assert m.events == len(events)
+
+
+class Batches(Ranker):
+    """Records the batches it is given."""
+
+    def __init__(self):
+        self.seen = []
+
+    def step(self, events):
+        self.seen.append([ev.event_id for ev in events])
+        return []
+
+    def recommend(self, user_id, k=10):
+        return []
+
+
+def test_every_event_is_given_once_in_order_in_the_given_batches():
+    events = [E("click", n, f"u{n % 3}", f"i{n}") for n in range(7)]
+    ranker = Batches()
+    prequential(events, {"m": ranker}, fixed_batches(len(events), 3), progress=None)
+    assert ranker.seen == [["e0", "e1", "e2"], ["e3", "e4", "e5"], ["e6"]]
+    assert [list(b) for b in fixed_batches(5, 2)] == [[0, 1], [2, 3], [4]] and fixed_batches(0, 4) == []
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        fixed_batches(5, 0)
+
+
+def test_the_batch_size_changes_what_was_learned_not_which_events_are_trials():
+    world = World(WorldConfig(n_users=40, n_items=30, seed=2))
+    events = [validate_event(t, p) for t, p in world.generate(800, start_ts=0.0)]
+    counts = {}
+    for size in (1, 50, 800):
+        metrics, _ = prequential(events, {"pop": EngineRanker(popularity_config())}, fixed_batches(len(events), size),
+                                 progress=None)
+        counts[size] = metrics["pop"].trials
+    assert counts[1] == counts[50] == counts[800] > 50
 
 
 def test_progress_goes_to_the_given_stream_every_n_events():
     out = io.StringIO()
-    prequential([E("a", str(n)) for n in range(10)], {"m": Recorder([])}, progress_every=4, progress=out)
+    events = [E("click", n, "a", str(n)) for n in range(10)]
+    prequential(events, {"m": PerEvent(Recorder([]))}, fixed_batches(10, 1), progress_every=4, progress=out)
     assert out.getvalue().count("[prequential]") == 2
 
 
@@ -70,22 +120,7 @@ def test_oracle_ranks_by_true_affinity_without_seen_items():
             import numpy as np
             return np.array([0.4, 0.3, 0.2, 0.1])
 
-    oracle = Oracle(World())
-    oracle.learn_one("u", "a")
-    assert oracle.rank("u", 2) == ["b", "c"]
-
-
-def test_micro_batched_models_leave_out_items_seen_since_the_last_batch():
-    from stream.evaluation.prequential import MicroBatched
-    from stream.models import OnlineMF
-
-    model = MicroBatched(OnlineMF(n_factors=4, seed=0), batch_size=8)
-    for n in range(5):
-        model.learn_one("a", f"i{n}", 1.0, float(n))
-    model.learn_one("b", "i9", 1.0, 5.0)
-    assert model.model.item_ids == ["i0", "i1", "i2", "i3", "i4", "i9"]
-    assert model.rank("a", 10) == ["i9"]
-    assert not model.model._aQ.any()  # nothing learned before the batch is full
-    model.learn_one("b", "i8", 1.0, 6.0)
-    model.learn_one("b", "i7", 1.0, 7.0)
-    assert model.model._aQ.any()
+    oracle = PerEvent(Oracle(World()), k=2)
+    trials = oracle.step([E("click", 0, "u", "a"), E("click", 1, "u", "d")])
+    assert [(t.item_id, t.ranked) for t in trials] == [("d", ["b", "c"])]
+    assert oracle.recommend("u", 2) == ["b", "c"]

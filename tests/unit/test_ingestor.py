@@ -1,4 +1,6 @@
-"""The ingest pipeline without Kafka or Redis: a fake store and publisher (unit level only)."""
+"""The worker's batch handler (stream/engine/ingest.py) without Kafka or Redis: the real engine
+over MemoryState with an in-process item owner (DirectBus), and a fake sink that records the
+dead letters, lists and alerts it is given."""
 
 from __future__ import annotations
 
@@ -8,76 +10,28 @@ import math
 
 import redis.exceptions
 
-from stream.agents.pipeline import Ingestor, Record
 from stream.contract import encode, make_event
+from stream.drift import DriftMonitor
+from stream.engine.alerts import DriftWatch
+from stream.engine.config import EngineConfig
+from stream.engine.engine import Engine
+from stream.engine.ingest import Ingest
+from stream.engine.items import DirectBus, ItemOwner
+from stream.engine.push import Pusher
+from stream.engine.validate import Record
 from stream.metrics import build
-from stream.store.keys import Keys
-from stream.store.popularity import Applied
+from stream.models.hybrid import HybridParams
+from stream.models.items import ItemTable
+from stream.state.memory import MemoryState
 
 TOPICS = {"clicks": "click", "dwell": "dwell", "impressions": "impression"}
+CONFIG = EngineConfig(hybrid=HybridParams(mf={"n_factors": 4, "seed": 1}), rerank=None, behaviour=None,
+                      explore_share=0.0, top_k=3, partitions=1)
 
 
-class FakeRedis:
+class FakeSink:
     def __init__(self):
-        self.data: dict[str, bytes] = {}
-
-    def pipeline(self, transaction=False):
-        return FakePipe(self)
-
-
-class FakePipe:
-    def __init__(self, r):
-        self.r, self.ops = r, []
-
-    def get(self, key):
-        self.ops.append(("get", key))
-
-    def set(self, key, value):
-        self.ops.append(("set", key, value))
-
-    async def execute(self):
-        out = []
-        for op in self.ops:
-            if op[0] == "get":
-                out.append(self.r.data.get(op[1]))
-            else:
-                self.r.data[op[1]] = op[2]
-                out.append(True)
-        return out
-
-
-class FakeStore:
-    def __init__(self, fail_times=0):
-        self.redis = FakeRedis()
-        self.keys = Keys("t")
-        self.seen_ids: set[str] = set()
-        self.fail_times = fail_times
-        self.calls = 0
-
-    async def segments_of(self, users, default):
-        return {u: default for u in users}
-
-    async def apply(self, events, segments):
-        self.calls += 1
-        if self.calls <= self.fail_times:
-            raise redis.exceptions.ConnectionError("redis restarting")
-        out = []
-        for ev in events:
-            out.append(Applied(ev, segments[ev.user_id], ev.event_id not in self.seen_ids))
-            self.seen_ids.add(ev.event_id)
-        return out
-
-    async def probe(self, events):
-        return ([ev.event_id in self.seen_ids for ev in events], {ev.user_id: len(self.seen_ids) for ev in events},
-                [False for _ in events])
-
-    async def top_k(self, users, segments, k):
-        return {u: [("popular", 2.0), ("other", 1.0)] for u in users}
-
-
-class FakePublisher:
-    def __init__(self):
-        self.dead, self.recs, self.flushes, self.alerts = [], [], 0, []
+        self.dead, self.recs, self.alerts, self.flushes = [], [], [], 0
 
     async def dead_letter(self, record, reason, detail):
         self.dead.append((record, reason, detail))
@@ -92,102 +46,197 @@ class FakePublisher:
         self.flushes += 1
 
 
-def _ingestor(store=None, interval=0.0, clock=None, drift=None, active=1000.0):
-    pub = FakePublisher()
-    ing = Ingestor(store or FakeStore(), pub, build(), topic_types=TOPICS, default_segment="all", top_k=2,
-                   rec_min_interval_seconds=interval, retry_delays=(0.0,), clock=clock or (lambda: 0.0),
-                   drift=drift, drift_active_seconds=active)
-    return ing, pub
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def _ingest(state=None, interval=0.0, clock=None, drift=False, config=CONFIG):
+    clock = clock or Clock()
+    state = state if state is not None else MemoryState()
+    table = ItemTable(config.hybrid)
+    owner = ItemOwner(table, state, clock=clock, keep_rows=False)
+    engine = Engine(config, state, table, DirectBus(owner), clock=clock)
+    sink, metrics = FakeSink(), build()
+    pusher = Pusher(engine, sink, metrics, top_k=config.top_k, min_interval=interval, clock=clock)
+    watch = DriftWatch(DriftMonitor(), metrics, window_seconds=10.0, active_seconds=1000.0, clock=clock) if drift else None
+    ing = Ingest(engine, pusher, sink, metrics, topic_types=TOPICS, drift=watch, retry_delays=(0.0,))
+    return ing, sink, state
 
 
 def _rec(offset, value, topic="clicks", key=b"u1"):
     return Record(topic, 0, offset, key, value)
 
 
-def _click(n, user="u1"):
-    return encode(make_event("click", event_id=f"e{n}", user_id=user, item_id=f"i{n}", ts=float(n)))
+def _click(n, user="u1", item=None):
+    return encode(make_event("click", event_id=f"e{n}", user_id=user, item_id=item or f"i{n}", ts=float(n)))
 
 
-def test_bad_messages_are_dead_lettered_and_the_rest_applied():
-    ing, pub = _ingestor()
-    result = asyncio.run(ing.handle([
+def _items(payload):
+    return [i["item_id"] for i in payload["items"]]
+
+
+def test_bad_messages_are_dead_lettered_with_their_reason_and_the_rest_applied():
+    ing, sink, state = _ingest()
+    missing = json.dumps({"event_id": "e9", "user_id": "u1", "ts": 1.0, "schema": "v1"}).encode()
+    out = asyncio.run(ing.handle([
         _rec(0, _click(0)), _rec(1, b"nope"), _rec(2, None), _rec(3, _click(3), key=b"mallory"),
-        _rec(4, _click(4), topic="unknown"), _rec(5, _click(5)),
+        _rec(4, _click(4), topic="unknown"), _rec(5, missing), _rec(6, _click(6)),
     ]))
-    assert result.applied == 2 and result.invalid == 4
-    assert [(r.offset, reason) for r, reason, _ in pub.dead] == [
-        (1, "not_json"), (2, "not_json"), (3, "key_mismatch"), (4, "unknown_topic")]
-    assert pub.dead[0][0].value == b"nope"
-    assert pub.flushes == 1  # dead letters are flushed before the batch is acknowledged
+    assert (out.applied, out.invalid) == (2, 5)
+    assert [(r.offset, reason) for r, reason, _ in sink.dead] == [
+        (1, "not_json"), (2, "not_json"), (3, "key_mismatch"), (4, "unknown_topic"), (5, "missing_field")]
+    assert sink.dead[0][0].value == b"nope"  # the original bytes
+    assert "item_id" in sink.dead[4][2]  # the detail names the field
+    assert out.reasons == {"not_json": 2, "key_mismatch": 1, "unknown_topic": 1, "missing_field": 1}
+    assert state.claimed == {"e0", "e6"} and state.user_records["u1"].events == 2
+    assert sink.flushes == 1  # dead letters are flushed before the batch is acknowledged
+    assert ing.metrics.invalid_events_total.labels("not_json")._value.get() == 2
+
+
+def test_duplicates_are_counted_once_and_not_applied_again():
+    ing, _, state = _ingest()
+    first = asyncio.run(ing.handle([_rec(0, _click(0)), _rec(1, _click(0))]))  # a producer retry in one batch
+    assert (first.applied, first.duplicates) == (1, 1)
+    again = asyncio.run(ing.handle([_rec(2, _click(0))]))  # redelivered after a restart
+    assert (again.applied, again.duplicates) == (0, 1)
+    assert state.user_records["u1"].events == 1 and state.stats["events_total:click"] == 1
+    assert ing.metrics.duplicate_events_total._value.get() == 2
+
+
+class FlakyState(MemoryState):
+    """A store that fails its first loads as a restarting Redis would, and cannot commit a
+    batch holding a poison user."""
+
+    def __init__(self, failures=0):
+        super().__init__()
+        self.failures, self.loads = failures, 0
+
+    async def load(self, *args, **kwargs):
+        self.loads += 1
+        if self.loads <= self.failures:
+            raise redis.exceptions.ConnectionError("redis restarting")
+        return await super().load(*args, **kwargs)
+
+    async def commit(self, commit):
+        if any(uid == "poison" for uid in commit.users):
+            raise RuntimeError("poison user")
+        await super().commit(commit)
 
 
 def test_transient_store_failures_are_retried_not_dropped():
-    store = FakeStore(fail_times=2)
-    ing, _ = _ingestor(store)
-    result = asyncio.run(ing.handle([_rec(0, _click(0))]))
-    assert result.applied == 1 and store.calls == 3
+    state = FlakyState(failures=2)
+    ing, _, _ = _ingest(state)
+    out = asyncio.run(ing.handle([_rec(0, _click(0))]))
+    assert out.applied == 1 and state.loads == 3 and state.claimed == {"e0"}
 
 
-def test_duplicates_are_counted_not_applied():
-    ing, _ = _ingestor()
-    asyncio.run(ing.handle([_rec(0, _click(0))]))
-    result = asyncio.run(ing.handle([_rec(1, _click(0))]))
-    assert result.applied == 0 and result.duplicates == 1
+def test_a_poison_event_is_isolated_and_dead_lettered_the_rest_applied():
+    state = FlakyState()
+    ing, sink, _ = _ingest(state)
+    out = asyncio.run(ing.handle([_rec(0, _click(0)), _rec(1, _click(1, user="poison"), key=b"poison"),
+                                  _rec(2, _click(2))]))
+    assert out.applied == 2 and [(r.offset, reason) for r, reason, _ in sink.dead] == [(1, "processing_error")]
+    assert "RuntimeError: poison user" in sink.dead[0][2]
+    assert state.claimed == {"e0", "e2"}
 
 
-def test_lists_are_pushed_when_they_change_and_rate_limited():
-    now = [0.0]
-    ing, pub = _ingestor(interval=10.0, clock=lambda: now[0])
-    asyncio.run(ing.handle([_rec(0, _click(0))]))
-    assert [u for u, _ in pub.recs] == ["u1"]
-    assert [i["item_id"] for i in pub.recs[0][1]["items"]] == ["popular", "other"]
-    asyncio.run(ing.handle([_rec(1, _click(1), key=b"u1")]))
-    assert len(pub.recs) == 1  # rate-limited: held back, still pending
-    now[0] = 11.0
-    assert asyncio.run(ing.push_due()) == 0  # allowed now, but the list did not change: nothing sent
-    assert len(pub.recs) == 1
+def test_a_list_is_pushed_when_it_changes_and_not_again_when_unchanged():
+    async def main():
+        ing, sink, state = _ingest()
+        await ing.handle([_rec(0, _click(0, "u1", "a")), _rec(1, _click(1, "u2", "b"), key=b"u2"),
+                          _rec(2, _click(2, "u2", "c"), key=b"u2")])
+        assert sorted(u for u, _ in sink.recs) == ["u1", "u2"]
+        lists = {u: p for u, p in sink.recs}
+        assert "a" not in _items(lists["u1"]) and _items(lists["u1"]) and lists["u1"]["trigger"] == "event"
+        assert not {"b", "c"} & set(_items(lists["u2"]))  # seen items are left out
+        assert set(state.lists) == {"u1", "u2"}
+        await ing.handle([_rec(3, _click(0, "u1", "a"))])  # a duplicate changes nothing: nobody is due
+        ing.pusher.changed(["u1"])  # due, but its list is what was pushed last: not sent again
+        assert await ing.pusher.push_due() == 0 and len(sink.recs) == 2
+        out = await ing.handle([_rec(4, _click(4, "u1", "b"))])
+        assert out.pushed == 1 and sink.recs[-1][0] == "u1" and "b" not in _items(sink.recs[-1][1])
+
+    asyncio.run(main())
 
 
-def test_prequential_hit_rate_counts_clicks_of_users_with_history():
-    ing, _ = _ingestor()
-    m = ing.metrics
-    asyncio.run(ing.handle([_rec(0, _click(0))]))  # no history yet: not a trial
-    assert m.prequential_trials_total.labels("all")._value.get() == 0
-    hit = encode(make_event("click", event_id="h", user_id="u1", item_id="other", ts=5.0))
-    miss = encode(make_event("click", event_id="m", user_id="u1", item_id="nowhere", ts=6.0))
-    asyncio.run(ing.handle([_rec(1, hit), _rec(2, miss)]))
-    assert m.prequential_trials_total.labels("all")._value.get() == 2
-    assert m.prequential_hits_total.labels("all")._value.get() == 1
-    assert abs(m.prequential_ndcg_sum.labels("all")._value.get() - 1 / math.log2(3)) < 1e-12  # "other" is rank 2
+def test_the_rate_limit_holds_a_user_back_until_their_turn():
+    async def main():
+        clock = Clock()
+        ing, sink, _ = _ingest(interval=10.0, clock=clock)
+        await ing.handle([_rec(0, _click(0, "u1", "a")), _rec(1, _click(1, "u2", "b"), key=b"u2")])
+        assert sorted(u for u, _ in sink.recs) == ["u1", "u2"]
+        clock.now = 1.0
+        out = await ing.handle([_rec(2, _click(2, "u1", "b"))])
+        assert out.pushed == 0 and ing.pusher.pending == 1 and len(sink.recs) == 2  # held back, still pending
+        clock.now = 9.9
+        assert await ing.pusher.push_due() == 0
+        clock.now = 10.0
+        assert await ing.pusher.push_due() == 1 and ing.pusher.pending == 0
+        assert sink.recs[-1][0] == "u1" and "b" not in _items(sink.recs[-1][1])
+
+    asyncio.run(main())
+
+
+def test_prequential_trials_count_clicks_of_users_with_history():
+    async def main():
+        ing, _, _ = _ingest()
+        m = ing.metrics
+        others = [_rec(n, _click(n, "u2", item), key=b"u2") for n, item in enumerate("bcdefg", start=1)]
+        await ing.handle([_rec(0, _click(0, "u1", "a"))] + others)  # u1's first event: not a trial
+        assert m.prequential_trials_total.labels("all")._value.get() == 5  # u2's clicks after its first
+        before = m.prequential_hits_total.labels("all")._value.get()
+        ndcg = m.prequential_ndcg_sum.labels("all")._value.get()
+        served = (await ing.engine.recommend(["u1"], 3))["u1"][1].ids
+        clicked = served[1]
+        hit = await ing.handle([_rec(10, _click(10, "u1", clicked))])  # the list's second item
+        served = (await ing.engine.recommend(["u1"], 3))["u1"][1].ids
+        miss = next(i for i in "bcdefg" if i not in served and i != clicked)
+        missed = await ing.handle([_rec(11, _click(11, "u1", miss))])
+        assert (hit.trials, hit.hits, missed.trials, missed.hits) == (1, 1, 1, 0)
+        assert m.prequential_trials_total.labels("all")._value.get() == 7
+        assert m.prequential_hits_total.labels("all")._value.get() == before + 1
+        assert abs(m.prequential_ndcg_sum.labels("all")._value.get() - ndcg - 1 / math.log2(3)) < 1e-12  # rank 2
+
+    asyncio.run(main())
 
 
 def test_a_ctr_jump_raises_one_drift_alert_counter_and_active_gauge():
-    from stream.drift import DriftMonitor
+    async def main():
+        clock = Clock()
+        ing, sink, _ = _ingest(clock=clock, drift=True)
+        n = 0
 
-    now = [0.0]
-    ing, pub = _ingestor(clock=lambda: now[0], drift=DriftMonitor())
-    def impression(n):
-        return _rec(n, encode(make_event("impression", event_id=f"im{n}", user_id="u1", items=["a"], rec_id="r",
-                                         ts=float(n))), topic="impressions")
+        def event(kind):
+            nonlocal n
+            n += 1
+            user = f"v{n}"  # every event from a new user: no trials, only the CTR moves
+            if kind == "click":
+                return _rec(n, _click(n, user, "a"), key=user.encode())
+            value = encode(make_event("impression", event_id=f"im{n}", user_id=user, items=["a"], rec_id="r",
+                                      ts=float(n)))
+            return _rec(n, value, topic="impressions", key=user.encode())
 
-    # 40 windows of 10 s: 9 impressions and 1 click each, then 20 windows with 6 and 4
-    n = 0
-    for window in range(60):
-        clicks = 1 if window < 40 else 4
-        batch = [impression(n + j) for j in range(10 - clicks)] + [_rec(n + 10 + j, _click(n + 10 + j)) for j in range(clicks)]
-        n += 20
-        asyncio.run(ing.handle(batch))
-        if window == 39:
-            assert pub.alerts == []  # stationary so far: no alarm
-        now[0] += 10.0
-    asyncio.run(ing.publish_alerts())
-    assert len(pub.alerts) == 1
-    segment, alert = pub.alerts[0]
-    assert segment == "all" and alert["signal"] == "ctr" and alert["detector"] == "ADWIN"
-    assert alert["value_before"] < 0.2 and alert["value_after"] > alert["value_before"] + 0.1
-    m = ing.metrics
-    assert m.drift_alerts_total.labels("all", "ctr", "ADWIN")._value.get() == 1
-    assert m.drift_active.labels("all", "ctr")._value.get() == 1
-    now[0] += 1001.0
-    asyncio.run(ing.publish_alerts())
-    assert m.drift_active.labels("all", "ctr")._value.get() == 0
+        # 40 windows of 10 s with 9 impressions and 1 click each, then 20 windows with 6 and 4
+        for window in range(60):
+            clicks = 1 if window < 40 else 4
+            await ing.handle([event("impression") for _ in range(10 - clicks)] + [event("click") for _ in range(clicks)])
+            if window == 39:
+                assert sink.alerts == []  # stationary so far: no alarm
+            clock.now += 10.0
+        await ing.drift.publish(sink)
+        assert len(sink.alerts) == 1
+        segment, alert = sink.alerts[0]
+        assert segment == "all" and alert["signal"] == "ctr" and alert["detector"] == "ADWIN"
+        assert alert["value_before"] < 0.2 and alert["value_after"] > alert["value_before"] + 0.1
+        m = ing.metrics
+        assert m.drift_alerts_total.labels("all", "ctr", "ADWIN")._value.get() == 1
+        assert m.drift_active.labels("all", "ctr")._value.get() == 1
+        clock.now += 1001.0
+        await ing.drift.publish(sink)
+        assert m.drift_active.labels("all", "ctr")._value.get() == 0 and len(sink.alerts) == 1
+
+    asyncio.run(main())

@@ -1,84 +1,166 @@
-"""The item side of the worker without Kafka or Redis: fakes for the producer and the store."""
+"""The item side without Kafka or Redis: messages round trips, owners apply each update once,
+copies take the owners' rows, malformed messages are refused with a clear ValueError."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 
 import numpy as np
+import pytest
 
-from stream.agents.item_model import ItemFactors, ItemOwner
-from stream.agents.messages import decode_item, encode_gradients
-from stream.agents.pipeline import Record
-from stream.metrics import build
-from stream.models.sharded import ShardedMF
+from stream.engine.items import ItemCopy, ItemOwner
+from stream.engine.messages import (ItemInit, decode_row, decode_update, encode_init, encode_row, encode_update)
+from stream.models.hybrid import HybridParams
+from stream.models.items import ItemTable, ItemUpdate
+from stream.state.memory import MemoryState
 
-PARAMS = {"n_factors": 4, "learning_rate": 0.2, "n_negatives": 0, "seed": 1}
-
-
-class FlakyWriter:
-    def __init__(self, failures: int):
-        self.failures, self.rows = failures, []
-
-    def add(self, kind, ids, vectors, **kw):
-        self.pending = list(ids)
-
-    async def flush(self):
-        if self.failures:
-            self.failures -= 1
-            raise ConnectionError("redis restarting")
-        self.rows += self.pending
-        return len(self.pending)
+PARAMS = HybridParams(mf={"n_factors": 4, "learning_rate": 0.2, "n_negatives": 0, "seed": 1})
+K = 4
 
 
-def _owner(writer):
-    sent, rejected = [], []
-
-    async def publish(item_id, payload):
-        sent.append(decode_item(payload))
-
-    async def flush():
-        pass
-
-    async def reject(rec, reason, detail):
-        rejected.append(reason)
-
-    mf = ShardedMF(PARAMS)
-    return ItemOwner(mf, publish, flush, writer, build(), reject, clock=lambda: 5.0), mf, sent, rejected
+def _update(items=("a", "b"), user="u") -> ItemUpdate:
+    """A user side's update: MF gradients of positives on ``items``, their pairs, counts and popularity."""
+    user_side = ItemTable(PARAMS)
+    grads = user_side.mf.learn_users([user_side.mf.new_user(user)], [0] * len(items), list(items),
+                                     [1.0] * len(items))
+    u = ItemUpdate(grads)
+    a, b = list(items[1:]), list(items[:-1])
+    u.add_pairs(a + b, b + a, [1.0] * (2 * len(a)))
+    u.add_counts(list(items), [1.0] * len(items))
+    u.add_popularity(list(items), [float(n + 1) for n in range(len(items))], ref=5.0)
+    return u
 
 
-def _gradient_record(offset: int) -> Record:
-    user_side = ShardedMF(PARAMS)
-    grads = user_side.learn_users([user_side.new_user("u")], [0, 0], ["a", "b"], [1.0, 1.0])
-    return Record("item-updates", 0, offset, None, encode_gradients(grads, 4, "test"))
+def _owner(state=None, clock=lambda: 7.0):
+    table = ItemTable(PARAMS)
+    return ItemOwner(table, state if state is not None else MemoryState(), clock=clock), table
 
 
-def test_gradients_are_applied_once_even_when_publishing_is_retried():
-    writer = FlakyWriter(failures=1)
-    owner, mf, sent, rejected = _owner(writer)
-    records = [_gradient_record(0), Record("item-updates", 0, 1, None, b"not json")]
-    assert owner.apply(records) == 2
-    before = mf.model._Q[: mf.n_items].copy()
-    try:
-        asyncio.run(owner.publish())
-        raise AssertionError("the first publish should fail")
-    except ConnectionError:
-        pass
-    assert asyncio.run(owner.publish()) == 2  # the retry publishes what is pending, applies nothing again
-    np.testing.assert_array_equal(mf.model._Q[: mf.n_items], before)
-    assert rejected == ["invalid_gradient"]  # dead-lettered once, not on the retry
-    assert sorted(writer.rows) == ["a", "b"] and {s.version for s in sent} == {1}
-    assert asyncio.run(owner.publish()) == 0  # nothing left
+def _snapshot(table: ItemTable) -> dict:
+    return {table.item_ids[r]: encode_row(table.row(r)) for r in range(table.n_items)}
 
 
-def test_a_worker_copy_takes_rows_and_skips_bad_messages():
-    owner, mf, sent, _ = _owner(FlakyWriter(0))
-    owner.apply([_gradient_record(0)])
-    asyncio.run(owner.publish())
-    copy = ShardedMF(PARAMS)
-    reader = ItemFactors(copy, build(), clock=lambda: 6.0)
-    from stream.agents.messages import encode_item
+def test_an_update_round_trips_through_its_message():
+    u = _update(("a", "b", "c"))
+    eid, back = decode_update(encode_update("e1/0", u, K))
+    assert eid == "e1/0"
+    assert back.grads.item_ids == u.grads.item_ids
+    np.testing.assert_array_equal(back.grads.grad, u.grads.grad)
+    np.testing.assert_array_equal(back.grads.ex_b, u.grads.ex_b)
+    np.testing.assert_array_equal(back.grads.pos_w, u.grads.pos_w)
+    for part in ("pop_idx", "count_idx", "pair_a", "pair_b"):
+        assert back.names(getattr(back, part)) == u.names(getattr(u, part)), part
+    for part in ("pop_w", "count_w", "pair_w"):
+        np.testing.assert_array_equal(getattr(back, part), getattr(u, part))
+    assert back.pop_ref == 5.0
+    assert decode_update(encode_init("new", ["jazz", "blues"])) == ("init:new", ItemInit("new", ["jazz", "blues"]))
 
-    assert reader.apply([encode_item(s) for s in sent] + [b"{}", None]) == 2
-    assert reader.read == 2 and reader.invalid == 1
-    row = copy.item_rows(["a"])[0]
-    np.testing.assert_array_equal(copy.model._Q[row], mf.model._Q[mf.item_rows(["a"])[0]])
+
+def test_a_row_round_trips_through_its_message():
+    owner, table = _owner()
+    rows = asyncio.run(owner.apply(0, [("e1/0", _update(("a", "b", "c")))]))
+    assert sorted(r.item_id for r in rows) == ["a", "b", "c"]
+    for row in rows:
+        back = decode_row(encode_row(row))
+        assert (back.item_id, back.n, back.neighbours, back.popularity, back.popularity_ref) == \
+            (row.item_id, row.n, row.neighbours, row.popularity, row.popularity_ref)
+        np.testing.assert_array_equal(back.counts, row.counts)
+        np.testing.assert_array_equal(back.mf.vector, row.mf.vector)
+        assert (back.mf.bias, back.mf.acc, back.mf.acc_b, back.mf.pop, back.mf.version, back.mf.updated_at) == \
+            (row.mf.bias, row.mf.acc, row.mf.acc_b, row.mf.pop, row.mf.version, row.mf.updated_at)
+    b = next(r for r in rows if r.item_id == "b")
+    assert b.neighbours == ["a", "c"] and b.counts.tolist() == [1.0, 1.0] and b.popularity == 2.0
+    assert b.mf.version == 1 and b.mf.updated_at == 7.0
+
+
+def test_an_owner_drops_an_update_id_it_applied_before():
+    state = MemoryState()
+    owner, table = _owner(state)
+    update = _update()
+    first = asyncio.run(owner.apply(0, [("e1/0", update), ("e1/0", update)]))  # a resend in the same batch
+    assert sorted(r.item_id for r in first) == ["a", "b"] and (owner.applied, owner.dropped) == (1, 1)
+    after_once = _snapshot(table)
+    assert asyncio.run(owner.apply(0, [("e1/0", update)])) == []  # delivered twice: nothing changes
+    assert _snapshot(table) == after_once and (owner.applied, owner.dropped) == (1, 2)
+    # a new owner of the partition (a restart, a rebalance) takes its committed rows and still drops it
+    again, fresh_table = _owner(state)
+    rows = asyncio.run(again.apply(0, [("e1/0", update)]))
+    assert sorted(r.item_id for r in rows) == ["a", "b"]  # the take-over republishes the partition's rows
+    assert _snapshot(fresh_table) == after_once and (again.applied, again.dropped) == (0, 1)
+    # another update is applied on top
+    asyncio.run(again.apply(0, [("e2/0", _update(("b", "c"), user="v"))]))
+    assert again.applied == 1 and fresh_table.row(fresh_table.get("b")).mf.version == 2
+
+
+def test_a_copy_takes_the_owners_rows_and_skips_bad_and_old_messages():
+    owner, table = _owner()
+    rows = asyncio.run(owner.apply(0, [("e1/0", _update())]))
+    copy_table = ItemTable(PARAMS)
+    reader = ItemCopy(copy_table)
+    messages = [encode_row(r) for r in rows]
+    taken = reader.apply(messages + [b"{}", b"not json", None])
+    assert sorted(r.item_id for r in taken) == ["a", "b"]
+    assert (reader.read, reader.applied, reader.invalid) == (2, 2, 2)
+    assert _snapshot(copy_table) == _snapshot(table)
+    assert reader.apply(messages) == []  # old news: not newer than what the copy holds
+    assert (reader.read, reader.applied) == (4, 2)
+    other_k = ItemTable(HybridParams(mf={"n_factors": 3, "seed": 1}))
+    assert ItemCopy(other_k).apply(messages) == []  # rows of another factor count are refused, not taken
+
+
+def test_a_new_item_starts_from_its_categories_once():
+    owner, table = _owner()
+    asyncio.run(owner.apply(0, [("e1/0", _update())]))
+    asyncio.run(owner.apply(0, [(ItemInit("a", ["jazz"]).entry_id, ItemInit("a", ["jazz"])),
+                                (ItemInit("b", ["jazz"]).entry_id, ItemInit("b", ["jazz"]))]))
+    assert owner.initialised == 0  # a and b learned before their metadata came: never re-initialised
+    rows = asyncio.run(owner.apply(0, [("init:new", ItemInit("new", ["jazz"]))]))
+    assert [r.item_id for r in rows] == ["new"] and owner.initialised == 1
+    mean = np.mean([table.row(table.get(i)).mf.vector for i in ("a", "b")], axis=0)
+    np.testing.assert_allclose(rows[0].mf.vector, mean, rtol=1e-6)
+    assert asyncio.run(owner.apply(0, [("init:new", ItemInit("new", ["jazz"]))])) == []  # once
+
+
+def _b64(array, dtype) -> str:
+    return base64.b64encode(np.asarray(array, dtype=dtype).tobytes()).decode()
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"not json", "item-updates message: not JSON"),
+    (b"[1, 2]", "\"schema\" item-update-v2 or item-init-v1 expected, got None"),
+    (b'{"schema": "item-update-v1"}', "expected, got 'item-update-v1'"),
+    (b'{"schema": "item-update-v2", "id": 3, "dim": 2, "ids": []}', "id must be a string, dim an integer"),
+    (json.dumps({"schema": "item-update-v2", "id": "e", "dim": 2, "ids": ["a"],
+                 "counts": {"items": _b64([0], "<i4"), "w": "AAAA"}}).encode(), "counts.w has 3 bytes, must have 8"),
+    (json.dumps({"schema": "item-update-v2", "id": "e", "dim": 2, "ids": ["a"],
+                 "pairs": {"a": _b64([0], "<i4"), "b": _b64([5], "<i4"), "w": _b64([1.0], "<f8")}}).encode(),
+     "pairs.b must index the ids"),
+    (json.dumps({"schema": "item-update-v2", "id": "e", "dim": 2, "ids": ["a"],
+                 "mf": {"items": _b64([0], "<i4"), "grad": "!!", "ex_b": "", "pos_w": ""}}).encode(),
+     "mf.grad is not base64"),
+    (json.dumps({"schema": "item-update-v2", "id": "e", "dim": 2, "ids": ["a"], "pop": [1]}).encode(),
+     "pop must be an object"),
+    (b'{"schema": "item-init-v1", "item_id": "x", "categories": "jazz"}', "categories a list of strings"),
+])
+def test_a_malformed_update_raises_a_clear_value_error(data, message):
+    with pytest.raises(ValueError) as info:
+        decode_update(data)
+    assert message in str(info.value)
+
+
+def test_a_malformed_row_raises_a_clear_value_error():
+    owner, _ = _owner()
+    row = asyncio.run(owner.apply(0, [("e1/0", _update())]))[0]
+    body = json.loads(encode_row(row))
+    with pytest.raises(ValueError, match="item-row-v2: not JSON"):
+        decode_row(b"{")
+    with pytest.raises(ValueError, match="\"schema\": \"item-row-v2\" and an item_id expected"):
+        decode_row(json.dumps({**body, "schema": "item-row-v1"}).encode())
+    with pytest.raises(ValueError, match="vec has 12 bytes, must have 16"):
+        decode_row(json.dumps({**body, "vec": _b64([1, 2, 3], "<f4")}).encode())
+    with pytest.raises(ValueError, match="counts has 0 bytes for 1 neighbours"):
+        decode_row(json.dumps({**body, "counts": ""}).encode())
+    with pytest.raises(ValueError, match="vec/counts are not base64"):
+        decode_row(json.dumps({**body, "vec": "not base64!"}).encode())

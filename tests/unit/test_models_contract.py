@@ -1,4 +1,6 @@
-"""One contract over every model of stream.models (river's check_estimator, in spirit)."""
+"""One contract over the array-level online model, the MF kernel (river's check_estimator, in
+spirit). The rankers evaluation runs (the engine, the baselines) have their own contract suite,
+found automatically: test_rankers_contract.py."""
 
 import copy
 import inspect
@@ -6,15 +8,13 @@ import inspect
 import numpy as np
 import pytest
 
-from stream.models import Cooccurrence, HybridRanker, OnlineMF, Popularity
+from stream.models import OnlineMF
 
 MODELS = [
     pytest.param(lambda: OnlineMF(n_factors=6, n_negatives=3, seed=5), id="OnlineMF"),
-    pytest.param(lambda: Popularity(), id="Popularity"),
-    pytest.param(lambda: Popularity(half_life=3600.0), id="Popularity-decayed"),
-    pytest.param(lambda: Cooccurrence(), id="Cooccurrence"),
-    pytest.param(lambda: Cooccurrence(decay=0.7, history=5, window=5, pair_decay=0.9, alpha=0.7), id="Cooccurrence-recency"),
-    pytest.param(lambda: HybridRanker(mf={"n_factors": 6, "seed": 2}, popularity={"half_life": 3600.0}), id="HybridRanker"),
+    pytest.param(lambda: OnlineMF(n_factors=4, n_negatives=0, passes=2, seed=1), id="OnlineMF-2-passes"),
+    pytest.param(lambda: OnlineMF(n_factors=5, n_negatives=8, sampling_alpha=0.0, learning_rate=0.3, seed=2),
+                 id="OnlineMF-uniform-negatives"),
 ]
 
 
@@ -99,5 +99,16 @@ def test_rank_leaves_out_seen_items(make):
 
 
 def test_from_state_refuses_another_models_state():
-    with pytest.raises(ValueError, match="holds a Popularity"):
-        OnlineMF.from_state(Popularity().state())
+    state = OnlineMF(n_factors=4).state()
+    state["__model__"] = np.array("Popularity")
+    with pytest.raises(ValueError, match="holds a Popularity, not a OnlineMF"):
+        OnlineMF.from_state(state)
+
+
+def test_from_state_refuses_arrays_of_the_wrong_shape():
+    model = OnlineMF(n_factors=4, seed=1)
+    model.learn_many(["u"], ["i"])
+    state = model.state()
+    state["Q"] = np.zeros((1, 3), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"Q must have shape \(1, 4\), got \(1, 3\)"):
+        OnlineMF.from_state(state)

@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from stream.agents.pipeline import Record
-from stream.agents.publisher import DeliveryError, KafkaPublisher
+from stream.engine.validate import Record
+from stream.engine.publisher import DeliveryError, KafkaPublisher
 from stream.config import Settings
 
 
@@ -62,7 +62,7 @@ def test_every_kind_goes_to_its_topic_with_key_partition_and_headers():
         await pub.dead_letter(rec, "not_json", "no")
         await pub.recommendations("u1", b"list")
         await pub.drift_alert("seg", b"alert")
-        await pub.item_gradients(3, b"grads")
+        await pub.item_update(3, b"update")
         await pub.item_row("i9", b"row")
         await pub.flush()
         return prod.produced
@@ -70,7 +70,7 @@ def test_every_kind_goes_to_its_topic_with_key_partition_and_headers():
     produced = asyncio.run(main())
     assert [(t, k, v) for t, k, v, _ in produced] == [
         ("t.events.dlq", b"u1", b"{bad"), ("t.recommendations", b"u1", b"list"), ("t.alerts.drift", b"seg", b"alert"),
-        ("t.item-updates", None, b"grads"), ("t.item-factors", b"i9", b"row")]
+        ("t.item-updates", None, b"update"), ("t.item-factors", b"i9", b"row")]
     headers = dict(produced[0][3]["headers"])
     assert headers["streamrec.reason"] == b"not_json" and headers["streamrec.source.offset"] == b"7"
     assert produced[3][3] == {"partition": 3}

@@ -1,12 +1,14 @@
-"""Segment assignment: profile attributes (folded, few, readable) and behaviour clustering (stable ids, moves)."""
+"""Segments from profile attributes: folded, few, readable (stream/models/segments/profile.py);
+behaviour segments are tested in test_behaviour_segments.py."""
 
 import json
 
 import numpy as np
-import pytest
 
-from stream.models.behaviour import BehaviourSegmenter
-from stream.models.segments import OTHER, Assignments, ProfileSegmenter, age_band
+from stream.engine.config import EngineConfig
+from stream.engine.offline import EngineRanker
+from stream.models.segments import OTHER, ProfileSegmenter, age_band
+from stream.models.segments.profile import Assignments, profile_segment
 
 
 def _profiles(n=300, seed=0):
@@ -70,76 +72,24 @@ def test_assignments_count_per_from_to_pair():
     assert dict(a.moves) == {("x", "y"): 2, ("y", "x"): 1} and a.n_moves == 3
 
 
-def _behaviour_stream(seg, rounds, convert=None):
-    """Four clickers (long dwell) and four skippers; 'convert' acts like a clicker or a skipper."""
-    for n in range(rounds):
-        seg.learn_one(f"clicker{n % 4}", 2.0)
-        seg.learn_one(f"skipper{n % 4}", -1.0 if (n // 4) % 5 else 0.5)
-        if n % 4 == 0 and convert == "click":
-            seg.learn_one("convert", 2.0)
-        if n % 4 == 0 and convert == "skip":
-            seg.learn_one("convert", -1.0 if (n // 4) % 5 else 0.5)
+def test_a_fitted_segmenter_round_trips_through_its_parameters():
+    profiles = _profiles()
+    seg = ProfileSegmenter(["age", "gender", "occupation"], min_users=20).fit(profiles)
+    again = ProfileSegmenter(**json.loads(json.dumps(seg.get_params())))
+    assert [again.segment_of(p) for p in profiles] == [seg.segment_of(p) for p in profiles]
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_behaviour_ids_are_stable_and_readable(seed):
-    seg = BehaviourSegmenter(n_clusters=2, halflife=0.05, hysteresis=3, min_events=2, seed=seed)
-    _behaviour_stream(seg, 400)
-    first = {u: seg.segment_of(u) for u in ("clicker0", "clicker1", "skipper0", "skipper1")}
-    assert first["clicker0"] == first["clicker1"] != first["skipper0"] == first["skipper1"]
-    assert set(first.values()) == {"behaviour-0", "behaviour-1"}
-    labels = seg.labels()
-    assert labels[first["clicker0"]].endswith("long-dwell/low-skip")
-    assert labels[first["skipper0"]].endswith("short-dwell/high-skip")
-    _behaviour_stream(seg, 400)  # more of the same: nobody moves, ids stay
-    assert {u: seg.segment_of(u) for u in first} == first
-    assert seg.assignments.n_moves == 0
+def test_a_profile_without_the_attributes_is_in_the_default_segment():
+    seg = ProfileSegmenter(["age", "plan"])
+    assert profile_segment({"plan": "pro"}, seg, "all") == "age:unknown/plan:pro"
+    assert profile_segment({"country": "fr", "plan": ""}, seg, "all") == "all"
 
 
-@pytest.mark.parametrize("seed", [0, 1, 3])
-def test_a_user_who_changes_habits_moves_once_and_is_counted(seed):
-    seg = BehaviourSegmenter(n_clusters=2, halflife=0.05, hysteresis=5, min_events=2, seed=seed)
-    _behaviour_stream(seg, 400, convert="click")
-    clickers, skippers = seg.segment_of("clicker0"), seg.segment_of("skipper0")
-    assert seg.segment_of("convert") == clickers
-    _behaviour_stream(seg, 400, convert="skip")
-    assert seg.segment_of("convert") == skippers
-    assert seg.assignments.moves[(clickers, skippers)] == 1 and seg.assignments.n_moves == 1
-
-
-def _wobble(hysteresis, block):
-    """Clickers, skippers, and a user who alternates runs of ``block`` clicks and skips."""
-    seg = BehaviourSegmenter(n_clusters=2, halflife=0.05, hysteresis=hysteresis, min_events=2, seed=0)
-    for n in range(4000):
-        seg.learn_one(f"clicker{n % 4}", 2.0)
-        seg.learn_one(f"skipper{n % 4}", -1.0 if (n // 4) % 5 else 0.5)
-        if n % 4 == 0:
-            m = n // 4
-            seg.learn_one("wobbler", 2.0 if (m // block) % 2 else (-1.0 if m % 3 else 0.5))
-    return seg.assignments.n_moves
-
-
-def test_hysteresis_damps_short_wobbles_but_follows_lasting_changes():
-    assert _wobble(hysteresis=1, block=10) > 0
-    assert _wobble(hysteresis=5, block=10) == 0
-    assert _wobble(hysteresis=5, block=40) >= 20  # 25 changes of habit, each a move
-
-
-def test_behaviour_state_round_trips_through_json():
-    seg = BehaviourSegmenter(n_clusters=3, taste_dims=2, seed=4)
-    rng = np.random.default_rng(0)
-    for n in range(300):
-        seg.learn_one(f"u{n % 20}", float(rng.choice([-1.0, 0.0, 1.0, 2.0])), taste=rng.normal(size=2))
-    restored = BehaviourSegmenter.from_dict(json.loads(json.dumps(seg.to_dict())))
-    tail = [(f"u{n % 25}", float(w), t) for n, (w, t) in
-            enumerate(zip(rng.choice([-1.0, 1.0], 200), rng.normal(size=(200, 2))))]
-    assert [seg.learn_one(u, w, taste=t) for u, w, t in tail] == [restored.learn_one(u, w, taste=t)
-                                                                   for u, w, t in tail]
-    assert seg.to_dict() == restored.to_dict()
-
-
-def test_behaviour_checks_its_arguments():
-    with pytest.raises(ValueError, match="n_clusters must be in 1..32"):
-        BehaviourSegmenter(n_clusters=40)
-    with pytest.raises(ValueError, match="taste must have taste_dims=2"):
-        BehaviourSegmenter(taste_dims=2, min_events=1).learn_one("u", 1.0, taste=[1.0])
+def test_the_engine_caps_profile_segments_and_sends_the_rest_to_other():
+    ranker = EngineRanker(EngineConfig(rerank=None, behaviour=None, max_segments=2,
+                                       segmenter={"attributes": ["segment"]}))
+    assigned = [ranker.apply_profile(u, {"segment": s}) for u, s in
+                [("a", "s1"), ("b", "s2"), ("c", "s3"), ("d", "s1"), ("e", "")]]
+    assert assigned == ["segment:s1", "segment:s2", OTHER, "segment:s1", "all"]
+    assert ranker.apply_profile("a", {"segment": "s2"}) == "segment:s2"  # a changed profile moves the user
+    ranker.close()

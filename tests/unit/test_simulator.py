@@ -59,8 +59,10 @@ def test_movielens_mapping(tmp_path):
         "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
         "1\t10\t5\t300\n2\t20\t3\t100\n1\t30\t1\t200\n")
     events = list(movielens_stream(tmp_path))
+    # rating 3: a lukewarm dwell of 30 s (seen, a weak positive, not a click: never a trial)
     assert [(e, p["item_id"]) for e, p in events] == [
-        ("impression", "20"), ("skip", "30"), ("click", "10"), ("dwell", "10")]
-    assert events[3][1]["seconds"] == 120.0 and events[1][1]["after_seconds"] == 10.0
+        ("dwell", "20"), ("skip", "30"), ("click", "10"), ("dwell", "10")]
+    assert events[0][1]["seconds"] == 30.0 and events[3][1]["seconds"] == 120.0
+    assert events[1][1]["after_seconds"] == 10.0
     for etype, payload in events:
         validate_event(etype, payload)

@@ -1,0 +1,101 @@
+"""A micro-batch as the engine sees it, and the one in-order walk over its events.
+
+The walk goes through the batch's fresh events in order and keeps each user's history up to
+date event by event, so that a user's second click in a batch is ranked knowing their first:
+
+* before an event that is a trial (:func:`stream.signals.is_trial`), the user's state *as of
+  that moment* is kept as a :class:`Moment` (what ranking needs: history, seen items, segment):
+  the trial is scored on it, and the re-rankers learn from it;
+* then the event changes the user: events counted, the item marked seen, and a positive on
+  an item new to the user's co-occurrence history forms its pairs with that history
+  (:func:`stream.models.cooccurrence.pairs_for`) and joins it.
+
+What the walk does not change within a batch: the users' MF rows (learned per batch, from all
+its events at once), the item side and the segments' shared state (changed when the batch
+commits). Offline evaluation replays the same boundaries, so it sees the same.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+from stream.contract import Event
+from stream.engine.config import EngineConfig
+from stream.models.cooccurrence import pairs_for, remember
+from stream.signals import is_trial, marks_seen, signal_weight
+from stream.state.base import UserRecord
+
+__all__ = ["Moment", "Batch", "walk", "explores"]
+
+
+def explores(user_id: str, ts: float, share: float) -> bool:
+    """Whether a user's list explores at time ``ts``: a stable draw per user and minute, so a
+    share ``share`` of lists carries one fresh item and a list does not flicker.
+
+    >>> sum(explores(f"u{n}", 0.0, 0.1) for n in range(1000))
+    97
+    """
+    if share <= 0:
+        return False
+    return zlib.crc32(f"{user_id}:{int(ts // 60)}".encode()) % 10_000 < share * 10_000
+
+
+@dataclass
+class Moment:
+    """A user as of just before one of their events in the batch."""
+
+    position: int  # of the event in the batch
+    event: Event
+    trial: bool  # a prequential trial (every moment is one)
+    segment: str
+    history: list[str]  # recent positives then, oldest first
+    seen: set[str]  # items then not to recommend
+    explore: bool
+
+
+@dataclass
+class Batch:
+    """A micro-batch after the walk."""
+
+    events: list[Event]
+    fresh: list[bool]  # per event: not applied before, and the first of its id in the batch
+    before: dict[str, UserRecord]  # the users as loaded
+    after: dict[str, UserRecord]  # the users after the batch's events (MF rows: still as loaded)
+    segments: dict[str, str]  # each user's segment at the batch's start
+    moments: list[Moment] = field(default_factory=list)
+    pairs: list[tuple[str, str, float]] = field(default_factory=list)  # (new positive, earlier positive, weight)
+    new_positives: list[str] = field(default_factory=list)  # co-occurrence counts: one per new positive
+
+    @property
+    def trials(self) -> list[Moment]:
+        return [m for m in self.moments if m.trial]
+
+    def fresh_events(self) -> list[Event]:
+        return [ev for ev, f in zip(self.events, self.fresh) if f]
+
+
+def walk(events: list[Event], fresh: list[bool], users: dict[str, UserRecord], segments: dict[str, str],
+         config: EngineConfig) -> Batch:
+    """The in-order walk (see the module docstring); ``users`` are not changed (copies are)."""
+    cooc = config.hybrid.cooc
+    after = {uid: rec.copy() for uid, rec in users.items()}
+    batch = Batch(events, fresh, users, after, segments)
+    for n, (ev, is_fresh) in enumerate(zip(events, fresh)):
+        if not is_fresh:
+            continue
+        rec = after[ev.user_id]
+        w = signal_weight(ev)
+        if is_trial(ev, rec.events, rec.seen):
+            batch.moments.append(Moment(n, ev, True, segments[ev.user_id], list(rec.history), set(rec.seen),
+                                        explores(ev.user_id, ev.ts, config.explore_share)))
+        rec.events += 1
+        if marks_seen(ev):
+            rec.seen[ev.item_id] = float(ev.ts)
+        if w > 0:
+            pairs = pairs_for(rec.history, ev.item_id, cooc)
+            if pairs is not None:
+                batch.new_positives.append(ev.item_id)
+                batch.pairs.extend((ev.item_id, past, pw) for past, pw in pairs)
+                remember(rec.history, ev.item_id, cooc)
+    return batch

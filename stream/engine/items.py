@@ -1,0 +1,253 @@
+"""The item side in motion: owners apply item updates exactly once; copies take published rows.
+
+    user side: a batch's ItemUpdate, split by owner partition, committed to the outbox
+               (atomically with the batch, stream.state), then delivered
+    owner:     ItemOwner.apply  - drops updates it applied before (their ids, kept by the state,
+               atomically with the rows they changed), applies the rest (ItemTable.apply), commits
+    copies:    ItemCopy.apply   - every worker's table takes the owners' published rows
+
+An update's id comes from the events that made it (:func:`entry_id`), and an update is made
+once: in the commit that claims those events. So a batch redelivered after a crash makes no
+second update (its events are claimed), and an update delivered twice (a resend from the
+outbox) is dropped by its owner: each item-side effect is applied exactly once.
+
+Offline, :class:`DirectBus` hands each batch's updates to the owner right after the commit
+(one process owns every item).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from abc import ABC, abstractmethod
+from typing import Callable
+
+from stream.engine.messages import ItemInit, decode_row, decode_update, encode_update
+from stream.models.items import ItemRow, ItemTable, ItemUpdate
+from stream.state.base import Conflict, OutboxEntry, StateStore
+
+__all__ = ["entry_id", "outbox_entries", "ItemOwner", "ItemCopy", "ItemBus", "DirectBus", "KafkaBus"]
+
+log = logging.getLogger(__name__)
+
+
+def entry_id(event_ids: list[str], partition: int) -> str:
+    """The id of a batch's update for one owner partition, from the batch's event ids.
+
+    >>> entry_id(["e1", "e2"], 3) == entry_id(["e1", "e2"], 3), entry_id(["e1"], 3) == entry_id(["e1"], 2)
+    (True, False)
+    """
+    digest = hashlib.blake2b("\x1f".join(event_ids).encode("utf-8"), digest_size=12).hexdigest()
+    return f"{digest}/{partition}"
+
+
+def outbox_entries(update: ItemUpdate, event_ids: list[str], partitions: int, dim: int) -> list[OutboxEntry]:
+    """A batch's update split by owner, each part with its id and payload."""
+    if not update:
+        return []
+    out = []
+    for p, part in sorted(update.split(partitions).items()):
+        if part:
+            eid = entry_id(event_ids, p)
+            out.append(OutboxEntry(eid, p, lambda eid=eid, part=part: encode_update(eid, part, dim), part))
+    return out
+
+
+class ItemOwner:
+    """Applies the item updates of the partitions this process owns, once each.
+
+    Parameters
+    ----------
+    table
+        The item table (the owner's rows are the authoritative ones of its partitions).
+    state
+        Keeps the applied ids and the committed rows (:meth:`StateStore.owner_commit`).
+    clock
+        Wall-clock seconds (rows' ``updated_at``).
+    keep_rows
+        Build the changed rows, commit them to the state and return them (to publish). False:
+        one process holds every item and its table is the whole truth (offline evaluation).
+    """
+
+    CATEGORY_SAMPLE = 200  # items of a category whose mean starts a new item
+
+    def __init__(self, table: ItemTable, state: StateStore, clock: Callable[[], float] = time.time,
+                 keep_rows: bool = True) -> None:
+        self.table = table
+        self.state = state
+        self.clock = clock
+        self.keep_rows = keep_rows
+        self._taken: set[int] = set()
+        self._assigned: set[int] = set()
+        self._by_category: dict[str, list[str]] = {}  # of the items this owner was told about
+        self.applied = 0  # updates applied
+        self.dropped = 0  # updates dropped as applied before
+        self.initialised = 0  # new items started from their categories
+
+    async def take(self, partition: int) -> list[ItemRow]:
+        """Take a partition over: its committed rows replace the table's (returns them)."""
+        rows = await self.state.owner_rows(partition)
+        for row in rows:
+            self.table.load_row(row, force=True)
+        self._taken.add(partition)
+        if rows:
+            log.info("item-updates partition %d taken over: %d item rows loaded", partition, len(rows))
+        return rows
+
+    @property
+    def partitions(self) -> list[int]:
+        """The item-updates partitions this owner is assigned now."""
+        return sorted(self._assigned)
+
+    def assign(self, partition: int) -> None:
+        """The partition is this owner's now (its rows are taken over with its first update)."""
+        self._assigned.add(partition)
+
+    def release(self, partition: int) -> None:
+        """The partition went to another owner: take it again (fresh rows) if it comes back."""
+        self._taken.discard(partition)
+        self._assigned.discard(partition)
+
+    async def apply(self, partition: int, updates: list[tuple[str, ItemUpdate | ItemInit]]) -> list[ItemRow]:
+        """Apply one partition's updates (entry id, update) in order; returns the changed rows,
+        plus, on a take-over, every row of the partition (to publish again)."""
+        republish: list[ItemRow] = []
+        if partition not in self._taken:
+            republish = await self.take(partition)
+        while True:
+            ids = [e for e, _ in updates]
+            done = await self.state.owner_applied(ids)
+            fresh, seen = [], set()
+            for (eid, upd), was in zip(updates, done):
+                if was or eid in seen:
+                    self.dropped += 1
+                    continue
+                seen.add(eid)
+                fresh.append((eid, upd))
+            if not fresh:
+                return republish
+            now = self.clock()
+            changed: set[int] = set()
+            for _, upd in fresh:
+                if isinstance(upd, ItemInit):
+                    r = self._init(upd, now)
+                    if r is not None:
+                        changed.add(r)
+                else:
+                    changed.update(self.table.apply(upd, now))
+            rows = [self.table.row(r) for r in sorted(changed)] if self.keep_rows else []
+            try:
+                await self.state.owner_commit(partition, [e for e, _ in fresh], rows)
+            except Conflict as exc:  # another owner applied some meanwhile (a rebalance): start again
+                log.warning("item-updates partition %d: %s; reloading its rows", partition, exc)
+                await self.take(partition)
+                continue
+            self.applied += len(fresh)
+            by_id = {r.item_id: r for r in republish}
+            by_id.update({r.item_id: r for r in rows})
+            return list(by_id.values())
+
+    def _init(self, init: ItemInit, now: float) -> int | None:
+        like: list[str] = []
+        for cat in init.categories:
+            like += self._by_category.get(cat, [])[-self.CATEGORY_SAMPLE:]
+        row = self.table.init_item(init.item_id, like, now)
+        if row is not None:
+            self.initialised += 1
+        for cat in init.categories:
+            members = self._by_category.setdefault(cat, [])
+            if init.item_id not in members[-self.CATEGORY_SAMPLE:]:
+                members.append(init.item_id)
+                del members[: -4 * self.CATEGORY_SAMPLE]
+        return row
+
+
+class ItemCopy:
+    """Takes item rows published by their owners into this process's table."""
+
+    def __init__(self, table: ItemTable) -> None:
+        self.table = table
+        self.read = 0  # rows read
+        self.applied = 0  # of which newer than the copy (an owner's own rows come back as old news)
+        self.invalid = 0
+
+    def apply(self, values: list[bytes | None]) -> list[ItemRow]:
+        """Decode and take rows; returns the rows taken. Malformed ones are counted and skipped."""
+        taken = []
+        for value in values:
+            if value is None:
+                continue
+            try:
+                row = decode_row(value)
+            except ValueError as exc:
+                self.invalid += 1
+                if self.invalid <= 10 or self.invalid % 1000 == 0:
+                    log.warning("ignored an item-factors message (%d so far): %s", self.invalid, exc)
+                continue
+            self.read += 1
+            try:
+                if self.table.load_row(row):
+                    taken.append(row)
+            except ValueError as exc:  # e.g. rows of another factor count
+                self.invalid += 1
+                if self.invalid <= 10 or self.invalid % 1000 == 0:
+                    log.warning("ignored an item row (%d so far): %s", self.invalid, exc)
+        self.applied += len(taken)
+        return taken
+
+
+class ItemBus(ABC):
+    """Delivers a committed batch's item updates to their owners."""
+
+    @abstractmethod
+    async def deliver(self, entries: list[OutboxEntry]) -> None:
+        """Hand the entries to their owners; marks them done in the outbox once delivered."""
+
+
+class DirectBus(ItemBus):
+    """In process: the owner applies each entry at once (offline evaluation, tests)."""
+
+    def __init__(self, owner: ItemOwner) -> None:
+        self.owner = owner
+
+    async def deliver(self, entries: list[OutboxEntry]) -> None:
+        by_part: dict[int, list] = {}
+        for e in entries:
+            update = e.update if e.update is not None else decode_update(e.payload)[1]
+            by_part.setdefault(e.partition, []).append((e.entry_id, update))
+        for partition, updates in sorted(by_part.items()):
+            await self.owner.apply(partition, updates)
+        if entries:
+            await self.owner.state.outbox_done([e.entry_id for e in entries])
+
+
+class KafkaBus(ItemBus):
+    """In the worker: each entry goes to its owner's item-updates partition; once Kafka has it,
+    it leaves the outbox. :meth:`sweep` sends again what a crash (or a broker outage) left there.
+
+    ``publisher``: has ``item_update(partition, payload)`` and ``flush()`` (which raises when a
+    message was not delivered).
+    """
+
+    def __init__(self, publisher, state: StateStore) -> None:
+        self.publisher = publisher
+        self.state = state
+        self.resent = 0
+
+    async def deliver(self, entries: list[OutboxEntry]) -> None:
+        if not entries:
+            return
+        for e in entries:
+            await self.publisher.item_update(e.partition, e.payload)
+        await self.publisher.flush()
+        await self.state.outbox_done([e.entry_id for e in entries])
+
+    async def sweep(self, older_than: float) -> int:
+        """Deliver the entries committed before ``older_than`` and still in the outbox."""
+        entries = await self.state.outbox_pending(older_than)
+        if entries:
+            log.info("delivering %d item updates left in the outbox", len(entries))
+            await self.deliver(entries)
+            self.resent += len(entries)
+        return len(entries)

@@ -1,0 +1,100 @@
+"""A batch step's KPIs: Prometheus metrics and drift observations, from its :class:`StepResult`.
+
+Trials are counted by the engine's one rule (:func:`stream.signals.is_trial`), so the worker's
+``streamrec_prequential_*`` metrics and ``streamrec evaluate`` count the same trials.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+from stream.drift import signal_values
+from stream.engine.alerts import DriftWatch
+from stream.engine.engine import StepResult
+from stream.engine.validate import Record
+
+__all__ = ["Kpis"]
+
+log = logging.getLogger(__name__)
+
+
+class Kpis:
+    """Counts committed steps in ``metrics`` and feeds their KPIs to ``drift`` (when given)."""
+
+    def __init__(self, metrics, drift: DriftWatch | None = None) -> None:
+        self.metrics = metrics
+        self.drift = drift
+        self._segments: set[str] = set()  # segments whose trial series exist
+        self._labels: dict[str, str] = {}  # behaviour segment -> its label's series
+
+    def record(self, result: StepResult, records: list[Record]) -> None:
+        """``records``: the step's valid records, in the events' order (their Kafka timestamps
+        give the freshness histogram)."""
+        metrics, drift = self.metrics, self.drift
+        now = time.time()
+        for rec, ev, fresh in zip(records, result.events, result.fresh):
+            if not fresh:
+                metrics.duplicate_events_total.inc()
+                continue
+            seg = result.segments[ev.user_id]
+            metrics.events_total.labels(ev.type, seg).inc()
+            if ev.type == "dwell":
+                metrics.dwell_seconds.labels(seg).observe(float(ev.seconds or 0.0))
+            if rec.timestamp:
+                metrics.event_to_applied_seconds.observe(max(0.0, now - rec.timestamp))
+            if drift is not None:
+                for signal, value in signal_values(ev.type, ev.seconds):
+                    drift.observe(seg, signal, value)
+        for t in result.trials:
+            self._trial(t)
+        learned = result.learned
+        for seg, guard in learned.guards.items():
+            metrics.segment_serving.labels(seg).set(1 if guard.serving_segment else 0)
+            metrics.segment_hit_difference.labels(seg).set(guard.mean_difference)
+        for s in learned.switches:
+            metrics.segment_guard_switches_total.labels(s["segment"], s["to"]).inc()
+        for seg, n in learned.examples.items():
+            metrics.rerank_examples_total.labels(seg).inc(n)
+        for _ in learned.moved:
+            metrics.segment_moves_total.labels("behaviour").inc()
+        if learned.moved:
+            log.info("behaviour segments: %d users moved in this batch", len(learned.moved))
+        for seg, label in learned.labels.items():
+            self._label(seg, label)
+        if learned.loss is not None:
+            metrics.model_loss.observe(learned.loss)
+        metrics.model_events_learned_total.inc(learned.learned)
+
+    def _trial(self, t) -> None:
+        metrics, seg = self.metrics, t.segment
+        if seg not in self._segments:  # every series exists from a segment's first trial
+            self._segments.add(seg)
+            for ranking in ("segment", "global"):
+                metrics.prequential_ranking_hits_total.labels(seg, ranking).inc(0)
+                metrics.segment_guard_switches_total.labels(seg, ranking).inc(0)
+        metrics.prequential_trials_total.labels(seg).inc()
+        rank = t.rank
+        if rank is not None:
+            metrics.prequential_hits_total.labels(seg).inc()
+            metrics.prequential_ndcg_sum.labels(seg).inc(1.0 / math.log2(rank + 1))
+        if t.seg_hit is not None:
+            if t.seg_hit:
+                metrics.prequential_ranking_hits_total.labels(seg, "segment").inc()
+            if t.glob_hit:
+                metrics.prequential_ranking_hits_total.labels(seg, "global").inc()
+        if self.drift is not None:
+            self.drift.observe(seg, "hit_rate", 1.0 if rank is not None else 0.0)
+
+    def _label(self, segment: str, label: str) -> None:
+        old = self._labels.get(segment)
+        if old == label:
+            return
+        if old is not None:
+            try:
+                self.metrics.behaviour_segment_label.remove(segment, old)
+            except KeyError:
+                pass
+        self.metrics.behaviour_segment_label.labels(segment, label).set(1)
+        self._labels[segment] = label

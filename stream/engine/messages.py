@@ -1,0 +1,231 @@
+"""The engine's internal messages, as JSON (no pickle): item updates for the owners, item rows.
+
+Arrays travel as base64 of little-endian bytes, their lengths checked on the way in. Item ids
+in an update are listed once (``ids``) and referred to by position.
+
+    item-updates  (partition = the items' owner, see stream.models.sharded.item_partition)
+      {"schema": "item-update-v2", "id": entry id, "dim": k, "ids": [item ids],
+       "mf": {"items": b64 i4 (m,), "grad": b64 f4 (m, k + 2), "ex_b": b64 f4 (m,), "pos_w": b64 f8 (m,)},
+       "pop": {"ref": t, "items": b64 i4, "w": b64 f8}, "counts": {"items": b64 i4, "w": b64 f8},
+       "pairs": {"a": b64 i4, "b": b64 i4, "w": b64 f8}}
+      {"schema": "item-init-v1", "item_id": id, "categories": [str]}   (a new item, from the catalogue)
+    item-factors  (key = item_id, compacted: the latest row of every item)
+      {"schema": "item-row-v2", "item_id": id, "dim": k, "vec": b64 f4 (k,), "bias", "acc", "acc_b", "pop",
+       "version": model version, "updates": owner updates (orders copies), "updated_at", "n", "nbrs": [ids],
+       "counts": b64 f4, "gpop", "gpop_ref"}
+
+Examples
+--------
+>>> from stream.models.items import ItemUpdate
+>>> u = ItemUpdate.empty(2)
+>>> u.add_pairs(["a"], ["b"], [1.0])
+>>> back = decode_update(encode_update("e1", u, 2))[1]
+>>> back.names(back.pair_b)
+['b']
+>>> decode_update(b'{"schema": "item-update-v2", "id": "e", "dim": 2, "ids": ["a"], "pairs": {"a": "", "b": "", "w": "AAAA"}}')
+Traceback (most recent call last):
+...
+ValueError: item-update-v2: pairs.w has 3 bytes, must have 0
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from stream.models.items import ItemRow, ItemUpdate
+from stream.models.sharded import ItemGradients, ItemState
+
+__all__ = ["MODEL_VERSION", "ItemInit", "encode_update", "encode_init", "decode_update", "encode_row", "decode_row",
+           "row_fields", "row_from_fields"]
+
+_F4, _F8, _I4 = np.dtype("<f4"), np.dtype("<f8"), np.dtype("<i4")
+
+#: The model version written beside every vector (readers of embeddings see it); a row's own
+#: count of owner updates is its ``updates`` field.
+MODEL_VERSION = "online-mf-v2"
+
+
+def _b64(array, dtype: np.dtype) -> str:
+    return base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode("ascii")
+
+
+def _array(body: dict, name: str, dtype: np.dtype, count: int, schema: str, part: str = "") -> np.ndarray:
+    where = f"{part}.{name}" if part else name
+    try:
+        raw = base64.b64decode(body.get(name, ""), validate=True)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{schema}: {where} is not base64: {exc}") from exc
+    if len(raw) != count * dtype.itemsize:
+        raise ValueError(f"{schema}: {where} has {len(raw)} bytes, must have {count * dtype.itemsize}")
+    return np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("="))
+
+
+def _part(body: dict, name: str, schema: str) -> dict:
+    part = body.get(name) or {}
+    if not isinstance(part, dict):
+        raise ValueError(f"{schema}: {name} must be an object")
+    return part
+
+
+def _index(part: dict, name: str, n_ids: int, schema: str, where: str) -> np.ndarray:
+    raw = base64.b64decode(part.get(name, ""), validate=True)
+    if len(raw) % 4:
+        raise ValueError(f"{schema}: {where}.{name} must be int32 positions")
+    idx = np.frombuffer(raw, dtype=_I4).astype(np.int32)
+    if len(idx) and (idx.min() < 0 or idx.max() >= n_ids):
+        raise ValueError(f"{schema}: {where}.{name} must index the ids")
+    return idx
+
+
+@dataclass(frozen=True)
+class ItemInit:
+    """A new item's categories: its owner starts its row from the mean of those categories' items."""
+
+    item_id: str
+    categories: list[str]
+
+    @property
+    def entry_id(self) -> str:
+        return f"init:{self.item_id}"
+
+
+def encode_update(entry_id: str, u: ItemUpdate, dim: int) -> bytes:
+    ids = list(u.ids)
+    pos = {i: n for n, i in enumerate(ids)}
+    g = u.grads
+    body = {"schema": "item-update-v2", "id": entry_id, "dim": dim}
+    if len(g):
+        for i in g.item_ids:
+            if i not in pos:
+                pos[i] = len(ids)
+                ids.append(i)
+        body["mf"] = {"items": _b64([pos[i] for i in g.item_ids], _I4), "grad": _b64(g.grad, _F4),
+                      "ex_b": _b64(g.ex_b, _F4), "pos_w": _b64(g.pos_w, _F8)}
+    if len(u.pop_idx):
+        body["pop"] = {"ref": u.pop_ref, "items": _b64(u.pop_idx, _I4), "w": _b64(u.pop_w, _F8)}
+    if len(u.count_idx):
+        body["counts"] = {"items": _b64(u.count_idx, _I4), "w": _b64(u.count_w, _F8)}
+    if len(u.pair_a):
+        body["pairs"] = {"a": _b64(u.pair_a, _I4), "b": _b64(u.pair_b, _I4), "w": _b64(u.pair_w, _F8)}
+    body["ids"] = ids
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def encode_init(item_id: str, categories: list[str]) -> bytes:
+    return json.dumps({"schema": "item-init-v1", "item_id": item_id, "categories": categories},
+                      separators=(",", ":")).encode()
+
+
+def decode_update(data: bytes) -> tuple[str, ItemUpdate | ItemInit]:
+    """An item-updates message: (entry id, an update or a new item's categories); ValueError if malformed."""
+    try:
+        body = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"item-updates message: not JSON: {exc}") from exc
+    schema = body.get("schema") if isinstance(body, dict) else None
+    if schema == "item-init-v1":
+        item, cats = body.get("item_id"), body.get("categories")
+        if not isinstance(item, str) or not isinstance(cats, list) or not all(isinstance(c, str) for c in cats):
+            raise ValueError("item-init-v1: item_id must be a string and categories a list of strings")
+        init = ItemInit(item, cats)
+        return init.entry_id, init
+    if schema != "item-update-v2":
+        raise ValueError(f"item-updates message: a JSON object with \"schema\" item-update-v2 or item-init-v1 "
+                         f"expected, got {schema!r}")
+    entry, dim, ids = body.get("id"), body.get("dim"), body.get("ids")
+    if not isinstance(entry, str) or not isinstance(dim, int) or not isinstance(ids, list) \
+            or not all(isinstance(i, str) for i in ids):
+        raise ValueError(f"{schema}: id must be a string, dim an integer and ids a list of strings")
+    empty = ItemUpdate.empty(dim)
+    u = ItemUpdate(empty.grads, ids)
+    try:
+        mf = _part(body, "mf", schema)
+        if mf:
+            idx = _index(mf, "items", len(ids), schema, "mf")
+            m = len(idx)
+            u.grads = ItemGradients([ids[j] for j in idx.tolist()],
+                                    _array(mf, "grad", _F4, m * (dim + 2), schema, "mf").reshape(m, dim + 2),
+                                    _array(mf, "ex_b", _F4, m, schema, "mf"), _array(mf, "pos_w", _F8, m, schema, "mf"))
+        pop = _part(body, "pop", schema)
+        if pop:
+            u.pop_idx = _index(pop, "items", len(ids), schema, "pop")
+            u.pop_w = _array(pop, "w", _F8, len(u.pop_idx), schema, "pop")
+            u.pop_ref = float(pop.get("ref", 0.0))
+        counts = _part(body, "counts", schema)
+        if counts:
+            u.count_idx = _index(counts, "items", len(ids), schema, "counts")
+            u.count_w = _array(counts, "w", _F8, len(u.count_idx), schema, "counts")
+        pairs = _part(body, "pairs", schema)
+        if pairs:
+            u.pair_a = _index(pairs, "a", len(ids), schema, "pairs")
+            u.pair_b = _index(pairs, "b", len(ids), schema, "pairs")
+            if len(u.pair_b) != len(u.pair_a):
+                raise ValueError(f"{schema}: pairs.a and pairs.b must have the same length")
+            u.pair_w = _array(pairs, "w", _F8, len(u.pair_a), schema, "pairs")
+    except (TypeError, AttributeError) as exc:
+        raise ValueError(f"{schema}: malformed: {exc}") from exc
+    return entry, u
+
+
+def row_fields(row: ItemRow) -> dict[str, bytes | str]:
+    """An item row as text fields (vectors as little-endian bytes): the Redis hash and the message."""
+    s = row.mf
+    return {"vec": np.asarray(s.vector, dtype=_F4).tobytes(), "dim": str(len(s.vector)), "bias": repr(float(s.bias)),
+            "acc": repr(float(s.acc)), "acc_b": repr(float(s.acc_b)), "pop": repr(float(s.pop)),
+            "version": MODEL_VERSION, "updates": str(int(s.version)), "updated_at": repr(float(s.updated_at)), "n": repr(float(row.n)),
+            "nbrs": json.dumps(row.neighbours, separators=(",", ":")),
+            "counts": np.asarray(row.counts, dtype=_F4).tobytes(), "gpop": repr(float(row.popularity)),
+            "gpop_ref": repr(float(row.popularity_ref))}
+
+
+def row_from_fields(item_id: str, f: dict) -> ItemRow:
+    """The inverse of :func:`row_fields` (keys and values as str or bytes); ValueError if malformed."""
+    def get(name, default=None):
+        v = f.get(name, f.get(name.encode(), default))
+        return v
+    try:
+        dim = int(get("dim"))
+        vec = get("vec")
+        vec = vec if isinstance(vec, bytes) else vec.encode("latin-1")
+        if len(vec) != 4 * dim:
+            raise ValueError(f"vec has {len(vec)} bytes, must have {4 * dim}")
+        nbrs = json.loads(get("nbrs", "[]"))
+        counts = get("counts", b"")
+        counts = counts if isinstance(counts, bytes) else counts.encode("latin-1")
+        if len(counts) != 4 * len(nbrs):
+            raise ValueError(f"counts has {len(counts)} bytes for {len(nbrs)} neighbours")
+        num = lambda name: float(get(name, 0.0) or 0.0)  # noqa: E731
+        state = ItemState(item_id, np.frombuffer(vec, dtype=_F4).astype(np.float32), num("bias"), num("acc"),
+                          num("acc_b"), num("pop"), int(float(get("updates", 0) or 0)), num("updated_at"))
+        return ItemRow(item_id, state, num("n"), [str(x) for x in nbrs],
+                       np.frombuffer(counts, dtype=_F4).astype(np.float32), num("gpop"), num("gpop_ref"))
+    except (TypeError, KeyError, AttributeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"item row {item_id!r}: missing or invalid field: {exc}") from exc
+
+
+def encode_row(row: ItemRow) -> bytes:
+    f = row_fields(row)
+    body = {"schema": "item-row-v2", "item_id": row.item_id,
+            **{k: (base64.b64encode(v).decode("ascii") if isinstance(v, bytes) else v) for k, v in f.items()}}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def decode_row(data: bytes) -> ItemRow:
+    """An item-factors message; ValueError if malformed."""
+    try:
+        body = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"item-row-v2: not JSON: {exc}") from exc
+    if not isinstance(body, dict) or body.get("schema") != "item-row-v2" or not isinstance(body.get("item_id"), str):
+        raise ValueError("item-row-v2: a JSON object with \"schema\": \"item-row-v2\" and an item_id expected")
+    try:
+        fields = dict(body)
+        for name in ("vec", "counts"):
+            fields[name] = base64.b64decode(body.get(name, ""), validate=True)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"item-row-v2: vec/counts are not base64: {exc}") from exc
+    return row_from_fields(body["item_id"], fields)

@@ -1,0 +1,156 @@
+"""Pushing lists: to the recommendations topic when a user's list changed, and in answer to requests.
+
+A user whose state a batch changed becomes *pending*; :meth:`Pusher.push_due` ranks the
+pending users whose rate limit allows (at most one push per ``min_interval`` seconds per user)
+and sends the lists that differ from the last one pushed. Users the batch just changed are
+ranked from the batch's own records (no second load); users left pending by the rate limit are
+loaded when their turn comes. The last lists pushed are remembered here; the state is asked
+only for users this process has not pushed to.
+
+A list message (topic and HTTP)::
+
+    {"schema": "v1", "user_id", "rec_id", "segment", "model", "trigger": "event|request",
+     "generated_at", "request_id" (answers to rec-requests only),
+     "items": [{"item_id", "score", "rank", "reason": {"kind": ..., ...}}]}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections import OrderedDict
+from typing import Any, Callable, Protocol
+
+from stream.engine.engine import Engine
+from stream.engine.rank import Ranked
+from stream.state.base import SharedState, UserRecord
+
+__all__ = ["Pusher", "payload", "ListSink"]
+
+
+class ListSink(Protocol):
+    async def recommendations(self, user_id: str, payload: bytes) -> None: ...
+
+
+def payload(user_id: str, segment: str, ranked: Ranked, trigger: str, request_id: str | None = None,
+            k: int | None = None) -> bytes:
+    """A list message (see the module docstring) of the first ``k`` items (all by default)."""
+    items = ranked.items if k is None else ranked.items[:k]
+    reasons = ranked.reasons or []
+    body: dict[str, Any] = {
+        "schema": "v1", "user_id": user_id, "rec_id": uuid.uuid4().hex, "segment": segment, "model": ranked.model,
+        "trigger": trigger, "generated_at": time.time(),
+        "items": [{"item_id": i, "score": round(s, 6), "rank": r + 1, **({"reason": reasons[r]} if r < len(reasons) else {})}
+                  for r, (i, s) in enumerate(items)],
+    }
+    if request_id is not None:
+        body["request_id"] = request_id
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+class Pusher:
+    """Sends users' lists (see the module docstring).
+
+    Parameters
+    ----------
+    engine
+        Ranks the users.
+    sink
+        Where lists go (the worker's publisher: the recommendations topic).
+    metrics
+        :class:`stream.metrics.Metrics` (pushes counted per segment, explored lists).
+    top_k, min_interval
+        List length; at most one push per user per ``min_interval`` seconds.
+    """
+
+    def __init__(self, engine: Engine, sink: ListSink, metrics, *, top_k: int, min_interval: float,
+                 clock: Callable[[], float] = time.monotonic, max_tracked_users: int = 200_000) -> None:
+        self.engine = engine
+        self.sink = sink
+        self.metrics = metrics
+        self.top_k = top_k
+        self.min_interval = min_interval
+        self.clock = clock
+        self.max_tracked_users = max_tracked_users
+        self._pending: dict[str, None] = {}
+        self._last_push: OrderedDict[str, float] = OrderedDict()
+        self._last_lists: dict[str, tuple[str, ...]] = {}
+        self._lock = asyncio.Lock()
+
+    def changed(self, user_ids) -> None:
+        """These users' state changed: their list is due for a look."""
+        for uid in user_ids:
+            self._pending[uid] = None
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def push_due(self, records: dict[str, UserRecord] | None = None, shared: SharedState | None = None) -> int:
+        """Push the lists of pending users whose rate limit allows; the rest stay pending.
+        ``records`` / ``shared``: a batch's users after it and its shared state (else loaded)."""
+        async with self._lock:
+            now = self.clock()
+            due = [uid for uid in self._pending if now - self._last_push.get(uid, float("-inf")) >= self.min_interval]
+            if not due:
+                return 0
+            for uid in due:  # taken out before the await: a change meanwhile stays pending
+                del self._pending[uid]
+            try:
+                return await self._push(sorted(due), records or {}, shared)
+            except BaseException:
+                for uid in due:
+                    self._pending.setdefault(uid, None)
+                raise
+
+    async def _push(self, user_ids: list[str], records: dict[str, UserRecord], shared: SharedState | None) -> int:
+        known = {uid: records[uid] for uid in user_ids if uid in records}
+        missing = [uid for uid in user_ids if uid not in records]
+        if missing:
+            known.update(await self.engine.state.users(missing))
+            shared = None  # some users were loaded now: their segments' state too
+        ranked = await self.engine.rank_records(known, self.top_k, shared)
+        wall = time.time()
+        for rec in known.values():  # how old the user rows are that lists are made from
+            if rec.row is not None and rec.row.updated_at:
+                self.metrics.embedding_age_seconds.labels("user").observe(max(0.0, wall - rec.row.updated_at))
+        unknown = [uid for uid in user_ids if uid not in self._last_lists]
+        if unknown:
+            for uid, prev in (await self.engine.state.last_lists(unknown)).items():
+                if prev is not None:
+                    self._last_lists[uid] = tuple(x["item_id"] for x in json.loads(prev)["items"])
+        now = self.clock()
+        saved: dict[str, bytes] = {}
+        for uid in user_ids:
+            segment, r = ranked[uid]
+            items = tuple(r.ids)
+            if self._last_lists.get(uid) == items:
+                continue
+            body = payload(uid, segment, r, "event")
+            await self.sink.recommendations(uid, body)
+            saved[uid] = body
+            self.metrics.recommendations_pushed_total.labels(segment).inc()
+            if r.explored:
+                self.metrics.explored_total.labels(segment).inc()
+            self._last_push[uid] = now
+            self._last_push.move_to_end(uid)
+            self._last_lists[uid] = items
+        while len(self._last_push) > self.max_tracked_users:
+            uid, _ = self._last_push.popitem(last=False)
+            self._last_lists.pop(uid, None)
+        await self.engine.state.save_lists(saved)
+        return len(saved)
+
+    async def answer(self, requests: list) -> int:
+        """Answer rec-requests (:class:`stream.contract.RecRequest`) on the recommendations topic."""
+        if not requests:
+            return 0
+        ranked = await self.engine.recommend(sorted({r.user_id for r in requests}), max(r.k for r in requests))
+        for req in requests:
+            segment, r = ranked[req.user_id]
+            await self.sink.recommendations(req.user_id, payload(req.user_id, segment, r, "request", req.request_id,
+                                                                 k=req.k))
+            self.metrics.recommendations_pushed_total.labels(segment).inc()
+        return len(requests)

@@ -1,0 +1,325 @@
+"""Ranking: what a user is served, for trials, pushes and HTTP alike.
+
+For a user with signal (a learned MF row, or positives in their history):
+
+1. **the blend** (:mod:`stream.models.hybrid`: each part normalised, weighted) scores every item: the
+   MF part from the user's row, co-occurrence from their recent positives (recency-weighted)
+   against the item side's neighbour rows, popularity from the item side; their seen items
+   are left out and the top ``n_candidates`` kept, in the blend's order (ties: the lower row);
+2. **the segment re-ranker** (when configured) scores those candidates' features
+   (:mod:`stream.models.rerank.features`, with the segment's popularity) with the segment's
+   River layers; the user is served the layer's order, or the blend's while the segment's guard
+   says so;
+3. **exploration**: a stable share of lists gives its last slot to the best fresh item.
+
+A user without signal gets their segment's trending items (the global ones fill a short list).
+
+Many users are ranked at once: each part is one matrix over (users, items), so a batch's
+trials cost a few NumPy calls, not a Python loop per user.
+
+Every served item can carry a machine-readable reason: ``because_you_liked`` (the history item
+that adds most to its co-occurrence score), ``matches_your_taste`` (the MF part),
+``popular_in_segment`` / ``popular`` (cold start), ``explore``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Collection
+
+import numpy as np
+
+from stream.engine.config import MODEL_NAMES, EngineConfig
+from stream.models.base import top_k
+from stream.models.hybrid import normalise
+from stream.models.items import ItemTable
+from stream.models.rerank.features import raw_features, scaled
+from stream.models.rerank.layers import SegmentLayers
+from stream.models.sharded import UserState
+from stream.state.base import SharedState, StateStore
+
+__all__ = ["View", "Candidates", "Ranked", "Ranking"]
+
+
+@dataclass
+class View:
+    """A user as one ranking sees them."""
+
+    user_id: str
+    segment: str
+    row: UserState | None
+    history: list[str]
+    seen: Collection[str]
+    explore: bool = False
+
+    @property
+    def learned(self) -> bool:
+        return self.row is not None and self.row.n > 0
+
+
+@dataclass
+class Candidates:
+    """A user's candidates as the re-ranker saw them (to learn from, and for the guard)."""
+
+    segment: str
+    ids: list[str]  # the blend's order
+    X: np.ndarray  # scaled features (len(ids), len(COLUMNS))
+    shared: np.ndarray  # shared layer logits
+    seg: np.ndarray  # the segment layer's logits
+    order: np.ndarray  # positions in ids, best first by the segment layer
+
+
+@dataclass
+class Ranked:
+    """One user's list."""
+
+    items: list[tuple[str, float]]  # served (item id, score), best first
+    model: str  # MODEL_NAMES value
+    glob: list[str]  # the blend's top-k (the guard's comparison)
+    seg: list[str] | None  # the segment layer's top-k (None: no re-ranker for this user)
+    explored: bool = False  # the last slot is a fresh item
+    reasons: list[dict] | None = None
+    candidates: Candidates | None = None
+
+    @property
+    def ids(self) -> list[str]:
+        return [i for i, _ in self.items]
+
+
+class Ranking:
+    """Ranks users against the item side (``table``) with the configured models."""
+
+    def __init__(self, config: EngineConfig, table: ItemTable) -> None:
+        self.config = config
+        self.table = table
+
+    def _rows(self, items: Collection[str]) -> np.ndarray:
+        """Rows of the known ones among ``items`` (C-speed lookups when all are known: the usual case)."""
+        pos = self.table.mf.model._items._pos
+        try:
+            return np.fromiter(map(pos.__getitem__, items), dtype=np.int64, count=len(items))
+        except KeyError:
+            return np.array([pos[i] for i in items if i in pos], dtype=np.int64)
+
+    def _history(self, history: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of one history's known items and their recency weights (``decay ** age``, age 0 the latest)."""
+        user, rows, w = self._histories([history])
+        return rows, w
+
+    def _histories(self, histories: list[list[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every history's last ``history`` known items at once: (whose, item row, recency weight)."""
+        cooc = self.config.hybrid.cooc
+        lists = [h if cooc.history is None else h[-cooc.history:] for h in histories]
+        lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+        pos = self.table.mf.model._items._pos
+        rows = np.array([pos.get(i, -1) for h in lists for i in h], dtype=np.int64)
+        user = np.repeat(np.arange(len(lists)), lengths)
+        age = np.repeat(np.cumsum(lengths), lengths) - 1 - np.arange(len(rows))
+        keep = rows >= 0
+        return user[keep], rows[keep], cooc.decay ** age[keep].astype(np.float64)
+
+    def blend_matrix(self, views: list[View], N: int) -> tuple[np.ndarray, dict, dict]:
+        """The blend's scores of every item for each view (V, N), and the MF and co-occurrence
+        parts' raw rows per view index (absent when the part is not used for that view)."""
+        hp = self.config.hybrid
+        G = np.zeros((len(views), N))
+        mf_rows: dict[int, np.ndarray] = {}
+        cooc_rows: dict[int, np.ndarray] = {}
+        learned = [j for j, v in enumerate(views) if v.learned] if hp.mf_weight else []
+        if learned:
+            S = self.table.mf.score_many(np.stack([views[j].row.vector for j in learned]))
+            G[learned] += hp.mf_weight * normalise(S, hp.normalise)
+            mf_rows = {j: S[n] for n, j in enumerate(learned)}
+        if hp.cooccurrence_weight:
+            js = [j for j, v in enumerate(views) if v.history]
+            if js:
+                user, rows, w = self._histories([views[j].history for j in js])
+                C = self.table.cooc.score_many(user, rows, w, len(js), N, hp.cooc.alpha)
+                has = np.bincount(user, minlength=len(js)) > 0  # a history with no known item has no part
+                js, C = [j for j, h in zip(js, has.tolist()) if h], C[has]
+                if js:
+                    G[js] += hp.cooccurrence_weight * normalise(C, hp.normalise)
+                    cooc_rows = {j: C[n] for n, j in enumerate(js)}
+        if hp.popularity_weight:
+            pop = self.table.pop.scores(N)
+            G += hp.popularity_weight * normalise(pop[None, :], hp.normalise)
+        return G, mf_rows, cooc_rows
+
+    async def rank(self, views: list[View], k: int, shared: SharedState, layers: SegmentLayers | None,
+                   state: StateStore, reasons: bool = False) -> list[Ranked]:
+        """Each view's list of ``k`` (see the module docstring)."""
+        out: list[Ranked | None] = [None] * len(views)
+        N = self.table.n_items
+        hp = self.config.hybrid
+        rr = self.config.rerank if layers is not None else None
+        usable = [bool(N) and ((v.learned and hp.mf_weight) or (v.history and hp.cooccurrence_weight)
+                               or (hp.popularity_weight and (v.learned or v.history))) for v in views]
+        warm = [j for j, ok in enumerate(usable) if ok]
+        if warm:
+            wviews = [views[j] for j in warm]
+            G, mf_rows, cooc_rows = self.blend_matrix(wviews, N)
+            sizes = [max(int(rr.of(v.segment, "n_candidates")), k) if rr is not None else k for v in wviews]
+            tops = self._top(G, wviews, sizes)
+            pop = self.table.pop.scores(N)
+            cands = await self._rerank(wviews, tops, G, mf_rows, cooc_rows, pop, shared, layers, state) \
+                if rr is not None else {}
+            fresh = None
+            ids = self.table.item_ids
+            for n, j in enumerate(warm):
+                v, top, g = views[j], tops[n], G[n]
+                glob = [ids[r] for r in top[:k].tolist()]
+                c = cands.get(n)
+                if c is not None and _serving_segment(shared, c.segment):
+                    rows = top[c.order[:k]]
+                    items = [(ids[r], float(s)) for r, s in zip(rows.tolist(), c.seg[c.order[:k]].tolist())]
+                    model = MODEL_NAMES["rerank"]
+                else:
+                    items = [(ids[r], float(g[r])) for r in top[:k].tolist()]
+                    model = MODEL_NAMES["hybrid"]
+                seg = [c.ids[p] for p in c.order[:k].tolist()] if c is not None else None
+                explored = False
+                if v.explore and len(items) == k and k > 1:
+                    if fresh is None:
+                        fresh = (self.table.mf.positive_weight() < self.config.explore_max_positive_weight) \
+                            & (self.table.mf.versions() > 0)
+                    pick = self._explore(fresh, g, v.seen, items)
+                    if pick is not None:
+                        items = items[:-1] + [(ids[pick], float(g[pick]))]
+                        explored = True
+                why = self._reasons(items, explored, v, n in mf_rows) if reasons else None
+                out[j] = Ranked(items, model, glob, seg, explored, why, c)
+        cold = [j for j in range(len(views)) if out[j] is None]
+        if cold:
+            await self._cold(views, cold, k, state, reasons, out)
+        return out  # type: ignore[return-value]
+
+    def _top(self, G: np.ndarray, views: list[View], sizes: list[int]) -> list[np.ndarray]:
+        """Each view's top rows by its blend row, seen items left out, best first (ties: lower row)."""
+        V, N = G.shape
+        seen = [self._rows(v.seen) for v in views]
+        flat = [s + n * N for n, s in enumerate(seen) if len(s)]
+        if flat:
+            G = G.copy()
+            G.reshape(-1)[np.concatenate(flat)] = -np.inf
+        n = min(max(sizes), N)
+        if n < N:
+            part = np.argpartition(-G, n - 1, axis=1)[:, :n]
+            # argpartition keeps any of the items tied at a row's cut: keep the lowest rows among them
+            cut = np.take_along_axis(G, part, axis=1).min(axis=1)
+            tied = np.flatnonzero(((G == cut[:, None]).sum(axis=1) > (np.take_along_axis(G, part, axis=1)
+                                                                      == cut[:, None]).sum(axis=1)))
+            for j in tied.tolist():
+                above = np.flatnonzero(G[j] > cut[j])
+                part[j] = np.concatenate([above, np.flatnonzero(G[j] == cut[j])[: n - len(above)]])
+        else:
+            part = np.tile(np.arange(N), (V, 1))
+        vals = np.take_along_axis(G, part, axis=1)
+        order = np.lexsort((part, -vals), axis=-1)
+        rows = np.take_along_axis(part, order, axis=1)
+        vals = np.take_along_axis(vals, order, axis=1)
+        out = []
+        for r, v, size in zip(rows, vals, sizes):
+            keep = np.isfinite(v)
+            out.append((r[keep] if not keep.all() else r)[:size])
+        return out
+
+    async def _rerank(self, views, tops, G, mf_rows, cooc_rows, pop, shared, layers: SegmentLayers,
+                      state) -> dict[int, Candidates]:
+        """The segment layers' scores of each warm view's candidates, per segment at once."""
+        ids = self.table.item_ids
+        by_seg: dict[str, list[int]] = {}
+        for n, top in enumerate(tops):
+            if len(top):
+                by_seg.setdefault(views[n].segment, []).append(n)
+        if not by_seg:
+            return {}
+        wanted_rows = {seg: np.unique(np.concatenate([tops[n] for n in ns])) for seg, ns in by_seg.items()}
+        seg_pop = await state.segment_scores({seg: [ids[r] for r in rows.tolist()] for seg, rows in wanted_rows.items()})
+        N = G.shape[1]
+        out = {}
+        for seg, ns in by_seg.items():
+            at = np.zeros(N)
+            at[wanted_rows[seg]] = seg_pop[seg]
+            groups: dict[int, list[int]] = {}  # the segment's views by candidate count
+            for n in ns:
+                groups.setdefault(len(tops[n]), []).append(n)
+            for size, group in groups.items():
+                rows = np.stack([tops[n] for n in group])  # (U, size)
+                zeros = np.zeros(size)
+                R = raw_features(np.stack([G[n][tops[n]] for n in group]),
+                                 np.stack([mf_rows[n][tops[n]].astype(np.float64) if n in mf_rows else zeros
+                                           for n in group]),
+                                 np.stack([cooc_rows[n][tops[n]] if n in cooc_rows else zeros for n in group]),
+                                 pop[rows], at[rows])
+                X = scaled(R)
+                shared_logits, seg_logits = layers.scores(seg, X.reshape(-1, X.shape[-1]))
+                shared_logits = shared_logits.reshape(len(group), size)
+                seg_logits = seg_logits.reshape(len(group), size)
+                orders = np.argsort(-seg_logits, axis=1, kind="stable")  # ties keep the blend's order
+                for m, n in enumerate(group):
+                    out[n] = Candidates(seg, [ids[r] for r in rows[m].tolist()], X[m], shared_logits[m], seg_logits[m],
+                                        orders[m])
+        return out
+
+    def _explore(self, fresh: np.ndarray, g: np.ndarray, seen: Collection[str], items) -> int | None:
+        """The best-scored fresh item (one with a row from its owner and little positive signal
+        yet) not seen and not in the list; None when the list holds a fresh item already."""
+        in_list = self._rows([i for i, _ in items])
+        if fresh[in_list].any():
+            return None
+        mask = fresh.copy()
+        mask[in_list] = False
+        mask[self._rows(seen)] = False
+        cand = np.flatnonzero(mask)
+        return int(cand[np.argmax(g[cand])]) if len(cand) else None
+
+    def _reasons(self, items, explored: bool, view: View, has_mf: bool) -> list[dict]:
+        hrows, hw = self._history(view.history) if view.history else (np.empty(0, np.int64), np.empty(0))
+        rows = self._rows([i for i, _ in items])
+        best = self.table.cooc.contributors(hrows, hw, rows, self.config.hybrid.cooc.alpha) \
+            if len(hrows) and self.config.hybrid.cooccurrence_weight else np.full(len(rows), -1)
+        ids = self.table.item_ids
+        out = []
+        for n, b in enumerate(best.tolist()):
+            if explored and n == len(items) - 1:
+                out.append({"kind": "explore"})
+            elif b >= 0:
+                out.append({"kind": "because_you_liked", "item_id": ids[b]})
+            elif has_mf:
+                out.append({"kind": "matches_your_taste"})
+            else:
+                out.append({"kind": "popular"})
+        return out
+
+    async def _cold(self, views, cold: list[int], k: int, state: StateStore, reasons: bool, out: list) -> None:
+        """Segment popularity for users without signal, the global popularity filling a short list."""
+        need: dict[str, int] = {}
+        for j in cold:
+            v = views[j]
+            need[v.segment] = max(need.get(v.segment, 0), k + len(v.seen))
+        tops = await state.segment_top(need)
+        ids = self.table.item_ids
+        global_top = None
+        for j in cold:
+            v = views[j]
+            items = [(i, s) for i, s in tops.get(v.segment, []) if i not in v.seen][:k]
+            why = [{"kind": "popular_in_segment", "segment": v.segment} for _ in items]
+            if len(items) < k and len(ids):
+                if global_top is None:
+                    pop = self.table.pop.scores(len(ids))
+                    global_top = top_k(pop, min(len(ids), k + max(len(views[c].seen) for c in cold)))
+                have = {i for i, _ in items}
+                for r in global_top.tolist():
+                    if len(items) >= k:
+                        break
+                    if ids[r] not in have and ids[r] not in v.seen:
+                        items.append((ids[r], 0.0))
+                        why.append({"kind": "popular"})
+            out[j] = Ranked(items, MODEL_NAMES["cold"], [i for i, _ in items], None, False,
+                            why if reasons else None, None)
+
+
+def _serving_segment(shared: SharedState, segment: str) -> bool:
+    """Whether a segment is served its re-ranker (its guard has not fallen back to the blend)."""
+    guard = shared.guards.get(segment)
+    return not guard or guard.get("serving", "segment") != "global"

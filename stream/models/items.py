@@ -1,0 +1,217 @@
+"""The item side of the model: every item's MF row, co-occurrence row and popularity, in one table.
+
+Each item has one writer, its owner (``item_partition``). A batch's user side produces an
+:class:`ItemUpdate` (MF gradients, positive weight, new co-occurrence pairs and counts); the
+owner applies it with :meth:`ItemTable.apply` and publishes the changed rows
+(:class:`ItemRow`), which every other holder of a copy takes with :meth:`ItemTable.load_row`
+(a row carries a version; an older one never replaces a newer one).
+
+Offline evaluation holds one table and applies a batch's update right after the batch; the
+worker holds a copy of every row, and, for the items it owns, the rows it writes.
+
+Examples
+--------
+>>> from stream.models.hybrid import HybridParams
+>>> table = ItemTable(HybridParams(mf={"n_factors": 4}))
+>>> update = ItemUpdate.empty(4)
+>>> update.add_pairs(["x"], ["y"], [1.0]); update.add_counts(["x"], [1.0])
+>>> update.ids
+['x', 'y']
+>>> [table.item_ids[r] for r in table.apply(update, now=1.0)]
+['x']
+>>> row = table.row(table.rows(["x"])[0])
+>>> row.neighbours, row.counts.tolist(), row.n, row.mf.version
+(['y'], [1.0], 1.0, 1)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from stream.models._kernels import F32
+from stream.models.cooccurrence import NeighbourTable
+from stream.models.hybrid import HybridParams
+from stream.models.popularity import ItemPopularity
+from stream.models.sharded import ItemGradients, ItemState, ShardedMF
+from stream.models.sharded import item_partition as _partition
+
+__all__ = ["ItemTable", "ItemUpdate", "ItemRow"]
+
+
+@dataclass
+class ItemRow:
+    """One item's row as its owner publishes it: everything another owner needs to go on."""
+
+    item_id: str
+    mf: ItemState  # factors, bias, Adagrad accumulators, sampler weight, version, updated_at
+    n: float  # co-occurrence: positives on the item
+    neighbours: list[str]  # co-occurrence row: neighbour ids ...
+    counts: np.ndarray  # ... and their pair counts, float32
+    popularity: float  # the blend's decayed popularity, kept at ...
+    popularity_ref: float  # ... this reference time
+
+
+_I = np.int32
+
+
+class ItemUpdate:
+    """A batch's effect on the item side, before it is split by owner and applied once.
+
+    Items are named once, in ``ids``; the parts refer to them by position:
+
+    * ``grads``: the MF gradients (their own item ids);
+    * popularity: ``pop_idx`` items gain ``pop_w`` positive weight, kept at reference ``pop_ref``;
+    * co-occurrence: ``count_idx`` items gain ``count_w`` positives; row ``pair_a`` gains
+      ``pair_w`` at neighbour ``pair_b`` (the row belongs to ``pair_a``'s owner).
+    """
+
+    __slots__ = ("grads", "ids", "_pos", "pop_ref", "pop_idx", "pop_w", "count_idx", "count_w", "pair_a",
+                 "pair_b", "pair_w")
+
+    def __init__(self, grads: ItemGradients, ids: list[str] | None = None) -> None:
+        self.grads = grads
+        self.ids: list[str] = list(ids or [])
+        self._pos = {i: n for n, i in enumerate(self.ids)}
+        self.pop_ref = 0.0
+        self.pop_idx, self.pop_w = np.zeros(0, dtype=_I), np.zeros(0)
+        self.count_idx, self.count_w = np.zeros(0, dtype=_I), np.zeros(0)
+        self.pair_a, self.pair_b, self.pair_w = np.zeros(0, dtype=_I), np.zeros(0, dtype=_I), np.zeros(0)
+
+    @classmethod
+    def empty(cls, n_factors: int) -> "ItemUpdate":
+        return cls(ItemGradients([], np.zeros((0, n_factors + 2), dtype=F32), np.zeros(0, dtype=F32), np.zeros(0)))
+
+    def __bool__(self) -> bool:
+        return bool(len(self.grads) or len(self.pop_idx) or len(self.count_idx) or len(self.pair_a))
+
+    def index(self, items: Sequence[str]) -> np.ndarray:
+        """Positions of ``items`` in ``ids`` (new ones appended)."""
+        pos = self._pos
+        for i in items:
+            if i not in pos:
+                pos[i] = len(self.ids)
+                self.ids.append(i)
+        return np.fromiter(map(pos.__getitem__, items), dtype=_I, count=len(items))
+
+    def add_pairs(self, a: Sequence[str], b: Sequence[str], w: Sequence[float]) -> None:
+        self.pair_a = np.concatenate([self.pair_a, self.index(a)])
+        self.pair_b = np.concatenate([self.pair_b, self.index(b)])
+        self.pair_w = np.concatenate([self.pair_w, np.asarray(w, dtype=np.float64)])
+
+    def add_counts(self, items: Sequence[str], w: Sequence[float]) -> None:
+        self.count_idx = np.concatenate([self.count_idx, self.index(items)])
+        self.count_w = np.concatenate([self.count_w, np.asarray(w, dtype=np.float64)])
+
+    def add_popularity(self, items: Sequence[str], w: Sequence[float], ref: float) -> None:
+        self.pop_idx = np.concatenate([self.pop_idx, self.index(items)])
+        self.pop_w = np.concatenate([self.pop_w, np.asarray(w, dtype=np.float64)])
+        self.pop_ref = float(ref)
+
+    def names(self, idx: np.ndarray) -> list[str]:
+        ids = self.ids
+        return [ids[j] for j in idx.tolist()]
+
+    def split(self, partitions: int) -> dict[int, "ItemUpdate"]:
+        """The update grouped by the owner partition of each changed item (each part keeps the
+        whole id table)."""
+        if partitions == 1:
+            return {0: self} if self else {}
+        owner = np.array([_partition(i, partitions) for i in self.ids], dtype=np.int64)
+        parts: dict[int, ItemUpdate] = {}
+        grads = self.grads.split(partitions)
+        for p in sorted(set(grads) | set(np.unique(owner).tolist())):
+            u = ItemUpdate(grads.get(p, ItemUpdate.empty(self.grads.grad.shape[1] - 2).grads), self.ids)
+            u.pop_ref = self.pop_ref
+            m = owner[self.pop_idx] == p
+            u.pop_idx, u.pop_w = self.pop_idx[m], self.pop_w[m]
+            m = owner[self.count_idx] == p
+            u.count_idx, u.count_w = self.count_idx[m], self.count_w[m]
+            m = owner[self.pair_a] == p
+            u.pair_a, u.pair_b, u.pair_w = self.pair_a[m], self.pair_b[m], self.pair_w[m]
+            if u:
+                parts[p] = u
+        return parts
+
+
+class ItemTable:
+    """Every item's row: the MF part (:class:`~stream.models.sharded.ShardedMF`), co-occurrence
+    (:class:`~stream.models.cooccurrence.NeighbourTable`) and popularity
+    (:class:`~stream.models.popularity.ItemPopularity`), aligned on one item index.
+    """
+
+    def __init__(self, params: HybridParams) -> None:
+        self.params = params
+        self.mf = ShardedMF(params.mf_params)
+        self.cooc = NeighbourTable(params.cooc.max_neighbours)
+        self.pop = ItemPopularity(params.popularity_half_life)
+
+    @property
+    def n_items(self) -> int:
+        return self.mf.n_items
+
+    @property
+    def item_ids(self) -> list[str]:
+        return self.mf.item_ids
+
+    def rows(self, item_ids: Sequence[str]) -> np.ndarray:
+        """Rows of ``item_ids``; unknown items get rows (MF: their seeded vector; the rest empty)."""
+        rows = self.mf.item_rows(item_ids)
+        n = self.mf.n_items
+        self.cooc.grow(n)
+        self.pop.grow(n)
+        return rows
+
+    def get(self, item_id: str) -> int:
+        """The row of a known item, -1 for an unknown one (nothing is added)."""
+        return self.mf.model._items.get(item_id)
+
+    # -- the owner ---------------------------------------------------------------
+    def apply(self, update: ItemUpdate, now: float) -> list[int]:
+        """As the owner of the update's items: apply it once; returns the changed rows, sorted."""
+        changed: set[int] = set()
+        if len(update.grads):
+            changed.update(self.mf.apply_gradients(update.grads, now).tolist())
+            self.rows([])  # the MF part may have grown
+        touched: set[int] = set()
+        if len(update.pop_idx) or len(update.count_idx) or len(update.pair_a):
+            rows = self.rows(update.ids)  # position in the update's id table -> item row
+            if len(update.pop_idx):
+                uniq, inv = np.unique(rows[update.pop_idx], return_inverse=True)
+                self.pop.add(uniq, np.bincount(inv, weights=update.pop_w, minlength=len(uniq)), update.pop_ref)
+                touched.update(uniq.tolist())
+            if len(update.count_idx) or len(update.pair_a):
+                touched.update(self.cooc.add(rows[update.pair_a], rows[update.pair_b], update.pair_w,
+                                             rows[update.count_idx], update.count_w))
+        extra = np.array(sorted(touched - changed), dtype=np.int64)
+        if len(extra):
+            self.mf.touch(extra, now)
+        return sorted(changed | touched)
+
+    def init_item(self, item_id: str, like: Sequence[str], now: float) -> int | None:
+        """As the owner: start a new item's MF row from the mean of ``like`` (items sharing its
+        categories); the row, or None when it has a row already or none of ``like`` has one."""
+        state = self.mf.init_item(item_id, like, now)
+        self.rows([])
+        return None if state is None else self.get(item_id)
+
+    def row(self, r: int) -> ItemRow:
+        ids = self.mf.item_ids
+        cols = self.cooc.cols[r]
+        return ItemRow(ids[r], self.mf.item_state(r), float(self.cooc.n[r]), [ids[c] for c in cols.tolist()],
+                       self.cooc.vals[r].copy(), float(self.pop.values[r]), float(self.pop.refs[r]))
+
+    # -- a copy ------------------------------------------------------------------
+    def load_row(self, row: ItemRow, force: bool = False) -> bool:
+        """Take a row published by its owner; False (nothing changed) when it is not newer.
+        ``force``: take it whatever its version (an owner taking over its partition's rows)."""
+        if not self.mf.load_item(row.mf, force=force):
+            return False
+        r = int(self.rows([row.item_id])[0])
+        cols = self.rows(row.neighbours) if row.neighbours else np.empty(0, dtype=np.int64)
+        order = np.argsort(cols, kind="stable")
+        self.cooc.set_row(r, cols[order], np.asarray(row.counts, dtype=np.float32)[order], row.n)
+        self.pop.set_row(r, row.popularity, row.popularity_ref)
+        return True

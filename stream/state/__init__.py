@@ -1,0 +1,1 @@
+"""The engine's state behind one interface (:mod:`.base`): in memory (:mod:`.memory`) or in Redis (:mod:`.redis`)."""

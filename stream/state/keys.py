@@ -1,0 +1,134 @@
+"""The Redis key layout, in one place: every key is built here, Lua scripts get them built.
+
+Every key starts with the configured prefix ``{p}``::
+
+    {p}:dedupe:{event_id}          string "1", TTL = dedupe_ttl_seconds        (applied event ids)
+    {p}:emb:user:{user_id}         hash: the user's MF row (vec, dim, bias, version, updated_at,
+                                   acc, acc_b, n, updates)
+    {p}:user:{user_id}:state       hash: hist (JSON: recent positives, oldest first), events (count)
+    {p}:user:{user_id}:seen        zset item_id -> last event time (capped at history_max)
+    {p}:user:{user_id}:profile     hash: profile attributes, _segment, _ts
+    {p}:user:{user_id}:behaviour   hash: events, dwell, skip, segment, pending, streak
+    {p}:user:{user_id}:recs        string: JSON of the last list pushed
+    {p}:pop:{segment}              zset item_id -> decayed popularity in the segment (relative scale)
+    {p}:popref:{segment}           string: the reference event time of that zset's scale
+    {p}:segments                   set of profile segment names
+    {p}:rerank:{layer}             hash: feature -> change of a re-ranker layer's weight since its start
+    {p}:guard:{segment}            hash: the segment guard's state (ring, trials, sum, sum_sq, serving, switches)
+    {p}:behaviour                  hash: the behaviour clusterer (n, events, users, sum:<f>, sumsq:<f>,
+                                   seeded, c<j>:<f>)
+    {p}:behaviour:warmup           list: raw behaviour vectors (JSON) kept until the centres are seeded
+    {p}:emb:item:{item_id}         hash: the item's row as its owner last committed it (MF: vec, dim, bias,
+                                   version, updated_at, acc, acc_b, pop; co-occurrence: n, nbrs, counts;
+                                   popularity: gpop, gpop_ref)
+    {p}:owner:{partition}:items    set: the item ids whose rows the owner of that item-updates partition wrote
+    {p}:applied:{entry_id}         string "1", TTL: an item update its owner applied (drops repeats)
+    {p}:outbox                     hash: entry_id -> an item update committed but not yet delivered
+    {p}:outbox:at                  zset: entry_id -> when it was committed
+    {p}:item:{item_id}             hash: catalogue metadata: categories (JSON), created_at, features (JSON)
+    {p}:stats                      hash: events_total:<type>, duplicates_total
+    {p}:hll:users / :items         HyperLogLog of distinct user / item ids seen
+    {p}:hll:recommended            HyperLogLog of items served in prequential trials (coverage)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Keys"]
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str
+
+    def dedupe(self, event_id: str) -> str:
+        return f"{self.prefix}:dedupe:{event_id}"
+
+    def embedding(self, kind: str, entity_id: str) -> str:
+        if kind not in ("user", "item"):
+            raise ValueError(f"embedding kind is {kind!r}: must be 'user' or 'item'")
+        return f"{self.prefix}:emb:{kind}:{entity_id}"
+
+    def user_row(self, user_id: str) -> str:
+        return self.embedding("user", user_id)
+
+    def user_state(self, user_id: str) -> str:
+        return f"{self.prefix}:user:{user_id}:state"
+
+    def seen(self, user_id: str) -> str:
+        return f"{self.prefix}:user:{user_id}:seen"
+
+    def profile(self, user_id: str) -> str:
+        return f"{self.prefix}:user:{user_id}:profile"
+
+    def user_behaviour(self, user_id: str) -> str:
+        return f"{self.prefix}:user:{user_id}:behaviour"
+
+    def recs(self, user_id: str) -> str:
+        return f"{self.prefix}:user:{user_id}:recs"
+
+    def user_keys(self, user_id: str) -> list[str]:
+        """Every per-user key (for a reader that must find all of a user's state)."""
+        return [self.user_row(user_id), self.user_state(user_id), self.seen(user_id), self.profile(user_id),
+                self.user_behaviour(user_id), self.recs(user_id)]
+
+    def pop(self, segment: str) -> str:
+        return f"{self.prefix}:pop:{segment}"
+
+    def popref(self, segment: str) -> str:
+        return f"{self.prefix}:popref:{segment}"
+
+    @property
+    def segments(self) -> str:
+        return f"{self.prefix}:segments"
+
+    def rerank(self, layer: str) -> str:
+        return f"{self.prefix}:rerank:{layer}"
+
+    def guard(self, segment: str) -> str:
+        return f"{self.prefix}:guard:{segment}"
+
+    @property
+    def behaviour(self) -> str:
+        return f"{self.prefix}:behaviour"
+
+    @property
+    def behaviour_warmup(self) -> str:
+        return f"{self.prefix}:behaviour:warmup"
+
+    def item_row(self, item_id: str) -> str:
+        return self.embedding("item", item_id)
+
+    def owner_items(self, partition: int) -> str:
+        return f"{self.prefix}:owner:{partition}:items"
+
+    def applied(self, entry_id: str) -> str:
+        return f"{self.prefix}:applied:{entry_id}"
+
+    @property
+    def outbox(self) -> str:
+        return f"{self.prefix}:outbox"
+
+    @property
+    def outbox_at(self) -> str:
+        return f"{self.prefix}:outbox:at"
+
+    def item(self, item_id: str) -> str:
+        return f"{self.prefix}:item:{item_id}"
+
+    @property
+    def stats(self) -> str:
+        return f"{self.prefix}:stats"
+
+    @property
+    def hll_users(self) -> str:
+        return f"{self.prefix}:hll:users"
+
+    @property
+    def hll_items(self) -> str:
+        return f"{self.prefix}:hll:items"
+
+    @property
+    def hll_recommended(self) -> str:
+        return f"{self.prefix}:hll:recommended"

@@ -1,0 +1,226 @@
+"""The engine's state in process memory: what ``streamrec evaluate`` and the unit tests use.
+
+Same contract as the Redis store (:mod:`stream.state.base`), checked by one suite that runs
+the same events through both (tests/contract/). Reads hand out copies, so a batch that is
+recomputed after a :class:`~stream.state.base.Conflict` starts from the state as it was.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Iterable
+
+import numpy as np
+
+from stream.models.items import ItemRow
+from stream.models.rerank.layers import SHARED_LAYER
+from stream.models.segments.behaviour import Clusterer
+from stream.state.base import Commit, Conflict, Loaded, OutboxEntry, Profile, SharedState, StateStore, UserRecord
+
+__all__ = ["MemoryState"]
+
+
+class MemoryState(StateStore):
+    """Dicts behind the :class:`~stream.state.base.StateStore` interface.
+
+    Parameters
+    ----------
+    features
+        The behaviour features' names, in vector order (the clusterer's fields name them).
+    """
+
+    def __init__(self, features: list[str] | tuple[str, ...] = ("activity", "dwell", "skip", "taste_0", "taste_1")) -> None:
+        self.features = list(features)
+        self._feature = {name: j for j, name in enumerate(self.features)}
+        n_features = len(self.features)
+        self.claimed: set[str] = set()
+        self.user_records: dict[str, UserRecord] = {}
+        self.popularity: dict[str, dict[str, float]] = {}
+        self.popularity_refs: dict[str, float] = {}
+        self.layers: dict[str, dict[str, float]] = {}
+        self.guards: dict[str, dict[str, str]] = {}
+        self.clusterer = Clusterer(sums=np.zeros(n_features), sumsq=np.zeros(n_features))
+        self.seeded = False
+        self.stats: dict[str, int] = {}
+        self.profiles: dict[str, Profile] = {}
+        self.segments: set[str] = set()
+        self.items: dict[str, dict[str, str]] = {}
+        self.lists: dict[str, bytes] = {}
+        self.users_seen: set[str] = set()
+        self.items_seen: set[str] = set()
+        self.recommended: set[str] = set()
+        self.applied: set[str] = set()
+        self.owner: dict[int, dict[str, ItemRow]] = {}
+        self.outbox: dict[str, OutboxEntry] = {}
+        self.outbox_at: dict[str, float] = {}
+        self.clock = 0.0  # outbox ages: the time of the last commit (tests set it)
+
+    # -- the batch step ---------------------------------------------------------------
+    async def load(self, event_ids: list[str], user_ids: list[str], segments: Iterable[str],
+                   clusterer: bool) -> Loaded:
+        users = {}
+        for uid in user_ids:
+            users[uid] = self._user(uid)
+        return Loaded([e in self.claimed for e in event_ids], users, await self.load_segments(segments),
+                      self.clusterer.copy() if clusterer else None, self.seeded)
+
+    def _user(self, uid: str) -> UserRecord:
+        rec = self.user_records.get(uid)
+        rec = rec.copy() if rec is not None else UserRecord(uid)
+        profile = self.profiles.get(uid)
+        rec.profile_segment = profile.segment if profile is not None else None
+        return rec
+
+    async def load_segments(self, segments: Iterable[str]) -> SharedState:
+        segments = sorted(set(segments))
+        return SharedState(
+            {name: dict(self.layers.get(name, {})) for name in [SHARED_LAYER, *segments]},
+            {s: (dict(self.guards[s]) if s in self.guards else None) for s in segments},
+            {s: self.popularity_refs.get(s) for s in segments},
+        )
+
+    async def commit(self, commit: Commit) -> None:
+        self._check(commit)
+        self.claimed.update(commit.event_ids)
+        for uid, rec in commit.users.items():
+            stored = rec.copy()
+            stored.profile_segment = None  # profiles live apart (put_profile)
+            self.user_records[uid] = stored
+        for seg, change in commit.popularity.items():
+            scores = self.popularity.setdefault(seg, {})
+            if change.factor is not None:
+                for item in scores:
+                    scores[item] *= change.factor
+            self.popularity_refs[seg] = change.ref_after
+            for item, inc in change.increments.items():
+                scores[item] = scores.get(item, 0.0) + inc
+        for layer, changes in commit.layers.items():
+            weights = self.layers.setdefault(layer, {})
+            for feature, d in changes.items():
+                weights[feature] = weights.get(feature, 0.0) + d
+        for seg, (_, state) in commit.guards.items():
+            self.guards[seg] = dict(state)
+        b = commit.behaviour
+        if b is not None:
+            c = self.clusterer
+            for name, d in b.add.items():
+                self._bump(c, name, d)
+            if b.centres:
+                self.seeded = True
+                c.centres = self._centres(b.centres)
+                c.warmup = []
+            elif self.seeded:
+                c.centres = c.centres + self._centres(b.moves, like=c.centres)
+            else:
+                c.warmup.extend(list(v) for v in b.warmup)
+        for name, n in commit.stats.items():
+            self.stats[name] = self.stats.get(name, 0) + n
+        for entry in commit.outbox:
+            self.outbox[entry.entry_id] = entry
+            self.outbox_at[entry.entry_id] = self.clock
+        self.users_seen.update(commit.users_seen)
+        self.items_seen.update(commit.items_seen)
+        self.recommended.update(commit.recommended)
+
+    def _check(self, commit: Commit) -> None:
+        claimed = [e for e in commit.event_ids if e in self.claimed]
+        if claimed:
+            raise Conflict(f"{len(claimed)} event ids were claimed meanwhile, e.g. {claimed[0]!r}")
+        for seg, (version, _) in commit.guards.items():
+            stored = int(self.guards.get(seg, {}).get("trials", 0))
+            if stored != version:
+                raise Conflict(f"the guard of segment {seg!r} changed meanwhile (trials {version} -> {stored})")
+        for seg, change in commit.popularity.items():
+            if self.popularity_refs.get(seg) != change.ref_before:
+                raise Conflict(f"the popularity scale of segment {seg!r} moved meanwhile")
+        if commit.behaviour is not None and commit.seeded_before != self.seeded:
+            raise Conflict("the behaviour clusterer was seeded meanwhile")
+
+    def _bump(self, c: Clusterer, name: str, d: float) -> None:
+        if name in ("n", "events", "users"):
+            setattr(c, name, getattr(c, name) + d)
+            return
+        kind, feature = name.split(":", 1)  # sum:<feature> / sumsq:<feature>
+        (c.sums if kind == "sum" else c.sumsq)[self._feature[feature]] += d
+
+    def _centres(self, fields: dict[str, float], like: np.ndarray | None = None) -> np.ndarray:
+        """Centre coordinates from ``c<j>:<feature>`` fields (absolute, or differences onto zeros)."""
+        n_clusters = 1 + max((int(k.split(":")[0][1:]) for k in fields), default=-1)
+        out = np.zeros(like.shape if like is not None else (n_clusters, len(self.features)))
+        for name, v in fields.items():
+            c, f = name.split(":", 1)
+            out[int(c[1:]), self._feature[f]] = v
+        return out
+
+    async def users(self, user_ids: list[str]) -> dict[str, UserRecord]:
+        return {uid: self._user(uid) for uid in user_ids}
+
+    async def segment_scores(self, wanted: dict[str, list[str]]) -> dict[str, np.ndarray]:
+        out = {}
+        for seg, items in wanted.items():
+            scores = self.popularity.get(seg, {})
+            out[seg] = np.array([scores.get(i, 0.0) for i in items], dtype=np.float64)
+        return out
+
+    async def segment_top(self, wanted: dict[str, int]) -> dict[str, list[tuple[str, float]]]:
+        # as Redis' ZREVRANGE orders them: score, then member, both descending
+        return {seg: sorted(self.popularity.get(seg, {}).items(), key=lambda x: (x[1], x[0]), reverse=True)[:n]
+                for seg, n in wanted.items()}
+
+    # -- profiles and the catalogue ----------------------------------------------------
+    async def profile_segments(self) -> set[str]:
+        return set(self.segments)
+
+    async def put_profile(self, profile: Profile) -> str | None:
+        previous = self.profiles.get(profile.user_id)
+        self.profiles[profile.user_id] = profile
+        self.segments.add(profile.segment)
+        return previous.segment if previous is not None else None
+
+    async def delete_profile(self, user_id: str) -> None:
+        self.profiles.pop(user_id, None)
+
+    async def put_item(self, item_id: str, metadata: dict[str, str] | None) -> None:
+        if metadata is None:
+            self.items.pop(item_id, None)
+        else:
+            self.items[item_id] = dict(metadata)
+
+    # -- serving ------------------------------------------------------------------------
+    async def last_lists(self, user_ids: list[str]) -> dict[str, bytes | None]:
+        return {uid: self.lists.get(uid) for uid in user_ids}
+
+    async def save_lists(self, lists: dict[str, bytes]) -> None:
+        self.lists.update(lists)
+
+    async def coverage(self) -> tuple[int, int]:
+        return len(self.recommended), len(self.items_seen)
+
+    # -- the item side ------------------------------------------------------------------
+    async def owner_applied(self, entry_ids: list[str]) -> list[bool]:
+        return [e in self.applied for e in entry_ids]
+
+    async def owner_commit(self, partition: int, entry_ids: list[str], rows: list[ItemRow]) -> None:
+        again = [e for e in entry_ids if e in self.applied]
+        if again:
+            raise Conflict(f"item updates applied meanwhile, e.g. {again[0]!r}")
+        self.applied.update(entry_ids)
+        owned = self.owner.setdefault(partition, {})
+        for row in rows:
+            owned[row.item_id] = row
+
+    async def owner_rows(self, partition: int) -> list[ItemRow]:
+        return list(self.owner.get(partition, {}).values())
+
+    async def outbox_pending(self, older_than: float) -> list[OutboxEntry]:
+        return [e for i, e in self.outbox.items() if self.outbox_at[i] < older_than]
+
+    async def outbox_done(self, entry_ids: list[str]) -> None:
+        for e in entry_ids:
+            self.outbox.pop(e, None)
+            self.outbox_at.pop(e, None)
+
+    def dump(self) -> str:
+        """The user side as JSON text (for a look in tests)."""
+        return json.dumps({u: {"history": r.history, "events": r.events, "seen": sorted(r.seen)}
+                           for u, r in sorted(self.user_records.items())})

@@ -1,0 +1,366 @@
+"""The engine's state in Redis: what the worker uses (key layout: :mod:`stream.state.keys`).
+
+A batch loads in one script call (``load.lua``) and commits in one (``commit.lua``), which
+checks what the batch was computed from before it writes anything; an item owner commits its
+rows and the ids of the updates they contain with the same script. Both scripts only read,
+check and store: every value is computed in Python. Keys are built here, from
+:class:`~stream.state.keys.Keys`, and passed to the scripts.
+
+Numbers travel as text (``repr``: exact round trips); vectors as little-endian float32 bytes.
+Shared counters and weights change by increments (``HINCRBYFLOAT``, ``ZINCRBY``), so the
+batches of several workers add up.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+import numpy as np
+
+from stream.engine.messages import MODEL_VERSION, row_fields, row_from_fields
+from stream.models.items import ItemRow
+from stream.models.rerank.layers import SHARED_LAYER
+from stream.models.segments.behaviour import Clusterer, UserBehaviour
+from stream.models.sharded import UserState
+from stream.state.base import Commit, Conflict, Loaded, OutboxEntry, Profile, SharedState, StateStore, UserRecord, text
+from stream.state.keys import Keys
+from stream.state.scripts import Scripts
+
+__all__ = ["RedisState", "USER_ROW_FIELDS", "MODEL_VERSION"]
+
+USER_ROW_FIELDS = ("vec", "dim", "bias", "acc", "acc_b", "n", "updates", "updated_at")
+STATE_FIELDS = ("hist", "events")
+BEHAVIOUR_FIELDS = ("events", "dwell", "skip", "segment", "pending", "streak")
+
+
+def _f(x: float) -> str:
+    return repr(float(x))
+
+
+class _Args:
+    """Builds commit.lua's arguments: the JSON part and the binary values beside it."""
+
+    def __init__(self) -> None:
+        self.binary: list[bytes] = []
+        self.absent: list[str] = []
+        self.expect: list[list] = []
+        self.expect_str: list[list] = []
+        self.ops: list[list] = []
+        self.ttl = 60
+
+    def blob(self, data: bytes) -> dict:
+        self.binary.append(data)
+        return {"b": len(self.binary) + 1}  # ARGV[1] is the JSON
+
+    def hset(self, key: str, mapping: dict[str, Any]) -> None:
+        args: list[Any] = ["hset", key]
+        for f, v in mapping.items():
+            args += [f, self.blob(v) if isinstance(v, bytes) else str(v)]
+        self.ops.append(args)
+
+    def op(self, *args) -> None:
+        self.ops.append([a if isinstance(a, (str, dict)) else str(a) for a in args])
+
+    def argv(self) -> list:
+        body = {"absent": self.absent, "ttl": int(self.ttl), "expect": self.expect, "expect_str": self.expect_str,
+                "ops": self.ops}
+        return [json.dumps(body, separators=(",", ":")), *self.binary]
+
+
+def user_row_fields(state: UserState) -> dict[str, bytes | str]:
+    """A user's MF row as hash fields (readable by :class:`consumers.embeddings.EmbeddingReader`)."""
+    return {"vec": np.asarray(state.vector, dtype="<f4").tobytes(), "dim": str(len(state.vector)),
+            "bias": _f(state.bias), "acc": _f(state.acc), "acc_b": _f(state.acc_b), "n": _f(state.n),
+            "updates": str(int(state.version)), "version": MODEL_VERSION, "updated_at": _f(state.updated_at)}
+
+
+def parse_user_row(user_id: str, values: list, dim: int) -> UserState | None:
+    """A row read with ``HMGET key *USER_ROW_FIELDS``; None when absent (or of another factor
+    count: the model was reconfigured, so the row starts again)."""
+    if values[0] is None or values[1] is None or int(values[1]) != dim:
+        return None
+    vec, _, bias, acc, acc_b, n, updates, updated_at = values
+    return UserState(user_id, np.frombuffer(vec, dtype="<f4").astype(np.float32), float(bias or 0.0),
+                     float(acc or 0.0), float(acc_b or 0.0), float(n or 0.0), int(float(updates or 0)),
+                     float(updated_at or 0.0))
+
+
+def _num(v, default=0.0) -> float:
+    return default if v is None or v == b"" or v == "" else float(v)
+
+
+class RedisState(StateStore):
+    """Redis behind the :class:`~stream.state.base.StateStore` interface.
+
+    Parameters
+    ----------
+    redis
+        An async redis-py client (``redis.asyncio.Redis``).
+    keys
+        The key layout (its prefix).
+    n_factors
+        The MF model's factor count (a stored row of another count is ignored).
+    behaviour_features
+        The behaviour features' names (the clusterer's fields).
+    dedupe_ttl_seconds
+        How long an applied event id (and an applied item update id) is remembered.
+    """
+
+    def __init__(self, redis, keys: Keys, *, n_factors: int, behaviour_features: list[str] | None = None,
+                 dedupe_ttl_seconds: int = 7 * 86400, clock=None) -> None:
+        import time
+
+        self.redis = redis
+        self.keys = keys
+        self.n_factors = n_factors
+        self.features = list(behaviour_features or [])
+        self.dedupe_ttl_seconds = dedupe_ttl_seconds
+        self.clock = clock or time.time
+        self.scripts = Scripts(redis)
+
+    # -- the batch step ---------------------------------------------------------------
+    async def load(self, event_ids: list[str], user_ids: list[str], segments: Iterable[str],
+                   clusterer: bool) -> Loaded:
+        k = self.keys
+        segments = sorted(set(segments))
+        layers = [SHARED_LAYER, *segments]
+        arg = {"claims": [k.dedupe(e) for e in event_ids],
+               "users": [[k.user_row(u), k.user_state(u), k.seen(u), k.profile(u), k.user_behaviour(u)]
+                         for u in user_ids],
+               "row_fields": list(USER_ROW_FIELDS), "state_fields": list(STATE_FIELDS),
+               "behaviour_fields": list(BEHAVIOUR_FIELDS) if self.features else [],
+               "layers": [k.rerank(name) for name in layers], "guards": [k.guard(s) for s in segments],
+               "poprefs": [k.popref(s) for s in segments],
+               "clusterer": [k.behaviour, k.behaviour_warmup] if clusterer else []}
+        claims, users, layer_raw, guard_raw, refs, clus = await self.scripts.load(
+            args=[json.dumps(arg, separators=(",", ":"))])
+        claims = text(claims) if claims else ""
+        records = {uid: self._record(uid, raw) for uid, raw in zip(user_ids, users)}
+        shared = SharedState(
+            {name: _pairs_float(raw) for name, raw in zip(layers, layer_raw)},
+            {s: (_pairs_text(raw) or None) for s, raw in zip(segments, guard_raw)},
+            {s: (float(r) if r is not None else None) for s, r in zip(segments, refs)},
+        )
+        model, seeded = (self._clusterer(clus) if clusterer else (None, False))
+        return Loaded([c == "1" for c in claims], records, shared, model, seeded)
+
+    def _record(self, uid: str, raw) -> UserRecord:
+        row_vals, state_vals, seen_flat, profile_seg, beh = raw
+        rec = UserRecord(uid, parse_user_row(uid, row_vals, self.n_factors))
+        hist, events = state_vals
+        rec.history = json.loads(hist) if hist else []
+        rec.events = int(events or 0)
+        rec.seen = {text(seen_flat[i]): float(seen_flat[i + 1]) for i in range(0, len(seen_flat), 2)}
+        rec.profile_segment = text(profile_seg) if profile_seg else None
+        if beh and beh[0] is not None:
+            e, d, s, seg, pend, streak = beh
+            rec.behaviour = UserBehaviour(_num(e), None if d in (None, b"") else float(d), _num(s),
+                                          text(seg) if seg else None, text(pend) if pend else None,
+                                          int(_num(streak)))
+        return rec
+
+    def _clusterer(self, raw) -> tuple[Clusterer, bool]:
+        fields_raw, warmup = raw if raw else ([], [])
+        fields = _pairs_text(fields_raw)
+        seeded = fields.pop("seeded", None) is not None
+        nums = {f: float(v) for f, v in fields.items()}
+        names = self.features
+        c = Clusterer(nums.get("n", 0.0), nums.get("events", 0.0), nums.get("users", 0.0),
+                      np.array([nums.get(f"sum:{f}", 0.0) for f in names]),
+                      np.array([nums.get(f"sumsq:{f}", 0.0) for f in names]))
+        if seeded:
+            n_clusters = 1 + max((int(f.split(":")[0][1:]) for f in nums if f.startswith("c") and ":" in f),
+                                 default=-1)
+            c.centres = np.array([[nums.get(f"c{j}:{f}", 0.0) for f in names] for j in range(n_clusters)])
+        else:
+            c.warmup = [json.loads(v) for v in warmup]
+        return c, seeded
+
+    async def load_segments(self, segments: Iterable[str]) -> SharedState:
+        return (await self.load([], [], segments, False)).shared
+
+    async def commit(self, commit: Commit) -> None:
+        k = self.keys
+        a = _Args()
+        a.ttl = self.dedupe_ttl_seconds
+        a.absent = [k.dedupe(e) for e in commit.event_ids]
+        for uid, rec in commit.users.items():
+            if rec.row is not None:
+                a.hset(k.user_row(uid), user_row_fields(rec.row))
+            a.hset(k.user_state(uid), {"hist": json.dumps(rec.history, separators=(",", ":")),
+                                       "events": str(int(rec.events))})
+            added, removed = commit.seen.get(uid, ({}, []))
+            if added:
+                a.op("zadd", k.seen(uid), *[x for item, ts in added.items() for x in (_f(ts), item)])
+            if removed:
+                a.op("zrem", k.seen(uid), *removed)
+            b = rec.behaviour
+            if b is not None:
+                a.hset(k.user_behaviour(uid), {"events": _f(b.events), "dwell": "" if b.dwell is None else _f(b.dwell),
+                                               "skip": _f(b.skip), "segment": b.segment or "",
+                                               "pending": b.pending or "", "streak": str(int(b.streak))})
+        for seg, change in commit.popularity.items():
+            a.expect_str.append([k.popref(seg), False if change.ref_before is None else _f(change.ref_before)])
+            if change.factor is not None:
+                a.op("zscale", k.pop(seg), _f(change.factor))
+            if change.ref_after != change.ref_before:
+                a.op("set", k.popref(seg), _f(change.ref_after))
+            if change.increments:
+                a.op("zincrby", k.pop(seg), *[x for item, inc in change.increments.items() for x in (_f(inc), item)])
+        for layer, changes in commit.layers.items():
+            a.op("hincrbyfloat", k.rerank(layer), *[x for f, d in sorted(changes.items()) for x in (f, _f(d))])
+        for seg, (version, state) in commit.guards.items():
+            a.expect.append([k.guard(seg), "trials", str(version) if version else False])
+            a.hset(k.guard(seg), state)
+        b = commit.behaviour
+        if b is not None:
+            a.expect.append([k.behaviour, "seeded", "1" if commit.seeded_before else False])
+            if b.add:
+                a.op("hincrbyfloat", k.behaviour, *[x for f, d in sorted(b.add.items()) for x in (f, _f(d))])
+            if b.centres:
+                a.hset(k.behaviour, {**{f: _f(v) for f, v in b.centres.items()}, "seeded": "1"})
+                a.op("del", k.behaviour_warmup)
+            elif commit.seeded_before:
+                if b.moves:
+                    a.op("hincrbyfloat", k.behaviour, *[x for f, d in sorted(b.moves.items()) for x in (f, _f(d))])
+            elif b.warmup:
+                a.op("rpush", k.behaviour_warmup, *[json.dumps(v) for v in b.warmup])
+        if commit.stats:
+            a.op("hincrby", k.stats, *[x for f, n in sorted(commit.stats.items()) for x in (f, str(int(n)))])
+        now = _f(self.clock())
+        for entry in commit.outbox:
+            a.ops.append(["hset", k.outbox, entry.entry_id, a.blob(entry.payload)])
+            a.op("zadd", k.outbox_at, now, entry.entry_id)
+        for key, members in ((k.hll_users, commit.users_seen), (k.hll_items, commit.items_seen),
+                             (k.hll_recommended, commit.recommended)):
+            if members:
+                a.op("pfadd", key, *members)
+        await self._run(a)
+
+    async def _run(self, a: _Args) -> None:
+        out = await self.scripts.commit(args=a.argv())
+        if isinstance(out, list):
+            raise Conflict(f"the commit was refused: {text(out[1])}")
+
+    async def users(self, user_ids: list[str]) -> dict[str, UserRecord]:
+        return (await self.load([], user_ids, [], False)).users
+
+    async def segment_scores(self, wanted: dict[str, list[str]]) -> dict[str, np.ndarray]:
+        order = sorted(wanted)
+        arg = json.dumps([[self.keys.pop(s), wanted[s]] for s in order], separators=(",", ":"))
+        answers = await self.scripts.segment_scores(args=[arg])
+        return {s: np.array([float(x) if x else 0.0 for x in ans], dtype=np.float64) for s, ans in zip(order, answers)}
+
+    async def segment_top(self, wanted: dict[str, int]) -> dict[str, list[tuple[str, float]]]:
+        order = sorted(wanted)
+        pipe = self.redis.pipeline(transaction=False)
+        for s in order:
+            pipe.zrevrange(self.keys.pop(s), 0, max(int(wanted[s]), 1) - 1, withscores=True)
+        rows = await pipe.execute()
+        return {s: [(text(m), float(v)) for m, v in r] for s, r in zip(order, rows)}
+
+    # -- profiles and the catalogue ----------------------------------------------------
+    async def profile_segments(self) -> set[str]:
+        return {text(s) for s in await self.redis.smembers(self.keys.segments)}
+
+    async def put_profile(self, profile: Profile) -> str | None:
+        key = self.keys.profile(profile.user_id)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hget(key, "_segment")
+        pipe.delete(key)
+        pipe.hset(key, mapping={**profile.attributes, "_segment": profile.segment, "_ts": _f(profile.ts)})
+        pipe.sadd(self.keys.segments, profile.segment)
+        previous = (await pipe.execute())[0]
+        return text(previous) if previous is not None else None
+
+    async def delete_profile(self, user_id: str) -> None:
+        await self.redis.delete(self.keys.profile(user_id))
+
+    async def put_item(self, item_id: str, metadata: dict[str, str] | None) -> None:
+        if metadata is None:
+            await self.redis.delete(self.keys.item(item_id))
+        else:
+            await self.redis.hset(self.keys.item(item_id), mapping=metadata)
+
+    # -- serving ------------------------------------------------------------------------
+    async def last_lists(self, user_ids: list[str]) -> dict[str, bytes | None]:
+        if not user_ids:
+            return {}
+        values = await self.redis.mget([self.keys.recs(u) for u in user_ids])
+        return dict(zip(user_ids, values))
+
+    async def save_lists(self, lists: dict[str, bytes]) -> None:
+        if lists:
+            await self.redis.mset({self.keys.recs(u): v for u, v in lists.items()})
+
+    async def coverage(self) -> tuple[int, int]:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.pfcount(self.keys.hll_recommended)
+        pipe.pfcount(self.keys.hll_items)
+        rec, items = await pipe.execute()
+        return int(rec), int(items)
+
+    # -- the item side ------------------------------------------------------------------
+    async def owner_applied(self, entry_ids: list[str]) -> list[bool]:
+        if not entry_ids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for e in entry_ids:
+            pipe.exists(self.keys.applied(e))
+        return [bool(x) for x in await pipe.execute()]
+
+    async def owner_commit(self, partition: int, entry_ids: list[str], rows: list[ItemRow]) -> None:
+        k = self.keys
+        a = _Args()
+        a.ttl = self.dedupe_ttl_seconds
+        a.absent = [k.applied(e) for e in entry_ids]
+        for row in rows:
+            a.hset(k.item_row(row.item_id), row_fields(row))
+        if rows:
+            a.op("sadd", k.owner_items(partition), *[r.item_id for r in rows])
+        await self._run(a)
+
+    async def owner_rows(self, partition: int) -> list[ItemRow]:
+        items = sorted(text(i) for i in await self.redis.smembers(self.keys.owner_items(partition)))
+        if not items:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for i in items:
+            pipe.hgetall(self.keys.item_row(i))
+        out = []
+        for item, fields in zip(items, await pipe.execute()):
+            if fields:
+                out.append(row_from_fields(item, {text(key): v for key, v in fields.items()}))
+        return out
+
+    async def outbox_pending(self, older_than: float) -> list[OutboxEntry]:
+        ids = [text(i) for i in await self.redis.zrangebyscore(self.keys.outbox_at, "-inf", f"({older_than!r}")]
+        if not ids:
+            return []
+        payloads = await self.redis.hmget(self.keys.outbox, ids)
+        out = []
+        for eid, payload in zip(ids, payloads):
+            if payload is not None:
+                out.append(OutboxEntry(eid, int(eid.rsplit("/", 1)[1]), payload))
+        return out
+
+    async def outbox_done(self, entry_ids: list[str]) -> None:
+        if not entry_ids:
+            return
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hdel(self.keys.outbox, *entry_ids)
+        pipe.zrem(self.keys.outbox_at, *entry_ids)
+        await pipe.execute()
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+def _pairs_text(raw) -> dict[str, str]:
+    return {text(raw[i]): text(raw[i + 1]) for i in range(0, len(raw or []), 2)}
+
+
+def _pairs_float(raw) -> dict[str, float]:
+    return {text(raw[i]): float(raw[i + 1]) for i in range(0, len(raw or []), 2)}
+

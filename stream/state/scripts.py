@@ -1,0 +1,40 @@
+"""The one registry of the Lua scripts Redis runs (stream/state/lua/*.lua).
+
+Each script is a file with its KEYS/ARGV documented at its top; this module reads them once
+and registers them with redis-py, whose script objects run EVALSHA and load the script again
+after a NOSCRIPT (a restarted Redis without its script cache).
+
+    load            what a batch needs, in one call
+    commit          a batch's (or an item owner's) writes, after checking what they were computed from
+    segment_scores  items' scores in segments' popularity sets
+
+>>> sorted(SCRIPTS)
+['commit', 'load', 'segment_scores']
+>>> "redis.call('HMGET'" in source("load")
+True
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+
+__all__ = ["SCRIPTS", "source", "Scripts"]
+
+SCRIPTS = ("load", "commit", "segment_scores")
+
+
+@lru_cache(maxsize=None)
+def source(name: str) -> str:
+    """A script's Lua source."""
+    if name not in SCRIPTS:
+        raise ValueError(f"no Lua script {name!r} (one of {SCRIPTS})")
+    return resources.files("stream.state").joinpath("lua").joinpath(f"{name}.lua").read_text(encoding="utf-8")
+
+
+class Scripts:
+    """The scripts registered on one (async) redis-py client: ``scripts.load(args=[...])``."""
+
+    def __init__(self, redis) -> None:
+        for name in SCRIPTS:
+            setattr(self, name, redis.register_script(source(name)))

@@ -1,0 +1,78 @@
+"""The item side's update (stream/models/items.py): split by owner, nothing lost, nothing twice."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from stream.engine.messages import encode_row
+from stream.models.hybrid import HybridParams
+from stream.models.items import ItemTable, ItemUpdate
+from stream.models.sharded import item_partition
+
+PARAMS = HybridParams(mf={"n_factors": 4, "n_negatives": 3, "seed": 2})
+ITEMS = [f"item-{n}" for n in range(40)]
+
+
+def _update(seed=0) -> ItemUpdate:
+    rng = np.random.default_rng(seed)
+    user_side = ItemTable(PARAMS)
+    users = [user_side.mf.new_user(f"u{j}") for j in range(5)]
+    grads = user_side.mf.learn_users(users, rng.integers(0, 5, 60), list(rng.choice(ITEMS, 60)),
+                                     rng.choice([1.0, 0.5, -0.5], 60), seed=[seed])
+    u = ItemUpdate(grads)
+    a, b = rng.choice(ITEMS, 300), rng.choice(ITEMS, 300)
+    u.add_pairs(list(a), list(b), list(rng.random(300)))  # repeats included
+    u.add_counts(list(rng.choice(ITEMS, 50)), list(rng.random(50)))
+    u.add_popularity(list(rng.choice(ITEMS, 50)), list(rng.random(50)), ref=12.0)
+    return u
+
+
+def _pairs(u: ItemUpdate) -> Counter:
+    return Counter(zip(u.names(u.pair_a), u.names(u.pair_b), u.pair_w.tolist()))
+
+
+def _weighted(u: ItemUpdate, idx, w) -> Counter:
+    return Counter(zip(u.names(idx), w.tolist()))
+
+
+@pytest.mark.parametrize("partitions", [1, 2, 4, 7])
+def test_split_keeps_every_pair_count_and_gradient_exactly_once_with_its_owner(partitions):
+    u = _update()
+    parts = u.split(partitions)
+    assert parts and all(parts.values()) and set(parts) <= set(range(partitions))
+    pairs, counts, pops, grads = Counter(), Counter(), Counter(), []
+    for p, part in parts.items():
+        assert part.ids == u.ids and part.pop_ref == 12.0  # every part keeps the whole id table
+        assert all(item_partition(a, partitions) == p for a in part.names(part.pair_a))  # a row's owner
+        assert all(item_partition(i, partitions) == p for i in part.names(part.count_idx))
+        assert all(item_partition(i, partitions) == p for i in part.names(part.pop_idx))
+        assert all(item_partition(i, partitions) == p for i in part.grads.item_ids)
+        pairs += _pairs(part)
+        counts += _weighted(part, part.count_idx, part.count_w)
+        pops += _weighted(part, part.pop_idx, part.pop_w)
+        grads += [(i, row.tolist()) for i, row in zip(part.grads.item_ids, part.grads.grad)]
+    assert pairs == _pairs(u) and sum(pairs.values()) == 300
+    assert counts == _weighted(u, u.count_idx, u.count_w)
+    assert pops == _weighted(u, u.pop_idx, u.pop_w)
+    assert sorted(grads) == sorted((i, row.tolist()) for i, row in zip(u.grads.item_ids, u.grads.grad))
+
+
+def test_owners_applying_their_parts_make_the_rows_one_owner_makes_of_the_whole():
+    u = _update(seed=3)
+    whole = ItemTable(PARAMS)
+    whole.rows(ITEMS)
+    whole.apply(u, now=1.0)
+    split = ItemTable(PARAMS)
+    split.rows(ITEMS)
+    for _, part in sorted(u.split(4).items(), reverse=True):  # in any order
+        split.apply(part, now=1.0)
+    assert [encode_row(whole.row(r)) for r in range(whole.n_items)] == \
+        [encode_row(split.row(r)) for r in range(split.n_items)]
+
+
+def test_an_empty_update_splits_into_nothing():
+    empty = ItemUpdate.empty(4)
+    assert not empty and empty.split(4) == {} and empty.split(1) == {}
