@@ -12,6 +12,7 @@ from stream.agents.runtime import runtime
 from stream.app import app, settings
 from stream.engine.messages import decode_update, encode_row
 from stream.engine.validate import Record
+from stream.models.sharded import item_partition
 from stream.metrics import METRICS
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,11 @@ async def read_item_factors() -> None:
                         raise RuntimeError(f"reading {topic}: {m.error()}")
                 if msgs:
                     now = time.time()
-                    for row in runtime.copy.apply([m.value() for m in msgs]):
+                    # rows of the partitions this worker owns come back as old news: not even decoded
+                    mine = runtime.owner.taken
+                    values = [m.value() for m in msgs if not mine or m.key() is None
+                              or item_partition(m.key().decode(errors="replace"), settings.partitions) not in mine]
+                    for row in runtime.copy.apply(values):
                         # how old a row is when it reaches this worker (its own rows too: the topic's delay)
                         METRICS.embedding_age_seconds.labels("item").observe(max(0.0, now - row.mf.updated_at))
                     METRICS.model_items.set(runtime.table.n_items)

@@ -26,6 +26,7 @@ from stream.engine.engine import Engine, StepResult
 from stream.engine.kpis import Kpis
 from stream.engine.push import Pusher
 from stream.engine.validate import Record, validate_records
+from stream.signals import marks_seen
 
 __all__ = ["Ingest", "BatchOutcome", "TRANSIENT", "Sink"]
 
@@ -104,7 +105,8 @@ class Ingest:
         for valid_part, result in await self._step_isolating(valid, out):
             self.kpis.record(result, [valid_part[j][0] for j in result.order])
             self._log_batch([ev for _, ev in valid_part])
-            self.pusher.changed(uid for uid, f in zip((ev.user_id for ev in result.events), result.fresh) if f)
+            # a list changes with a user's signal or seen items: an impression alone changes neither
+            self.pusher.changed(ev.user_id for ev, f in zip(result.events, result.fresh) if f and marks_seen(ev))
             out.applied += result.applied
             out.duplicates += result.duplicates
             out.trials += len(result.trials)

@@ -100,6 +100,11 @@ class ItemOwner:
         """The item-updates partitions this owner is assigned now."""
         return sorted(self._assigned)
 
+    @property
+    def taken(self) -> set[int]:
+        """The partitions whose rows this owner holds as the authoritative ones (loaded, then kept)."""
+        return set(self._taken)
+
     def assign(self, partition: int) -> None:
         """The partition is this owner's now (its rows are taken over with its first update)."""
         self._assigned.add(partition)
@@ -129,13 +134,19 @@ class ItemOwner:
                 return republish
             now = self.clock()
             changed: set[int] = set()
+            run: list[ItemUpdate] = []  # consecutive updates, applied together (ItemTable.apply_many)
             for _, upd in fresh:
                 if isinstance(upd, ItemInit):
+                    if run:
+                        changed.update(self.table.apply_many(run, now))
+                        run = []
                     r = self._init(upd, now)
                     if r is not None:
                         changed.add(r)
                 else:
-                    changed.update(self.table.apply(upd, now))
+                    run.append(upd)
+            if run:
+                changed.update(self.table.apply_many(run, now))
             rows = [self.table.row(r) for r in sorted(changed)] if self.keep_rows else []
             try:
                 await self.state.owner_commit(partition, [e for e, _ in fresh], rows)

@@ -135,6 +135,7 @@ class NeighbourTable:
         self.cols: list[np.ndarray] = []
         self.vals: list[np.ndarray] = []
         self._packed: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (indptr, cols, vals)
+        self._keys_cache: tuple | None = None  # (the packed arrays it was made from, their sorted pair keys)
 
     def __len__(self) -> int:
         return len(self.cols)
@@ -261,23 +262,35 @@ class NeighbourTable:
 
     def contributors(self, history: np.ndarray, weights: np.ndarray, targets: np.ndarray,
                      alpha: float) -> np.ndarray:
-        """For each target item row, the history row that adds most to its score (-1: none)."""
+        """For each target item row, the history row that adds most to its score (-1: none;
+        ties: the earlier in ``history``). Every (history, target) pair is looked up at once."""
         out = np.full(len(targets), -1, dtype=np.int64)
         if not len(history) or not len(targets):
             return out
         c = np.maximum(self.n, 1.0)
         coef = weights / c[history] ** alpha
-        best = np.zeros(len(targets))
-        for h, f in zip(history.tolist(), coef.tolist()):
-            cols, vals = self.cols[h], self.vals[h]
-            at = np.searchsorted(cols, targets)
-            at = np.minimum(at, max(len(cols) - 1, 0))
-            hit = (cols[at] == targets) if len(cols) else np.zeros(len(targets), dtype=bool)
-            contrib = np.where(hit, vals[at] * f if len(cols) else 0.0, 0.0)
-            better = contrib > best
-            best[better] = contrib[better]
-            out[better] = h
+        indptr, pc, pv = self.packed()
+        n = len(self.cols)
+        keys = self._keys(indptr, pc, n)
+        want = (history[:, None] * n + targets[None, :]).ravel()  # (history x targets), row-major
+        at = np.minimum(np.searchsorted(keys, want), max(len(keys) - 1, 0))
+        found = keys[at] == want if len(keys) else np.zeros(len(want), dtype=bool)
+        contrib = np.where(found, pv[at] if len(pv) else 0.0, 0.0).reshape(len(history), len(targets))
+        contrib = contrib * coef[:, None]
+        best = contrib.argmax(axis=0)
+        has = contrib[best, np.arange(len(targets))] > 0
+        out[has] = history[best[has]]
         return out
+
+    def _keys(self, indptr: np.ndarray, cols: np.ndarray, n: int) -> np.ndarray:
+        """``row * n + col`` of every stored pair, sorted (rows ascending, columns sorted within)."""
+        cached = self._keys_cache
+        if cached is not None and cached[0] is self._packed:
+            return cached[1]
+        rows = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+        keys = rows * n + cols
+        self._keys_cache = (self._packed, keys)
+        return keys
 
     def similar(self, row: int, k: int, alpha: float, n_items: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` items most similar to ``row`` (rows, similarities), best first."""

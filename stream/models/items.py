@@ -190,6 +190,40 @@ class ItemTable:
             self.mf.touch(extra, now)
         return sorted(changed | touched)
 
+    def apply_many(self, updates: Sequence[ItemUpdate], now: float) -> list[int]:
+        """As the owner: apply several updates in order, each MF step on its own (Adagrad steps do
+        not add up), their popularity and co-occurrence counts merged once (sums do); the
+        changed rows, sorted."""
+        if len(updates) == 1:
+            return self.apply(updates[0], now)
+        changed: set[int] = set()
+        for u in updates:
+            if len(u.grads):
+                changed.update(self.mf.apply_gradients(u.grads, now).tolist())
+        self.rows([])
+        touched: set[int] = set()
+        a, b, w, cr, cw = [], [], [], [], []
+        for u in updates:
+            if not (len(u.pop_idx) or len(u.count_idx) or len(u.pair_a)):
+                continue
+            rows = self.rows(u.ids)
+            if len(u.pop_idx):
+                uniq, inv = np.unique(rows[u.pop_idx], return_inverse=True)
+                self.pop.add(uniq, np.bincount(inv, weights=u.pop_w, minlength=len(uniq)), u.pop_ref)
+                touched.update(uniq.tolist())
+            a.append(rows[u.pair_a])
+            b.append(rows[u.pair_b])
+            w.append(u.pair_w)
+            cr.append(rows[u.count_idx])
+            cw.append(u.count_w)
+        if a:
+            touched.update(self.cooc.add(np.concatenate(a), np.concatenate(b), np.concatenate(w), np.concatenate(cr),
+                                         np.concatenate(cw)))
+        extra = np.array(sorted(touched - changed), dtype=np.int64)
+        if len(extra):
+            self.mf.touch(extra, now)
+        return sorted(changed | touched)
+
     def init_item(self, item_id: str, like: Sequence[str], now: float) -> int | None:
         """As the owner: start a new item's MF row from the mean of ``like`` (items sharing its
         categories); the row, or None when it has a row already or none of ``like`` has one."""
