@@ -142,8 +142,9 @@ class Settings(BaseSettings):
         "activity, dwell, skip rate and taste) into this many behaviour segments, behaviour-0 .. behaviour-N-1; "
         "0 puts them in the default segment. STREAMREC_BEHAVIOUR_SEGMENTS")
     segment_models: bool = Field(
-        True, description="Per-segment River re-rankers over the MF model, each with a guard that falls back to "
-        "the MF ranking while the segment's re-ranker does worse (false: MF alone). STREAMREC_SEGMENT_MODELS")
+        True, description="Per-segment River re-rankers over the blend's candidates, each with a guard that falls "
+        "back to the blend's ranking while the segment's re-ranker does worse (false: the blend alone). "
+        "STREAMREC_SEGMENT_MODELS")
     drift_delta: float = Field(
         0.002, gt=0, lt=1, description="ADWIN confidence of the drift detectors (smaller: fewer false alarms, "
         "later detections). STREAMREC_DRIFT_DELTA")

@@ -24,13 +24,31 @@ from typing import Any, Iterable, Mapping, Sequence, TextIO
 
 from stream.contract import Event
 from stream.models.base import Ranker, Trial
-from stream.signals import is_trial, marks_seen, signal_weight
+from stream.signals import event_order, is_trial, marks_seen, signal_weight
 
-__all__ = ["PrequentialMetrics", "PerEvent", "prequential", "format_table", "fixed_batches"]
+__all__ = ["HitCounts", "PrequentialMetrics", "PerEvent", "prequential", "format_table", "fixed_batches"]
 
 
 @dataclass
-class PrequentialMetrics:
+class HitCounts:
+    """Trials, hits and the NDCG gain summed over them: recall and NDCG (the worker's metrics
+    carry the same three counts)."""
+
+    trials: int = 0
+    hits: int = 0
+    ndcg_sum: float = 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.hits / self.trials if self.trials else 0.0
+
+    @property
+    def ndcg(self) -> float:
+        return self.ndcg_sum / self.trials if self.trials else 0.0
+
+
+@dataclass
+class PrequentialMetrics(HitCounts):
     """Running recall@k, NDCG@k and coverage of one ranker.
 
     Examples
@@ -43,9 +61,6 @@ class PrequentialMetrics:
     """
 
     k: int = 10
-    trials: int = 0
-    hits: int = 0
-    ndcg_sum: float = 0.0
     recommended: set = field(default_factory=set)
     seconds: float = 0.0  # in the ranker's steps (scoring and learning)
     events: int = 0
@@ -57,14 +72,6 @@ class PrequentialMetrics:
         if target in top:
             self.hits += 1
             self.ndcg_sum += 1.0 / math.log2(top.index(target) + 2)
-
-    @property
-    def recall(self) -> float:
-        return self.hits / self.trials if self.trials else 0.0
-
-    @property
-    def ndcg(self) -> float:
-        return self.ndcg_sum / self.trials if self.trials else 0.0
 
     def coverage(self, catalogue_size: int) -> float:
         return len(self.recommended) / catalogue_size if catalogue_size else 0.0
@@ -78,8 +85,9 @@ class PerEvent(Ranker):
     """A model with ``learn_one(user, item, weight, ts)`` and ``rank(user, k)`` (e.g. River's
     FunkMF) as a :class:`Ranker`, event by event under the one trial rule.
 
-    Impressions teach nothing and mark nothing seen (as in the engine); other events are
-    learned with their signal weight (``marks_seen`` events mark their item seen).
+    A batch is taken in event-time order (:func:`stream.signals.event_order`, as the engine
+    takes it). Impressions teach nothing and mark nothing seen (as in the engine); other events
+    are learned with their signal weight (``marks_seen`` events mark their item seen).
 
     Examples
     --------
@@ -108,7 +116,8 @@ class PerEvent(Ranker):
 
     def step(self, events: Sequence[Event]) -> list[Trial]:
         trials = []
-        for n, ev in enumerate(events):
+        for n in event_order(events):  # the batch in event-time order, as the engine applies it
+            ev = events[n]
             seen = self._seen.setdefault(ev.user_id, set())
             count = self._events.get(ev.user_id, 0)
             if is_trial(ev, count, seen):

@@ -32,26 +32,16 @@ from pathlib import Path
 from typing import TextIO
 
 from stream.config import Settings
+from stream.evaluation.prequential import HitCounts
 from stream.evaluation.streams import EventStream
 
 __all__ = ["ThroughWorkerResult", "through_worker", "worker_metrics", "read_batch_log"]
 
 
 @dataclass
-class Figures:
-    trials: int
-    hits: int
-    ndcg_sum: float
-    recommended: int  # distinct items served in trials
-    items: int  # distinct items in the events
-
-    @property
-    def recall(self) -> float:
-        return self.hits / self.trials if self.trials else 0.0
-
-    @property
-    def ndcg(self) -> float:
-        return self.ndcg_sum / self.trials if self.trials else 0.0
+class Figures(HitCounts):
+    recommended: int = 0  # distinct items served in trials
+    items: int = 0  # distinct items in the events
 
     @property
     def coverage(self) -> float:

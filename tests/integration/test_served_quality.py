@@ -19,8 +19,8 @@ from stream.evaluation.through_worker import through_worker
 
 pytestmark = pytest.mark.integration
 
-#: 0.85 x the served recall@10 reached on this slice (docs/EVALUATION.md, "Through a real worker").
-SERVED_FLOOR = 0.13
+#: 0.85 x the served recall@10 reached on this slice, 0.163 (docs/EVALUATION.md, "Through a real worker").
+SERVED_FLOOR = 0.138
 
 
 def test_the_worker_serves_what_the_engine_evaluates(stack_settings, tmp_path):
@@ -28,6 +28,7 @@ def test_the_worker_serves_what_the_engine_evaluates(stack_settings, tmp_path):
     out = io.StringIO()
     r = through_worker(stack_settings, stream, rate=1000.0, out=out, progress=None, work_dir=str(tmp_path))
     report = out.getvalue()
+    print(report)
     assert r.events == len(stream.interactions), report
     assert r.served.trials == r.offline.trials > 5_000, report  # one trial rule on both sides
     assert r.served.recall >= SERVED_FLOOR, f"served recall@10 {r.served.recall:.4f} < {SERVED_FLOOR}\n{report}"
