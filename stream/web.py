@@ -88,7 +88,7 @@ async def health(web, request):
         "ready": assigned > 0 and items_loaded,
         "serving": {"models": MODEL_NAMES, "engine": runtime.config.describe()},
         "items": {"known": runtime.table.n_items, "rows_loaded": items_loaded, "rows_read": runtime.copy.read,
-                  "rows_applied": runtime.copy.applied, "owner_updates_applied": runtime.owner.applied,
+                  "rows_own_passed": runtime.copy.own, "rows_applied": runtime.copy.applied, "owner_updates_applied": runtime.owner.applied,
                   "owner_updates_dropped": runtime.owner.dropped, "outbox_resent": runtime.bus.resent},
         "model_config": None if config is None else {"path": settings.model_config_path, "model": config["model"],
                                                      "source": config.get("source")},

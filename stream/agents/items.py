@@ -150,6 +150,7 @@ async def read_item_factors() -> None:
                     mine = runtime.owner.taken
                     values = [m.value() for m in msgs if not mine or m.key() is None
                               or item_partition(m.key().decode(errors="replace"), settings.partitions) not in mine]
+                    runtime.copy.own += len(msgs) - len(values)
                     for row in runtime.copy.apply(values):
                         # how old a row is when it reaches this worker (its own rows too: the topic's delay)
                         METRICS.embedding_age_seconds.labels("item").observe(max(0.0, now - row.mf.updated_at))

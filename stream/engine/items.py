@@ -180,6 +180,7 @@ class ItemCopy:
     def __init__(self, table: ItemTable) -> None:
         self.table = table
         self.read = 0  # rows read
+        self.own = 0  # rows of partitions this worker owns, seen on the topic and passed over
         self.applied = 0  # of which newer than the copy (an owner's own rows come back as old news)
         self.invalid = 0
 

@@ -65,7 +65,9 @@ def test_worker_learns_rows_into_redis_and_item_factors(isolated, worker_factory
 
     items = _health(worker)["items"]
     assert items["known"] >= len(clicked)
-    wait_for(lambda: _health(worker)["items"]["rows_read"] > 0, 30, "item rows read back from item-factors")
+    # one worker owns every item partition: its own rows come back from item-factors and are passed over
+    wait_for(lambda: (lambda i: i["rows_own_passed"] >= len(clicked) and i["rows_read"] == 0)(_health(worker)["items"]),
+             30, "the worker's own item rows seen on item-factors and not decoded again")
     with urllib.request.urlopen(f"{worker.url}/recommendations/{clicker}?k=5", timeout=5) as resp:
         rec = json.loads(resp.read())
     assert rec["model"] == MODEL_NAMES["rerank"] and len(rec["items"]) == 5  # the default segment's re-ranker
