@@ -5,6 +5,7 @@ used for their KPIs and lists."""
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 
 import pytest
@@ -18,9 +19,15 @@ from tests.helpers import applied, behaviour_events, wait_for, worker_metric
 pytestmark = pytest.mark.integration
 
 
-def _publish(settings, events) -> None:
+def _publish(settings, events, rate: float = 1000.0) -> None:
+    """At a steady rate, as live traffic: batches of tens of events, each user's behaviour
+    stepping the clusterer once per batch (a burst of the whole stream at once would give the
+    clusterer a few dozen steps)."""
+    start = time.monotonic()
     with EventProducer(settings) as producer:
-        for ev in events:
+        for n, ev in enumerate(events):
+            if n % 50 == 0:
+                time.sleep(max(0.0, n / rate - (time.monotonic() - start)))
             producer.send(ev.type, ev.raw)
 
 

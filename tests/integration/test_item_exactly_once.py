@@ -56,15 +56,38 @@ def _totals(settings) -> dict[str, tuple[float, float, float]]:
     return {i: (r.n, float(np.sum(r.counts, dtype=np.float64)), r.mf.pop) for i, r in _item_rows(settings).items()}
 
 
+def _owners_caught_up(settings) -> bool:
+    """The item owners' group has committed every item-updates message: all applied and published
+    (an owner commits its offsets only after that)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    topic = settings.topic("item-updates")
+    probe = Consumer({**settings.kafka_client_config(), "group.id": f"{settings.app_id}-item-owners",
+                      "enable.auto.commit": False})
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(probe.list_topics(topic, 10).topics[topic].partitions)]
+        for tp in probe.committed(parts, timeout=10):
+            low, high = probe.get_watermark_offsets(tp, timeout=10)
+            if high > low and tp.offset < high:
+                return False
+        return True
+    finally:
+        probe.close()
+
+
 def _settled(settings, expected_n: float):
-    """Totals once every event is applied, the outbox is empty and the owner has counted every positive."""
+    """Totals once every event is applied, the outbox is empty, the owners have committed every item
+    update, and the totals count every positive and stay the same for a second."""
     import redis
 
     client = redis.Redis.from_url(settings.redis_url)
-    if applied(settings) < EVENTS or client.hlen(f"{settings.redis_prefix}:outbox"):
+    if applied(settings) < EVENTS or client.hlen(f"{settings.redis_prefix}:outbox") or not _owners_caught_up(settings):
         return None
     totals = _totals(settings)
-    return totals if sum(t[0] for t in totals.values()) >= expected_n else None
+    if sum(t[0] for t in totals.values()) < expected_n:
+        return None
+    time.sleep(1.0)
+    return totals if _totals(settings) == totals else None
 
 
 def _expected_positives(settings, events) -> float:
