@@ -37,6 +37,7 @@ from stream.engine.config import EngineConfig
 from stream.engine.items import ItemBus, outbox_entries
 from stream.engine.learn import Learned, learn
 from stream.engine.rank import Ranked, Ranking, View
+from stream.engine.stages import OFF
 from stream.models.items import ItemTable
 from stream.models.rerank.features import COLUMNS
 from stream.models.rerank.layers import SegmentLayers
@@ -128,6 +129,7 @@ class Engine:
         self.segmenter = config.profile_segmenter()
         self._segments: set[str] = set()  # segments whose shared state every batch loads
         self._profile_segments: set[str] = set()  # profile segments known to exist (the cap's count)
+        self.stages = OFF  # where the step's time goes (stream.engine.stages; `streamrec bench step`)
 
     # -- segments -------------------------------------------------------------------
     def segment_of(self, rec: UserRecord) -> str:
@@ -165,7 +167,8 @@ class Engine:
             result.attempts = attempts
             result.order = order
             try:
-                await self.bus.deliver(result.commit.outbox)
+                with self.stages("owner"):
+                    await self.bus.deliver(result.commit.outbox)
             except Exception as exc:  # committed: the outbox keeps them until they are delivered
                 log.warning("item updates of a batch not delivered yet (%s: %s); they stay in the outbox",
                             type(exc).__name__, exc)
@@ -173,32 +176,32 @@ class Engine:
 
     async def _step(self, events: list[Event]) -> StepResult:
         cfg = self.config
+        stages = self.stages
         ids = [ev.event_id for ev in events]
         users = sorted({ev.user_id for ev in events})
-        loaded: Loaded = await self.state.load(ids, users, sorted(self._segments), self.behaviour is not None)
-        fresh, first = [], set()
-        for ev, claimed in zip(events, loaded.claimed):
-            fresh.append(not claimed and ev.event_id not in first)
-            first.add(ev.event_id)
-        segments = {uid: self.segment_of(loaded.users[uid]) for uid in users}
-        shared = await self._shared(loaded.shared, segments.values())
-        batch = walk(events, fresh, loaded.users, segments, cfg)
-        layers = SegmentLayers(COLUMNS, cfg.rerank, shared.layers) if cfg.rerank is not None else None
-        views = [View(m.event.user_id, m.segment, loaded.users[m.event.user_id].row, m.history, m.seen, m.explore)
-                 for m in batch.moments]
-        ranked = await self.ranking.rank(views, cfg.top_k, shared, layers, self.state) if views else []
-        k = cfg.top_k
-        trials = [TrialOutcome(m.position, m.event, m.segment, r.ids, r.model, m.event.item_id in r.glob,
-                               None if r.seg is None else m.event.item_id in r.seg,
-                               None if r.candidates is None else m.event.item_id in
-                               [r.candidates.ids[p] for p in np.argsort(-r.candidates.shared, kind="stable")[:k]])
-                  for m, r in zip(batch.moments, ranked) if m.trial]
-        now = self.clock()
-        # items first named by this batch get rows only now: its trials could not rank them (no look-ahead)
-        self.table.rows([ev.item_id for ev in events])
-        commit, update, report = learn(batch, ranked, loaded, cfg, self.table, layers, self.behaviour, now)
-        commit.outbox = outbox_entries(update, commit.event_ids, cfg.partitions, self.table.mf.k)
-        await self.state.commit(commit)
+        with stages("load"):
+            loaded: Loaded = await self.state.load(ids, users, sorted(self._segments), self.behaviour is not None)
+            fresh, first = [], set()
+            for ev, claimed in zip(events, loaded.claimed):
+                fresh.append(not claimed and ev.event_id not in first)
+                first.add(ev.event_id)
+            segments = {uid: self.segment_of(loaded.users[uid]) for uid in users}
+            shared = await self._shared(loaded.shared, segments.values())
+        with stages("score_trials"):
+            batch = walk(events, fresh, loaded.users, segments, cfg)
+            layers = SegmentLayers(COLUMNS, cfg.rerank, shared.layers) if cfg.rerank is not None else None
+            views = [View(m.event.user_id, m.segment, loaded.users[m.event.user_id].row, m.history, m.seen, m.explore)
+                     for m in batch.moments]
+            ranked = await self.ranking.rank(views, cfg.top_k, shared, layers, self.state) if views else []
+            trials = self._outcomes(batch, ranked)
+        with stages("learn"):
+            now = self.clock()
+            # items first named by this batch get rows only now: its trials could not rank them (no look-ahead)
+            self.table.rows([ev.item_id for ev in events])
+            commit, update, report = learn(batch, ranked, loaded, cfg, self.table, layers, self.behaviour, now)
+            commit.outbox = outbox_entries(update, commit.event_ids, cfg.partitions, self.table.mf.k)
+        with stages("commit"):
+            await self.state.commit(commit)
         after = SharedState({name: dict(w) for name, w in shared.layers.items()}, dict(shared.guards),
                             dict(shared.popularity_refs))
         for name, changes in commit.layers.items():
@@ -208,6 +211,14 @@ class Engine:
         after.guards.update({seg: state for seg, (_, state) in commit.guards.items()})
         after.popularity_refs.update({seg: c.ref_after for seg, c in commit.popularity.items()})
         return StepResult(events, fresh, segments, trials, batch.after, after, report, commit=commit)
+
+    def _outcomes(self, batch, ranked) -> list[TrialOutcome]:
+        k = self.config.top_k
+        return [TrialOutcome(m.position, m.event, m.segment, r.ids, r.model, m.event.item_id in r.glob,
+                             None if r.seg is None else m.event.item_id in r.seg,
+                             None if r.candidates is None else m.event.item_id in
+                             [r.candidates.ids[p] for p in np.argsort(-r.candidates.shared, kind="stable")[:k]])
+                for m, r in zip(batch.moments, ranked) if m.trial]
 
     # -- serving ----------------------------------------------------------------------
     async def rank_records(self, records: dict[str, UserRecord], k: int, shared: SharedState | None = None,
@@ -229,7 +240,8 @@ class Engine:
         uids = list(records)
         views = [View(uid, segments[uid], records[uid].row, records[uid].history, records[uid].seen,
                       explores(uid, now, cfg.explore_share)) for uid in uids]
-        ranked = await self.ranking.rank(views, k, shared, layers, self.state, reasons=reasons)
+        with self.stages("rank"):
+            ranked = await self.ranking.rank(views, k, shared, layers, self.state, reasons=reasons)
         return {uid: (segments[uid], r) for uid, r in zip(uids, ranked)}
 
     async def recommend(self, user_ids: list[str], k: int | None = None, now: float | None = None,

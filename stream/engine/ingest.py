@@ -99,7 +99,8 @@ class Ingest:
     async def handle(self, records: list[Record]) -> BatchOutcome:
         started = time.perf_counter()
         out = BatchOutcome()
-        valid, rejected = validate_records(records, self.topic_types)
+        with self.engine.stages("validate"):
+            valid, rejected = validate_records(records, self.topic_types)
         for rec, reason, detail in rejected:
             await self.reject(rec, reason, detail, out)
         for valid_part, result in await self._step_isolating(valid, out):

@@ -99,7 +99,8 @@ class Pusher:
             for uid in due:  # taken out before the await: a change meanwhile stays pending
                 del self._pending[uid]
             try:
-                return await self._push(sorted(due), records or {}, shared)
+                with self.engine.stages("push"):
+                    return await self._push(sorted(due), records or {}, shared)
             except BaseException:
                 for uid in due:
                     self._pending.setdefault(uid, None)

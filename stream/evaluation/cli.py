@@ -117,10 +117,22 @@ def _bench_pipeline(args) -> int:
     from stream.benchmark.pipeline import main_bench_pipeline
     from stream.config import Settings
 
+    if args.events is None:
+        args.events = 50_000
     return main_bench_pipeline(Settings(), args)
 
 
-BENCH_TARGETS: dict[str, Callable[[argparse.Namespace], int]] = {"model": _bench_model, "pipeline": _bench_pipeline}
+def _bench_step(args) -> int:
+    from stream.benchmark.step import main_bench_step
+    from stream.config import Settings
+
+    if args.events is None:
+        args.events = 20_000
+    return main_bench_step(Settings(), args)
+
+
+BENCH_TARGETS: dict[str, Callable[[argparse.Namespace], int]] = {"model": _bench_model, "pipeline": _bench_pipeline,
+                                                                 "step": _bench_step}
 
 
 def _cmd_bench(args, settings=None) -> int:
@@ -195,7 +207,11 @@ def register(subparsers) -> None:
     be.add_argument("target", choices=sorted(BENCH_TARGETS))
     be.add_argument("--quick", action="store_true", help="a short smoke run")
     be.add_argument("--factors", type=int, default=64, help="factor count measured besides 32 (model)")
-    be.add_argument("--events", type=int, default=50_000, help="pre-filled events drained (pipeline)")
+    be.add_argument("--events", type=int, default=None,
+                    help="pre-filled events drained (pipeline, default 50000); events timed per run (step, default 20000)")
+    be.add_argument("--warmup", type=int, default=50_000, help="events applied before timing (step)")
+    be.add_argument("--runs", type=int, default=3, help="timed runs; the figures are their medians (step)")
+    be.add_argument("--json", default=None, help="also write the figures to this JSON file (step)")
     be.add_argument("--rate", type=float, default=5_000.0, help="produce rate of the freshness phases, no-op agent and worker (pipeline)")
     be.add_argument("--seconds", type=float, default=20.0, help="length of each freshness phase (pipeline)")
     be.set_defaults(func=_cmd_bench)

@@ -1,0 +1,206 @@
+"""`streamrec bench step`: the worker's batch step in process, µs an event per stage.
+
+The step is the one the ingest agent runs (:class:`stream.engine.ingest.Ingest`: validate,
+load, score the trials, learn, commit, push), against the local Redis, with the item owner's
+work in the same process (:class:`~stream.engine.items.DirectBus`: what the owner does with the
+batch's item updates, without Kafka between them), lists recorded instead of sent, and
+simulator events at steady state: a warm-up fills the world's users and items first.
+
+The world has a fixed size (printed with the result). Each of ``--runs`` runs times the same
+number of events in batches of STREAMREC_BATCH_SIZE; the figures are medians over the runs.
+Beside them, from the same batches of the same runs, a reference: ``json.loads`` of every
+record's bytes, so that the step can be read as a ratio on a noisy, shared machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+
+from stream.config import Settings
+from stream.engine.stages import OFF, STAGE_NAMES, Stages
+
+__all__ = ["StepBenchResult", "run_step_bench", "main_bench_step"]
+
+WORLD = {"n_users": 20_000, "n_items": 10_000, "n_segments": 4, "n_categories": 8, "seed": 3}
+EVENT_TOPICS = {"click": "clicks", "dwell": "dwell", "skip": "skips", "impression": "impressions"}
+
+
+class _Recorder:
+    """The worker's publisher, recording: lists, dead letters and alerts are counted, not sent."""
+
+    def __init__(self) -> None:
+        self.lists = 0
+        self.dead = 0
+
+    async def recommendations(self, user_id: str, payload: bytes) -> None:
+        self.lists += 1
+
+    async def dead_letter(self, record, reason: str, detail: str) -> None:
+        self.dead += 1
+
+    async def drift_alert(self, segment: str, payload: bytes) -> None:
+        pass
+
+    async def flush(self) -> None:
+        pass
+
+
+@dataclass
+class StepBenchResult:
+    world: dict
+    batch_size: int
+    warmup_events: int
+    events_per_run: int
+    runs: int
+    us_per_event: dict[str, float]  # stage -> median over the runs
+    total_us_per_event: float
+    json_loads_us_per_event: float
+    per_run: list[dict] = field(default_factory=list)
+    lists_pushed: int = 0
+    redis_prefix: str = ""  # the run's own (deleted at the end)
+
+    @property
+    def ratio(self) -> float:
+        return self.total_us_per_event / self.json_loads_us_per_event
+
+    def table(self) -> str:
+        lines = [f"streamrec bench step: world {self.world['n_users']:,} users, {self.world['n_items']:,} items "
+                 f"(simulator, seed {self.world['seed']}), warm-up {self.warmup_events:,} events, "
+                 f"{self.runs} runs of {self.events_per_run:,} events in batches of {self.batch_size}",
+                 "", "| stage | µs an event (median of runs) |", "|---|---:|"]
+        for name in STAGE_NAMES:
+            if name in self.us_per_event:
+                lines.append(f"| {name} | {self.us_per_event[name]:.1f} |")
+        lines += [f"| **total** | **{self.total_us_per_event:.1f}** |",
+                  f"| reference: json.loads of the same records | {self.json_loads_us_per_event:.2f} |", "",
+                  f"total / json.loads: {self.ratio:.0f}; {1e6 / self.total_us_per_event:,.0f} events/s for the step "
+                  f"alone; {self.lists_pushed:,} lists pushed in the timed runs"]
+        return "\n".join(lines)
+
+
+def _records(settings: Settings, events, first_offset: int):
+    from stream.engine.validate import Record
+
+    out = []
+    for n, (etype, payload) in enumerate(events):
+        value = json.dumps(payload, separators=(",", ":")).encode()
+        out.append(Record(settings.topic(EVENT_TOPICS[etype]), 0, first_offset + n, payload["user_id"].encode(), value))
+    return out
+
+
+async def _bench(settings: Settings, warmup: int, per_run: int, runs: int, progress) -> StepBenchResult:
+    import redis.asyncio as aioredis
+
+    from producers.simulator import World, WorldConfig
+    from stream.drift import DriftMonitor
+    from stream.engine.alerts import DriftWatch
+    from stream.engine.config import EngineConfig
+    from stream.engine.engine import Engine
+    from stream.engine.ingest import Ingest
+    from stream.engine.items import DirectBus, ItemOwner
+    from stream.engine.push import Pusher
+    from stream.metrics import METRICS
+    from stream.models.items import ItemTable
+    from stream.state.keys import Keys
+    from stream.state.redis import RedisState
+
+    config = EngineConfig.from_settings(settings, None)
+    table = ItemTable(config.hybrid)
+    client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
+    features = config.behaviour.features if config.behaviour is not None else []
+    state = RedisState(client, Keys(settings.redis_prefix), n_factors=table.mf.k, behaviour_features=features,
+                       dedupe_ttl_seconds=settings.dedupe_ttl_seconds)
+    owner = ItemOwner(table, state)
+    engine = Engine(config, state, table, DirectBus(owner))
+    sink = _Recorder()
+    pusher = Pusher(engine, sink, METRICS, top_k=settings.top_k, min_interval=settings.rec_min_interval_seconds)
+    drift = DriftWatch(DriftMonitor(delta=settings.drift_delta), METRICS, window_seconds=settings.drift_window_seconds,
+                       active_seconds=settings.drift_active_seconds)
+    topic_types = {settings.topic(t): e for e, t in EVENT_TOPICS.items()}
+    ingest = Ingest(engine, pusher, sink, METRICS, topic_types=topic_types, drift=drift)
+
+    world = World(WorldConfig(**WORLD))
+    gen = world.generate(None, start_ts=time.time() - 3600.0, step_seconds=0.001, run_id=f"bench-{uuid.uuid4().hex[:6]}")
+    size = settings.batch_size
+    offset = 0
+
+    def take(n: int):
+        nonlocal offset
+        events = [next(gen) for _ in range(n)]
+        recs = _records(settings, events, offset)
+        offset += n
+        return [recs[i:i + size] for i in range(0, len(recs), size)]
+
+    try:
+        done = 0
+        for batch in take(warmup):
+            await ingest.handle(batch)
+            done += len(batch)
+            if done % 10_000 < size:
+                progress(f"warm-up: {done:,} of {warmup:,} events")
+        results = []
+        stages = Stages()
+        engine.stages = stages
+        for run in range(runs):
+            batches = take(per_run)
+            stages.reset()
+            lists = sink.lists
+            loads = 0.0
+            wall = 0.0
+            for batch in batches:
+                t0 = time.perf_counter()
+                for rec in batch:
+                    json.loads(rec.value)
+                loads += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                await ingest.handle(batch)
+                wall += time.perf_counter() - t0
+            per = {name: s * 1e6 / per_run for name, s in stages.seconds.items()}
+            per["other"] = max(0.0, wall * 1e6 / per_run - sum(per.values()))  # KPIs, drift, the ingest's own work
+            results.append({"stages": per, "total": wall * 1e6 / per_run, "json_loads": loads * 1e6 / per_run,
+                            "lists": sink.lists - lists})
+            progress(f"run {run + 1} of {runs}: {results[-1]['total']:.1f} µs an event "
+                     f"(json.loads {results[-1]['json_loads']:.2f})")
+        engine.stages = OFF
+        names = sorted({n for r in results for n in r["stages"]}, key=lambda n: STAGE_NAMES.index(n)
+                       if n in STAGE_NAMES else len(STAGE_NAMES))
+        return StepBenchResult(
+            world=dict(WORLD), batch_size=size, warmup_events=warmup, events_per_run=per_run, runs=runs,
+            us_per_event={n: statistics.median(r["stages"].get(n, 0.0) for r in results) for n in names},
+            total_us_per_event=statistics.median(r["total"] for r in results),
+            json_loads_us_per_event=statistics.median(r["json_loads"] for r in results),
+            per_run=results, lists_pushed=sum(r["lists"] for r in results), redis_prefix=settings.redis_prefix)
+    finally:
+        keys = [k async for k in client.scan_iter(f"{settings.redis_prefix}:*", count=5000)]
+        for i in range(0, len(keys), 5000):
+            await client.delete(*keys[i:i + 5000])
+        await client.aclose()
+
+
+def run_step_bench(settings: Settings, *, warmup: int = 50_000, events: int = 20_000, runs: int = 3,
+                   progress=None) -> StepBenchResult:
+    """Bring the local Redis up if needed, and run the bench under a Redis prefix of its own."""
+    from stream.stack import Stack
+
+    if warmup < 0 or events < 1 or runs < 1:
+        raise ValueError(f"bench step: need warmup >= 0, events >= 1, runs >= 1 (got {warmup}, {events}, {runs})")
+    say = progress or (lambda msg: None)
+    Stack(settings, services=("redis",)).up(log=say)
+    run = settings.model_copy(update={"redis_prefix": f"bench-step-{uuid.uuid4().hex[:8]}"})
+    return asyncio.run(_bench(run, warmup, events, runs, say))
+
+
+def main_bench_step(settings: Settings, args) -> int:
+    progress = (lambda msg: print(f"[bench step] {msg}", file=sys.stderr, flush=True))
+    result = run_step_bench(settings, warmup=args.warmup, events=args.events, runs=args.runs, progress=progress)
+    print(result.table())
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump({**asdict(result), "ratio_total_over_json_loads": result.ratio}, fh, indent=2)
+    return 0
