@@ -19,7 +19,7 @@ from stream.evaluation.through_worker import through_worker
 
 pytestmark = pytest.mark.integration
 
-#: 0.85 x the served recall@10 reached on this slice, 0.163 (docs/EVALUATION.md, "Through a real worker").
+#: 0.85 x the served recall@10 reached on this slice, 0.163 (docs/EVALUATION.md, "Served and offline, side by side").
 SERVED_FLOOR = 0.138
 
 
