@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 from prometheus_client import generate_latest
@@ -10,7 +9,7 @@ from prometheus_client import generate_latest
 from stream.agents.runtime import runtime
 from stream.app import app, settings
 from stream.engine.config import MODEL_NAMES
-from stream.engine.push import payload
+from stream.engine.push import message
 from stream.metrics import METRICS, REGISTRY
 
 __all__ = ["recommendations", "similar_items", "health", "metrics"]
@@ -42,7 +41,7 @@ async def recommendations(web, request, user_id: str):
         if not 1 <= len(user_id) <= 128:
             return web.json({"error": "user_id must have 1..128 characters"}, status=400)
         segment, ranked = (await runtime.engine.recommend([user_id], k))[user_id]
-        return web.json(json.loads(payload(user_id, segment, ranked, "request")))
+        return web.json(message(user_id, segment, ranked, "request"))
     finally:
         METRICS.serving_seconds.labels("recommendations").observe(time.perf_counter() - started)
 

@@ -12,7 +12,6 @@ import asyncio
 from functools import cached_property
 
 from stream.app import TOPIC_EVENT_TYPES, settings
-from stream.drift import DriftMonitor
 from stream.engine.alerts import DriftWatch
 from stream.engine.config import EngineConfig
 from stream.engine.engine import Engine
@@ -22,7 +21,6 @@ from stream.engine.publisher import KafkaPublisher
 from stream.engine.push import Pusher
 from stream.metrics import METRICS
 from stream.models.items import ItemTable
-from stream.state.keys import Keys
 from stream.state.redis import RedisState
 
 __all__ = ["runtime"]
@@ -49,18 +47,12 @@ class Runtime:
         return EngineConfig.from_settings(settings, self.model_config)
 
     @cached_property
-    def keys(self) -> Keys:
-        return Keys(settings.redis_prefix)
-
-    @cached_property
     def table(self) -> ItemTable:
         return ItemTable(self.config.hybrid)
 
     @cached_property
     def state(self) -> RedisState:
-        features = self.config.behaviour.features if self.config.behaviour is not None else []
-        return RedisState(self.redis, self.keys, n_factors=self.table.mf.k, behaviour_features=features,
-                          dedupe_ttl_seconds=settings.dedupe_ttl_seconds)
+        return RedisState.for_engine(self.redis, settings, self.config, self.table.mf.k)
 
     @cached_property
     def publisher(self) -> KafkaPublisher:
@@ -84,13 +76,11 @@ class Runtime:
 
     @cached_property
     def pusher(self) -> Pusher:
-        return Pusher(self.engine, self.publisher, METRICS, top_k=settings.top_k,
-                      min_interval=settings.rec_min_interval_seconds)
+        return Pusher.from_settings(self.engine, self.publisher, METRICS, settings)
 
     @cached_property
     def drift(self) -> DriftWatch:
-        return DriftWatch(DriftMonitor(delta=settings.drift_delta), METRICS, window_seconds=settings.drift_window_seconds,
-                          active_seconds=settings.drift_active_seconds)
+        return DriftWatch.from_settings(settings, METRICS)
 
     @cached_property
     def ingest(self) -> Ingest:

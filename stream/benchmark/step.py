@@ -22,13 +22,14 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 
+from producers.sdk import TOPIC_OF
 from stream.config import Settings
 from stream.engine.stages import OFF, STAGE_NAMES, Stages
 
 __all__ = ["StepBenchResult", "run_step_bench", "main_bench_step"]
 
 WORLD = {"n_users": 20_000, "n_items": 10_000, "n_segments": 4, "n_categories": 8, "seed": 3}
-EVENT_TOPICS = {"click": "clicks", "dwell": "dwell", "skip": "skips", "impression": "impressions"}
+EVENT_TYPES = ("click", "dwell", "skip", "impression")  # what the ingest agent reads
 
 
 class _Recorder:
@@ -90,7 +91,7 @@ def _records(settings: Settings, events, first_offset: int):
     out = []
     for n, (etype, payload) in enumerate(events):
         value = json.dumps(payload, separators=(",", ":")).encode()
-        out.append(Record(settings.topic(EVENT_TOPICS[etype]), 0, first_offset + n, payload["user_id"].encode(), value))
+        out.append(Record(settings.topic(TOPIC_OF[etype]), 0, first_offset + n, payload["user_id"].encode(), value))
     return out
 
 
@@ -98,7 +99,6 @@ async def _bench(settings: Settings, warmup: int, per_run: int, runs: int, progr
     import redis.asyncio as aioredis
 
     from producers.simulator import World, WorldConfig
-    from stream.drift import DriftMonitor
     from stream.engine.alerts import DriftWatch
     from stream.engine.config import EngineConfig
     from stream.engine.engine import Engine
@@ -107,22 +107,18 @@ async def _bench(settings: Settings, warmup: int, per_run: int, runs: int, progr
     from stream.engine.push import Pusher
     from stream.metrics import METRICS
     from stream.models.items import ItemTable
-    from stream.state.keys import Keys
     from stream.state.redis import RedisState
 
     config = EngineConfig.from_settings(settings, None)
     table = ItemTable(config.hybrid)
     client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
-    features = config.behaviour.features if config.behaviour is not None else []
-    state = RedisState(client, Keys(settings.redis_prefix), n_factors=table.mf.k, behaviour_features=features,
-                       dedupe_ttl_seconds=settings.dedupe_ttl_seconds)
+    state = RedisState.for_engine(client, settings, config, table.mf.k)
     owner = ItemOwner(table, state)
     engine = Engine(config, state, table, DirectBus(owner))
     sink = _Recorder()
-    pusher = Pusher(engine, sink, METRICS, top_k=settings.top_k, min_interval=settings.rec_min_interval_seconds)
-    drift = DriftWatch(DriftMonitor(delta=settings.drift_delta), METRICS, window_seconds=settings.drift_window_seconds,
-                       active_seconds=settings.drift_active_seconds)
-    topic_types = {settings.topic(t): e for e, t in EVENT_TOPICS.items()}
+    pusher = Pusher.from_settings(engine, sink, METRICS, settings)
+    drift = DriftWatch.from_settings(settings, METRICS)
+    topic_types = {settings.topic(t): e for e, t in TOPIC_OF.items() if e in EVENT_TYPES}
     ingest = Ingest(engine, pusher, sink, METRICS, topic_types=topic_types, drift=drift)
 
     world = World(WorldConfig(**WORLD))

@@ -35,6 +35,12 @@ class DriftWatch:
         self._active_until: dict[tuple[str, str], float] = {}
         self._pending: list[DriftAlert] = []
 
+    @classmethod
+    def from_settings(cls, settings, metrics) -> "DriftWatch":
+        """Detectors with the settings' sensitivity, window and alert duration (STREAMREC_DRIFT_*)."""
+        return cls(DriftMonitor(delta=settings.drift_delta), metrics, window_seconds=settings.drift_window_seconds,
+                   active_seconds=settings.drift_active_seconds)
+
     def observe(self, segment: str, signal: str, value: float) -> None:
         key = (segment, signal)
         if key not in self._active_until:

@@ -27,15 +27,15 @@ from stream.engine.engine import Engine
 from stream.engine.rank import Ranked
 from stream.state.base import SharedState, UserRecord
 
-__all__ = ["Pusher", "payload", "ListSink"]
+__all__ = ["Pusher", "payload", "message", "ListSink"]
 
 
 class ListSink(Protocol):
     async def recommendations(self, user_id: str, payload: bytes) -> None: ...
 
 
-def payload(user_id: str, segment: str, ranked: Ranked, trigger: str, request_id: str | None = None,
-            k: int | None = None) -> bytes:
+def message(user_id: str, segment: str, ranked: Ranked, trigger: str, request_id: str | None = None,
+            k: int | None = None) -> dict[str, Any]:
     """A list message (see the module docstring) of the first ``k`` items (all by default)."""
     items = ranked.items if k is None else ranked.items[:k]
     reasons = ranked.reasons or []
@@ -47,7 +47,13 @@ def payload(user_id: str, segment: str, ranked: Ranked, trigger: str, request_id
     }
     if request_id is not None:
         body["request_id"] = request_id
-    return json.dumps(body, separators=(",", ":")).encode()
+    return body
+
+
+def payload(user_id: str, segment: str, ranked: Ranked, trigger: str, request_id: str | None = None,
+            k: int | None = None) -> bytes:
+    """:func:`message` as the bytes that go on the topic."""
+    return json.dumps(message(user_id, segment, ranked, trigger, request_id, k), separators=(",", ":")).encode()
 
 
 class Pusher:
@@ -78,6 +84,12 @@ class Pusher:
         self._last_push: OrderedDict[str, float] = OrderedDict()
         self._last_lists: dict[str, tuple[str, ...]] = {}
         self._lock = asyncio.Lock()
+
+    @classmethod
+    def from_settings(cls, engine: Engine, sink: ListSink, metrics, settings) -> "Pusher":
+        """With the list length and the rate limit of the settings (STREAMREC_TOP_K,
+        STREAMREC_REC_MIN_INTERVAL_SECONDS)."""
+        return cls(engine, sink, metrics, top_k=settings.top_k, min_interval=settings.rec_min_interval_seconds)
 
     def changed(self, user_ids) -> None:
         """These users' state changed: their list is due for a look."""

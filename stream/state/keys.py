@@ -68,11 +68,6 @@ class Keys:
     def recs(self, user_id: str) -> str:
         return f"{self.prefix}:user:{user_id}:recs"
 
-    def user_keys(self, user_id: str) -> list[str]:
-        """Every per-user key (for a reader that must find all of a user's state)."""
-        return [self.user_row(user_id), self.user_state(user_id), self.seen(user_id), self.profile(user_id),
-                self.user_behaviour(user_id), self.recs(user_id)]
-
     def pop(self, segment: str) -> str:
         return f"{self.prefix}:pop:{segment}"
 

@@ -120,6 +120,14 @@ class RedisState(StateStore):
         self.scripts = Scripts(redis)
 
     # -- the batch step ---------------------------------------------------------------
+
+    @classmethod
+    def for_engine(cls, redis, settings, config, n_factors: int) -> "RedisState":
+        """The worker's state: keys under STREAMREC_REDIS_PREFIX, the engine's behaviour features,
+        dedupe ids kept STREAMREC_DEDUPE_TTL_SECONDS."""
+        features = config.behaviour.features if config.behaviour is not None else []
+        return cls(redis, Keys(settings.redis_prefix), n_factors=n_factors, behaviour_features=features,
+                   dedupe_ttl_seconds=settings.dedupe_ttl_seconds)
     async def load(self, event_ids: list[str], user_ids: list[str], segments: Iterable[str],
                    clusterer: bool) -> Loaded:
         k = self.keys
