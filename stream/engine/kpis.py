@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import Counter
 
 from stream.drift import signal_values
 from stream.engine.alerts import DriftWatch
@@ -34,21 +35,38 @@ class Kpis:
         give the freshness histogram)."""
         metrics, drift = self.metrics, self.drift
         now = time.time()
+        counts: Counter = Counter()
+        dwell: dict[str, list[float]] = {}
+        ages: list[float] = []
+        observations: list[tuple[str, str, float]] = []
+        segments = result.segments
         for rec, ev, fresh in zip(records, result.events, result.fresh):
             if not fresh:
-                metrics.duplicate_events_total.inc()
                 continue
-            seg = result.segments[ev.user_id]
-            metrics.events_total.labels(ev.type, seg).inc()
+            seg = segments[ev.user_id]
+            counts[(ev.type, seg)] += 1
             if ev.type == "dwell":
-                metrics.dwell_seconds.labels(seg).observe(float(ev.seconds or 0.0))
+                dwell.setdefault(seg, []).append(float(ev.seconds or 0.0))
             if rec.timestamp:
-                metrics.event_to_applied_seconds.observe(max(0.0, now - rec.timestamp))
+                ages.append(now - rec.timestamp)
             if drift is not None:
-                for signal, value in signal_values(ev.type, ev.seconds):
-                    drift.observe(seg, signal, value)
+                observations += [(seg, signal, value) for signal, value in signal_values(ev.type, ev.seconds)]
+        if result.duplicates:
+            metrics.duplicate_events_total.inc(result.duplicates)
+        for (etype, seg), n in counts.items():
+            metrics.events_total.labels(etype, seg).inc(n)
+        for seg, values in dwell.items():
+            observe = metrics.dwell_seconds.labels(seg).observe
+            for v in values:
+                observe(v)
+        observe = metrics.event_to_applied_seconds.observe
+        for age in ages:
+            observe(max(0.0, age))
         for t in result.trials:
             self._trial(t)
+        if drift is not None:
+            observations += [(t.segment, "hit_rate", 1.0 if t.rank is not None else 0.0) for t in result.trials]
+            drift.observe_many(observations)
         learned = result.learned
         for seg, guard in learned.guards.items():
             metrics.segment_serving.labels(seg).set(1 if guard.serving_segment else 0)
@@ -84,8 +102,6 @@ class Kpis:
                 metrics.prequential_ranking_hits_total.labels(seg, "segment").inc()
             if t.glob_hit:
                 metrics.prequential_ranking_hits_total.labels(seg, "global").inc()
-        if self.drift is not None:
-            self.drift.observe(seg, "hit_rate", 1.0 if rank is not None else 0.0)
 
     def _label(self, segment: str, label: str) -> None:
         old = self._labels.get(segment)
