@@ -2,9 +2,11 @@
 
 The step is the one the ingest agent runs (:class:`stream.engine.ingest.Ingest`: validate,
 load, score the trials, learn, commit, push), against the local Redis, with the item owner's
-work in the same process (:class:`~stream.engine.items.DirectBus`: what the owner does with the
-batch's item updates, without Kafka between them), lists recorded instead of sent, and
-simulator events at steady state: a warm-up fills the world's users and items first.
+work in the same process as the worker does it (:class:`WindowBus`: each update encoded and
+decoded as on item-updates, gathered per owner partition for STREAMREC_ITEM_PUBLISH_SECONDS,
+applied and committed by the owner, the changed rows encoded as on item-factors; no Kafka
+between them), lists recorded instead of sent, and simulator events at steady state: a
+warm-up fills the world's users and items first.
 
 The world has a fixed size (printed with the result). Each of ``--runs`` runs times the same
 number of events in batches of STREAMREC_BATCH_SIZE; the figures are medians over the runs.
@@ -26,10 +28,35 @@ from producers.sdk import TOPIC_OF
 from stream.config import Settings
 from stream.engine.stages import OFF, STAGE_NAMES, Stages
 
-__all__ = ["StepBenchResult", "run_step_bench", "main_bench_step"]
+__all__ = ["StepBenchResult", "run_step_bench", "main_bench_step", "WindowBus"]
 
 WORLD = {"n_users": 20_000, "n_items": 10_000, "n_segments": 4, "n_categories": 8, "seed": 3}
 EVENT_TYPES = ("click", "dwell", "skip", "impression")  # what the ingest agent reads
+
+
+class WindowBus:
+    """The worker's item side in process (see the module docstring): what ``KafkaBus`` and the
+    ``own_items`` task do, without the broker."""
+
+    def __init__(self, owner, seconds: float) -> None:
+        from stream.engine.items import Gather
+
+        self.owner = owner
+        self.window = Gather(seconds)
+        self.rows = 0  # rows published
+
+    async def deliver(self, entries) -> None:
+        from stream.engine.messages import decode_update, encode_row
+
+        for e in entries:
+            self.window.add(e.partition, decode_update(e.payload))
+        if entries:
+            await self.owner.state.outbox_done([e.entry_id for e in entries])
+        if self.window.due():
+            for partition, updates in sorted(self.window.take().items()):
+                for row in await self.owner.apply(partition, updates):
+                    encode_row(row)
+                    self.rows += 1
 
 
 class _Recorder:
@@ -103,7 +130,7 @@ async def _bench(settings: Settings, warmup: int, per_run: int, runs: int, progr
     from stream.engine.config import EngineConfig
     from stream.engine.engine import Engine
     from stream.engine.ingest import Ingest
-    from stream.engine.items import DirectBus, ItemOwner
+    from stream.engine.items import ItemOwner
     from stream.engine.push import Pusher
     from stream.metrics import METRICS
     from stream.models.items import ItemTable
@@ -114,7 +141,7 @@ async def _bench(settings: Settings, warmup: int, per_run: int, runs: int, progr
     client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
     state = RedisState.for_engine(client, settings, config, table.mf.k)
     owner = ItemOwner(table, state)
-    engine = Engine(config, state, table, DirectBus(owner))
+    engine = Engine(config, state, table, WindowBus(owner, settings.item_publish_seconds))
     sink = _Recorder()
     pusher = Pusher.from_settings(engine, sink, METRICS, settings)
     drift = DriftWatch.from_settings(settings, METRICS)

@@ -25,6 +25,7 @@ from stream.engine.config import EngineConfig
 from stream.models.cooccurrence import pairs_for, remember
 from stream.signals import is_trial, marks_seen, signal_weight
 from stream.state.base import UserRecord
+from stream.state.seen import Seen
 
 __all__ = ["Moment", "Batch", "walk", "explores"]
 
@@ -50,7 +51,7 @@ class Moment:
     trial: bool  # a prequential trial (every moment is one)
     segment: str
     history: list[str]  # recent positives then, oldest first
-    seen: set[str]  # items then not to recommend
+    seen: Seen  # items then not to recommend
     explore: bool
 
 
@@ -87,11 +88,11 @@ def walk(events: list[Event], fresh: list[bool], users: dict[str, UserRecord], s
         rec = after[ev.user_id]
         w = signal_weight(ev)
         if is_trial(ev, rec.events, rec.seen):
-            batch.moments.append(Moment(n, ev, True, segments[ev.user_id], list(rec.history), set(rec.seen),
+            batch.moments.append(Moment(n, ev, True, segments[ev.user_id], list(rec.history), rec.seen.copy(),
                                         explores(ev.user_id, ev.ts, config.explore_share)))
         rec.events += 1
         if marks_seen(ev):
-            rec.seen[ev.item_id] = float(ev.ts)
+            rec.seen.add(ev.item_id, ev.ts)
         if w > 0:
             pairs = pairs_for(rec.history, ev.item_id, cooc)
             if pairs is not None:

@@ -68,7 +68,7 @@ def learn(batch: Batch, ranked: list[Ranked], loaded: Loaded, config: EngineConf
     after = batch.after
     _mf(events, batch, table, now, update, report)
     if layers is not None:
-        _rerank(batch, ranked, layers, config, loaded.shared.guards, report)
+        _rerank(batch, ranked, layers, config, loaded.shared.guards, report, table.get)
         commit.layers = layers.changes()
         commit.guards = {seg: (g.version, g.to_state()) for seg, g in report.guards.items()}
     _popularity(events, batch, loaded, config, commit, update)
@@ -83,10 +83,6 @@ def learn(batch: Batch, ranked: list[Ranked], loaded: Loaded, config: EngineConf
     for uid in changed:
         _cap_seen(after[uid], config.history_max)
     commit.users = {uid: after[uid] for uid in sorted(changed)}
-    for uid in commit.users:
-        before, now_seen = batch.before[uid].seen, after[uid].seen
-        commit.seen[uid] = ({i: t for i, t in now_seen.items() if before.get(i) != t},
-                            sorted(i for i in before if i not in now_seen))
     commit.event_ids = [ev.event_id for ev in events]
     stats = Counter(f"events_total:{ev.type}" for ev in events)
     dups = len(batch.events) - len(events)
@@ -129,7 +125,7 @@ def _mf(events, batch: Batch, table: ItemTable, now: float, update: ItemUpdate, 
 
 
 def _rerank(batch: Batch, ranked: list[Ranked], layers: SegmentLayers, config: EngineConfig,
-            guard_states: dict[str, dict[str, str] | None], report: Learned) -> None:
+            guard_states: dict[str, dict[str, str] | None], report: Learned, table_row) -> None:
     """Guards fold the trials' paired hit differences; layers learn pairwise from the moments."""
     rp = config.rerank
     for m, r in zip(batch.moments, ranked):
@@ -143,11 +139,10 @@ def _rerank(batch: Batch, ranked: list[Ranked], layers: SegmentLayers, config: E
                     c.segment, guard_states.get(c.segment), **rp.guard_args(c.segment))
             if guard.update(m.event.item_id in r.seg, m.event.item_id in r.glob):
                 report.switches.append(guard.switches[-1])
-        try:
-            p = c.ids.index(m.event.item_id)
-        except ValueError:
+        p = c.position(table_row(m.event.item_id))
+        if p < 0:
             continue  # outside the candidates: re-ordering them cannot reach it
-        pool = np.delete(np.arange(len(c.ids)), p)
+        pool = np.delete(np.arange(len(c.rows)), p)
         n_neg = min(int(rp.of(c.segment, "n_negatives")), len(pool))
         if n_neg == 0:
             continue
@@ -201,8 +196,5 @@ def _behaviour(events, batch: Batch, loaded: Loaded, config: EngineConfig, model
 
 
 def _cap_seen(rec: UserRecord, history_max: int) -> None:
-    """Forget the oldest seen items past ``history_max`` (ties: the lower item id first)."""
-    extra = len(rec.seen) - history_max
-    if extra > 0:
-        for item, _ in sorted(rec.seen.items(), key=lambda x: (x[1], x[0]))[:extra]:
-            del rec.seen[item]
+    """Forget the oldest seen items past ``history_max`` (ties: the lower item key first)."""
+    rec.seen.cap(history_max)

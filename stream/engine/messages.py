@@ -9,10 +9,12 @@ in an update are listed once (``ids``) and referred to by position.
        "pop": {"ref": t, "items": b64 i4, "w": b64 f8}, "counts": {"items": b64 i4, "w": b64 f8},
        "pairs": {"a": b64 i4, "b": b64 i4, "w": b64 f8}}
       {"schema": "item-init-v1", "item_id": id, "categories": [str]}   (a new item, from the catalogue)
-    item-factors  (key = item_id, compacted: the latest row of every item)
-      {"schema": "item-row-v2", "item_id": id, "dim": k, "vec": b64 f4 (k,), "bias", "acc", "acc_b", "pop",
-       "version": model version, "updates": owner updates (orders copies), "updated_at", "n", "nbrs": [ids],
-       "counts": b64 f4, "gpop", "gpop_ref"}
+    item-factors  (key = item_id, compacted: the latest row of every item), binary (item-row-v3):
+      b"SRR3", then little-endian: dim u16, neighbours u32, id length u16, updates i64,
+      bias acc acc_b pop updated_at n gpop gpop_ref f8 x 8, the id (UTF-8), vec f4 (dim,),
+      neighbour keys i8 (neighbours,) (stream.models.items.item_key), counts f4 (neighbours,)
+      Binary because a row names up to 200 neighbours: by key, they are one array to write and
+      to read, where a list of ids cost a Python step per neighbour on both sides.
 
 Examples
 --------
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import base64
 import json
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -171,61 +174,60 @@ def decode_update(data: bytes) -> tuple[str, ItemUpdate | ItemInit]:
     return entry, u
 
 
-def row_fields(row: ItemRow) -> dict[str, bytes | str]:
-    """An item row as text fields (vectors as little-endian bytes): the Redis hash and the message."""
-    s = row.mf
-    return {"vec": np.asarray(s.vector, dtype=_F4).tobytes(), "dim": str(len(s.vector)), "bias": repr(float(s.bias)),
-            "acc": repr(float(s.acc)), "acc_b": repr(float(s.acc_b)), "pop": repr(float(s.pop)),
-            "version": MODEL_VERSION, "updates": str(int(s.version)), "updated_at": repr(float(s.updated_at)), "n": repr(float(row.n)),
-            "nbrs": json.dumps(row.neighbours, separators=(",", ":")),
-            "counts": np.asarray(row.counts, dtype=_F4).tobytes(), "gpop": repr(float(row.popularity)),
-            "gpop_ref": repr(float(row.popularity_ref))}
-
-
-def row_from_fields(item_id: str, f: dict) -> ItemRow:
-    """The inverse of :func:`row_fields` (keys and values as str or bytes); ValueError if malformed."""
-    def get(name, default=None):
-        v = f.get(name, f.get(name.encode(), default))
-        return v
-    try:
-        dim = int(get("dim"))
-        vec = get("vec")
-        vec = vec if isinstance(vec, bytes) else vec.encode("latin-1")
-        if len(vec) != 4 * dim:
-            raise ValueError(f"vec has {len(vec)} bytes, must have {4 * dim}")
-        nbrs = json.loads(get("nbrs", "[]"))
-        counts = get("counts", b"")
-        counts = counts if isinstance(counts, bytes) else counts.encode("latin-1")
-        if len(counts) != 4 * len(nbrs):
-            raise ValueError(f"counts has {len(counts)} bytes for {len(nbrs)} neighbours")
-        num = lambda name: float(get(name, 0.0) or 0.0)  # noqa: E731
-        state = ItemState(item_id, np.frombuffer(vec, dtype=_F4).astype(np.float32), num("bias"), num("acc"),
-                          num("acc_b"), num("pop"), int(float(get("updates", 0) or 0)), num("updated_at"))
-        return ItemRow(item_id, state, num("n"), [str(x) for x in nbrs],
-                       np.frombuffer(counts, dtype=_F4).astype(np.float32), num("gpop"), num("gpop_ref"))
-    except (TypeError, KeyError, AttributeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"item row {item_id!r}: missing or invalid field: {exc}") from exc
+_ROW_MAGIC = b"SRR3"
+_ROW_HEAD = struct.Struct("<4sHIHq8d")
 
 
 def encode_row(row: ItemRow) -> bytes:
-    f = row_fields(row)
-    body = {"schema": "item-row-v2", "item_id": row.item_id,
-            **{k: (base64.b64encode(v).decode("ascii") if isinstance(v, bytes) else v) for k, v in f.items()}}
-    return json.dumps(body, separators=(",", ":")).encode()
+    """An item row as an item-factors message (item-row-v3, see the module docstring)."""
+    s = row.mf
+    item = row.item_id.encode("utf-8")
+    keys = np.ascontiguousarray(row.neighbour_keys, dtype="<i8")
+    head = _ROW_HEAD.pack(_ROW_MAGIC, len(s.vector), len(keys), len(item), int(s.version), float(s.bias),
+                          float(s.acc), float(s.acc_b), float(s.pop), float(s.updated_at), float(row.n),
+                          float(row.popularity), float(row.popularity_ref))
+    return b"".join((head, item, np.asarray(s.vector, dtype=_F4).tobytes(), keys.tobytes(),
+                     np.asarray(row.counts, dtype=_F4).tobytes()))
 
 
 def decode_row(data: bytes) -> ItemRow:
     """An item-factors message; ValueError if malformed."""
+    if not isinstance(data, (bytes, bytearray)) or len(data) < _ROW_HEAD.size or data[:4] != _ROW_MAGIC:
+        raise ValueError("item-row-v3: a binary row starting with b'SRR3' expected")
+    magic, dim, n_nbrs, id_len, updates, bias, acc, acc_b, pop, updated_at, n, gpop, gpop_ref = \
+        _ROW_HEAD.unpack_from(data)
+    at = _ROW_HEAD.size
+    size = at + id_len + 4 * dim + 12 * n_nbrs
+    if len(data) != size:
+        raise ValueError(f"item-row-v3: {len(data)} bytes, must be {size} for dim {dim} and {n_nbrs} neighbours")
     try:
-        body = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"item-row-v2: not JSON: {exc}") from exc
-    if not isinstance(body, dict) or body.get("schema") != "item-row-v2" or not isinstance(body.get("item_id"), str):
-        raise ValueError("item-row-v2: a JSON object with \"schema\": \"item-row-v2\" and an item_id expected")
-    try:
-        fields = dict(body)
-        for name in ("vec", "counts"):
-            fields[name] = base64.b64decode(body.get(name, ""), validate=True)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"item-row-v2: vec/counts are not base64: {exc}") from exc
-    return row_from_fields(body["item_id"], fields)
+        item_id = bytes(data[at:at + id_len]).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"item-row-v3: the item id is not UTF-8: {exc}") from None
+    at += id_len
+    vec = np.frombuffer(data, dtype=_F4, count=dim, offset=at).astype(np.float32)
+    at += 4 * dim
+    keys = np.frombuffer(data, dtype="<i8", count=n_nbrs, offset=at).astype(np.int64)
+    counts = np.frombuffer(data, dtype=_F4, count=n_nbrs, offset=at + 8 * n_nbrs).astype(np.float32)
+    state = ItemState(item_id, vec, bias, acc, acc_b, pop, int(updates), updated_at)
+    return ItemRow(item_id, state, n, keys, counts, gpop, gpop_ref)
+
+
+def row_fields(row: ItemRow) -> dict[str, bytes | str]:
+    """An item row as Redis hash fields: what embedding readers read (vec, dim, bias, version,
+    updated_at) and the whole row (``row``: the item-factors message) for an owner taking over."""
+    s = row.mf
+    return {"vec": np.asarray(s.vector, dtype=_F4).tobytes(), "dim": str(len(s.vector)), "bias": repr(float(s.bias)),
+            "version": MODEL_VERSION, "updated_at": repr(float(s.updated_at)), "row": encode_row(row)}
+
+
+def row_from_fields(item_id: str, f: dict) -> ItemRow:
+    """The row in the fields :func:`row_fields` wrote (keys and values as str or bytes);
+    ValueError if malformed or of another item."""
+    blob = f.get("row", f.get(b"row"))
+    if blob is None:
+        raise ValueError(f"item row {item_id!r}: no 'row' field")
+    row = decode_row(blob if isinstance(blob, bytes) else blob.encode("latin-1"))
+    if row.item_id != item_id:
+        raise ValueError(f"item row {item_id!r}: the stored row is of {row.item_id!r}")
+    return row

@@ -20,12 +20,13 @@ Examples
 >>> [table.item_ids[r] for r in table.apply(update, now=1.0)]
 ['x']
 >>> row = table.row(table.rows(["x"])[0])
->>> row.neighbours, row.counts.tolist(), row.n, row.mf.version
-(['y'], [1.0], 1.0, 1)
+>>> row.neighbour_keys.tolist() == [item_key("y")], row.counts.tolist(), row.n, row.mf.version
+(True, [1.0], 1.0, 1)
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -38,7 +39,18 @@ from stream.models.popularity import ItemPopularity
 from stream.models.sharded import ItemGradients, ItemState, ShardedMF
 from stream.models.sharded import item_partition as _partition
 
-__all__ = ["ItemTable", "ItemUpdate", "ItemRow"]
+__all__ = ["ItemTable", "ItemUpdate", "ItemRow", "item_key"]
+
+
+def item_key(item_id: str) -> int:
+    """An item's stable 63-bit key: the same in every process, so rows name their neighbours by
+    key, not by id (blake2b of the id's UTF-8; two of a million items share a key with a
+    chance of about 5e-8).
+
+    >>> item_key("i1") == item_key("i1") != item_key("i2")
+    True
+    """
+    return int.from_bytes(hashlib.blake2b(item_id.encode("utf-8"), digest_size=8).digest(), "little") >> 1
 
 
 @dataclass
@@ -48,7 +60,7 @@ class ItemRow:
     item_id: str
     mf: ItemState  # factors, bias, Adagrad accumulators, sampler weight, version, updated_at
     n: float  # co-occurrence: positives on the item
-    neighbours: list[str]  # co-occurrence row: neighbour ids ...
+    neighbour_keys: np.ndarray  # co-occurrence row: the neighbours' item_key, int64 ...
     counts: np.ndarray  # ... and their pair counts, float32
     popularity: float  # the blend's decayed popularity, kept at ...
     popularity_ref: float  # ... this reference time
@@ -142,11 +154,20 @@ class ItemTable:
     (:class:`~stream.models.popularity.ItemPopularity`), aligned on one item index.
     """
 
+    #: A row that a neighbour key made before its item's own row arrived has this id prefix
+    #: until then (:meth:`rows_of_keys`): it is never served, sampled or sent anywhere.
+    UNNAMED = "\x00unnamed:"
+
     def __init__(self, params: HybridParams) -> None:
         self.params = params
         self.mf = ShardedMF(params.mf_params)
         self.cooc = NeighbourTable(params.cooc.max_neighbours)
         self.pop = ItemPopularity(params.popularity_half_life)
+        self.keys = np.zeros(0, dtype=np.int64)  # row -> item_key
+        self._sorted: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros(0, np.int64))  # keys, rows
+        self._recent: dict[int, int] = {}  # key -> row, added since the sorted index was built
+        self.unnamed: dict[int, int] = {}  # row -> key of rows made from a neighbour key only
+        self._n_keys = 0  # rows whose key is registered
 
     @property
     def n_items(self) -> int:
@@ -158,11 +179,88 @@ class ItemTable:
 
     def rows(self, item_ids: Sequence[str]) -> np.ndarray:
         """Rows of ``item_ids``; unknown items get rows (MF: their seeded vector; the rest empty)."""
+        if self.unnamed:
+            self._name(item_ids)
         rows = self.mf.item_rows(item_ids)
         n = self.mf.n_items
+        if n > self._n_keys:  # rows the MF part made (events' items, every id passes here first)
+            self._register(self._n_keys, [item_key(i) for i in self.mf.item_ids[self._n_keys:n]])
         self.cooc.grow(n)
         self.pop.grow(n)
         return rows
+
+    def _register(self, first: int, keys: list[int]) -> None:
+        """Keys of the new rows from ``first`` on."""
+        n = first + len(keys)
+        if len(self.keys) < n:
+            grown = np.zeros(max(n, 2 * len(self.keys), 8), dtype=np.int64)
+            grown[: len(self.keys)] = self.keys
+            self.keys = grown
+        self.keys[first:n] = keys
+        self._n_keys = n
+        self._recent.update(zip(keys, range(first, n)))
+        if len(self._recent) > max(1024, n // 16):
+            order = np.argsort(self.keys[:n], kind="stable")
+            self._sorted = (self.keys[:n][order], order.astype(np.int64))
+            self._recent = {}
+
+    def rows_of_keys(self, keys: np.ndarray, create: bool = True) -> np.ndarray:
+        """Rows of item keys (a published row's neighbours). A key of an item this table has not
+        heard of yet gets a row of its own, unnamed until the item's own row (or event) names it;
+        until then :meth:`named` is False for it. ``create=False``: -1 for such keys instead."""
+        keys = np.asarray(keys, dtype=np.int64)
+        out = np.full(len(keys), -1, dtype=np.int64)
+        sk, sr = self._sorted
+        if len(sk) and len(keys):
+            at = np.minimum(np.searchsorted(sk, keys), len(sk) - 1)
+            hit = sk[at] == keys
+            out[hit] = sr[at[hit]]
+        missing = np.flatnonzero(out < 0)
+        if len(missing) and (create or self._recent):
+            recent = self._recent
+            new: list[int] = []
+            for j in missing.tolist():
+                r = recent.get(int(keys[j]))
+                if r is None:
+                    new.append(j)
+                else:
+                    out[j] = r
+            if new and create:
+                fresh = sorted({int(keys[j]) for j in new})
+                self.rows([])  # every row the MF part made so far has its key
+                first = self.mf.n_items
+                rows = self.mf.item_rows([f"{self.UNNAMED}{k:016x}" for k in fresh])
+                self._register(first, fresh)
+                self.cooc.grow(self.mf.n_items)
+                self.pop.grow(self.mf.n_items)
+                self.mf.model._draw[rows] = 0.0  # never drawn as a negative while unnamed
+                self.unnamed.update(zip(rows.tolist(), fresh))
+                by_key = dict(zip(fresh, rows.tolist()))
+                for j in new:
+                    out[j] = by_key[int(keys[j])]
+        return out
+
+    def _name(self, item_ids: Sequence[str]) -> None:
+        """Unnamed rows whose item now shows up by id take its id."""
+        index = self.mf.model._items
+        by_key = {k: r for r, k in self.unnamed.items()}
+        for item in item_ids:
+            if index.get(item) >= 0:
+                continue
+            r = by_key.get(item_key(item))
+            if r is not None:
+                index.rename(index.ids[r], item)
+                del self.unnamed[r]
+                model = self.mf.model
+                model._draw[r] = (model._pop[r] + 1.0) ** model.sampling_alpha
+
+    def named(self) -> np.ndarray | None:
+        """Rows that may be served (None: all of them); the unnamed ones are False."""
+        if not self.unnamed:
+            return None
+        ok = np.ones(self.n_items, dtype=bool)
+        ok[list(self.unnamed)] = False
+        return ok
 
     def get(self, item_id: str) -> int:
         """The row of a known item, -1 for an unknown one (nothing is added)."""
@@ -173,8 +271,8 @@ class ItemTable:
         """As the owner of the update's items: apply it once; returns the changed rows, sorted."""
         changed: set[int] = set()
         if len(update.grads):
+            self.rows(update.grads.item_ids)
             changed.update(self.mf.apply_gradients(update.grads, now).tolist())
-            self.rows([])  # the MF part may have grown
         touched: set[int] = set()
         if len(update.pop_idx) or len(update.count_idx) or len(update.pair_a):
             rows = self.rows(update.ids)  # position in the update's id table -> item row
@@ -199,8 +297,8 @@ class ItemTable:
         changed: set[int] = set()
         for u in updates:
             if len(u.grads):
+                self.rows(u.grads.item_ids)
                 changed.update(self.mf.apply_gradients(u.grads, now).tolist())
-        self.rows([])
         touched: set[int] = set()
         a, b, w, cr, cw = [], [], [], [], []
         for u in updates:
@@ -227,24 +325,30 @@ class ItemTable:
     def init_item(self, item_id: str, like: Sequence[str], now: float) -> int | None:
         """As the owner: start a new item's MF row from the mean of ``like`` (items sharing its
         categories); the row, or None when it has a row already or none of ``like`` has one."""
+        self.rows([item_id])
         state = self.mf.init_item(item_id, like, now)
-        self.rows([])
         return None if state is None else self.get(item_id)
 
     def row(self, r: int) -> ItemRow:
         ids = self.mf.item_ids
-        cols = self.cooc.cols[r]
-        return ItemRow(ids[r], self.mf.item_state(r), float(self.cooc.n[r]), [ids[c] for c in cols.tolist()],
-                       self.cooc.vals[r].copy(), float(self.pop.values[r]), float(self.pop.refs[r]))
+        cols, vals = self.cooc.row(r)
+        return ItemRow(ids[r], self.mf.item_state(r), float(self.cooc.n[r]), self.keys[cols],
+                       vals, float(self.pop.values[r]), float(self.pop.refs[r]))
+
+    def neighbours(self, r: int) -> tuple[list[str], np.ndarray]:
+        """Row ``r``'s co-occurrence neighbours by id (sorted by row) and their counts."""
+        cols, vals = self.cooc.row(r)
+        ids = self.mf.item_ids
+        return [ids[c] for c in cols.tolist()], vals
 
     # -- a copy ------------------------------------------------------------------
     def load_row(self, row: ItemRow, force: bool = False) -> bool:
         """Take a row published by its owner; False (nothing changed) when it is not newer.
         ``force``: take it whatever its version (an owner taking over its partition's rows)."""
+        r = int(self.rows([row.item_id])[0])
         if not self.mf.load_item(row.mf, force=force):
             return False
-        r = int(self.rows([row.item_id])[0])
-        cols = self.rows(row.neighbours) if row.neighbours else np.empty(0, dtype=np.int64)
+        cols = self.rows_of_keys(row.neighbour_keys)
         order = np.argsort(cols, kind="stable")
         self.cooc.set_row(r, cols[order], np.asarray(row.counts, dtype=np.float32)[order], row.n)
         self.pop.set_row(r, row.popularity, row.popularity_ref)

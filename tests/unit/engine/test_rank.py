@@ -55,7 +55,7 @@ def test_warm_lists_leave_out_seen_items_have_no_repeats_and_follow_the_blend():
     for v, r, g in zip(views, ranked, G):
         assert r.model == MODEL_NAMES["hybrid"]
         assert len(set(r.ids)) == len(r.ids) == min(5, 20 - len(v.seen))
-        assert not set(r.ids) & set(v.seen)
+        assert not any(i in v.seen for i in r.ids)
         scores = [g[table.get(i)] for i in r.ids]
         assert scores == sorted(scores, reverse=True)
         unseen_best = sorted((g[table.get(i)] for i in ITEMS if i not in v.seen), reverse=True)[:5]

@@ -76,3 +76,27 @@ def test_owners_applying_their_parts_make_the_rows_one_owner_makes_of_the_whole(
 def test_an_empty_update_splits_into_nothing():
     empty = ItemUpdate.empty(4)
     assert not empty and empty.split(4) == {} and empty.split(1) == {}
+
+
+def test_a_neighbour_known_only_by_key_is_unnamed_until_its_own_row_or_event_names_it():
+    owner = ItemTable(PARAMS)
+    update = ItemUpdate.empty(4)
+    update.add_pairs(["a", "b"], ["b", "a"], [1.0, 1.0])
+    update.add_counts(["a", "b"], [1.0, 1.0])
+    owner.apply(update, now=1.0)
+    row_a, row_b = (owner.row(owner.get(i)) for i in ("a", "b"))
+
+    copy = ItemTable(PARAMS)
+    copy.load_row(row_a)  # names b by key only
+    b = int(copy.rows_of_keys(row_a.neighbour_keys)[0])
+    assert copy.n_items == 2 and copy.get("b") == -1 and b in copy.unnamed
+    assert copy.named().tolist() == [True, False]
+    assert copy.mf.model._draw[b] == 0.0  # never a sampled negative while unnamed
+    copy.load_row(row_b)  # its own row: the same row takes its id
+    assert copy.get("b") == b and not copy.unnamed and copy.named() is None
+    assert copy.neighbours(copy.get("a"))[0] == ["b"] and copy.neighbours(b)[0] == ["a"]
+
+    other = ItemTable(PARAMS)
+    other.load_row(row_a)
+    assert other.rows(["b"]).tolist() == [1] and not other.unnamed  # an event of b names it too
+    assert other.item_ids == ["a", "b"]
