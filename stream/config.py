@@ -127,8 +127,9 @@ class Settings(BaseSettings):
         86400.0, gt=0, description="Half-life of segment popularity, in event time. STREAMREC_POPULARITY_HALF_LIFE_SECONDS"
     )
     dedupe_ttl_seconds: int = Field(
-        7 * 86400, ge=60, description="How long an event_id is remembered for dedupe. STREAMREC_DEDUPE_TTL_SECONDS"
-    )
+        600, ge=60, description="How long an applied event_id is remembered at least, to drop a producer's resend "
+        "(redeliveries by Kafka are dropped by the partitions' applied offsets, whatever their age). "
+        "STREAMREC_DEDUPE_TTL_SECONDS")
     history_max: int = Field(500, ge=1, description="Items kept per user as 'seen'. STREAMREC_HISTORY_MAX")
     segment_attributes: str = Field(
         "segment",

@@ -65,6 +65,7 @@ class Batch:
     after: dict[str, UserRecord]  # the users after the batch's events (MF rows: still as loaded)
     segments: dict[str, str]  # each user's segment at the batch's start
     moments: list[Moment] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)  # per event: its signal weight (0 for one not fresh)
     pairs: list[tuple[str, str, float]] = field(default_factory=list)  # (new positive, earlier positive, weight)
     new_positives: list[str] = field(default_factory=list)  # co-occurrence counts: one per new positive
 
@@ -75,18 +76,24 @@ class Batch:
     def fresh_events(self) -> list[Event]:
         return [ev for ev, f in zip(self.events, self.fresh) if f]
 
+    def fresh_weighted(self) -> list[tuple[Event, float]]:
+        """The fresh events with their signal weights."""
+        return [(ev, w) for ev, f, w in zip(self.events, self.fresh, self.weights) if f]
+
 
 def walk(events: list[Event], fresh: list[bool], users: dict[str, UserRecord], segments: dict[str, str],
          config: EngineConfig) -> Batch:
     """The in-order walk (see the module docstring); ``users`` are not changed (copies are)."""
     cooc = config.hybrid.cooc
-    after = {uid: rec.copy() for uid, rec in users.items()}
+    after = {uid: rec.fork() for uid, rec in users.items()}
     batch = Batch(events, fresh, users, after, segments)
     for n, (ev, is_fresh) in enumerate(zip(events, fresh)):
         if not is_fresh:
+            batch.weights.append(0.0)
             continue
         rec = after[ev.user_id]
         w = signal_weight(ev)
+        batch.weights.append(w)
         if is_trial(ev, rec.events, rec.seen):
             batch.moments.append(Moment(n, ev, True, segments[ev.user_id], list(rec.history), rec.seen.copy(),
                                         explores(ev.user_id, ev.ts, config.explore_share)))

@@ -30,7 +30,6 @@ from stream.models.rerank.guard import SegmentGuard
 from stream.models.rerank.layers import SegmentLayers
 from stream.models.segments.behaviour import BehaviourModel, UserBehaviour
 from stream.models.sharded import UserState
-from stream.signals import signal_weight
 from stream.state.base import Commit, Loaded, PopularityChange, UserRecord
 
 __all__ = ["Learned", "learn", "batch_seed"]
@@ -64,21 +63,22 @@ def learn(batch: Batch, ranked: list[Ranked], loaded: Loaded, config: EngineConf
     report = Learned()
     commit = Commit()
     update = ItemUpdate.empty(table.mf.k)
-    events = batch.fresh_events()
+    weighted = batch.fresh_weighted()
+    events = [ev for ev, _ in weighted]
     after = batch.after
-    _mf(events, batch, table, now, update, report)
+    _mf(weighted, batch, table, now, update, report)
     if layers is not None:
         _rerank(batch, ranked, layers, config, loaded.shared.guards, report, table.get)
         commit.layers = layers.changes()
         commit.guards = {seg: (g.version, g.to_state()) for seg, g in report.guards.items()}
-    _popularity(events, batch, loaded, config, commit, update)
+    _popularity(weighted, batch, loaded, config, commit, update)
     if batch.pairs:  # each pair changes both items' rows
         a, b, w = zip(*batch.pairs)
         update.add_pairs(a + b, b + a, w + w)
     if batch.new_positives:
         update.add_counts(batch.new_positives, [1.0] * len(batch.new_positives))
     if behaviour is not None and loaded.clusterer is not None:
-        _behaviour(events, batch, loaded, config, behaviour, commit, report)
+        _behaviour(weighted, batch, loaded, config, behaviour, commit, report)
     changed = {ev.user_id for ev in events}
     for uid in changed:
         _cap_seen(after[uid], config.history_max)
@@ -95,27 +95,30 @@ def learn(batch: Batch, ranked: list[Ranked], loaded: Loaded, config: EngineConf
     return commit, update, report
 
 
-def _mf(events, batch: Batch, table: ItemTable, now: float, update: ItemUpdate, report: Learned) -> None:
+def _mf(weighted, batch: Batch, table: ItemTable, now: float, update: ItemUpdate, report: Learned) -> None:
     """The users' MF rows, one vectorised step; the item gradients go to the update."""
     index: dict[str, int] = {}
-    users: list[UserState] = []
+    users: list[UserState | None] = []
     u, items, weights = [], [], []
-    for ev in events:
-        w = signal_weight(ev)
+    for ev, w in weighted:
         if w == 0.0:
             continue
         j = index.get(ev.user_id)
         if j is None:
             j = index[ev.user_id] = len(users)
             old = batch.before[ev.user_id].row
-            users.append(table.mf.new_user(ev.user_id) if old is None else
-                         UserState(**{**old.__dict__, "vector": old.vector.copy()}))
+            users.append(None if old is None else old.copy())
         u.append(j)
         items.append(ev.item_id)
         weights.append(w)
     if not u:
         return
-    grads = table.mf.learn_users(users, u, items, weights, now=now, seed=batch_seed([ev.event_id for ev in events]))
+    new = [j for j, s in enumerate(users) if s is None]
+    if new:
+        for j, state in zip(new, table.mf.new_users([uid for uid, j2 in index.items() if users[j2] is None])):
+            users[j] = state
+    grads = table.mf.learn_users(users, u, items, weights, now=now,
+                                 seed=batch_seed([ev.event_id for ev, _ in weighted]))
     table.rows([])  # the MF part may have grown: so does the rest of the table
     for state in users:
         batch.after[state.user_id].row = state
@@ -155,7 +158,7 @@ def _rerank(batch: Batch, ranked: list[Ranked], layers: SegmentLayers, config: E
 def _popularity(events, batch: Batch, loaded: Loaded, config: EngineConfig, commit: Commit,
                 update: ItemUpdate) -> None:
     """Decayed popularity: per segment in the state, per item (the blend's) on the item side."""
-    positives = [(ev, w) for ev in events if (w := signal_weight(ev)) > 0]
+    positives = [(ev, w) for ev, w in events if w > 0]
     if not positives:
         return
     rate = decay_rate(config.segment_half_life)
@@ -177,7 +180,7 @@ def _behaviour(events, batch: Batch, loaded: Loaded, config: EngineConfig, model
     """The behaviour clusterer over the signal events of users whose profile names no segment."""
     default = config.default_segment
     profiled = {uid for uid, rec in batch.before.items() if rec.profile_segment and rec.profile_segment != default}
-    steps = [(ev.user_id, w) for ev in events if ev.user_id not in profiled and (w := signal_weight(ev)) != 0]
+    steps = [(ev.user_id, w) for ev, w in events if ev.user_id not in profiled and w != 0]
     if not steps:
         return
     records: dict[str, UserBehaviour] = {}

@@ -165,7 +165,7 @@ class ItemTable:
         self.pop = ItemPopularity(params.popularity_half_life)
         self.keys = np.zeros(0, dtype=np.int64)  # row -> item_key
         self._sorted: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros(0, np.int64))  # keys, rows
-        self._recent: dict[int, int] = {}  # key -> row, added since the sorted index was built
+        self._recent: tuple[np.ndarray, np.ndarray] = self._sorted  # the same, of rows added since
         self.unnamed: dict[int, int] = {}  # row -> key of rows made from a neighbour key only
         self._n_keys = 0  # rows whose key is registered
 
@@ -198,11 +198,15 @@ class ItemTable:
             self.keys = grown
         self.keys[first:n] = keys
         self._n_keys = n
-        self._recent.update(zip(keys, range(first, n)))
-        if len(self._recent) > max(1024, n // 16):
-            order = np.argsort(self.keys[:n], kind="stable")
-            self._sorted = (self.keys[:n][order], order.astype(np.int64))
-            self._recent = {}
+        start = n - len(self._recent[0]) - len(keys)  # the first row not in the main index
+        if n - start > max(1024, n // 16):
+            start = 0
+        order = np.argsort(self.keys[start:n], kind="stable")
+        index = (self.keys[start:n][order], order.astype(np.int64) + start)
+        if start == 0:
+            self._sorted, self._recent = index, (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        else:
+            self._recent = index
 
     def rows_of_keys(self, keys: np.ndarray, create: bool = True) -> np.ndarray:
         """Rows of item keys (a published row's neighbours). A key of an item this table has not
@@ -210,34 +214,24 @@ class ItemTable:
         until then :meth:`named` is False for it. ``create=False``: -1 for such keys instead."""
         keys = np.asarray(keys, dtype=np.int64)
         out = np.full(len(keys), -1, dtype=np.int64)
-        sk, sr = self._sorted
-        if len(sk) and len(keys):
-            at = np.minimum(np.searchsorted(sk, keys), len(sk) - 1)
-            hit = sk[at] == keys
-            out[hit] = sr[at[hit]]
-        missing = np.flatnonzero(out < 0)
-        if len(missing) and (create or self._recent):
-            recent = self._recent
-            new: list[int] = []
-            for j in missing.tolist():
-                r = recent.get(int(keys[j]))
-                if r is None:
-                    new.append(j)
-                else:
-                    out[j] = r
-            if new and create:
-                fresh = sorted({int(keys[j]) for j in new})
-                self.rows([])  # every row the MF part made so far has its key
-                first = self.mf.n_items
-                rows = self.mf.item_rows([f"{self.UNNAMED}{k:016x}" for k in fresh])
-                self._register(first, fresh)
-                self.cooc.grow(self.mf.n_items)
-                self.pop.grow(self.mf.n_items)
-                self.mf.model._draw[rows] = 0.0  # never drawn as a negative while unnamed
-                self.unnamed.update(zip(rows.tolist(), fresh))
-                by_key = dict(zip(fresh, rows.tolist()))
-                for j in new:
-                    out[j] = by_key[int(keys[j])]
+        for sk, sr in (self._sorted, self._recent):
+            if len(sk) and len(keys):
+                at = np.minimum(np.searchsorted(sk, keys), len(sk) - 1)
+                hit = sk[at] == keys
+                out[hit] = sr[at[hit]]
+        new = np.flatnonzero(out < 0)
+        if len(new) and create:
+            fresh = np.unique(keys[new]).tolist()
+            self.rows([])  # every row the MF part made so far has its key
+            first = self.mf.n_items
+            rows = self.mf.item_rows([f"{self.UNNAMED}{k:016x}" for k in fresh])
+            self._register(first, fresh)
+            self.cooc.grow(self.mf.n_items)
+            self.pop.grow(self.mf.n_items)
+            self.mf.model._draw[rows] = 0.0  # never drawn as a negative while unnamed
+            self.unnamed.update(zip(rows.tolist(), fresh))
+            by_key = dict(zip(fresh, rows.tolist()))
+            out[new] = [by_key[k] for k in keys[new].tolist()]
         return out
 
     def _name(self, item_ids: Sequence[str]) -> None:

@@ -55,10 +55,16 @@ class UserRecord:
     behaviour: UserBehaviour | None = None
 
     def copy(self) -> "UserRecord":
-        row = None if self.row is None else UserState(**{**self.row.__dict__, "vector": self.row.vector.copy()})
+        row = None if self.row is None else self.row.copy()
         beh = None if self.behaviour is None else UserBehaviour(**self.behaviour.__dict__)
         return UserRecord(self.user_id, row, list(self.history), self.seen.copy(), self.events, self.profile_segment,
                           beh)
+
+    def fork(self) -> "UserRecord":
+        """A copy whose history, seen items and counter may change; the row and the behaviour are
+        shared (the engine replaces them whole, never changes them in place)."""
+        return UserRecord(self.user_id, self.row, list(self.history), self.seen.copy(), self.events,
+                          self.profile_segment, self.behaviour)
 
 
 @dataclass

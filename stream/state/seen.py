@@ -105,6 +105,8 @@ class Seen:
 
     def cap(self, limit: int) -> int:
         """Forget the oldest items past ``limit`` (ties: the lower key first); returns how many."""
+        if len(self._keys) + len(self._added) <= limit:
+            return 0
         keys, ts = self.arrays()
         extra = len(keys) - limit
         if extra <= 0:
@@ -116,12 +118,19 @@ class Seen:
     def _merge(self) -> None:
         if not self._added:
             return
-        new_k = np.fromiter(self._added.keys(), dtype=np.int64, count=len(self._added))
-        new_t = np.fromiter(self._added.values(), dtype=np.float64, count=len(self._added))
-        keys = np.concatenate([self._keys, new_k])
-        ts = np.concatenate([self._ts, new_t])
-        order = np.argsort(keys, kind="stable")
-        keys, ts = keys[order], ts[order]
-        last = np.r_[keys[1:] != keys[:-1], True]  # of equal keys the later one (the addition) stays
-        self._keys, self._ts = keys[last], ts[last]
+        added = sorted(self._added.items())
         self._added = {}
+        new_k = np.fromiter((k for k, _ in added), dtype=np.int64, count=len(added))
+        new_t = np.fromiter((t for _, t in added), dtype=np.float64, count=len(added))
+        keys, ts = self._keys, self._ts
+        at = np.searchsorted(keys, new_k)
+        known = np.zeros(len(new_k), dtype=bool)
+        inside = at < len(keys)
+        known[inside] = keys[at[inside]] == new_k[inside]
+        if known.any():  # seen again: the later time (a copy: the stored arrays are shared)
+            ts = ts.copy()
+            ts[at[known]] = new_t[known]
+        if not known.all():
+            keys = np.insert(keys, at[~known], new_k[~known])
+            ts = np.insert(ts, at[~known], new_t[~known])
+        self._keys, self._ts = keys, ts

@@ -9,7 +9,7 @@ import pytest
 
 from stream.engine.messages import encode_row
 from stream.models.hybrid import HybridParams
-from stream.models.items import ItemTable, ItemUpdate
+from stream.models.items import ItemTable, ItemUpdate, item_key
 from stream.models.sharded import item_partition
 
 PARAMS = HybridParams(mf={"n_factors": 4, "n_negatives": 3, "seed": 2})
@@ -100,3 +100,14 @@ def test_a_neighbour_known_only_by_key_is_unnamed_until_its_own_row_or_event_nam
     other.load_row(row_a)
     assert other.rows(["b"]).tolist() == [1] and not other.unnamed  # an event of b names it too
     assert other.item_ids == ["a", "b"]
+
+
+def test_every_row_is_found_by_its_key_however_the_rows_arrived():
+    table = ItemTable(PARAMS)
+    ids = [f"it-{n}" for n in range(5000)]
+    for start in range(0, 5000, 37):  # many small arrivals: the recent index fills and folds into the main one
+        table.rows(ids[start:start + 37])
+    keys = np.array([item_key(i) for i in ids])
+    assert table.rows_of_keys(keys, create=False).tolist() == list(range(5000))
+    assert table.rows_of_keys(np.array([item_key("nope")]), create=False).tolist() == [-1]
+    assert table.n_items == 5000 and not table.unnamed
