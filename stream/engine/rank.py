@@ -168,10 +168,12 @@ class Ranking:
                         a = hp.cooccurrence_weight * np.where(a > 0, 1.0 / np.where(a > 0, a, 1.0), 0.0)
                     else:
                         a = hp.cooccurrence_weight * scale(C, hp.normalise)
+                    # C stays raw (a re-ranker feature); its scaled part in float32
+                    part = np.multiply(C, a[:, None], out=np.empty(C.shape, dtype=np.float32), casting="unsafe")
                     if len(js) == len(views):
-                        np.add(G, C * a[:, None], out=G, casting="unsafe")
+                        G += part
                     else:
-                        G[js] += (C * a[:, None]).astype(np.float32)
+                        G[js] += part
         if hp.popularity_weight:
             G += self._popularity_part(N)
         return G, mf_rows, cooc_rows
@@ -252,12 +254,11 @@ class Ranking:
         return view[ok] * N + rows[ok]
 
     def _top(self, G: np.ndarray, views: list[View], sizes: list[int]) -> list[np.ndarray]:
-        """Each view's top rows by its blend row, seen items left out, best first (ties: lower row)."""
+        """Each view's top rows by its blend row, seen items left out, best first (ties: lower row).
+        The seen items' cells of ``G`` are set to -inf (nothing reads them after)."""
         V, N = G.shape
         flat = self._seen_cells(views, N)
         named = self.table.named()
-        if len(flat) or named is not None:
-            G = G.copy()
         if len(flat):
             G.reshape(-1)[flat] = -np.inf
         if named is not None:  # rows known by a neighbour key only: no id to serve yet

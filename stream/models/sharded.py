@@ -228,7 +228,9 @@ class ShardedMF:
         """``b_i + p_u . q_i`` of every known item for each row of ``vectors`` (U, k): (U, n_items)
         float32, one matrix product (the user bias does not change a ranking)."""
         n = self.model.n_items
-        return np.asarray(vectors, dtype=F32) @ self.model._Q[:n].T + self.model._bi[:n]
+        S = np.asarray(vectors, dtype=F32) @ self.model._Q[:n].T
+        S += self.model._bi[:n]
+        return S
 
     def positive_weight(self) -> np.ndarray:
         """Each item's summed positive signal so far (the negative sampler's count), float64."""

@@ -118,11 +118,23 @@ class Seen:
     def _merge(self) -> None:
         if not self._added:
             return
-        added = sorted(self._added.items())
+        added = self._added
         self._added = {}
+        keys, ts = self._keys, self._ts
+        if len(added) == 1:  # the usual case: one item a batch, inserted by slicing
+            (key, t), = added.items()
+            at = int(np.searchsorted(keys, key))
+            if at < len(keys) and keys[at] == key:
+                ts = ts.copy()
+                ts[at] = t
+                self._ts = ts
+            else:
+                self._keys = np.concatenate((keys[:at], np.array([key], dtype=np.int64), keys[at:]))
+                self._ts = np.concatenate((ts[:at], np.array([t]), ts[at:]))
+            return
+        added = sorted(added.items())
         new_k = np.fromiter((k for k, _ in added), dtype=np.int64, count=len(added))
         new_t = np.fromiter((t for _, t in added), dtype=np.float64, count=len(added))
-        keys, ts = self._keys, self._ts
         at = np.searchsorted(keys, new_k)
         known = np.zeros(len(new_k), dtype=bool)
         inside = at < len(keys)
