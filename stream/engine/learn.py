@@ -129,8 +129,10 @@ def _mf(weighted, batch: Batch, table: ItemTable, now: float, update: ItemUpdate
 
 def _rerank(batch: Batch, ranked: list[Ranked], layers: SegmentLayers, config: EngineConfig,
             guard_states: dict[str, dict[str, str] | None], report: Learned, table_row) -> None:
-    """Guards fold the trials' paired hit differences; layers learn pairwise from the moments."""
+    """Guards fold the trials' paired hit differences; layers learn pairwise from the moments
+    whose clicked item was a candidate (at most ``max_learning`` of them per segment)."""
     rp = config.rerank
+    learnable: dict[str, list[tuple[object, object, int]]] = {}  # segment -> (moment, candidates, position)
     for m, r in zip(batch.moments, ranked):
         c = r.candidates
         if c is None:
@@ -143,16 +145,22 @@ def _rerank(batch: Batch, ranked: list[Ranked], layers: SegmentLayers, config: E
             if guard.update(m.event.item_id in r.seg, m.event.item_id in r.glob):
                 report.switches.append(guard.switches[-1])
         p = c.position(table_row(m.event.item_id))
-        if p < 0:
-            continue  # outside the candidates: re-ordering them cannot reach it
-        pool = np.delete(np.arange(len(c.rows)), p)
-        n_neg = min(int(rp.of(c.segment, "n_negatives")), len(pool))
-        if n_neg == 0:
-            continue
-        rng = np.random.default_rng([int(rp.seed), zlib.crc32(m.event.event_id.encode("utf-8"))])
-        negatives = rng.choice(pool, size=n_neg, replace=False).tolist()
-        layers.learn(c.segment, [(c.X[p] - c.X[j], c.shared[p] - c.shared[j]) for j in negatives])
-        report.examples[c.segment] += n_neg
+        if p >= 0:  # else outside the candidates: re-ordering them cannot reach it
+            learnable.setdefault(c.segment, []).append((m, c, p))
+    for segment, examples in learnable.items():
+        if rp.max_learning is not None and len(examples) > rp.max_learning:
+            rng = np.random.default_rng([int(rp.seed), *batch_seed([m.event.event_id for m, _, _ in examples])])
+            keep = np.sort(rng.choice(len(examples), size=rp.max_learning, replace=False))
+            examples = [examples[j] for j in keep.tolist()]
+        for m, c, p in examples:
+            pool = np.delete(np.arange(len(c.rows)), p)
+            n_neg = min(int(rp.of(c.segment, "n_negatives")), len(pool))
+            if n_neg == 0:
+                continue
+            rng = np.random.default_rng([int(rp.seed), zlib.crc32(m.event.event_id.encode("utf-8"))])
+            negatives = rng.choice(pool, size=n_neg, replace=False).tolist()
+            layers.learn(c.segment, [(c.X[p] - c.X[j], c.shared[p] - c.shared[j]) for j in negatives])
+            report.examples[c.segment] += n_neg
 
 
 def _popularity(events, batch: Batch, loaded: Loaded, config: EngineConfig, commit: Commit,
