@@ -14,7 +14,14 @@ import argparse
 import os
 import sys
 
-from stream.config import Settings
+# One BLAS thread unless the environment says otherwise, before NumPy is first imported (here, the
+# worker's process, which inherits it, and the benchmarks): a second BLAS thread spins for work and
+# takes the other core from the broker and Redis; the step's matrix products are small enough for one
+# (`streamrec bench step` measured 161 against 215-333 µs an event with two, on the loaded machine).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+from stream.config import Settings  # noqa: E402
 
 __all__ = ["main", "build_parser"]
 
