@@ -131,6 +131,9 @@ class Settings(BaseSettings):
         "(redeliveries by Kafka are dropped by the partitions' applied offsets, whatever their age). "
         "STREAMREC_DEDUPE_TTL_SECONDS")
     history_max: int = Field(500, ge=1, description="Items kept per user as 'seen'. STREAMREC_HISTORY_MAX")
+    max_trials_per_batch: int = Field(
+        0, ge=0, description="At most this many prequential trials scored per micro-batch, a seeded draw when "
+        "there are more (each is a ranking of the whole catalogue); 0: every one. STREAMREC_MAX_TRIALS_PER_BATCH")
     segment_attributes: str = Field(
         "segment",
         description="Comma-separated profile attributes whose values name a user's segment. STREAMREC_SEGMENT_ATTRIBUTES",

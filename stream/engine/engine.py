@@ -35,7 +35,7 @@ from stream.contract import Event
 from stream.engine.batch import explores, walk
 from stream.engine.config import EngineConfig
 from stream.engine.items import ItemBus, outbox_entries
-from stream.engine.learn import Learned, learn
+from stream.engine.learn import Learned, batch_seed, learn
 from stream.engine.rank import Ranked, Ranking, View
 from stream.engine.stages import OFF
 from stream.models.items import ItemTable
@@ -202,6 +202,10 @@ class Engine:
             shared = await self._shared(loaded.shared, segments.values())
         with stages("score_trials"):
             batch = walk(events, fresh, loaded.users, segments, cfg)
+            if cfg.max_trials is not None and len(batch.moments) > cfg.max_trials:
+                rng = np.random.default_rng(batch_seed(ids))
+                keep = np.sort(rng.choice(len(batch.moments), size=cfg.max_trials, replace=False))
+                batch.moments = [batch.moments[j] for j in keep.tolist()]
             layers = SegmentLayers(COLUMNS, cfg.rerank, shared.layers) if cfg.rerank is not None else None
             views = [View(m.event.user_id, m.segment, loaded.users[m.event.user_id].row, m.history, m.seen, m.explore)
                      for m in batch.moments]

@@ -43,7 +43,7 @@ from stream.models.items import ItemRow, ItemUpdate
 from stream.models.sharded import ItemGradients, ItemState
 
 __all__ = ["MODEL_VERSION", "ItemInit", "encode_update", "encode_init", "decode_update", "encode_row", "decode_row",
-           "row_fields", "row_from_fields"]
+           "row_from_fields"]
 
 _F4, _F8, _I4 = np.dtype("<f4"), np.dtype("<f8"), np.dtype("<i4")
 
@@ -179,15 +179,19 @@ _ROW_HEAD = struct.Struct("<4sHIHq8d")
 
 
 def encode_row(row: ItemRow) -> bytes:
-    """An item row as an item-factors message (item-row-v3, see the module docstring)."""
+    """An item row as an item-factors message (item-row-v3, see the module docstring), encoded once
+    per row (the owner's commit and its publishing send the same bytes)."""
+    if row.wire is not None:
+        return row.wire
     s = row.mf
     item = row.item_id.encode("utf-8")
     keys = np.ascontiguousarray(row.neighbour_keys, dtype="<i8")
     head = _ROW_HEAD.pack(_ROW_MAGIC, len(s.vector), len(keys), len(item), int(s.version), float(s.bias),
                           float(s.acc), float(s.acc_b), float(s.pop), float(s.updated_at), float(row.n),
                           float(row.popularity), float(row.popularity_ref))
-    return b"".join((head, item, np.asarray(s.vector, dtype=_F4).tobytes(), keys.tobytes(),
-                     np.asarray(row.counts, dtype=_F4).tobytes()))
+    row.wire = b"".join((head, item, np.asarray(s.vector, dtype=_F4).tobytes(), keys.tobytes(),
+                         np.asarray(row.counts, dtype=_F4).tobytes()))
+    return row.wire
 
 
 def decode_row(data: bytes) -> ItemRow:
@@ -213,17 +217,9 @@ def decode_row(data: bytes) -> ItemRow:
     return ItemRow(item_id, state, n, keys, counts, gpop, gpop_ref)
 
 
-def row_fields(row: ItemRow) -> dict[str, bytes | str]:
-    """An item row as Redis hash fields: what embedding readers read (vec, dim, bias, version,
-    updated_at) and the whole row (``row``: the item-factors message) for an owner taking over."""
-    s = row.mf
-    return {"vec": np.asarray(s.vector, dtype=_F4).tobytes(), "dim": str(len(s.vector)), "bias": repr(float(s.bias)),
-            "version": MODEL_VERSION, "updated_at": repr(float(s.updated_at)), "row": encode_row(row)}
-
-
 def row_from_fields(item_id: str, f: dict) -> ItemRow:
-    """The row in the fields :func:`row_fields` wrote (keys and values as str or bytes);
-    ValueError if malformed or of another item."""
+    """The row in an item's Redis hash (its ``row`` field: keys and values as str or bytes, as the
+    owner's commit wrote them); ValueError if malformed or of another item."""
     blob = f.get("row", f.get(b"row"))
     if blob is None:
         raise ValueError(f"item row {item_id!r}: no 'row' field")

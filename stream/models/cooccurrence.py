@@ -172,10 +172,13 @@ class NeighbourTable:
         cols[:, :width], vals[:, :width] = self.cols, self.vals
         self.cols, self.vals = cols, vals
 
-    def row(self, r: int) -> tuple[np.ndarray, np.ndarray]:
-        """One row's neighbours, sorted by item row, and their counts: (cols int64, vals float32)."""
+    def row(self, r: int, ordered: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """One row's neighbours and their counts: (cols int64, vals float32), sorted by item row
+        (``ordered=False``: as stored, which the row's owner and its copies keep alike)."""
         m = int(self.length[r])
-        cols, vals = self.cols[r, :m].astype(np.int64), self.vals[r, :m]
+        cols, vals = self.cols[r, :m].astype(np.int64), self.vals[r, :m].copy()
+        if not ordered:
+            return cols, vals
         order = np.argsort(cols, kind="stable")
         return cols[order], vals[order]
 

@@ -27,7 +27,7 @@ Examples
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -64,6 +64,7 @@ class ItemRow:
     counts: np.ndarray  # ... and their pair counts, float32
     popularity: float  # the blend's decayed popularity, kept at ...
     popularity_ref: float  # ... this reference time
+    wire: bytes | None = field(default=None, repr=False, compare=False)  # its message, once encoded
 
 
 _I = np.int32
@@ -325,7 +326,7 @@ class ItemTable:
 
     def row(self, r: int) -> ItemRow:
         ids = self.mf.item_ids
-        cols, vals = self.cooc.row(r)
+        cols, vals = self.cooc.row(r, ordered=False)
         return ItemRow(ids[r], self.mf.item_state(r), float(self.cooc.n[r]), self.keys[cols],
                        vals, float(self.pop.values[r]), float(self.pop.refs[r]))
 
@@ -342,8 +343,6 @@ class ItemTable:
         r = int(self.rows([row.item_id])[0])
         if not self.mf.load_item(row.mf, force=force):
             return False
-        cols = self.rows_of_keys(row.neighbour_keys)
-        order = np.argsort(cols, kind="stable")
-        self.cooc.set_row(r, cols[order], np.asarray(row.counts, dtype=np.float32)[order], row.n)
+        self.cooc.set_row(r, self.rows_of_keys(row.neighbour_keys), np.asarray(row.counts, dtype=np.float32), row.n)
         self.pop.set_row(r, row.popularity, row.popularity_ref)
         return True

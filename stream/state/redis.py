@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from stream.engine.messages import MODEL_VERSION, row_fields, row_from_fields
+from stream.engine.messages import MODEL_VERSION, encode_row, row_from_fields
 from stream.models.items import ItemRow
 from stream.models.rerank.layers import SHARED_LAYER
 from stream.models.segments.behaviour import Clusterer
@@ -86,11 +86,14 @@ class RedisState(StateStore):
         The behaviour features' names (the clusterer's fields).
     dedupe_ttl_seconds
         How long an applied event id is remembered at least (producer resends; redeliveries are
-        caught by the applied offsets, whatever their age), and an applied item update id.
+        caught by the applied offsets, whatever their age).
+    applied_ttl_seconds
+        How long an item owner remembers an applied update's id (a resend from the outbox, or a
+        redelivery of item-updates, is dropped within it).
     """
 
     def __init__(self, redis, keys: Keys, *, n_factors: int, behaviour_features: list[str] | None = None,
-                 dedupe_ttl_seconds: int = 7 * 86400, clock=None) -> None:
+                 dedupe_ttl_seconds: int = 600, applied_ttl_seconds: int = 7 * 86400, clock=None) -> None:
         import time
 
         self.redis = redis
@@ -98,6 +101,7 @@ class RedisState(StateStore):
         self.n_factors = n_factors
         self.features = list(behaviour_features or [])
         self.dedupe_ttl_seconds = dedupe_ttl_seconds
+        self.applied_ttl_seconds = applied_ttl_seconds
         self.clock = clock or time.time
         self.scripts = Scripts(redis)
 
@@ -296,14 +300,16 @@ class RedisState(StateStore):
 
     async def owner_commit(self, partition: int, entry_ids: list[str], rows: list[ItemRow]) -> None:
         k = self.keys
-        a = _Args()
-        a.ttl = self.dedupe_ttl_seconds
-        a.absent = [k.applied(e) for e in entry_ids]
+        argv: list = [int(self.applied_ttl_seconds), len(entry_ids), *(k.applied(e) for e in entry_ids),
+                      k.owner_items(partition), len(rows)]
         for row in rows:
-            a.hset(k.item_row(row.item_id), row_fields(row))
-        if rows:
-            a.op("sadd", k.owner_items(partition), *[r.item_id for r in rows])
-        await self._run(a)
+            s = row.mf
+            argv += [k.item_row(row.item_id), row.item_id, np.asarray(s.vector, dtype="<f4").tobytes(),
+                     len(s.vector), repr(float(s.bias)), repr(float(s.updated_at)), encode_row(row)]
+        argv.append(MODEL_VERSION)
+        out = await self.scripts.owner_commit(args=argv)
+        if isinstance(out, list):
+            raise Conflict(f"the commit was refused: {text(out[1])}")
 
     async def owner_rows(self, partition: int) -> list[ItemRow]:
         items = sorted(text(i) for i in await self.redis.smembers(self.keys.owner_items(partition)))
