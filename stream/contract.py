@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -168,10 +169,18 @@ def _check_id(obj: dict, name: str, required: bool = True) -> str | None:
     return value
 
 
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _check_number(obj: dict, name: str, low: float | None = None, high: float | None = None) -> float:
     value = _require(obj, name)
-    # bool is an int in Python; a JSON true is not a number here.
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    # bool is an int in Python; a JSON true is not a number here. An integer too large for a
+    # float (OverflowError from isfinite) is as infinite as 1e400, which json reads as inf.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
         raise InvalidEvent(
             Reason.WRONG_TYPE, f"field {name!r} is {_short(value)}: must be a finite number", name
         )
@@ -226,8 +235,15 @@ def parse_json(data: bytes | str) -> dict[str, Any]:
         text = data
     try:
         obj = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+    except (ValueError, RecursionError) as exc:
+        # ValueError beside JSONDecodeError: an integer longer than Python converts
+        # (sys.get_int_max_str_digits(), 4300 digits by default).
+        if isinstance(exc, json.JSONDecodeError):
+            detail = exc.msg
+        elif isinstance(exc, RecursionError):
+            detail = "nested too deeply"
+        else:
+            detail = f"a number has more than {sys.get_int_max_str_digits()} digits"
         raise InvalidEvent(Reason.NOT_JSON, f"message is not JSON: {detail}") from None
     if not isinstance(obj, dict):
         raise InvalidEvent(
