@@ -102,11 +102,12 @@ def test_make_event_refuses_invalid_payloads():
         make_event("dwell", event_id="e", user_id="u", item_id="i", ts=3)
 
 
-def test_contract_imports_neither_faust_nor_confluent_kafka():
+def test_contract_imports_neither_faust_nor_confluent_kafka_nor_msgspec():
     import subprocess
     import sys
 
-    code = "import sys, stream.contract; print(any(m.split('.')[0] in ('faust', 'confluent_kafka') for m in sys.modules))"
+    code = ("import sys, stream.contract; "
+            "print(any(m.split('.')[0] in ('faust', 'confluent_kafka', 'msgspec') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
 
