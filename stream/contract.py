@@ -138,15 +138,15 @@ class Event:
         message
             The message bytes, decoded into ``raw`` on first use.
         known
-            The message's fields the properties read before ``raw``, as attributes (a dwell's
-            ``seconds``, a skip's ``after_seconds``, an impression's ``items``), holding what
-            ``raw`` would hold; the fields it lacks are read from ``raw``.
+            What the properties read, so that they need no ``raw``: attributes ``seconds``,
+            ``after_seconds`` and ``items`` holding what ``raw.get`` gives (None, None and ``()``
+            for a field the message lacks).
 
         Examples
         --------
         >>> msg = b'{"event_id": "e", "user_id": "u", "item_id": "i", "ts": 2, "schema": "v1", "seconds": 12, "ab": "b"}'
         >>> from types import SimpleNamespace
-        >>> ev = Event.from_message("dwell", "e", "u", "i", 2.0, msg, SimpleNamespace(seconds=12))
+        >>> ev = Event.from_message("dwell", "e", "u", "i", 2.0, msg, SimpleNamespace(seconds=12, after_seconds=None, items=()))
         >>> ev == validate_event("dwell", msg), ev.seconds, ev.raw["ab"]
         (True, 12, 'b')
         """
@@ -167,8 +167,8 @@ class Event:
         return raw
 
     def _field(self, name: str, default: Any = None) -> Any:
-        value = getattr(self.__dict__.get("_known"), name, _ABSENT)
-        return self.raw.get(name, default) if value is _ABSENT else value
+        known = self.__dict__.get("_known")
+        return self.raw.get(name, default) if known is None else getattr(known, name)
 
     @property
     def seconds(self) -> float | None:
@@ -193,7 +193,6 @@ class Event:
 
 _new_object = object.__new__
 _set_attribute = object.__setattr__
-_ABSENT = object()
 
 
 def _short(value: Any) -> str:

@@ -72,8 +72,10 @@ class _Object(msgspec.Struct, gc=False):
 class _Interaction(msgspec.Struct, kw_only=True, gc=False):
     """The fields every interaction event has; unknown ones are skipped (and kept in ``raw``).
 
-    The event keeps its decoded fields as the ones its properties read before ``raw``: a dwell's
-    ``seconds``, a skip's ``after_seconds``, an impression's ``items``.
+    The event keeps it as what its properties read (``Event.from_message``'s ``known``):
+    ``seconds``, ``after_seconds`` and ``items``, as ``raw.get`` gives them. Each type checks
+    its own; the others are taken as they come (a click may carry a ``seconds`` of any kind),
+    so the worker, which reads every event's ``seconds``, never decodes ``raw``.
     """
 
     event_id: _Id
@@ -81,6 +83,9 @@ class _Interaction(msgspec.Struct, kw_only=True, gc=False):
     ts: _Ts
     schema: Literal[SCHEMA_VERSION]  # type: ignore[valid-type]
     context: Optional[_Object] = None
+    seconds: Any = None
+    after_seconds: Any = None
+    items: Any = ()  # list(raw.get("items", ())): () when absent; a null stays None
 
 
 class _Click(_Interaction, kw_only=True, gc=False):

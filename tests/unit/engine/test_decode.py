@@ -230,11 +230,15 @@ def test_why_nesting_is_left_to_json_its_limit_depends_on_the_stack():
         at_depth(sys.getrecursionlimit() - 250, lambda: json.loads(value))
 
 
-def test_raw_is_decoded_on_first_use_and_the_type_fields_without_it():
-    value = msg("dwell", seconds=7, text_after=', "experiment": "b", "after_seconds": "x"')
+def test_the_properties_need_no_raw_and_raw_is_decoded_on_first_use():
+    value = msg("dwell", seconds=7, text_after=', "experiment": "b", "after_seconds": "x", "items": null')
     ev = decode_event("dwell", value)
-    assert ev.seconds == 7 and "raw" not in vars(ev)
-    assert ev.after_seconds == "x"  # not a skip's field: read from raw, as validate_event's event does
+    # a dwell's own seconds, checked; another type's field as it came, as raw.get gives it
+    assert (ev.seconds, ev.after_seconds) == (7, "x")
+    with pytest.raises(TypeError):
+        ev.items  # noqa: B018 - list(None), as validate_event's event raises
+    assert decode_event("click", msg()).items == [] and decode_event("click", msg()).seconds is None
+    assert "raw" not in vars(ev)  # the worker reads every event's seconds: no json.loads for it
     assert ev.raw == json.loads(value) and ev.raw["experiment"] == "b"
     assert vars(ev)["raw"] is ev.raw  # decoded once
     ref = validate_event("dwell", value)
