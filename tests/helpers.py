@@ -47,12 +47,16 @@ def learned(settings: Settings) -> float:
     """Events the MF model's user rows have learned from, summed over every user row in Redis."""
     import redis
 
+    from stream.state.packing import unpack_user
+
     client = redis.Redis.from_url(settings.redis_url)
-    keys = list(client.scan_iter(f"{settings.redis_prefix}:emb:user:*", count=1000))
-    pipe = client.pipeline(transaction=False)
-    for key in keys:
-        pipe.hget(key, "n")
-    return sum(float(n or 0) for n in pipe.execute())
+    prefix = f"{settings.redis_prefix}:user:"
+    keys = [k for k in client.scan_iter(f"{prefix}*", count=1000) if k.count(b":") == prefix.count(":")]
+    total = 0.0
+    for key, blob in zip(keys, client.mget(keys) if keys else []):
+        rec = unpack_user(key.decode()[len(prefix):], blob, dim=settings.mf_factors) if blob else None
+        total += rec.row.n if rec is not None and rec.row is not None else 0.0
+    return total
 
 
 def drop_topics(settings: Settings) -> None:
