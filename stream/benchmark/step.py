@@ -31,6 +31,8 @@ from stream.engine.stages import OFF, STAGE_NAMES, Stages
 __all__ = ["StepBenchResult", "run_step_bench", "main_bench_step", "WindowBus"]
 
 WORLD = {"n_users": 20_000, "n_items": 10_000, "n_segments": 4, "n_categories": 8, "seed": 3}
+#: Key kinds that exist once per user (the memory a user costs).
+USER_KINDS = ("user record", "user reader row", "user last list", "user profile")
 EVENT_TYPES = ("click", "dwell", "skip", "impression")  # what the ingest agent reads
 
 
@@ -92,6 +94,8 @@ class StepBenchResult:
     per_run: list[dict] = field(default_factory=list)
     lists_pushed: int = 0
     redis_prefix: str = ""  # the run's own (deleted at the end)
+    memory: dict = field(default_factory=dict)  # key kind -> {"keys", "bytes_each"} (Redis MEMORY USAGE)
+    dedupe_ttl_seconds: int = 0
 
     @property
     def ratio(self) -> float:
@@ -109,6 +113,19 @@ class StepBenchResult:
                   f"| reference: json.loads of the same records | {self.json_loads_us_per_event:.2f} |", "",
                   f"total / json.loads: {self.ratio:.0f}; {1e6 / self.total_us_per_event:,.0f} events/s for the step "
                   f"alone; {self.lists_pushed:,} lists pushed in the timed runs"]
+        if self.memory:
+            lines += ["", "Redis memory after the runs (MEMORY USAGE, sampled per kind of key):", "",
+                      "| keys | count | bytes each (mean) |", "|---|---:|---:|"]
+            for kind, m in sorted(self.memory.items()):
+                lines.append(f"| {kind} | {m['keys']:,} | {m['bytes_each']:,.0f} |")
+            per_user = sum(self.memory[k]["bytes_each"] * self.memory[k]["keys"] for k in USER_KINDS
+                           if k in self.memory) / max(1, self.memory.get("user record", {}).get("keys", 0))
+            ids = self.memory.get("event-id sets", {})
+            per_id = ids.get("bytes_each", 0.0) / max(1, ids.get("ids_each", 1))
+            lines += ["", f"per user (record, reader row, last list, profile): {per_user:,.0f} B, "
+                      f"{per_user * 1e6 / 2**30:.2f} GiB per million users; per event id kept {per_id:.0f} B, "
+                      f"{per_id * 1000 * 2 * self.dedupe_ttl_seconds / 2**20:,.0f} MiB per 1,000 events/s "
+                      f"(two windows of STREAMREC_DEDUPE_TTL_SECONDS / 2 = {self.dedupe_ttl_seconds} s at most)"]
         return "\n".join(lines)
 
 
@@ -191,6 +208,7 @@ async def _bench(settings: Settings, warmup: int, per_run: int, runs: int, progr
             progress(f"run {run + 1} of {runs}: {results[-1]['total']:.1f} µs an event "
                      f"(json.loads {results[-1]['json_loads']:.2f})")
         engine.stages = OFF
+        memory = await _memory(client, settings.redis_prefix)
         names = sorted({n for r in results for n in r["stages"]}, key=lambda n: STAGE_NAMES.index(n)
                        if n in STAGE_NAMES else len(STAGE_NAMES))
         return StepBenchResult(
@@ -198,12 +216,50 @@ async def _bench(settings: Settings, warmup: int, per_run: int, runs: int, progr
             us_per_event={n: statistics.median(r["stages"].get(n, 0.0) for r in results) for n in names},
             total_us_per_event=statistics.median(r["total"] for r in results),
             json_loads_us_per_event=statistics.median(r["json_loads"] for r in results),
-            per_run=results, lists_pushed=sum(r["lists"] for r in results), redis_prefix=settings.redis_prefix)
+            per_run=results, lists_pushed=sum(r["lists"] for r in results), redis_prefix=settings.redis_prefix,
+            memory=memory, dedupe_ttl_seconds=settings.dedupe_ttl_seconds)
     finally:
         keys = [k async for k in client.scan_iter(f"{settings.redis_prefix}:*", count=5000)]
         for i in range(0, len(keys), 5000):
             await client.delete(*keys[i:i + 5000])
         await client.aclose()
+
+
+def _kind(key: str, prefix: str) -> str:
+    rest = key[len(prefix) + 1:]
+    if rest.startswith("user:"):
+        return {"profile": "user profile", "recs": "user last list"}.get(rest.rsplit(":", 1)[-1], "user record") \
+            if rest.count(":") > 1 else "user record"
+    for start, kind in (("emb:user:", "user reader row"), ("emb:item:", "item row"), ("ids:", "event-id sets"),
+                        ("applied:", "applied item updates"), ("pop:", "segment popularity")):
+        if rest.startswith(start):
+            return kind
+    return "other"
+
+
+async def _memory(client, prefix: str, sample: int = 2000) -> dict:
+    """Bytes per key, by kind of key, from a sample of each kind (Redis MEMORY USAGE)."""
+    import random
+
+    kinds: dict[str, list[bytes]] = {}
+    async for key in client.scan_iter(f"{prefix}:*", count=5000):
+        kinds.setdefault(_kind(key.decode(), prefix), []).append(key)
+    out = {}
+    rng = random.Random(0)
+    for kind, keys in kinds.items():
+        picked = keys if len(keys) <= sample else rng.sample(keys, sample)
+        pipe = client.pipeline(transaction=False)
+        for key in picked:
+            pipe.memory_usage(key, samples=0)
+        sizes = [s or 0 for s in await pipe.execute()]
+        entry = {"keys": len(keys), "bytes_each": sum(sizes) / max(1, len(sizes))}
+        if kind == "event-id sets":
+            pipe = client.pipeline(transaction=False)
+            for key in picked:
+                pipe.scard(key)
+            entry["ids_each"] = sum(await pipe.execute()) / max(1, len(picked))
+        out[kind] = entry
+    return out
 
 
 def run_step_bench(settings: Settings, *, warmup: int = 50_000, events: int = 20_000, runs: int = 3,
