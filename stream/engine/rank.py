@@ -228,8 +228,9 @@ class Ranking:
                 explored = False
                 if v.explore and len(items) == k and k > 1:
                     if fresh is None:
-                        fresh = (self.table.mf.positive_weight() < self.config.explore_max_positive_weight) \
-                            & (self.table.mf.versions() > 0)
+                        # the table may have grown while this ranking awaited the state: G has N columns
+                        fresh = ((self.table.mf.positive_weight() < self.config.explore_max_positive_weight)
+                                 & (self.table.mf.versions() > 0))[:N]
                     pick = self._explore(fresh, g, v.seen, items)
                     if pick is not None:
                         items = items[:-1] + [(ids[pick], float(g[pick]))]
