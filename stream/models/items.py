@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -42,6 +43,7 @@ from stream.models.sharded import item_partition as _partition
 __all__ = ["ItemTable", "ItemUpdate", "ItemRow", "item_key"]
 
 
+@lru_cache(maxsize=1 << 17)  # a catalogue's ids come back batch after batch
 def item_key(item_id: str) -> int:
     """An item's stable 63-bit key: the same in every process, so rows name their neighbours by
     key, not by id (blake2b of the id's UTF-8; two of a million items share a key with a
