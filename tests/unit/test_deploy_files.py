@@ -186,3 +186,14 @@ def test_the_redis_start_script_keeps_the_password_off_command_lines(tmp_path):
         assert wrong.returncode != 0
     finally:
         stop_child(proc, timeout=10)
+
+
+def test_acl_users_keep_their_password_out_of_the_config_and_reprs():
+    import hashlib
+
+    from stream.stack.redis import AclUser, quote_config_value, worker_acl
+
+    user = AclUser("worker", "s3cret-pw", worker_acl("p"))
+    assert "s3cret-pw" not in repr(user) and "s3cret-pw" not in user.config_line()
+    assert user.config_line().startswith(f"user worker on #{hashlib.sha256(b's3cret-pw').hexdigest()} resetkeys ~p:* ")
+    assert quote_config_value('a"b\\c d') == '"a\\"b\\\\c d"'
