@@ -3,14 +3,20 @@
 Retention (``retention.ms``) is set on the topics whose records name users and are kept by time:
 the event topics and rec-requests (STREAMREC_EVENT_RETENTION_HOURS), recommendations
 (STREAMREC_RECOMMENDATION_RETENTION_HOURS) and the dead-letter topic
-(STREAMREC_DLQ_RETENTION_HOURS). :func:`ensure_topics` sets it on the topics it creates and
-changes it on existing ones whose value differs, so a new setting applies at the next
-``streamrec topics`` or worker start. The compacted topics keep each key's last record.
+(STREAMREC_DLQ_RETENTION_HOURS). Kafka deletes whole segments, once a segment's newest record is
+older than the retention, and rolls a quiet topic's segment only after ``segment.ms``: so
+``segment.ms`` is set to the retention too (at most Kafka's default 7 days), and a record is
+gone at most about twice the retention after it was written (plus the broker's 5-minute check).
+:func:`ensure_topics` sets both on the topics it creates and changes them on existing ones whose
+values differ, so a new setting applies at the next ``streamrec topics`` or worker start. The
+compacted topics keep each key's last record.
 
 >>> from stream.config import Settings
 >>> specs = topic_specs(Settings(event_retention_hours=24, dlq_retention_hours=0.5))
->>> specs["clicks"], specs["events.dlq"], specs["users"]
-({'retention.ms': '86400000'}, {'retention.ms': '1800000'}, {'cleanup.policy': 'compact'})
+>>> specs["clicks"], specs["users"]
+({'retention.ms': '86400000', 'segment.ms': '86400000'}, {'cleanup.policy': 'compact'})
+>>> topic_specs(Settings(recommendation_retention_hours=24 * 30))["recommendations"]
+{'retention.ms': '2592000000', 'segment.ms': '604800000'}
 """
 
 from __future__ import annotations
@@ -33,13 +39,18 @@ RETENTION = {
 }
 
 
+_DEFAULT_SEGMENT_MS = 7 * 24 * 3_600_000
+
+
 def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
     """Real topic name -> topic config."""
     specs: dict[str, dict[str, str]] = {}
     for name in TOPIC_NAMES:
         conf = {"cleanup.policy": "compact"} if name in COMPACTED else {}
         if name in RETENTION:
-            conf["retention.ms"] = str(round(getattr(settings, RETENTION[name]) * 3_600_000))
+            ms = round(getattr(settings, RETENTION[name]) * 3_600_000)
+            conf["retention.ms"] = str(ms)
+            conf["segment.ms"] = str(min(ms, _DEFAULT_SEGMENT_MS))
         specs[settings.topic(name)] = conf
     return specs
 
@@ -75,23 +86,25 @@ def ensure_topics(settings: Settings, *, timeout: float = 30.0, quiet: bool = Fa
 
 
 def _align_retention(admin, existing: dict[str, dict[str, str]], timeout: float) -> dict[str, str]:
-    """Set ``retention.ms`` on existing topics where it differs from the wanted value; returns
-    topic -> the value set."""
-    from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType)
+    """Set ``retention.ms`` and ``segment.ms`` on existing topics where they differ from the
+    wanted values; returns topic -> the retention set."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
-    wanted = {name: conf["retention.ms"] for name, conf in existing.items() if "retention.ms" in conf}
+    names = ("retention.ms", "segment.ms")
+    wanted = {name: {k: conf[k] for k in names} for name, conf in existing.items() if "retention.ms" in conf}
     if not wanted:
         return {}
     resources = [ConfigResource(ResourceType.TOPIC, name) for name in wanted]
     current = {res.name: fut.result(timeout) for res, fut in admin.describe_configs(resources).items()}
-    stale = {name: ms for name, ms in wanted.items()
-             if current[name].get("retention.ms") is None or current[name]["retention.ms"].value != ms}
+    stale = {name: conf for name, conf in wanted.items()
+             if any(current[name].get(k) is None or current[name][k].value != v for k, v in conf.items())}
     if stale:
         alters = [ConfigResource(ResourceType.TOPIC, name, incremental_configs=[
-            ConfigEntry("retention.ms", ms, incremental_operation=AlterConfigOpType.SET)]) for name, ms in stale.items()]
+            ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in conf.items()])
+            for name, conf in stale.items()]
         for fut in admin.incremental_alter_configs(alters).values():
             fut.result(timeout)
-    return stale
+    return {name: conf["retention.ms"] for name, conf in stale.items()}
 
 
 def _wait_for_leaders(admin, names: list[str], partitions: int, timeout: float) -> None:

@@ -11,15 +11,15 @@ from tests.helpers import wait_for
 pytestmark = pytest.mark.integration
 
 
-def _retention(settings, names) -> dict[str, tuple[str, bool]]:
-    """topic -> (retention.ms, whether it is set on the topic itself)."""
+def _retention(settings, names, config="retention.ms") -> dict[str, tuple[str, bool]]:
+    """topic -> (its ``config``, whether it is set on the topic itself)."""
     from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, ResourceType
 
     admin = AdminClient(settings.kafka_client_config())
     futures = admin.describe_configs([ConfigResource(ResourceType.TOPIC, settings.topic(n)) for n in names])
     out = {}
     for resource, future in futures.items():
-        entry = future.result(30)["retention.ms"]
+        entry = future.result(30)[config]
         out[resource.name.removeprefix(settings.topic_prefix)] = (
             entry.value, entry.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
     return out
@@ -44,3 +44,5 @@ def test_retention_is_set_at_creation_and_follows_the_settings(isolated):
     now = wait_for(lambda: (r := _retention(isolated, names)) and {n: r[n][0] for n in names[:7]} == wanted and r,
                    10, "the new retention on every topic that names users")
     assert all(not now[n][1] for n in names[7:])
+    segments = _retention(isolated, names, "segment.ms")
+    assert {n: segments[n] for n in names[:7]} == {n: (ms, True) for n, ms in wanted.items()}
