@@ -15,8 +15,11 @@ import secrets
 import shutil
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 from stream.config import Settings
 from stream.stack.kafka import KafkaService
@@ -25,7 +28,7 @@ from stream.stack.redis import AclUser, RedisService, write_private
 from tests.helpers import unavailable
 
 __all__ = ["Commands", "TlsFiles", "make_tls", "SaslSslKafka", "start_sasl_kafka", "start_redis", "new_secret",
-           "find_secrets"]
+           "find_secrets", "recording_popen"]
 
 
 def new_secret(label: str) -> str:
@@ -58,6 +61,22 @@ class Commands:
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
                 self.record_pid(int(entry.name))
+
+
+@contextmanager
+def recording_popen(commands: Commands):
+    """Record the argument list of every process this test process starts meanwhile (through
+    subprocess: the stack's services, workers, CLIs, openssl). A process may rewrite its own
+    command line once started (redis-server does), so what it was started with is what counts."""
+    real_init = subprocess.Popen.__init__
+
+    def init(self, args, *more, **kwargs):
+        commands.record(list(args) if isinstance(args, (list, tuple)) else [args])
+        real_init(self, args, *more, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess.Popen, "__init__", init)
+        yield
 
 
 def find_secrets(secret_values: list[str], commands: Commands, roots: list[Path]) -> list[str]:

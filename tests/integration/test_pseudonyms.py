@@ -49,7 +49,7 @@ def _movielens_users(limit: int) -> list[str]:
 
 def test_no_raw_id_reaches_kafka_redis_or_logs(isolated, worker_factory, tmp_path):
     from consumers.embeddings import EmbeddingReader
-    from consumers.sdk import latest_recommendations, served_recommendations
+    from consumers.sdk import latest_recommendations, recommendations, served_recommendations
     from producers.sdk import EventProducer
 
     key = new_secret("idkey")
@@ -82,42 +82,13 @@ def test_no_raw_id_reaches_kafka_redis_or_logs(isolated, worker_factory, tmp_pat
     wait_for(lambda: applied(settings) >= n + replayed, 120, "every SDK and replayed event applied")
     with EventProducer(settings) as producer:
         request_id = producer.request_recommendations(raw_users[1], k=3)
-
-    # --- the consumer SDK and CLI find users by their raw id ------------------------------------
-    for user in (raw_users[0], ml_users[0]):
-        rec = wait_for(lambda u=user: (r := latest_recommendations(u, settings)) and r["items"] and r, 30,
-                       f"a list for {user}, by raw id")
-        assert rec["user_id"] == pseudonym(user, key.encode())
-    answer = wait_for(lambda: next((r for r in _recs(settings, raw_users[1]) if r.get("request_id") == request_id), None),
-                      30, "the answer to the SDK's request, by raw id")
+    answer = wait_for(lambda: next((r for r in recommendations(settings) if r.get("request_id") == request_id), None),
+                      30, "the worker's answer to the SDK's request")
     assert answer["user_id"] == pseudonym(raw_users[1], key.encode()) and len(answer["items"]) == 3
-    served = served_recommendations(raw_users[2], 5, settings=settings)
-    assert served["user_id"] == pseudonym(raw_users[2], key.encode()) and served["items"]
-    assert EmbeddingReader.from_settings(settings).user(raw_users[0]) is not None
-    cli = _run(settings, cli_log, "consumers.cli", "recs", "--user", raw_users[2])
-    assert cli.returncode == 0 and json.loads(cli.stdout)["user_id"] == pseudonym(raw_users[2], key.encode())
-    cli = _run(settings, cli_log, "consumers.cli", "served", "--user", ml_users[0], "--k", "3")
-    assert cli.returncode == 0 and len(json.loads(cli.stdout)["items"]) == 3, cli.stderr
 
-    # --- the hardened worker's HTTP: no token, no answer; /health and /metrics closed too ---------
-    for path in (f"/recommendations/{pseudonym(raw_users[0], key.encode())}", "/health", "/metrics"):
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(f"{worker.url}{path}", timeout=5)
-        assert refused.value.code == 401
-        with urllib.request.urlopen(urllib.request.Request(f"{worker.url}{path}", headers=settings.http_headers()),
-                                    timeout=5) as ok:
-            assert ok.status == 200
-
-    # --- nothing stored names a raw id ------------------------------------------------------------
+    # --- nothing stored names a raw id (checked before any lookup by raw id) --------------------
     stored = redis_contents(settings) + kafka_contents(settings)
-    texts = [("worker log", worker.log_path.read_bytes()), ("CLI output", cli_log.read_bytes())]
-    for user in raw_users:
-        found = [s.where for s in stored if s.contains(user.encode())]
-        found += [name for name, text in texts if user.encode() in text]
-        assert not found, f"raw id {user!r} found in {found[:5]}"
-    # The replay's event ids embed its raw ids (ml100k-<user>-<item>-<type>): none is left.
-    assert not [s.where for s in stored if s.contains(b"ml100k-")]
-    assert not [name for name, text in texts if b"ml100k-" in text]
+    _assert_no_raw_ids(stored, [("worker log", worker.log_path), ("CLI output", cli_log)], raw_users)
     # MovieLens ids are numbers that are item ids too, so they are checked where users are named:
     # every user_id in a JSON value, every key of a user-keyed topic, every Redis key about a user.
     user_keyed = {settings.topic(t) for t in ("clicks", "dwell", "skips", "impressions", "users", "recommendations",
@@ -139,8 +110,38 @@ def test_no_raw_id_reaches_kafka_redis_or_logs(isolated, worker_factory, tmp_pat
     dedupe = [s for s in stored if s.kind != "record" and re.search(r":e1_[0-9a-f]{32}$", s.where)]
     assert len(dedupe) >= n + replayed, "every applied event is remembered under its pseudonymous event id"
 
+    # --- the consumer SDK and CLI find users by their raw id ------------------------------------
+    for user in (raw_users[0], ml_users[0]):
+        rec = wait_for(lambda u=user: (r := latest_recommendations(u, settings)) and r["items"] and r, 30,
+                       f"a list for {user}, by raw id")
+        assert rec["user_id"] == pseudonym(user, key.encode())
+    served = served_recommendations(raw_users[2], 5, settings=settings)
+    assert served["user_id"] == pseudonym(raw_users[2], key.encode()) and served["items"]
+    assert EmbeddingReader.from_settings(settings).user(raw_users[0]) is not None
+    cli = _run(settings, cli_log, "consumers.cli", "recs", "--user", raw_users[2])
+    assert cli.returncode == 0 and json.loads(cli.stdout)["user_id"] == pseudonym(raw_users[2], key.encode())
+    cli = _run(settings, cli_log, "consumers.cli", "served", "--user", ml_users[0], "--k", "3")
+    assert cli.returncode == 0 and len(json.loads(cli.stdout)["items"]) == 3, cli.stderr
 
-def _recs(settings, raw_user):
-    from consumers.sdk import recommendations
+    # --- the hardened worker's HTTP: no token, no answer; /health and /metrics closed too ---------
+    for path in (f"/recommendations/{pseudonym(raw_users[0], key.encode())}", "/health", "/metrics"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{worker.url}{path}", timeout=5)
+        assert refused.value.code == 401
+        with urllib.request.urlopen(urllib.request.Request(f"{worker.url}{path}", headers=settings.http_headers()),
+                                    timeout=5) as ok:
+            assert ok.status == 200
+    # The lookups by raw id left no raw id behind either.
+    _assert_no_raw_ids(redis_contents(settings) + kafka_contents(settings),
+                       [("worker log", worker.log_path), ("CLI output", cli_log)], raw_users)
 
-    return list(recommendations(settings, user_id=raw_user))
+
+def _assert_no_raw_ids(stored, logs, raw_users):
+    texts = [(name, path.read_bytes()) for name, path in logs]
+    for user in raw_users:
+        found = [s.where for s in stored if s.contains(user.encode())]
+        found += [name for name, text in texts if user.encode() in text]
+        assert not found, f"raw id {user!r} found in {found[:5]}"
+    # The replay's event ids embed its raw ids (ml100k-<user>-<item>-<type>): none is left.
+    assert not [s.where for s in stored if s.contains(b"ml100k-")]
+    assert not [name for name, text in texts if b"ml100k-" in text]
