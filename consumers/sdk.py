@@ -138,12 +138,17 @@ class TopicReader:
     def _partitions(self, consumer, timeout: float) -> list[int]:
         from confluent_kafka import KafkaException
 
-        try:
-            meta = consumer.list_topics(self.topic, timeout=timeout).topics.get(self.topic)
-        except KafkaException as exc:
-            consumer.poll(0)  # serve error_cb
-            self.errors.check()
-            raise RuntimeError(f"reading {self.topic}: {self.errors.message(exc.args[0])}") from None
+        deadline = time.monotonic() + timeout
+        while True:  # in short steps: a refused login or TLS handshake ends the wait at once
+            try:
+                meta = consumer.list_topics(self.topic, timeout=min(1.0, max(deadline - time.monotonic(), 0.1)))
+                break
+            except KafkaException as exc:
+                consumer.poll(0)  # serves error_cb
+                self.errors.check()
+                if time.monotonic() >= deadline:
+                    raise RuntimeError(f"reading {self.topic}: {self.errors.message(exc.args[0])}") from None
+        meta = meta.topics.get(self.topic)
         if meta is None or meta.error is not None or not meta.partitions:
             return []
         return sorted(meta.partitions)

@@ -190,6 +190,28 @@ def test_bad_credentials_end_in_one_clear_line(secure, program, case):
     assert seconds < 12, f"{program} took {seconds:.0f} s to give up"
 
 
+@pytest.mark.parametrize("case", ["wrong-password", "wrong-ca"])
+def test_the_sdks_give_up_at_once_too(secure, case):
+    """An app using the SDKs directly (no CLI check first): a refused login or TLS handshake
+    ends flush() and a topic read at once, with the same one-line message, not a timeout."""
+    from consumers.sdk import latest_recommendations
+    from producers.sdk import DeliveryError, EventProducer
+    from stream.preflight import ServiceError
+
+    settings = _bad(secure, case)
+    started = time.monotonic()
+    producer = EventProducer(settings)
+    producer.send("click", {"event_id": "e1", "user_id": "u1", "item_id": "i1", "ts": 1.0, "schema": "v1"})
+    with pytest.raises(DeliveryError) as failed:
+        producer.flush(timeout=30)
+    assert _EXPECTED[case] in str(failed.value) and time.monotonic() - started < 10
+    producer._closed = True  # nothing can be delivered: no flush at exit
+    started = time.monotonic()
+    with pytest.raises(ServiceError) as failed:
+        latest_recommendations("u1", settings)
+    assert _EXPECTED[case] in str(failed.value) and time.monotonic() - started < 10
+
+
 def test_no_secret_in_any_log_or_command_line(secure):
     """Every file the module wrote (broker, Redis and worker logs, CLI output, openssl's files)
     except the 0600 files that exist to hold secrets, every command line it ran, and every
