@@ -167,8 +167,12 @@ def check_redis(settings: Settings, timeout: float = 5.0) -> None:
 
     where = f"Redis at {redis_address(settings.redis_url)}"
     user = settings.redis_username or "default"
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    # no retries: redis-py counts a refused login as a connection error and retries it for seconds
     client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=timeout, socket_timeout=timeout,
-                                  **settings.redis_kwargs())
+                                  retry=Retry(NoBackoff(), 0), **settings.redis_kwargs())
     try:
         client.ping()
         client.exists(f"{settings.redis_prefix}:stats")

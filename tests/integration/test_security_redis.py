@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import redis
 from pydantic import SecretStr
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from stream.config import Settings
 from stream.stack.redis import AclUser, reader_acl, worker_acl
@@ -39,7 +41,8 @@ class AuthRedis:
 
     def client(self, user: str, password: str | None = None) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port, username=None if user == "default" else user,
-                           password=self.passwords[user] if password is None else password, socket_timeout=5)
+                           password=self.passwords[user] if password is None else password, socket_timeout=5,
+                           retry=Retry(NoBackoff(), 0))  # a refused login is final: no retries
 
     def settings(self, base: Settings, user: str, **update) -> Settings:
         """``base`` pointed at this Redis as ``user``."""
@@ -68,7 +71,7 @@ def auth_redis(tmp_path_factory):
 
 def test_every_user_needs_its_password(auth_redis):
     with pytest.raises(redis.AuthenticationError):  # NOAUTH: requirepass
-        redis.Redis(host="127.0.0.1", port=auth_redis.port).ping()
+        redis.Redis(host="127.0.0.1", port=auth_redis.port, retry=Retry(NoBackoff(), 0)).ping()
     for user in ("default", "worker", "reader"):
         with pytest.raises(redis.AuthenticationError):
             auth_redis.client(user, password="not-" + auth_redis.passwords[user]).ping()
