@@ -28,7 +28,7 @@ _TOKEN = BearerToken.from_settings(settings)
 def _refused(web, request, *, always: bool):
     """The 401 answer when the request lacks the right token, else None. ``always``: the view is
     protected whenever a token is set; otherwise only when /health and /metrics are closed."""
-    if not (always or not settings.http_open_health_metrics):
+    if not always and settings.http_open_health_metrics:
         return None
     problem = _TOKEN.problem(request.headers.get("Authorization"))
     if problem is None:

@@ -196,13 +196,17 @@ def start_sasl_kafka(folder: Path, tls: TlsFiles, commands: Commands, user: str,
 
     from stream.stack.process import StackError
 
+    from stream.stack.kafka import require_java, ensure_jars
+
     plain = Settings(stack_dir=str(folder), kafka_port=free_port(), kafka_controller_port=free_port(),
                      partitions=partitions, bootstrap_servers="")
-    broker = SaslSslKafka(plain, free_port(), tls)
-    try:
-        broker.start()
+    try:  # what the machine may lack; a broker that then fails to start is an error of the test's
+        require_java()
+        ensure_jars(plain, quiet=True)
     except StackError as exc:
-        unavailable(f"the SASL_SSL test broker could not start: {exc}")
+        unavailable(f"the SASL_SSL test broker cannot start: {exc}")
+    broker = SaslSslKafka(plain, free_port(), tls)
+    broker.start()
     commands.record_pid(broker.proc.pid())
     if not _wait(broker.healthy, 90):
         tail = broker.proc.log_tail()
@@ -243,7 +247,7 @@ def start_redis(folder: Path, commands: Commands, password: str,
     redis = RedisService(settings, users)
     try:
         redis.start()
-    except StackError as exc:
+    except StackError as exc:  # only raised when redis-server is not installed
         unavailable(f"the test's redis-server could not start: {exc}")
     commands.record_pid(redis.proc.pid())
     if not _wait(redis.healthy, 15):

@@ -13,7 +13,7 @@ from pathlib import Path
 from stream.config import Settings
 from stream.stack.process import Service, StackError, port_open
 
-__all__ = ["KafkaService", "ensure_jars"]
+__all__ = ["KafkaService", "ensure_jars", "require_java"]
 
 # log4j-slf4j-impl must match the log4j-core that kafka_2.13 pulls in.
 _LOG4J_VERSION = "2.24.3"
@@ -56,7 +56,7 @@ logger.apache.level = warn
 """
 
 
-def _require_java() -> str:
+def require_java() -> str:
     java = shutil.which("java")
     if java is None:
         raise StackError(
@@ -151,7 +151,7 @@ class KafkaService(Service):
         return props
 
     def start(self) -> None:
-        java = _require_java()
+        java = require_java()
         jars = ensure_jars(self.settings)
         self.dir.mkdir(parents=True, exist_ok=True)
         props = self._properties()
