@@ -10,7 +10,7 @@ import ssl
 
 import faust
 
-from stream.config import get_settings
+from stream.config import Settings, get_settings
 
 __all__ = ["app", "settings", "event_topic", "users_topic", "items_topic", "recommendations_topic", "dlq_topic", "rec_requests_topic", "alerts_topic",
            "item_updates_topic", "item_factors_topic", "TOPIC_EVENT_TYPES"]
@@ -18,8 +18,10 @@ __all__ = ["app", "settings", "event_topic", "users_topic", "items_topic", "reco
 settings = get_settings()
 
 
-def _credentials():
-    s = settings
+def _credentials(s: Settings):
+    """Faust's broker credentials for the security settings (None for PLAINTEXT). TLS contexts
+    verify the broker's certificate and host name against STREAMREC_KAFKA_SSL_CAFILE, or the
+    system's CAs when it is empty."""
     if s.kafka_security_protocol == "PLAINTEXT":
         return None
     context = None
@@ -38,7 +40,7 @@ def _credentials():
 app = faust.App(
     settings.app_id,
     broker=[f"kafka://{host.strip()}" for host in settings.bootstrap_servers.split(",") if host.strip()],
-    broker_credentials=_credentials(),
+    broker_credentials=_credentials(settings),
     autodiscover=["stream.agents", "stream.web"],
     origin="stream",
     datadir=str(settings.datadir_path),
@@ -51,6 +53,9 @@ app = faust.App(
     web_host=settings.web_host,
     web_bind=settings.web_host,  # bind where we advertise (Faust binds 0.0.0.0 otherwise)
     web_port=settings.web_port,
+    # Faust's own /router and /table views: no tables here, and /router shows every worker's URL.
+    web_router_enabled=False,
+    web_tables_enabled=False,
     # 500 records a poll avoids the wait_empty hangs seen with larger polls.
     broker_max_poll_records=500,
     # aiokafka drains a fetch partition by partition: small fetches keep the topics close in event time

@@ -42,12 +42,20 @@ def _cmd_topics(args, settings: Settings) -> int:
 
 
 def _cmd_worker(args, settings: Settings) -> int:
+    from stream.preflight import ServiceError, check_kafka, check_redis
     from stream.topics import ensure_topics
 
+    # A wrong password, CA or address ends here in one line, before Faust starts.
+    try:
+        check_kafka(settings)
+        check_redis(settings)
+    except ServiceError as exc:
+        print(f"streamrec worker: {exc}", file=sys.stderr)
+        return 2
     try:
         ensure_topics(settings, quiet=False)
     except Exception as exc:
-        print(f"streamrec worker: cannot reach Kafka at {settings.bootstrap_servers}: {exc}\n"
+        print(f"streamrec worker: cannot create or check the topics at {settings.bootstrap_servers}: {exc}. "
               "Start the local stack with `streamrec stack up`, or set STREAMREC_BOOTSTRAP_SERVERS.", file=sys.stderr)
         return 2
     if settings.model_config_path:

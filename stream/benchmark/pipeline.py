@@ -164,7 +164,7 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 50_000, fresh_rate: fl
             f"= {results['ratio_b_over_a']:.2f} x the no-op agent")
 
         # (c) freshness at a fixed rate, the worker caught up (with (a')'s events too)
-        if not wait_worker_ready(s.web_port, 120, worker):
+        if not wait_worker_ready(s.web_port, 120, worker, s.http_headers()):
             raise RuntimeError("benchmark worker did not become ready")
         _time_until(applied, n_events + n_fresh, log, "(b) catching up with (a')'s events", worker)
         before = _scrape_buckets(s.web_port, "streamrec_event_to_applied_seconds")
