@@ -102,8 +102,10 @@ class StepBenchResult:
         return self.total_us_per_event / self.json_loads_us_per_event
 
     def table(self) -> str:
-        lines = [f"streamrec bench step: world {self.world['n_users']:,} users, {self.world['n_items']:,} items "
-                 f"(simulator, seed {self.world['seed']}), warm-up {self.warmup_events:,} events, "
+        world = (f"world {self.world['n_users']:,} users, {self.world['n_items']:,} items (simulator, seed "
+                 f"{self.world['seed']})" if "dataset" not in self.world else f"{self.world['dataset']} "
+                 f"({self.world['n_users']:,} users, {self.world['n_items']:,} items, in rating order)")
+        lines = [f"streamrec bench step: {world}, warm-up {self.warmup_events:,} events, "
                  f"{self.runs} runs of {self.events_per_run:,} events in batches of {self.batch_size}",
                  "", "| stage | µs an event (median of runs) |", "|---|---:|"]
         for name in STAGE_NAMES:
@@ -139,7 +141,8 @@ def _records(settings: Settings, events, first_offset: int):
     return out
 
 
-async def _bench(settings: Settings, warmup: int, per_run: int, runs: int, progress) -> StepBenchResult:
+async def _bench(settings: Settings, warmup: int, per_run: int, runs: int, progress,
+                 dataset: str = "simulator") -> StepBenchResult:
     import redis.asyncio as aioredis
 
     from producers.simulator import World, WorldConfig
@@ -165,8 +168,21 @@ async def _bench(settings: Settings, warmup: int, per_run: int, runs: int, progr
     topic_types = {settings.topic(t): e for e, t in TOPIC_OF.items() if e in EVENT_TYPES}
     ingest = Ingest(engine, pusher, sink, METRICS, topic_types=topic_types, drift=drift)
 
-    world = World(WorldConfig(**WORLD))
-    gen = world.generate(None, start_ts=time.time() - 3600.0, step_seconds=0.001, run_id=f"bench-{uuid.uuid4().hex[:6]}")
+    if dataset == "simulator":
+        world_info = dict(WORLD)
+        world = World(WorldConfig(**WORLD))
+        gen = world.generate(None, start_ts=time.time() - 3600.0, step_seconds=0.001,
+                             run_id=f"bench-{uuid.uuid4().hex[:6]}")
+    else:  # a data set's interactions in their order (its profiles and catalogue are not applied)
+        from stream.evaluation.streams import load_stream
+
+        stream = load_stream(dataset)
+        if warmup + runs * per_run > len(stream.interactions):
+            raise ValueError(f"bench step: {dataset} has {len(stream.interactions):,} events, fewer than "
+                             f"{warmup:,} + {runs} x {per_run:,}")
+        world_info = {"dataset": dataset, "n_users": len({p["user_id"] for _, p in stream.interactions}),
+                      "n_items": len({p.get("item_id") for _, p in stream.interactions}), "seed": None}
+        gen = iter(stream.interactions)
     size = settings.batch_size
     offset = 0
 
@@ -212,7 +228,7 @@ async def _bench(settings: Settings, warmup: int, per_run: int, runs: int, progr
         names = sorted({n for r in results for n in r["stages"]}, key=lambda n: STAGE_NAMES.index(n)
                        if n in STAGE_NAMES else len(STAGE_NAMES))
         return StepBenchResult(
-            world=dict(WORLD), batch_size=size, warmup_events=warmup, events_per_run=per_run, runs=runs,
+            world=world_info, batch_size=size, warmup_events=warmup, events_per_run=per_run, runs=runs,
             us_per_event={n: statistics.median(r["stages"].get(n, 0.0) for r in results) for n in names},
             total_us_per_event=statistics.median(r["total"] for r in results),
             json_loads_us_per_event=statistics.median(r["json_loads"] for r in results),
@@ -263,7 +279,7 @@ async def _memory(client, prefix: str, sample: int = 2000) -> dict:
 
 
 def run_step_bench(settings: Settings, *, warmup: int = 50_000, events: int = 20_000, runs: int = 3,
-                   progress=None) -> StepBenchResult:
+                   progress=None, dataset: str = "simulator") -> StepBenchResult:
     """Bring the local Redis up if needed, and run the bench under a Redis prefix of its own."""
     from stream.stack import Stack
 
@@ -272,12 +288,13 @@ def run_step_bench(settings: Settings, *, warmup: int = 50_000, events: int = 20
     say = progress or (lambda msg: None)
     Stack(settings, services=("redis",)).up(log=say)
     run = settings.model_copy(update={"redis_prefix": f"bench-step-{uuid.uuid4().hex[:8]}"})
-    return asyncio.run(_bench(run, warmup, events, runs, say))
+    return asyncio.run(_bench(run, warmup, events, runs, say, dataset))
 
 
 def main_bench_step(settings: Settings, args) -> int:
     progress = (lambda msg: print(f"[bench step] {msg}", file=sys.stderr, flush=True))
-    result = run_step_bench(settings, warmup=args.warmup, events=args.events, runs=args.runs, progress=progress)
+    result = run_step_bench(settings, warmup=args.warmup, events=args.events, runs=args.runs, progress=progress,
+                            dataset=getattr(args, "dataset", None) or "simulator")
     print(result.table())
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:

@@ -8,7 +8,7 @@ date event by event, so that a user's second click in a batch is ranked knowing 
   the trial is scored on it, and the re-rankers learn from it;
 * then the event changes the user: events counted, the item marked seen, and a positive on
   an item new to the user's co-occurrence history forms its pairs with that history
-  (:func:`stream.models.cooccurrence.pairs_for`) and joins it.
+  (:func:`stream.models.cooccurrence.pair_run`) and joins it.
 
 What the walk does not change within a batch: the users' MF rows (learned per batch, from all
 its events at once), the item side and the segments' shared state (changed when the batch
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from stream.contract import Event
 from stream.engine.config import EngineConfig
-from stream.models.cooccurrence import pairs_for, remember
+from stream.models.cooccurrence import pair_run, remember
 from stream.signals import is_trial, marks_seen, signal_weight
 from stream.state.base import UserRecord
 from stream.state.seen import Seen
@@ -66,12 +66,19 @@ class Batch:
     segments: dict[str, str]  # each user's segment at the batch's start
     moments: list[Moment] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)  # per event: its signal weight (0 for one not fresh)
-    pairs: list[tuple[str, str, float]] = field(default_factory=list)  # (new positive, earlier positive, weight)
     new_positives: list[str] = field(default_factory=list)  # co-occurrence counts: one per new positive
+    pair_runs: list[tuple[list[str], list[float] | None]] = field(default_factory=list)  # per new positive: its
+    # earlier positives and their pair weights (None: 1 each)
 
     @property
     def trials(self) -> list[Moment]:
         return [m for m in self.moments if m.trial]
+
+    @property
+    def pairs(self) -> list[tuple[str, str, float]]:
+        """Every (new positive, earlier positive, weight) pair (spelled out: tests, tools)."""
+        return [(item, past, 1.0 if ws is None else ws[j]) for item, (pasts, ws) in zip(self.new_positives,
+                self.pair_runs) for j, past in enumerate(pasts)]
 
     def fresh_events(self) -> list[Event]:
         return [ev for ev, f in zip(self.events, self.fresh) if f]
@@ -101,9 +108,9 @@ def walk(events: list[Event], fresh: list[bool], users: dict[str, UserRecord], s
         if marks_seen(ev):
             rec.seen.add(ev.item_id, ev.ts)
         if w > 0:
-            pairs = pairs_for(rec.history, ev.item_id, cooc)
-            if pairs is not None:
+            run = pair_run(rec.history, ev.item_id, cooc)
+            if run is not None:
                 batch.new_positives.append(ev.item_id)
-                batch.pairs.extend((ev.item_id, past, pw) for past, pw in pairs)
+                batch.pair_runs.append(run)
                 remember(rec.history, ev.item_id, cooc)
     return batch

@@ -72,9 +72,13 @@ def learn(batch: Batch, ranked: list[Ranked], loaded: Loaded, config: EngineConf
         commit.layers = layers.changes()
         commit.guards = {seg: (g.version, g.to_state()) for seg, g in report.guards.items()}
     _popularity(weighted, batch, loaded, config, commit, update)
-    if batch.pairs:  # each pair changes both items' rows
-        a, b, w = zip(*batch.pairs)
-        update.add_pairs(a + b, b + a, w + w)
+    if batch.pair_runs:  # each pair changes both items' rows
+        lengths = [len(past) for past, _ in batch.pair_runs]
+        a = update.index(batch.new_positives).repeat(lengths)
+        b = update.index([h for past, _ in batch.pair_runs for h in past])
+        w = np.concatenate([np.ones(len(past)) if ws is None else np.asarray(ws, dtype=np.float64)
+                            for past, ws in batch.pair_runs]) if len(b) else np.zeros(0)
+        update.add_pair_rows(np.concatenate([a, b]), np.concatenate([b, a]), np.concatenate([w, w]))
     if batch.new_positives:
         update.add_counts(batch.new_positives, [1.0] * len(batch.new_positives))
     if behaviour is not None and loaded.clusterer is not None:

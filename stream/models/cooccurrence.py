@@ -45,7 +45,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["CooccurrenceParams", "pairs_for", "remember", "NeighbourTable"]
+__all__ = ["CooccurrenceParams", "pair_run", "pairs_for", "remember", "NeighbourTable"]
 
 
 @dataclass(frozen=True)
@@ -96,16 +96,26 @@ class CooccurrenceParams:
         return cls(**params)
 
 
-def pairs_for(history: Sequence[str], item: str, params: CooccurrenceParams) -> list[tuple[str, float]] | None:
-    """The pairs a positive on ``item`` forms with the user's history: (earlier item, pair
-    weight) each, nearest last; None when ``item`` is in the history already (not a new positive)."""
+def pair_run(history: Sequence[str], item: str, params: CooccurrenceParams) -> tuple[list[str], list[float] | None] | None:
+    """The pairs a positive on ``item`` forms with the user's history, as a run: (the earlier
+    items, nearest last; their pair weights, None when all are 1); None when ``item`` is in the
+    history already (not a new positive)."""
     if item in history:
         return None
     past = list(history) if params.window is None else list(history[-params.window:])
-    d = len(past)
     if params.pair_decay == 1.0:
-        return [(h, 1.0) for h in past]
-    return [(h, params.pair_decay ** (d - 1 - j)) for j, h in enumerate(past)]
+        return past, None
+    d = len(past)
+    return past, [params.pair_decay ** (d - 1 - j) for j in range(d)]
+
+
+def pairs_for(history: Sequence[str], item: str, params: CooccurrenceParams) -> list[tuple[str, float]] | None:
+    """:func:`pair_run` as (earlier item, pair weight) pairs."""
+    run = pair_run(history, item, params)
+    if run is None:
+        return None
+    past, weights = run
+    return [(h, 1.0 if weights is None else w) for h, w in zip(past, weights or [None] * len(past))]
 
 
 def remember(history: list[str], item: str, params: CooccurrenceParams) -> None:

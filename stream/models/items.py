@@ -112,8 +112,12 @@ class ItemUpdate:
         return np.fromiter(map(pos.__getitem__, items), dtype=_I, count=len(items))
 
     def add_pairs(self, a: Sequence[str], b: Sequence[str], w: Sequence[float]) -> None:
-        self.pair_a = np.concatenate([self.pair_a, self.index(a)])
-        self.pair_b = np.concatenate([self.pair_b, self.index(b)])
+        self.add_pair_rows(self.index(a), self.index(b), np.asarray(w, dtype=np.float64))
+
+    def add_pair_rows(self, a: np.ndarray, b: np.ndarray, w: np.ndarray) -> None:
+        """Pairs by position in ``ids`` (:meth:`index`)."""
+        self.pair_a = np.concatenate([self.pair_a, np.asarray(a, dtype=_I)])
+        self.pair_b = np.concatenate([self.pair_b, np.asarray(b, dtype=_I)])
         self.pair_w = np.concatenate([self.pair_w, np.asarray(w, dtype=np.float64)])
 
     def add_counts(self, items: Sequence[str], w: Sequence[float]) -> None:
