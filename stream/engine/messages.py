@@ -3,12 +3,14 @@
 Arrays travel as base64 of little-endian bytes, their lengths checked on the way in. Item ids
 in an update are listed once (``ids``) and referred to by position.
 
-    item-updates  (partition = the items' owner, see stream.models.sharded.item_partition)
-      {"schema": "item-update-v2", "id": entry id, "dim": k, "ids": [item ids],
-       "mf": {"items": b64 i4 (m,), "grad": b64 f4 (m, k + 2), "ex_b": b64 f4 (m,), "pos_w": b64 f8 (m,)},
-       "pop": {"ref": t, "items": b64 i4, "w": b64 f8}, "counts": {"items": b64 i4, "w": b64 f8},
-       "pairs": {"a": b64 i4, "b": b64 i4, "w": b64 f8}}
+    item-updates  (partition = the items' owner, see stream.models.sharded.item_partition), binary
+      (item-update-v3), little-endian: b"SIU3", dim u16, entry id length u16, ids length u32, then
+      counts u32 of gradients m, popularity entries, count entries, pairs, and the popularity
+      reference f8; the entry id (UTF-8), the item ids (one JSON list, UTF-8), then
+      mf items i4 (m,), grad f4 (m, k + 2), ex_b f4 (m,), pos_w f8 (m,); pop items i4, w f8;
+      counts items i4, w f8; pairs a i4, b i4, w f8 (positions in the ids)
       {"schema": "item-init-v1", "item_id": id, "categories": [str]}   (a new item, from the catalogue)
+      (the JSON item-update-v2 of earlier versions is still read)
     item-factors  (key = item_id, compacted: the latest row of every item), binary (item-row-v3):
       b"SRR3", then little-endian: dim u16, neighbours u32, id length u16, updates i64,
       bias acc acc_b pop updated_at n gpop gpop_ref f8 x 8, the id (UTF-8), vec f4 (dim,),
@@ -96,26 +98,73 @@ class ItemInit:
         return f"init:{self.item_id}"
 
 
+_UPDATE_MAGIC = b"SIU3"
+_UPDATE_HEAD = struct.Struct("<4sHHIIIIId")  # magic, dim, id length, ids length, grads, pop, counts, pairs, pop ref
+
+
 def encode_update(entry_id: str, u: ItemUpdate, dim: int) -> bytes:
+    """An item-updates message (item-update-v3: binary arrays, the ids as one JSON list)."""
     ids = list(u.ids)
-    pos = {i: n for n, i in enumerate(ids)}
     g = u.grads
-    body = {"schema": "item-update-v2", "id": entry_id, "dim": dim}
+    grad_idx = np.zeros(0, dtype=_I4)
     if len(g):
+        pos = {i: n for n, i in enumerate(ids)}
         for i in g.item_ids:
             if i not in pos:
                 pos[i] = len(ids)
                 ids.append(i)
-        body["mf"] = {"items": _b64([pos[i] for i in g.item_ids], _I4), "grad": _b64(g.grad, _F4),
-                      "ex_b": _b64(g.ex_b, _F4), "pos_w": _b64(g.pos_w, _F8)}
-    if len(u.pop_idx):
-        body["pop"] = {"ref": u.pop_ref, "items": _b64(u.pop_idx, _I4), "w": _b64(u.pop_w, _F8)}
-    if len(u.count_idx):
-        body["counts"] = {"items": _b64(u.count_idx, _I4), "w": _b64(u.count_w, _F8)}
-    if len(u.pair_a):
-        body["pairs"] = {"a": _b64(u.pair_a, _I4), "b": _b64(u.pair_b, _I4), "w": _b64(u.pair_w, _F8)}
-    body["ids"] = ids
-    return json.dumps(body, separators=(",", ":")).encode()
+        grad_idx = np.fromiter(map(pos.__getitem__, g.item_ids), dtype=_I4, count=len(g))
+    eid = entry_id.encode("utf-8")
+    id_blob = json.dumps(ids, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    head = _UPDATE_HEAD.pack(_UPDATE_MAGIC, dim, len(eid), len(id_blob), len(g), len(u.pop_idx), len(u.count_idx),
+                             len(u.pair_a), float(u.pop_ref))
+    parts = [head, eid, id_blob, grad_idx.astype(_I4).tobytes(), np.ascontiguousarray(g.grad, dtype=_F4).tobytes(),
+             np.asarray(g.ex_b, dtype=_F4).tobytes(), np.asarray(g.pos_w, dtype=_F8).tobytes()]
+    for arr, dt in ((u.pop_idx, _I4), (u.pop_w, _F8), (u.count_idx, _I4), (u.count_w, _F8), (u.pair_a, _I4),
+                    (u.pair_b, _I4), (u.pair_w, _F8)):
+        parts.append(np.asarray(arr, dtype=dt).tobytes())
+    return b"".join(parts)
+
+
+def _decode_binary_update(data: bytes) -> tuple[str, ItemUpdate]:
+    schema = "item-update-v3"
+    if len(data) < _UPDATE_HEAD.size:
+        raise ValueError(f"{schema}: {len(data)} bytes, shorter than its head")
+    _, dim, n_eid, n_blob, n_g, n_pop, n_counts, n_pairs, pop_ref = _UPDATE_HEAD.unpack_from(data)
+    at = _UPDATE_HEAD.size
+    size = at + n_eid + n_blob + n_g * (4 + 4 * (dim + 2) + 4 + 8) + 12 * (n_pop + n_counts) + 16 * n_pairs
+    if len(data) != size:
+        raise ValueError(f"{schema}: {len(data)} bytes, must be {size} for its counts")
+    try:
+        entry = data[at:at + n_eid].decode("utf-8")
+        ids = json.loads(data[at + n_eid:at + n_eid + n_blob])
+        "".join(ids)  # a TypeError unless every id is a string (checked in C)
+    except (UnicodeDecodeError, ValueError, TypeError) as exc:
+        raise ValueError(f"{schema}: the entry id or the ids are malformed: {exc}") from None
+    at += n_eid + n_blob
+
+    def take(dtype: np.dtype, count: int) -> np.ndarray:
+        nonlocal at
+        out = np.frombuffer(data, dtype=dtype, count=count, offset=at).astype(dtype.newbyteorder("="))
+        at += count * dtype.itemsize
+        return out
+
+    def index(count: int, where: str) -> np.ndarray:
+        idx = take(_I4, count).astype(np.int32)
+        if len(idx) and (idx.min() < 0 or idx.max() >= len(ids)):
+            raise ValueError(f"{schema}: {where} must index the ids")
+        return idx
+
+    g_idx = index(n_g, "mf.items")
+    grad = take(_F4, n_g * (dim + 2)).reshape(n_g, dim + 2)
+    ex_b, pos_w = take(_F4, n_g), take(_F8, n_g)
+    u = ItemUpdate(ItemGradients([ids[j] for j in g_idx.tolist()], grad, ex_b, pos_w), ids)
+    u.pop_ref = pop_ref
+    u.pop_idx, u.pop_w = index(n_pop, "pop.items"), take(_F8, n_pop)
+    u.count_idx, u.count_w = index(n_counts, "counts.items"), take(_F8, n_counts)
+    u.pair_a, u.pair_b = index(n_pairs, "pairs.a"), index(n_pairs, "pairs.b")
+    u.pair_w = take(_F8, n_pairs)
+    return entry, u
 
 
 def encode_init(item_id: str, categories: list[str]) -> bytes:
@@ -125,6 +174,8 @@ def encode_init(item_id: str, categories: list[str]) -> bytes:
 
 def decode_update(data: bytes) -> tuple[str, ItemUpdate | ItemInit]:
     """An item-updates message: (entry id, an update or a new item's categories); ValueError if malformed."""
+    if isinstance(data, (bytes, bytearray)) and data[:4] == _UPDATE_MAGIC:
+        return _decode_binary_update(bytes(data))
     try:
         body = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -137,8 +188,8 @@ def decode_update(data: bytes) -> tuple[str, ItemUpdate | ItemInit]:
         init = ItemInit(item, cats)
         return init.entry_id, init
     if schema != "item-update-v2":
-        raise ValueError(f"item-updates message: a JSON object with \"schema\" item-update-v2 or item-init-v1 "
-                         f"expected, got {schema!r}")
+        raise ValueError(f"item-updates message: item-update-v3 (binary), or a JSON object with \"schema\" "
+                         f"item-update-v2 or item-init-v1 expected, got {schema!r}")
     entry, dim, ids = body.get("id"), body.get("dim"), body.get("ids")
     if not isinstance(entry, str) or not isinstance(dim, int) or not isinstance(ids, list) \
             or not all(isinstance(i, str) for i in ids):

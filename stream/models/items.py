@@ -89,7 +89,7 @@ class ItemUpdate:
     def __init__(self, grads: ItemGradients, ids: list[str] | None = None) -> None:
         self.grads = grads
         self.ids: list[str] = list(ids or [])
-        self._pos = {i: n for n, i in enumerate(self.ids)}
+        self._pos: dict[str, int] | None = None  # built when an id is first looked up
         self.pop_ref = 0.0
         self.pop_idx, self.pop_w = np.zeros(0, dtype=_I), np.zeros(0)
         self.count_idx, self.count_w = np.zeros(0, dtype=_I), np.zeros(0)
@@ -104,6 +104,8 @@ class ItemUpdate:
 
     def index(self, items: Sequence[str]) -> np.ndarray:
         """Positions of ``items`` in ``ids`` (new ones appended)."""
+        if self._pos is None:
+            self._pos = {i: n for n, i in enumerate(self.ids)}
         pos = self._pos
         for i in items:
             if i not in pos:
@@ -134,22 +136,26 @@ class ItemUpdate:
         return [ids[j] for j in idx.tolist()]
 
     def split(self, partitions: int) -> dict[int, "ItemUpdate"]:
-        """The update grouped by the owner partition of each changed item (each part keeps the
-        whole id table)."""
+        """The update grouped by the owner partition of each changed item; each part names only
+        the items it refers to."""
         if partitions == 1:
             return {0: self} if self else {}
         owner = np.array([_partition(i, partitions) for i in self.ids], dtype=np.int64)
         parts: dict[int, ItemUpdate] = {}
         grads = self.grads.split(partitions)
         for p in sorted(set(grads) | set(np.unique(owner).tolist())):
-            u = ItemUpdate(grads.get(p, ItemUpdate.empty(self.grads.grad.shape[1] - 2).grads), self.ids)
+            m_pop, m_count, m_pair = owner[self.pop_idx] == p, owner[self.count_idx] == p, owner[self.pair_a] == p
+            used = np.unique(np.concatenate([self.pop_idx[m_pop], self.count_idx[m_count], self.pair_a[m_pair],
+                                             self.pair_b[m_pair]])).astype(np.int64)
+            remap = np.full(len(self.ids), -1, dtype=_I)
+            remap[used] = np.arange(len(used), dtype=_I)
+            ids = self.ids
+            u = ItemUpdate(grads.get(p, ItemUpdate.empty(self.grads.grad.shape[1] - 2).grads),
+                           [ids[j] for j in used.tolist()])
             u.pop_ref = self.pop_ref
-            m = owner[self.pop_idx] == p
-            u.pop_idx, u.pop_w = self.pop_idx[m], self.pop_w[m]
-            m = owner[self.count_idx] == p
-            u.count_idx, u.count_w = self.count_idx[m], self.count_w[m]
-            m = owner[self.pair_a] == p
-            u.pair_a, u.pair_b, u.pair_w = self.pair_a[m], self.pair_b[m], self.pair_w[m]
+            u.pop_idx, u.pop_w = remap[self.pop_idx[m_pop]], self.pop_w[m_pop]
+            u.count_idx, u.count_w = remap[self.count_idx[m_count]], self.count_w[m_count]
+            u.pair_a, u.pair_b, u.pair_w = remap[self.pair_a[m_pair]], remap[self.pair_b[m_pair]], self.pair_w[m_pair]
             if u:
                 parts[p] = u
         return parts

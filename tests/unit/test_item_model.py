@@ -169,3 +169,21 @@ def test_a_malformed_row_raises_a_clear_value_error():
     bad_id[84] = 0xFF  # the id's first byte (after the 84-byte head)
     with pytest.raises(ValueError, match="not UTF-8"):
         decode_row(bytes(bad_id))
+
+def test_a_malformed_binary_update_raises_a_clear_value_error():
+    u = _update(("a", "b", "c"))
+    data = encode_update("e1/0", u, 4)
+    assert decode_update(data)[0] == "e1/0"
+    with pytest.raises(ValueError, match="bytes, must be"):
+        decode_update(data[:-1])
+    with pytest.raises(ValueError, match="shorter than its head"):
+        decode_update(data[:10])
+    bad_ids = data.replace(b'["', b'[1,"', 1)  # an id that is not a string (the length field now lies too)
+    with pytest.raises(ValueError):
+        decode_update(bad_ids)
+    # a pair that points past the ids
+    back = decode_update(data)[1]
+    back.pair_b = back.pair_b.copy()
+    back.pair_b[0] = len(back.ids) + 5
+    with pytest.raises(ValueError, match="pairs.b must index the ids"):
+        decode_update(encode_update("e1/0", back, 4))
