@@ -251,26 +251,27 @@ class NeighbourTable:
         self.cols[na[fits], pos[fits]] = nb[fits]
         self.vals[na[fits], pos[fits]] = nw[fits]
         length[rows_new] = np.minimum(total, self.width)
-        if cap is not None:
-            for j in np.flatnonzero(total > cap).tolist():
-                r = int(rows_new[j])
-                extra = np.flatnonzero((na == r) & ~fits)
-                self._prune(r, nb[extra], nw[extra])
+        if cap is not None and (total > cap).any():
+            self._prune(rows_new[total > cap], na[~fits], nb[~fits], nw[~fits])
 
-    def _prune(self, r: int, more_cols: np.ndarray, more_vals: np.ndarray) -> None:
-        """A row past ``max_neighbours`` (with ``more`` neighbours that did not fit) keeps its
-        ``max_neighbours * 3 // 4`` largest counts; ties keep the lower item row."""
-        m = int(self.length[r])
-        cols = np.concatenate([self.cols[r, :m].astype(np.int64), more_cols])
-        vals = np.concatenate([self.vals[r, :m].astype(np.float64), more_vals])
-        keep = self.max_neighbours * 3 // 4
-        top = np.lexsort((cols, -vals))[:keep]
-        top = top[np.argsort(cols[top], kind="stable")]
-        self.cols[r, :] = -1
-        self.vals[r, :] = 0.0
-        self.cols[r, :keep] = cols[top]
-        self.vals[r, :keep] = vals[top]
-        self.length[r] = keep
+    def _prune(self, rows: np.ndarray, ea: np.ndarray, eb: np.ndarray, ew: np.ndarray) -> None:
+        """Full rows (sorted) past ``max_neighbours``, with the new neighbours that did not fit
+        (``ea`` their rows, sorted), keep their ``max_neighbours * 3 // 4`` largest counts; ties
+        keep the lower item row. Every such row at once: one 2-D sort."""
+        width, keep = self.width, self.max_neighbours * 3 // 4
+        at = np.searchsorted(rows, ea)
+        starts = np.flatnonzero(np.r_[True, ea[1:] != ea[:-1]])
+        rank = np.arange(len(ea)) - np.repeat(starts, np.diff(np.r_[starts, len(ea)]))
+        extra = int(rank.max()) + 1 if len(rank) else 0
+        C = np.full((len(rows), width + extra), -1, dtype=np.int64)
+        V = np.full((len(rows), width + extra), -np.inf)
+        C[:, :width], V[:, :width] = self.cols[rows], self.vals[rows]
+        C[at, width + rank], V[at, width + rank] = eb, ew
+        top = np.lexsort((C, -V), axis=-1)[:, :keep]  # the largest counts first, then the lower row
+        self.cols[rows], self.vals[rows] = -1, 0.0
+        self.cols[rows, :keep] = np.take_along_axis(C, top, axis=1)
+        self.vals[rows, :keep] = np.take_along_axis(V, top, axis=1)
+        self.length[rows] = keep
 
     def set_row(self, row: int, cols: np.ndarray, vals: np.ndarray, n: float) -> None:
         """As a copy: take a row as its owner published it."""
