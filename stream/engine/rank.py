@@ -244,13 +244,38 @@ class Ranking:
         return out  # type: ignore[return-value]
 
     def _seen_cells(self, views: list[View], N: int) -> np.ndarray:
-        """Flat (view, item row) positions of every view's seen items, in one look-up."""
-        keys = [v.seen.keys() for v in views]
-        lengths = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys))
-        if not lengths.sum():
+        """Flat (view, item row) positions of every view's seen items, in one look-up. A user's
+        trials share their stored seen keys (looked up once), each with the few its batch added."""
+        shared: dict[int, int] = {}  # id of a stored key array -> its place in ``bases``
+        bases: list[np.ndarray] = []
+        which, added, added_view = [], [], []
+        for n, v in enumerate(views):
+            base, extra = v.seen.parts()
+            slot = shared.get(id(base))
+            if slot is None:
+                slot = shared[id(base)] = len(bases)
+                bases.append(base)
+            which.append(slot)
+            added += extra
+            added_view += [n] * len(extra)
+        lengths = np.fromiter(map(len, bases), dtype=np.int64, count=len(bases))
+        cells = []
+        if lengths.sum():
+            base_rows = self.table.rows_of_keys(np.concatenate(bases), create=False)
+            starts = np.cumsum(lengths) - lengths
+            which = np.asarray(which)
+            per_view = lengths[which]
+            view = np.repeat(np.arange(len(views)), per_view)
+            at = np.repeat(starts[which], per_view) + (np.arange(per_view.sum()) - np.repeat(np.cumsum(per_view)
+                                                                                            - per_view, per_view))
+            cells.append((view, base_rows[at]))
+        if added:
+            cells.append((np.asarray(added_view), self.table.rows_of_keys(np.asarray(added, dtype=np.int64),
+                                                                          create=False)))
+        if not cells:
             return np.zeros(0, dtype=np.int64)
-        rows = self.table.rows_of_keys(np.concatenate(keys), create=False)
-        view = np.repeat(np.arange(len(views)), lengths)
+        view = np.concatenate([c[0] for c in cells])
+        rows = np.concatenate([c[1] for c in cells])
         ok = (rows >= 0) & (rows < N)
         return view[ok] * N + rows[ok]
 

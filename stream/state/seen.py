@@ -89,6 +89,11 @@ class Seen:
     def keys(self) -> np.ndarray:
         return self.arrays()[0]
 
+    def parts(self) -> tuple[np.ndarray, list[int]]:
+        """The keys without merging: the stored sorted array (shared by copies: the same object
+        for every copy made of one record) and the keys added since (possibly overlapping it)."""
+        return self._keys, list(self._added)
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Seen):
             return NotImplemented
