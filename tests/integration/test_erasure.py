@@ -97,8 +97,9 @@ def _last_profile_record(settings, user: str):
 
 
 def test_an_erased_user_leaves_no_trace_and_stays_erased(isolated, worker_factory, tmp_path):
-    from consumers.sdk import erasure_done
+    from consumers.sdk import dead_letters, erasure_done
     from producers.sdk import EventProducer
+    from stream.erasure import request_message
     from stream.topics import drop_topics
 
     key = new_secret("erasure-key")
@@ -136,6 +137,8 @@ def test_an_erased_user_leaves_no_trace_and_stays_erased(isolated, worker_factor
     erased_at = done["erased_at"]
     with EventProducer(settings) as producer:
         request_id = producer.erase(ml_user)
+        producer.send_raw("user-erasures", kept.encode(), b'{"schema": "v1", "request_id": "bad"')  # not JSON
+        producer.send_raw("user-erasures", kept.encode(), request_message("moved", ml_user, 1.0))  # key mismatch
     assert erasure_done(request_id, settings)["status"] == "erased"
     confirmed = _run(settings, log, "consumers.cli", "erasure", "--request-id", request_id)
     assert confirmed.returncode == 0 and json.loads(confirmed.stdout)["request_id"] == request_id
@@ -155,6 +158,10 @@ def test_an_erased_user_leaves_no_trace_and_stays_erased(isolated, worker_factor
         assert 0 < client.ttl(m.where) <= settings.erasure_marker_hours * 3600
     assert (client.exists(Keys(settings.redis_prefix).user(kept)), client.exists(Keys(settings.redis_prefix).profile(kept))) == (1, 1)
     assert worker_metric(worker.url, "streamrec_erasures_total") == 2
+    dead = wait_for(lambda: (d := [x for x in dead_letters(settings) if x.source_topic.endswith("user-erasures")])
+                    and len(d) == 2 and d, 30, "the two bad requests dead-lettered")
+    assert sorted(x.reason for x in dead) == ["key_mismatch", "not_json"]
+    assert client.exists(Keys(settings.redis_prefix).user(kept)) == 1  # a bad request erases nobody
     for u in (user, ml_user):  # the profile's tombstone on the compacted users topic
         wait_for(lambda u=u: (r := _last_profile_record(settings, u)) is not None and r.value is None, 30,
                  f"a tombstone for {u} on the users topic")
