@@ -1,10 +1,12 @@
 """The engine: one batch step for ``streamrec evaluate`` and the worker, free of Faust.
 
-    order by event time -> load state -> walk the events in order -> score the trials -> learn
-    -> commit -> deliver
+    order by event time -> load state -> triage -> walk the events in order -> score the trials
+    -> learn -> commit -> deliver
 
-* **load** (:meth:`StateStore.load`): which event ids were applied before, the batch's users,
-  the segments' shared state, the behaviour clusterer;
+* **load** (:meth:`StateStore.load`): which event ids were applied before, the batch's users
+  (with their erasure markers), the segments' shared state, the behaviour clusterer;
+* **triage** (:func:`stream.engine.batch.triage`): duplicates, and an erased user's events at or
+  before their erasure (dropped), are not applied;
 * **walk** (:func:`stream.engine.batch.walk`): each user's history and seen items event by
   event; the moments before the trials (and the positives the re-rankers learn from);
 * **score** (:class:`stream.engine.rank.Ranking`): each moment ranked as the user would have
