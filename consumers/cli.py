@@ -7,6 +7,7 @@
     streamrec-consume alerts                 # drift alerts
     streamrec-consume similar --item i0042   # items like one (a worker's /items/{id}/similar)
     streamrec-consume served --user u000042  # the list a worker would serve now (/recommendations/{id})
+    streamrec-consume erasure --request-id R # wait for the reply to an erasure request, confirm it
 
 Users are named by their raw id; with STREAMREC_ID_KEY set they are looked up by its pseudonym.
 STREAMREC_HTTP_TOKEN, when set, goes to the worker as a bearer token. A Kafka or worker that
@@ -43,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     served.add_argument("--user", required=True, help="the user id")
     served.add_argument("--k", type=int, default=10, help="how many (default 10)")
     served.add_argument("--url", default=None, help="a worker's base URL (default the local worker's web port)")
+    erasure = sub.add_parser("erasure", help="wait for a worker's reply to an erasure request (user-erasures.done)")
+    erasure.add_argument("--request-id", required=True, help="the id `streamrec-produce erase` printed")
+    erasure.add_argument("--timeout", type=float, default=30.0, help="seconds of quiet to wait (default 30)")
     for p in (recs, dlq, alerts):
         p.add_argument("--follow", action="store_true", help="keep waiting for new messages (Ctrl-C stops)")
         p.add_argument("--idle-timeout", type=float, default=None, help="with --follow: stop after this long without news")
@@ -56,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     settings = Settings()
-    if args.command in ("recs", "dlq", "alerts"):
+    if args.command in ("recs", "dlq", "alerts", "erasure"):
         try:
             check_kafka(settings)
         except ServiceError as exc:
@@ -80,6 +84,13 @@ def main(argv: list[str] | None = None) -> int:
             _print(sdk.similar_items(args.item, args.k, url=args.url, settings=settings))
         elif args.command == "served":
             _print(sdk.served_recommendations(args.user, args.k, url=args.url, settings=settings))
+        elif args.command == "erasure":
+            done = sdk.erasure_done(args.request_id, settings, timeout=args.timeout)
+            if done is None:
+                print(f"streamrec-consume: no reply to erasure request {args.request_id!r} within "
+                      f"{args.timeout:.0f} s", file=sys.stderr)
+                return 1
+            _print(done)
         elif args.command == "dlq":
             for dead in sdk.dead_letters(settings, follow=args.follow, idle_timeout=args.idle_timeout):
                 _print(dead.as_dict())

@@ -27,7 +27,7 @@ from stream.preflight import KafkaErrorWatch
 from stream.pseudonyms import Pseudonyms
 
 __all__ = ["TopicReader", "Message", "DeadLetter", "murmur2_partition", "recommendations", "dead_letters",
-           "drift_alerts", "latest_recommendations", "similar_items", "served_recommendations"]
+           "drift_alerts", "latest_recommendations", "similar_items", "served_recommendations", "erasure_done"]
 
 
 def _murmur2(data: bytes) -> int:
@@ -235,6 +235,17 @@ def drift_alerts(settings: Settings | None = None, *, follow: bool = False,
                  idle_timeout: float | None = None) -> Iterator[dict[str, Any]]:
     for msg in TopicReader("alerts.drift", settings).read(follow=follow, idle_timeout=idle_timeout):
         yield msg.json()
+
+
+def erasure_done(request_id: str, settings: Settings | None = None, *, timeout: float = 30.0) -> dict[str, Any] | None:
+    """The worker's reply to an erasure request (:meth:`producers.sdk.EventProducer.erase`), from
+    user-erasures.done: ``{"request_id", "status": "erased" | "already_erased", "found",
+    "erased_at", "done_at"}`` (stream/erasure.py); None when none came within ``timeout`` seconds
+    of quiet on its partition."""
+    reader = TopicReader("user-erasures.done", settings)
+    for msg in reader.read(key=request_id.encode(), follow=True, idle_timeout=timeout):
+        return msg.json()
+    return None
 
 
 def _get_json(path: str, *, url: str | None, settings: Settings | None, timeout: float) -> dict[str, Any]:

@@ -4,6 +4,7 @@
     streamrec-produce replay movielens-100k --speedup 100000
     streamrec-produce file events.jsonl            # each line {"type": "click", ...payload}
     streamrec-produce request --user u000042 --k 5 # ask for a list, print the answer
+    streamrec-produce erase --user u000042 --wait  # erase a user, print the worker's reply
 
 With STREAMREC_ID_KEY set, user ids and event ids go out as their pseudonyms (stream/pseudonyms.py).
 A Kafka that cannot be used (unreachable, a refused login, a failed TLS handshake, a missing
@@ -194,6 +195,24 @@ def _cmd_request(args, settings: Settings) -> int:
     return 1
 
 
+def _cmd_erase(args, settings: Settings) -> int:
+    from consumers.sdk import erasure_done
+    from producers.sdk import EventProducer
+
+    with EventProducer(settings) as producer:
+        request_id = producer.erase(args.user, ts=args.ts)
+    if not args.wait:
+        print(json.dumps({"request_id": request_id}))
+        return 0
+    done = erasure_done(request_id, settings, timeout=args.timeout)
+    if done is None:
+        print(f"streamrec-produce: no reply to erasure request {request_id} within {args.timeout:.0f} s "
+              "(is a worker running?)", file=sys.stderr)
+        return 1
+    print(json.dumps(done))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamrec-produce", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -235,6 +254,16 @@ def build_parser() -> argparse.ArgumentParser:
     req.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer")
     req.add_argument("--no-wait", action="store_true", help="send only; print the request_id")
     req.set_defaults(func=_cmd_request)
+
+    era = sub.add_parser("erase", help="erase a user: their state in Redis, their profile on the users topic "
+                                       "(user-erasures); with --wait, print the worker's reply")
+    era.add_argument("--user", required=True, help="the user id (with STREAMREC_ID_KEY set, sent as its pseudonym)")
+    era.add_argument("--ts", type=float, default=None,
+                     help="the erasure's event time, epoch seconds (default now): the user's events up to it never "
+                          "count again, later ones start a new user")
+    era.add_argument("--wait", action="store_true", help="wait for the reply on user-erasures.done and print it")
+    era.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the reply")
+    era.set_defaults(func=_cmd_erase)
 
     for p in (sim, rep, fil):
         p.add_argument("--quiet", action="store_true", help="no progress lines")

@@ -138,6 +138,23 @@ class EventProducer:
         self.send_raw("rec-requests", user_id.encode(), encode(body))
         return body["request_id"]
 
+    def erase(self, user_id: str, *, ts: float | None = None, request_id: str | None = None) -> str:
+        """Ask the workers to erase ``user_id`` as of ``ts`` (default: now); returns the request id,
+        which the reply on user-erasures.done carries (:func:`consumers.sdk.erasure_done` waits for
+        it). Every key the user has in Redis goes, and their profile on the users topic; their
+        events up to ``ts`` never count again, later ones start a new user (stream/erasure.py).
+        With STREAMREC_ID_KEY set, ``user_id`` is sent as its pseudonym."""
+        import time
+        import uuid
+
+        from stream.erasure import request_message
+
+        user_id = self.ids.user(user_id)
+        request_id = request_id or uuid.uuid4().hex
+        self.send_raw("user-erasures", user_id.encode(),
+                      request_message(request_id, user_id, time.time() if ts is None else ts))
+        return request_id
+
     def send_raw(self, logical_topic: str, key: bytes | None, value: bytes | None) -> None:
         """Publish bytes as they are (no validation, no pseudonyms) to ``topic_prefix + logical_topic``."""
         if self._closed:

@@ -13,7 +13,7 @@ import faust
 from stream.config import Settings, get_settings
 
 __all__ = ["app", "settings", "event_topic", "users_topic", "items_topic", "recommendations_topic", "dlq_topic", "rec_requests_topic", "alerts_topic",
-           "item_updates_topic", "item_factors_topic", "TOPIC_EVENT_TYPES"]
+           "item_updates_topic", "item_factors_topic", "erasures_topic", "erasures_done_topic", "TOPIC_EVENT_TYPES"]
 
 settings = get_settings()
 
@@ -81,6 +81,9 @@ items_topic = app.topic(settings.topic("items"), partitions=settings.partitions,
 recommendations_topic = app.topic(settings.topic("recommendations"), partitions=settings.partitions)
 dlq_topic = app.topic(settings.topic("events.dlq"), partitions=settings.partitions)
 rec_requests_topic = app.topic(settings.topic("rec-requests"), partitions=settings.partitions)
+# Erasure requests, co-partitioned with the events (key = user_id: the user's owner applies them); replies.
+erasures_topic = app.topic(settings.topic("user-erasures"), partitions=settings.partitions)
+erasures_done_topic = app.topic(settings.topic("user-erasures.done"), partitions=settings.partitions)
 alerts_topic = app.topic(settings.topic("alerts.drift"), partitions=settings.partitions)
 # The model's item side: gradients to each item's one owner, item rows from the owners to every worker.
 item_updates_topic = app.topic(settings.topic("item-updates"), partitions=settings.partitions)

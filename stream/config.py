@@ -41,6 +41,8 @@ TOPIC_NAMES = (
     "alerts.drift",
     "item-updates",
     "item-factors",
+    "user-erasures",
+    "user-erasures.done",
 )
 
 
@@ -107,6 +109,17 @@ class Settings(BaseSettings):
         "user ids (and event ids) by a keyed hash, HMAC-SHA256 truncated to 128 bits (stream/pseudonyms.py), "
         "so raw ids never reach Kafka or Redis. At least 16 characters; keep it secret and keep it: a new key "
         "makes every user new. Empty: ids as given. STREAMREC_ID_KEY")
+    erasure_key: SecretStr = Field(
+        SecretStr(""), description="Key of the keyed hashes the worker keeps instead of ids: erasure markers "
+        "(HMAC-SHA256 of the user id) and the event ids of the dedupe window (keyed BLAKE2b), stream/state/tokens.py. "
+        "At least 16 characters; every worker of a deployment needs the same; a new key forgets the markers and "
+        "the dedupe window. Empty: the first worker makes a random key and keeps it in Redis ({prefix}:erasure:key), "
+        "so whoever reads Redis reads the key too. STREAMREC_ERASURE_KEY")
+    erasure_marker_hours: float = Field(
+        336.0, gt=0, description="How long an erasure marker is kept: while it lives, the user's events with a ts at "
+        "or before the erasure are dropped, whenever they arrive. At least STREAMREC_EVENT_RETENTION_HOURS (an event "
+        "still on Kafka could bring the user back). Default: twice STREAMREC_EVENT_RETENTION_HOURS, since Kafka "
+        "deletes a record up to about twice the retention after it was written. STREAMREC_ERASURE_MARKER_HOURS")
     datadir: str = Field("", description="Worker data dir. Default <cache_dir>/worker/<app_id>. STREAMREC_DATADIR")
     worker_id: str = Field(
         "",
@@ -218,14 +231,21 @@ class Settings(BaseSettings):
             data["redis_url"] = f"redis://localhost:{redis_port}/0"
         if not data.get("prometheus_targets"):
             data["prometheus_targets"] = f"localhost:{web_port}"
+        if not data.get("erasure_marker_hours"):
+            data["erasure_marker_hours"] = 2 * float(data.get("event_retention_hours") or 168.0)
         return data
 
     @model_validator(mode="after")
     def _check_id_key(self) -> "Settings":
-        key = self.id_key.get_secret_value()
-        if key and len(key) < 16:
-            raise ValueError(f"STREAMREC_ID_KEY has {len(key)} characters: it needs at least 16 (a random "
-                             "32-byte hex string is recommended), or the pseudonyms can be guessed")
+        for name, what in (("id_key", "the pseudonyms"), ("erasure_key", "the erasure markers")):
+            key = getattr(self, name).get_secret_value()
+            if key and len(key) < 16:
+                raise ValueError(f"STREAMREC_{name.upper()} has {len(key)} characters: it needs at least 16 (a random "
+                                 f"32-byte hex string is recommended), or {what} can be guessed")
+        if self.erasure_marker_hours < self.event_retention_hours:
+            raise ValueError(f"STREAMREC_ERASURE_MARKER_HOURS is {self.erasure_marker_hours:g}: it must be at least "
+                             f"STREAMREC_EVENT_RETENTION_HOURS ({self.event_retention_hours:g}), or an erased user's "
+                             "event still on Kafka could bring them back after their marker expired")
         return self
 
     # --- derived ------------------------------------------------------------

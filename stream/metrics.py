@@ -64,6 +64,8 @@ class Metrics:
     explored_total: Counter
     embedding_age_seconds: Histogram
     consumer_lag_messages: Gauge
+    erasures_total: Counter
+    erased_events_dropped_total: Counter
 
 
 def build(registry: CollectorRegistry | None = None) -> Metrics:
@@ -203,6 +205,15 @@ def build(registry: CollectorRegistry | None = None) -> Metrics:
             "Per assigned partition: log end offset minus the next offset to commit (Kafka's consumer lag; "
             "up to one commit interval, 2.8 s, of processed events shows as lag). Updated every 5 s.",
             ["topic", "partition"], registry=r,
+        ),
+        erasures_total=Counter(
+            "streamrec_erasures_total", "Erasure requests applied by this worker, by status: erased (the user's keys "
+            "deleted, a marker set) or already_erased (a repeat: an erasure at least as late was applied before).",
+            ["status"], registry=r,
+        ),
+        erased_events_dropped_total=Counter(
+            "streamrec_erased_events_dropped_total", "Events and profiles of erased users with a ts at or before "
+            "their erasure, dropped while the user's erasure marker lives, by type.", ["type"], registry=r,
         ),
     )
 

@@ -1,7 +1,7 @@
 """Creating streamrec's topics with the right partitions, cleanup policies and retention.
 
 Retention (``retention.ms``) is set on the topics whose records name users and are kept by time:
-the event topics and rec-requests (STREAMREC_EVENT_RETENTION_HOURS), recommendations
+the event topics, rec-requests and user-erasures (STREAMREC_EVENT_RETENTION_HOURS), recommendations
 (STREAMREC_RECOMMENDATION_RETENTION_HOURS) and the dead-letter topic
 (STREAMREC_DLQ_RETENTION_HOURS). Kafka deletes whole segments, once a segment's newest record is
 older than the retention, and rolls a quiet topic's segment only after ``segment.ms``: so
@@ -33,7 +33,8 @@ COMPACTED = ("users", "items", "item-factors")
 
 #: Topics kept by time whose records name users -> the setting of their retention, in hours.
 RETENTION = {
-    **{name: "event_retention_hours" for name in ("clicks", "dwell", "skips", "impressions", "rec-requests")},
+    **{name: "event_retention_hours" for name in ("clicks", "dwell", "skips", "impressions", "rec-requests",
+                                                  "user-erasures")},
     "recommendations": "recommendation_retention_hours",
     "events.dlq": "dlq_retention_hours",
 }

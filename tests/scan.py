@@ -1,8 +1,9 @@
 """Everything a test's namespace holds, for privacy checks: every Redis key under its prefix with
 every value, read by type, and every record (key, value, headers) of every one of its topics.
 
-The pseudonymous-id test uses it to show no raw id is stored; an erasure test can use it to
-show a user's traces are gone.
+The pseudonymous-id test uses it to show no raw id is stored, the erasure test that a user's
+traces are gone. Values stored packed are decoded too: a user record (stream/state/packing.py)
+adds its user id, its history's item ids and its behaviour segment names as parts of its own.
 """
 
 from __future__ import annotations
@@ -52,8 +53,22 @@ def redis_contents(settings: Settings) -> list[Stored]:
             continue
         else:
             raise AssertionError(f"redis_contents: key {key!r} has type {kind}, which this scan does not read")
-        out.append(Stored(key.decode(errors="replace"), kind, (key, *parts)))
+        out.append(Stored(key.decode(errors="replace"), kind, (key, *parts, *_decoded(key, parts))))
     return out
+
+
+def _decoded(key: bytes, parts: list[bytes]) -> list[bytes]:
+    """The strings inside a packed user record (its magic starts it), else nothing."""
+    from stream.state.packing import unpack_user
+
+    if len(parts) != 1 or not parts[0].startswith(b"SRU1"):
+        return []
+    uid = key.decode(errors="replace").rsplit(":user:", 1)[-1]
+    rec = unpack_user(uid, parts[0], dim=-1)  # the MF row (numbers) is left out
+    strings = [uid, *rec.history]
+    if rec.behaviour is not None:
+        strings += [rec.behaviour.segment or "", rec.behaviour.pending or ""]
+    return [x.encode() for x in strings if x]
 
 
 def namespace_topics(settings: Settings) -> list[str]:

@@ -7,6 +7,9 @@ with. Past STREAMREC_MAX_SEGMENTS segments, new ones go to ``other`` (the engine
 
 A new item's categories also go to its owner on item-updates, which starts the item's model row
 from the mean row of items of the same categories (cold start).
+
+A profile of an erased user with a ts at or before the erasure is dropped (counted); a tombstone
+(the worker sends one when it erases a user) deletes the stored profile.
 """
 
 from __future__ import annotations
@@ -48,9 +51,13 @@ async def _records(stream, kind: str, on_tombstone):
 @app.agent(users_topic, concurrency=1)
 async def users(stream):
     async for profile in _records(stream, "user", runtime.state.delete_profile):
-        segment, previous = await until_done(
+        applied = await until_done(
             f"applying {profile.user_id}'s profile",
             lambda p=profile: runtime.engine.apply_profile(p.user_id, p.attributes, p.ts))
+        if applied is None:  # the user was erased after this profile: it does not bring them back
+            METRICS.erased_events_dropped_total.labels("user").inc()
+            continue
+        segment, previous = applied
         METRICS.profiles_total.inc()
         if previous is not None and previous != segment:
             METRICS.segment_moves_total.labels("profile").inc()

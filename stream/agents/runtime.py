@@ -4,6 +4,7 @@
     ItemTable (every item row; owned ones authoritative)  > Engine -> Pusher -> Ingest (the ingest agent)
     KafkaPublisher -> KafkaBus (item updates out) ---'
     ItemOwner (the item-updates agent), ItemCopy (the item-factors reader)
+    Ingest -> Eraser (the user-erasures agent)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from stream.app import TOPIC_EVENT_TYPES, settings
 from stream.engine.alerts import DriftWatch
 from stream.engine.config import EngineConfig
 from stream.engine.engine import Engine
+from stream.engine.erase import Eraser
 from stream.engine.ingest import Ingest
 from stream.engine.items import ItemCopy, ItemOwner, KafkaBus
 from stream.engine.publisher import KafkaPublisher
@@ -86,6 +88,10 @@ class Runtime:
     def ingest(self) -> Ingest:
         return Ingest(self.engine, self.pusher, self.publisher, METRICS, topic_types=TOPIC_EVENT_TYPES,
                       drift=self.drift, batch_log=settings.batch_log_path or None)
+
+    @cached_property
+    def eraser(self) -> Eraser:
+        return Eraser(self.ingest)
 
     @cached_property
     def items_ready(self) -> asyncio.Event:

@@ -247,7 +247,8 @@ def _kind(key: str, prefix: str) -> str:
         return {"profile": "user profile", "recs": "user last list"}.get(rest.rsplit(":", 1)[-1], "user record") \
             if rest.count(":") > 1 else "user record"
     for start, kind in (("emb:user:", "user reader row"), ("emb:item:", "item row"), ("ids:", "event-id sets"),
-                        ("applied:", "applied item updates"), ("pop:", "segment popularity")):
+                        ("applied:", "applied item updates"), ("pop:", "segment popularity"),
+                        ("erased:", "erasure markers")):
         if rest.startswith(start):
             return kind
     return "other"

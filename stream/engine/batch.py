@@ -13,6 +13,10 @@ date event by event, so that a user's second click in a batch is ranked knowing 
 What the walk does not change within a batch: the users' MF rows (learned per batch, from all
 its events at once), the item side and the segments' shared state (changed when the batch
 commits). Offline evaluation replays the same boundaries, so it sees the same.
+
+Before the walk, :func:`triage` says which events are applied now: not those applied before (a
+redelivery, a resend), and not those of an erased user at or before their erasure (counted,
+never applied: the user stays erased; a later event starts a new user).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from stream.signals import is_trial, marks_seen, signal_weight
 from stream.state.base import UserRecord
 from stream.state.seen import Seen
 
-__all__ = ["Moment", "Batch", "walk", "explores"]
+__all__ = ["Moment", "Batch", "walk", "explores", "triage"]
 
 
 def explores(user_id: str, ts: float, share: float) -> bool:
@@ -69,6 +73,7 @@ class Batch:
     new_positives: list[str] = field(default_factory=list)  # co-occurrence counts: one per new positive
     pair_runs: list[tuple[list[str], list[float] | None]] = field(default_factory=list)  # per new positive: its
     # earlier positives and their pair weights (None: 1 each)
+    dropped: int = 0  # events of erased users, at or before their erasure (not fresh, not duplicates)
 
     @property
     def trials(self) -> list[Moment]:
@@ -86,6 +91,38 @@ class Batch:
     def fresh_weighted(self) -> list[tuple[Event, float]]:
         """The fresh events with their signal weights."""
         return [(ev, w) for ev, f, w in zip(self.events, self.fresh, self.weights) if f]
+
+
+def triage(events: list[Event], claimed: list[bool], users: dict[str, UserRecord],
+           positions: list[tuple[str, int, int]] | None = None,
+           marks: dict[tuple[str, int], int | None] | None = None) -> tuple[list[bool], list[bool]]:
+    """(fresh, erased) per event: fresh ones are applied now; an event is not fresh when its id
+    was ``claimed`` (applied within the dedupe window) or came earlier in the batch, when its
+    offset is at or below its partition's last applied one (``positions``, ``marks``: a
+    redelivery), or, *erased*, when its user's erasure marker (:attr:`UserRecord.erased_at`) is at
+    or after its ts.
+
+    >>> from stream.contract import validate_event
+    >>> ev = lambda i, ts: validate_event("click", {"event_id": i, "user_id": "u", "item_id": "x", "ts": ts,
+    ...                                            "schema": "v1"})
+    >>> triage([ev("a", 1.0), ev("a", 1.0), ev("b", 5.0), ev("c", 9.0)], [False] * 4,
+    ...        {"u": UserRecord("u", erased_at=5.0)})
+    ([False, False, False, True], [True, False, True, False])
+    """
+    fresh, erased, first = [], [], set()
+    marks = marks or {}
+    for n, (ev, done) in enumerate(zip(events, claimed)):
+        if positions is not None:
+            t, p, offset = positions[n]
+            mark = marks.get((t, p))
+            done = done or (mark is not None and offset <= mark)
+        done = done or ev.event_id in first
+        first.add(ev.event_id)
+        at = users[ev.user_id].erased_at
+        gone = not done and at is not None and ev.ts <= at
+        fresh.append(not done and not gone)
+        erased.append(gone)
+    return fresh, erased
 
 
 def walk(events: list[Event], fresh: list[bool], users: dict[str, UserRecord], segments: dict[str, str],

@@ -1,10 +1,12 @@
 """The engine: one batch step for ``streamrec evaluate`` and the worker, free of Faust.
 
-    order by event time -> load state -> walk the events in order -> score the trials -> learn
-    -> commit -> deliver
+    order by event time -> load state -> triage -> walk the events in order -> score the trials
+    -> learn -> commit -> deliver
 
-* **load** (:meth:`StateStore.load`): which event ids were applied before, the batch's users,
-  the segments' shared state, the behaviour clusterer;
+* **load** (:meth:`StateStore.load`): which event ids were applied before, the batch's users
+  (with their erasure markers), the segments' shared state, the behaviour clusterer;
+* **triage** (:func:`stream.engine.batch.triage`): duplicates, and an erased user's events at or
+  before their erasure (dropped), are not applied;
 * **walk** (:func:`stream.engine.batch.walk`): each user's history and seen items event by
   event; the moments before the trials (and the positives the re-rankers learn from);
 * **score** (:class:`stream.engine.rank.Ranking`): each moment ranked as the user would have
@@ -32,7 +34,7 @@ from typing import Callable
 import numpy as np
 
 from stream.contract import Event
-from stream.engine.batch import explores, walk
+from stream.engine.batch import explores, triage, walk
 from stream.engine.config import EngineConfig
 from stream.engine.items import ItemBus, outbox_entries
 from stream.engine.learn import Learned, batch_seed, learn
@@ -78,7 +80,7 @@ class StepResult:
     """What a batch step did."""
 
     events: list[Event]
-    fresh: list[bool]  # per event: applied now (else a duplicate)
+    fresh: list[bool]  # per event: applied now (else a duplicate, or erased)
     segments: dict[str, str]  # each user's segment at the batch's start
     trials: list[TrialOutcome]
     users: dict[str, UserRecord]  # the batch's users after it
@@ -88,14 +90,20 @@ class StepResult:
     commit: Commit | None = field(default=None, repr=False)
 
     order: list[int] = field(default_factory=list)  # the input's positions, in the order applied (events)
+    erased: list[bool] = field(default_factory=list)  # per event: dropped, its user erased at or after its ts
 
     @property
     def applied(self) -> int:
         return sum(self.fresh)
 
     @property
+    def dropped(self) -> int:
+        """Events of erased users, at or before their erasure: counted, not applied."""
+        return sum(self.erased)
+
+    @property
     def duplicates(self) -> int:
-        return len(self.fresh) - self.applied
+        return len(self.fresh) - self.applied - self.dropped
 
 
 class Engine:
@@ -155,7 +163,8 @@ class Engine:
 
         ``positions``: each event's (topic, partition, offset) when it came through Kafka: an
         event at or below its partition's last applied offset is a redelivery, applied before
-        (whatever its age); every event is also checked by its id (within the dedupe window)."""
+        (whatever its age); every event is also checked by its id (within the dedupe window). An
+        event of an erased user at or before the erasure is dropped (``StepResult.erased``)."""
         order = event_order(events)
         events = [events[j] for j in order]
         if positions is not None:
@@ -189,19 +198,13 @@ class Engine:
             partitions = {(t, p) for t, p, _ in positions} if positions is not None else ()
             loaded: Loaded = await self.state.load(ids, users, sorted(self._segments), self.behaviour is not None,
                                                    partitions)
-            fresh, first = [], set()
             marks = loaded.marks
-            for n, (ev, claimed) in enumerate(zip(events, loaded.claimed)):
-                if positions is not None:
-                    t, p, offset = positions[n]
-                    mark = marks.get((t, p))
-                    claimed = claimed or (mark is not None and offset <= mark)
-                fresh.append(not claimed and ev.event_id not in first)
-                first.add(ev.event_id)
+            fresh, erased = triage(events, loaded.claimed, loaded.users, positions, marks)
             segments = {uid: self.segment_of(loaded.users[uid]) for uid in users}
             shared = await self._shared(loaded.shared, segments.values())
         with stages("score_trials"):
             batch = walk(events, fresh, loaded.users, segments, cfg)
+            batch.dropped = sum(erased)
             if cfg.max_trials is not None and len(batch.moments) > cfg.max_trials:
                 rng = np.random.default_rng(batch_seed(ids))
                 keep = np.sort(rng.choice(len(batch.moments), size=cfg.max_trials, replace=False))
@@ -232,7 +235,7 @@ class Engine:
                 weights[f] = weights.get(f, 0.0) + d
         after.guards.update({seg: state for seg, (_, state) in commit.guards.items()})
         after.popularity_refs.update({seg: c.ref_after for seg, c in commit.popularity.items()})
-        return StepResult(events, fresh, segments, trials, batch.after, after, report, commit=commit)
+        return StepResult(events, fresh, segments, trials, batch.after, after, report, commit=commit, erased=erased)
 
     def _outcomes(self, batch, ranked) -> list[TrialOutcome]:
         k = self.config.top_k
@@ -303,8 +306,9 @@ class Engine:
         return [(ids[c], float(cos[c])) for c in top.tolist() if np.isfinite(cos[c])], "mf"
 
     # -- profiles and the catalogue -------------------------------------------------------
-    async def apply_profile(self, user_id: str, attributes: dict[str, str], ts: float) -> tuple[str, str | None]:
-        """Store a profile; returns (its segment, the user's previous profile segment or None)."""
+    async def apply_profile(self, user_id: str, attributes: dict[str, str], ts: float) -> tuple[str, str | None] | None:
+        """Store a profile; returns (its segment, the user's previous profile segment or None), or
+        None when the user was erased at or after the profile's ts (it is dropped)."""
         segment = profile_segment(attributes, self.segmenter, self.config.default_segment)
         if segment != self.config.default_segment and segment not in self._profile_segments:
             known = await self.state.profile_segments()
@@ -312,5 +316,5 @@ class Engine:
                 segment = OTHER
             else:
                 self._profile_segments.add(segment)
-        previous = await self.state.put_profile(Profile(user_id, dict(attributes), segment, float(ts)))
-        return segment, previous
+        stored, previous = await self.state.put_profile(Profile(user_id, dict(attributes), segment, float(ts)))
+        return (segment, previous) if stored else None

@@ -8,6 +8,9 @@
 A batch is never dropped: a store or broker hiccup is retried until it passes (every effect is
 idempotent: the commit claims the events' ids), and an event that fails for another reason is
 isolated, dead-lettered with reason ``processing_error``, and the rest of the batch applied.
+
+:attr:`Ingest.lock` is held from a batch's load to its lists' push: an erasure in this worker
+(:mod:`stream.engine.erase`) waits for it, so no list made before the erasure goes out after it.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class Sink(Protocol):
 class BatchOutcome:
     applied: int = 0
     duplicates: int = 0
+    dropped: int = 0  # events of erased users, at or before their erasure
     invalid: int = 0
     trials: int = 0
     hits: int = 0
@@ -95,6 +99,7 @@ class Ingest:
         self.kpis = Kpis(metrics, drift)
         self.batch_log = batch_log
         self.retry_delays = retry_delays
+        self.lock = asyncio.Lock()  # a batch from its load to its push (see the module docstring)
 
     async def handle(self, records: list[Record]) -> BatchOutcome:
         started = time.perf_counter()
@@ -103,6 +108,17 @@ class Ingest:
             valid, rejected = validate_records(records, self.topic_types)
         for rec, reason, detail in rejected:
             await self.reject(rec, reason, detail, out)
+        async with self.lock:
+            await self._apply(valid, out)
+        if self.drift is not None:
+            await self.drift.publish(self.sink)
+        await self.sink.flush()
+        self.metrics.batch_events.observe(len(records))
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        return out
+
+    async def _apply(self, valid: list, out: BatchOutcome) -> None:
+        """The valid events' step(s), KPIs, and the changed users' lists."""
         for valid_part, result in await self._step_isolating(valid, out):
             self.kpis.record(result, [valid_part[j][0] for j in result.order])
             self._log_batch([ev for _, ev in valid_part])
@@ -110,18 +126,13 @@ class Ingest:
             self.pusher.changed(ev.user_id for ev, f in zip(result.events, result.fresh) if f and marks_seen(ev))
             out.applied += result.applied
             out.duplicates += result.duplicates
+            out.dropped += result.dropped
             out.trials += len(result.trials)
             out.hits += sum(t.rank is not None for t in result.trials)
             try:
                 out.pushed += await self.with_retries("push", lambda r=result: self.pusher.push_due(r.users, r.shared))
             except Exception:  # applied already; the users stay pending and are pushed later
                 log.exception("pushing recommendations failed; will retry with the next batch")
-        if self.drift is not None:
-            await self.drift.publish(self.sink)
-        await self.sink.flush()
-        self.metrics.batch_events.observe(len(records))
-        self.metrics.batch_seconds.observe(time.perf_counter() - started)
-        return out
 
     async def _step_isolating(self, valid: list, out: BatchOutcome) -> list[tuple[list, StepResult]]:
         """The batch in one step; if it fails for a reason other than a transient one, event by

@@ -53,6 +53,10 @@ class Kpis:
                 observations += [(seg, signal, value) for signal, value in signal_values(ev.type, ev.seconds)]
         if result.duplicates:
             metrics.duplicate_events_total.inc(result.duplicates)
+        if result.dropped:
+            for ev, gone in zip(result.events, result.erased):
+                if gone:
+                    metrics.erased_events_dropped_total.labels(ev.type).inc()
         for (etype, seg), n in counts.items():
             metrics.events_total.labels(etype, seg).inc(n)
         for seg, values in dwell.items():

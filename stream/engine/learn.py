@@ -87,11 +87,15 @@ def learn(batch: Batch, ranked: list[Ranked], loaded: Loaded, config: EngineConf
     for uid in changed:
         _cap_seen(after[uid], config.history_max)
     commit.users = {uid: after[uid] for uid in sorted(changed)}
+    # an erasure after the load must not be undone: the commit checks these markers
+    commit.erasures = {uid: batch.before[uid].erased_at for uid in commit.users}
     commit.event_ids = [ev.event_id for ev in events]
     stats = Counter(f"events_total:{ev.type}" for ev in events)
-    dups = len(batch.events) - len(events)
+    dups = len(batch.events) - len(events) - batch.dropped
     if dups:
         stats["duplicates_total"] = dups
+    if batch.dropped:
+        stats["erased_dropped_total"] = batch.dropped
     commit.stats = dict(stats)
     commit.users_seen = sorted(changed)
     commit.items_seen = sorted({ev.item_id for ev in events})

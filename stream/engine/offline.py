@@ -83,7 +83,9 @@ class EngineRanker(Ranker):
 
     def apply_profile(self, user_id: str, attributes: dict[str, str], ts: float = 0.0) -> str:
         """A profile from the users topic; returns its segment."""
-        return self.run(self.engine.apply_profile(user_id, attributes, ts))[0]
+        applied = self.run(self.engine.apply_profile(user_id, attributes, ts))
+        # None: dropped, the user erased after it (never offline, where nothing is erased)
+        return applied[0] if applied is not None else self.engine.config.default_segment
 
     def apply_item(self, item_id: str, categories: list[str]) -> None:
         """An item from the items topic: its owner registers it and starts its row from its

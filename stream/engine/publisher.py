@@ -1,6 +1,7 @@
 """What the worker sends to Kafka, through one confluent-kafka (librdkafka) producer.
 
-Recommendation lists, dead letters, drift alerts, item updates and item rows: a worker
+Recommendation lists, dead letters, drift alerts, item updates and item rows (and, for an
+erasure, a tombstone on the users topic and a reply on user-erasures.done): a worker
 sends about one message for each event it reads. Through Faust's own producer (aiokafka,
 pure Python) each send cost about 50 µs of the worker's one core; ``produce`` hands the
 message to librdkafka, whose threads batch, compress and send it outside the GIL
@@ -64,7 +65,8 @@ class KafkaPublisher:
     def __init__(self, settings: Settings, *, producer: Any = None, flush_timeout_seconds: float = 60.0) -> None:
         self.flush_timeout_seconds = flush_timeout_seconds
         self._topics = {name: settings.topic(name) for name in
-                        ("recommendations", "events.dlq", "alerts.drift", "item-updates", "item-factors")}
+                        ("recommendations", "events.dlq", "alerts.drift", "item-updates", "item-factors", "users",
+                         "user-erasures.done")}
         if producer is None:
             from confluent_kafka import Producer
 
@@ -118,6 +120,14 @@ class KafkaPublisher:
 
     async def item_row(self, item_id: str, payload: bytes) -> None:
         await self._send("item-factors", payload, key=item_id.encode())
+
+    async def user_tombstone(self, user_id: str) -> None:
+        """Delete the user's profile on the compacted users topic (murmur2 of the key: the partition
+        their profiles are in)."""
+        await self._send("users", None, key=user_id.encode())
+
+    async def erasure_done(self, request_id: str, payload: bytes) -> None:
+        await self._send("user-erasures.done", payload, key=request_id.encode())
 
     async def flush(self) -> None:
         """Wait until the calling task's messages are delivered; :class:`DeliveryError` if one

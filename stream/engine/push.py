@@ -23,7 +23,7 @@ import uuid
 
 import msgspec
 from collections import OrderedDict
-from typing import Any, Callable, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
 from stream.engine.engine import Engine
 from stream.engine.rank import Ranked
@@ -103,6 +103,18 @@ class Pusher:
     @property
     def pending(self) -> int:
         return len(self._pending)
+
+    async def forgetting(self, user_ids: list[str], action: Callable[[], Awaitable[Any]]) -> Any:
+        """Run ``action()`` while no list is being pushed, then forget ``user_ids``: not pending,
+        no last push time, no last list (an erasure: nothing of theirs stays in this process).
+        Returns what ``action`` returns."""
+        async with self._lock:
+            out = await action()
+            for uid in user_ids:
+                self._pending.pop(uid, None)
+                self._last_push.pop(uid, None)
+                self._last_lists.pop(uid, None)
+            return out
 
     async def push_due(self, records: dict[str, UserRecord] | None = None, shared: SharedState | None = None) -> int:
         """Push the lists of pending users whose rate limit allows; the rest stay pending.

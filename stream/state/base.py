@@ -14,6 +14,13 @@ A batch step talks to its state twice (quix-streams' ``state/base`` shape, in sp
   :class:`Conflict` without writing anything when another writer got there first; the
   engine then loads again and recomputes.
 
+**Erasure** (:meth:`StateStore.erase`): a user's every key goes, and a marker, keyed by a keyed
+hash of the user id (:mod:`stream.state.tokens`), keeps the erasure's ts for a bounded time. A
+load hands each user's marker out with their record (:attr:`UserRecord.erased_at`), the engine
+drops their events at or before it, and a commit is refused when a marker of a user it writes
+appeared or changed since the load. A profile at or before the marker is not stored. Event ids
+are kept as tokens too (the dedupe window), so an erasure leaves no id behind there either.
+
 Everything else (model logic, decay arithmetic, guard rules, capping) is the engine's and the
 models'; a store only keeps and returns data. :mod:`stream.state.memory` keeps it in dicts
 (``evaluate``, tests), :mod:`stream.state.redis` in Redis (the worker), where the commit is
@@ -39,7 +46,7 @@ from stream.models.sharded import UserState
 from stream.state.seen import Seen
 
 __all__ = ["UserRecord", "SharedState", "Loaded", "PopularityChange", "OutboxEntry", "Commit", "Conflict",
-           "StateStore", "Profile", "Position"]
+           "StateStore", "Profile", "Position", "Erasure"]
 
 
 @dataclass
@@ -53,18 +60,19 @@ class UserRecord:
     events: int = 0  # events applied, of any type
     profile_segment: str | None = None  # the profile's segment, if it names one
     behaviour: UserBehaviour | None = None
+    erased_at: float | None = None  # as loaded: the ts of the user's erasure marker (None: none)
 
     def copy(self) -> "UserRecord":
         row = None if self.row is None else self.row.copy()
         beh = None if self.behaviour is None else UserBehaviour(**self.behaviour.__dict__)
         return UserRecord(self.user_id, row, list(self.history), self.seen.copy(), self.events, self.profile_segment,
-                          beh)
+                          beh, self.erased_at)
 
     def fork(self) -> "UserRecord":
         """A copy whose history, seen items and counter may change; the row and the behaviour are
         shared (the engine replaces them whole, never changes them in place)."""
         return UserRecord(self.user_id, self.row, list(self.history), self.seen.copy(), self.events,
-                          self.profile_segment, self.behaviour)
+                          self.profile_segment, self.behaviour, self.erased_at)
 
 
 @dataclass
@@ -139,6 +147,7 @@ class Commit:
     event_ids: list[str] = field(default_factory=list)  # claimed now (each must be unclaimed)
     marks: dict[tuple[str, int], tuple[int | None, int]] = field(default_factory=dict)  # (as loaded, new)
     users: dict[str, UserRecord] = field(default_factory=dict)  # the new state of users the batch changed
+    erasures: dict[str, float | None] = field(default_factory=dict)  # user -> erasure marker as loaded (checked)
     popularity: dict[str, PopularityChange] = field(default_factory=dict)
     layers: dict[str, dict[str, float]] = field(default_factory=dict)  # weight changes to add
     guards: dict[str, tuple[int, dict[str, str]]] = field(default_factory=dict)  # segment -> (version loaded, state)
@@ -153,6 +162,20 @@ class Commit:
 
 class Conflict(RuntimeError):
     """Another writer changed what a commit was computed from; nothing was written."""
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """What :meth:`StateStore.erase` did.
+
+    ``status``: ``"erased"`` (the user's keys deleted, the marker set), or ``"already_erased"``
+    (a marker at or after this ts was there: a repeated request; nothing deleted, since what the
+    user has now came after that erasure); ``erased_at``: the marker's ts now; ``found``: the
+    user had state that was deleted."""
+
+    status: str
+    erased_at: float
+    found: bool
 
 
 @dataclass(frozen=True)
@@ -203,8 +226,9 @@ class StateStore(ABC):
         """The profile segments named so far."""
 
     @abstractmethod
-    async def put_profile(self, profile: Profile) -> str | None:
-        """Store a profile (replacing the user's previous one); returns the previous segment."""
+    async def put_profile(self, profile: Profile) -> tuple[bool, str | None]:
+        """Store a profile (replacing the user's previous one), atomically unless the user's erasure
+        marker is at or after its ts; returns (stored, the previous segment)."""
 
     @abstractmethod
     async def delete_profile(self, user_id: str) -> None:
@@ -214,6 +238,14 @@ class StateStore(ABC):
     async def put_item(self, item_id: str, metadata: dict[str, str] | None) -> None:
         """Store an item's catalogue metadata (None: delete it)."""
 
+    # -- erasure --------------------------------------------------------------------------
+    @abstractmethod
+    async def erase(self, user_id: str, ts: float) -> Erasure:
+        """Erase a user as of event time ``ts``, atomically: delete every key named by them
+        (:meth:`stream.state.keys.Keys.per_user`) and keep a marker with ``ts`` for the store's
+        marker lifetime; a marker at or after ``ts`` already there makes it a repeat (see
+        :class:`Erasure`)."""
+
     # -- serving ------------------------------------------------------------------------
     @abstractmethod
     async def last_lists(self, user_ids: list[str]) -> dict[str, bytes | None]:
@@ -221,7 +253,7 @@ class StateStore(ABC):
 
     @abstractmethod
     async def save_lists(self, lists: dict[str, bytes]) -> None:
-        """Remember the lists just pushed."""
+        """Remember the lists just pushed; a user without a record (erased meanwhile) gets none."""
 
     @abstractmethod
     async def coverage(self) -> tuple[int, int]:

@@ -3,13 +3,17 @@
 Every key starts with the configured prefix ``{p}``::
 
     {p}:offsets                    hash: "<topic>:<partition>" -> the last offset applied (redeliveries)
-    {p}:ids:{bucket}               set: event ids applied in that time bucket (producer resends), kept
-                                   two buckets of dedupe_ttl_seconds / 2
+    {p}:ids:{bucket}               set: tokens of the event ids applied in that time bucket (producer
+                                   resends; keyed hashes, stream.state.tokens), kept two buckets of
+                                   dedupe_ttl_seconds / 2
     {p}:user:{user_id}             string: the user's record, binary (stream.state.packing: MF row,
                                    events, recent positives, seen items, behaviour)
     {p}:emb:user:{user_id}         hash: the user's MF row for readers (vec, dim, bias, version, updated_at)
     {p}:user:{user_id}:profile     hash: profile attributes, _segment, _ts
     {p}:user:{user_id}:recs        string: JSON of the last list pushed
+    {p}:erased:{token}             string: an erased user's erasure ts; token = HMAC of the user id
+                                   (stream.state.tokens); expires after STREAMREC_ERASURE_MARKER_HOURS
+    {p}:erasure:key                string: the tokens' key, when STREAMREC_ERASURE_KEY is empty
     {p}:pop:{segment}              zset item_id -> decayed popularity in the segment (relative scale)
     {p}:popref:{segment}           string: the reference event time of that zset's scale
     {p}:segments                   set of profile segment names
@@ -28,6 +32,8 @@ Every key starts with the configured prefix ``{p}``::
     {p}:stats                      hash: events_total:<type>, duplicates_total
     {p}:hll:users / :items         HyperLogLog of distinct user / item ids seen
     {p}:hll:recommended            HyperLogLog of items served in prequential trials (coverage)
+
+The keys named by a user id are exactly :meth:`Keys.per_user`'s (an erasure deletes them).
 """
 
 from __future__ import annotations
@@ -64,6 +70,21 @@ class Keys:
 
     def recs(self, user_id: str) -> str:
         return f"{self.prefix}:user:{user_id}:recs"
+
+    def per_user(self, user_id: str) -> list[str]:
+        """Every key named by ``user_id``: what an erasure deletes. A new per-user key goes here.
+
+        >>> Keys("p").per_user("u7")
+        ['p:user:u7', 'p:emb:user:u7', 'p:user:u7:profile', 'p:user:u7:recs']
+        """
+        return [self.user(user_id), self.user_row(user_id), self.profile(user_id), self.recs(user_id)]
+
+    def erased(self, token: str) -> str:
+        return f"{self.prefix}:erased:{token}"
+
+    @property
+    def erasure_key(self) -> str:
+        return f"{self.prefix}:erasure:key"
 
     def pop(self, segment: str) -> str:
         return f"{self.prefix}:pop:{segment}"

@@ -3,6 +3,9 @@
 Same contract as the Redis store (:mod:`stream.state.base`), checked by one suite that runs
 the same events through both (tests/contract/). Reads hand out copies, so a batch that is
 recomputed after a :class:`~stream.state.base.Conflict` starts from the state as it was.
+
+Like the Redis store it keeps tokens (:mod:`stream.state.tokens`), not ids, of the event ids
+applied and of erased users; erasure markers expire by :attr:`MemoryState.clock`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import numpy as np
 from stream.models.items import ItemRow
 from stream.models.rerank.layers import SHARED_LAYER
 from stream.models.segments.behaviour import Clusterer
-from stream.state.base import Commit, Conflict, Loaded, OutboxEntry, Profile, SharedState, StateStore, UserRecord
+from stream.state.base import (Commit, Conflict, Erasure, Loaded, OutboxEntry, Profile, SharedState, StateStore,
+                               UserRecord)
+from stream.state.tokens import Tokens
 
 __all__ = ["MemoryState"]
 
@@ -27,13 +32,22 @@ class MemoryState(StateStore):
     ----------
     features
         The behaviour features' names, in vector order (the clusterer's fields name them).
+    erasure_key
+        The tokens' key (default: a fixed one; nothing here outlives the process).
+    marker_ttl_seconds
+        How long an erasure marker is kept, in :attr:`clock` seconds.
     """
 
-    def __init__(self, features: list[str] | tuple[str, ...] = ("activity", "dwell", "skip", "taste_0", "taste_1")) -> None:
+    def __init__(self, features: list[str] | tuple[str, ...] = ("activity", "dwell", "skip", "taste_0", "taste_1"),
+                 *, erasure_key: bytes = b"streamrec memory state tokens", marker_ttl_seconds: float = 14 * 86400.0
+                 ) -> None:
         self.features = list(features)
+        self.tokens = Tokens(erasure_key)
+        self.marker_ttl_seconds = marker_ttl_seconds
+        self.markers: dict[str, tuple[float, float]] = {}  # user token -> (erasure ts, expires at, by clock)
         self._feature = {name: j for j, name in enumerate(self.features)}
         n_features = len(self.features)
-        self.claimed: set[str] = set()
+        self.claimed: set[str] = set()  # tokens of the event ids applied
         self.marks: dict[tuple[str, int], int] = {}  # (topic, partition) -> last offset applied
         self.user_records: dict[str, UserRecord] = {}
         self.popularity: dict[str, dict[str, float]] = {}
@@ -47,14 +61,14 @@ class MemoryState(StateStore):
         self.segments: set[str] = set()
         self.items: dict[str, dict[str, str]] = {}
         self.lists: dict[str, bytes] = {}
-        self.users_seen: set[str] = set()
+        self.users_seen: set[str] = set()  # tokens (Redis keeps a HyperLogLog, which names nobody either)
         self.items_seen: set[str] = set()
         self.recommended: set[str] = set()
         self.applied: set[str] = set()
         self.owner: dict[int, dict[str, ItemRow]] = {}
         self.outbox: dict[str, OutboxEntry] = {}
         self.outbox_at: dict[str, float] = {}
-        self.clock = 0.0  # outbox ages: the time of the last commit (tests set it)
+        self.clock = 0.0  # outbox ages and marker expiry: the time of the last commit (tests set it)
 
     # -- the batch step ---------------------------------------------------------------
     async def load(self, event_ids: list[str], user_ids: list[str], segments: Iterable[str],
@@ -62,8 +76,8 @@ class MemoryState(StateStore):
         users = {}
         for uid in user_ids:
             users[uid] = self._user(uid)
-        return Loaded([e in self.claimed for e in event_ids], users, await self.load_segments(segments),
-                      self.clusterer.copy() if clusterer else None, self.seeded,
+        return Loaded([e in self.claimed for e in self.tokens.events(event_ids)], users,
+                      await self.load_segments(segments), self.clusterer.copy() if clusterer else None, self.seeded,
                       {tp: self.marks.get(tp) for tp in partitions})
 
     def _user(self, uid: str) -> UserRecord:
@@ -71,7 +85,13 @@ class MemoryState(StateStore):
         rec = rec.copy() if rec is not None else UserRecord(uid)
         profile = self.profiles.get(uid)
         rec.profile_segment = profile.segment if profile is not None else None
+        rec.erased_at = self._marker(uid)
         return rec
+
+    def _marker(self, uid: str) -> float | None:
+        """The user's erasure ts while their marker lives, else None."""
+        marker = self.markers.get(self.tokens.user(uid))
+        return marker[0] if marker is not None and self.clock < marker[1] else None
 
     async def load_segments(self, segments: Iterable[str]) -> SharedState:
         segments = sorted(set(segments))
@@ -83,7 +103,7 @@ class MemoryState(StateStore):
 
     async def commit(self, commit: Commit) -> None:
         self._check(commit)
-        self.claimed.update(commit.event_ids)
+        self.claimed.update(self.tokens.events(commit.event_ids))
         self.marks.update({tp: after for tp, (_, after) in commit.marks.items()})
         for uid, rec in commit.users.items():
             stored = rec.copy()
@@ -121,14 +141,17 @@ class MemoryState(StateStore):
         for entry in commit.outbox:
             self.outbox[entry.entry_id] = entry
             self.outbox_at[entry.entry_id] = self.clock
-        self.users_seen.update(commit.users_seen)
+        self.users_seen.update(self.tokens.user(u) for u in commit.users_seen)
         self.items_seen.update(commit.items_seen)
         self.recommended.update(commit.recommended)
 
     def _check(self, commit: Commit) -> None:
-        claimed = [e for e in commit.event_ids if e in self.claimed]
+        claimed = [e for e, t in zip(commit.event_ids, self.tokens.events(commit.event_ids)) if t in self.claimed]
         if claimed:
             raise Conflict(f"{len(claimed)} event ids were claimed meanwhile, e.g. {claimed[0]!r}")
+        erased = sum(self._marker(uid) != ts for uid, ts in commit.erasures.items())
+        if erased:  # the ids stay out of the message: it is logged
+            raise Conflict(f"{erased} of the batch's users were erased meanwhile")
         for tp, (before, _) in commit.marks.items():
             if self.marks.get(tp) != before:
                 raise Conflict(f"partition {tp} was applied meanwhile (offset {before} -> {self.marks.get(tp)})")
@@ -177,11 +200,15 @@ class MemoryState(StateStore):
     async def profile_segments(self) -> set[str]:
         return set(self.segments)
 
-    async def put_profile(self, profile: Profile) -> str | None:
+    async def put_profile(self, profile: Profile) -> tuple[bool, str | None]:
+        erased = self._marker(profile.user_id)
+        if erased is not None and profile.ts <= erased:
+            self.stats["erased_dropped_total"] = self.stats.get("erased_dropped_total", 0) + 1
+            return False, None
         previous = self.profiles.get(profile.user_id)
         self.profiles[profile.user_id] = profile
         self.segments.add(profile.segment)
-        return previous.segment if previous is not None else None
+        return True, (previous.segment if previous is not None else None)
 
     async def delete_profile(self, user_id: str) -> None:
         self.profiles.pop(user_id, None)
@@ -192,12 +219,22 @@ class MemoryState(StateStore):
         else:
             self.items[item_id] = dict(metadata)
 
+    # -- erasure --------------------------------------------------------------------------
+    async def erase(self, user_id: str, ts: float) -> Erasure:
+        before = self._marker(user_id)
+        if before is not None and before >= ts:
+            return Erasure("already_erased", before, False)
+        found = [d.pop(user_id, None) is not None for d in (self.user_records, self.profiles, self.lists)]
+        self.markers[self.tokens.user(user_id)] = (float(ts), self.clock + self.marker_ttl_seconds)
+        self.stats["erasures_total"] = self.stats.get("erasures_total", 0) + 1
+        return Erasure("erased", float(ts), any(found))
+
     # -- serving ------------------------------------------------------------------------
     async def last_lists(self, user_ids: list[str]) -> dict[str, bytes | None]:
         return {uid: self.lists.get(uid) for uid in user_ids}
 
     async def save_lists(self, lists: dict[str, bytes]) -> None:
-        self.lists.update(lists)
+        self.lists.update({uid: body for uid, body in lists.items() if uid in self.user_records})
 
     async def coverage(self) -> tuple[int, int]:
         return len(self.recommended), len(self.items_seen)

@@ -9,69 +9,34 @@ check and store: every value is computed in Python. Keys are built here, from
 Numbers travel as text (``repr``: exact round trips); vectors as little-endian float32 bytes.
 Shared counters and weights change by increments (``HINCRBYFLOAT``, ``ZINCRBY``), so the
 batches of several workers add up.
+
+Event ids and erased users are kept as keyed hashes (:mod:`stream.state.tokens`). Their key is
+STREAMREC_ERASURE_KEY, or, when that is empty, a random one the first worker stores under
+``{p}:erasure:key`` and every worker of the prefix then reads.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from typing import Iterable
 
 import numpy as np
 
-from stream.engine.messages import MODEL_VERSION, encode_row, row_from_fields
-from stream.models.items import ItemRow
+from stream.engine.messages import MODEL_VERSION
 from stream.models.rerank.layers import SHARED_LAYER
 from stream.models.segments.behaviour import Clusterer
-from stream.models.sharded import UserState
-from stream.state.base import Commit, Conflict, Loaded, OutboxEntry, Profile, SharedState, StateStore, UserRecord, text
+from stream.state.base import Commit, Conflict, Erasure, Loaded, Profile, SharedState, StateStore, UserRecord, text
 from stream.state.keys import Keys
 from stream.state.packing import pack_user, unpack_user
+from stream.state.redis_args import CommitArgs, num as _f, pairs_float, pairs_text, user_row_fields
+from stream.state.redis_items import RedisItemSide
 from stream.state.scripts import Scripts
+from stream.state.tokens import Tokens, random_key
 
 __all__ = ["RedisState", "MODEL_VERSION"]
 
-def _f(x: float) -> str:
-    return repr(float(x))
 
-
-class _Args:
-    """Builds commit.lua's arguments: the JSON part and the binary values beside it."""
-
-    def __init__(self) -> None:
-        self.binary: list[bytes] = []
-        self.absent: list[str] = []
-        self.expect: list[list] = []
-        self.expect_str: list[list] = []
-        self.not_in: list = []
-        self.ops: list[list] = []
-        self.ttl = 60
-
-    def blob(self, data: bytes) -> dict:
-        self.binary.append(data)
-        return {"b": len(self.binary) + 1}  # ARGV[1] is the JSON
-
-    def hset(self, key: str, mapping: dict[str, Any]) -> None:
-        args: list[Any] = ["hset", key]
-        for f, v in mapping.items():
-            args += [f, self.blob(v) if isinstance(v, bytes) else str(v)]
-        self.ops.append(args)
-
-    def op(self, *args) -> None:
-        self.ops.append([a if isinstance(a, (str, dict)) else str(a) for a in args])
-
-    def argv(self) -> list:
-        body = {"absent": self.absent, "ttl": int(self.ttl), "expect": self.expect, "expect_str": self.expect_str,
-                "not_in": self.not_in, "ops": self.ops}
-        return [json.dumps(body, separators=(",", ":")), *self.binary]
-
-
-def user_row_fields(state: UserState) -> dict[str, bytes | str]:
-    """A user's MF row for readers (:class:`consumers.embeddings.EmbeddingReader`)."""
-    return {"vec": np.asarray(state.vector, dtype="<f4").tobytes(), "dim": str(len(state.vector)),
-            "bias": _f(state.bias), "version": MODEL_VERSION, "updated_at": _f(state.updated_at)}
-
-
-class RedisState(StateStore):
+class RedisState(RedisItemSide, StateStore):
     """Redis behind the :class:`~stream.state.base.StateStore` interface.
 
     Parameters
@@ -90,10 +55,15 @@ class RedisState(StateStore):
     applied_ttl_seconds
         How long an item owner remembers an applied update's id (a resend from the outbox, or a
         redelivery of item-updates, is dropped within it).
+    erasure_key
+        The key of the tokens (:mod:`stream.state.tokens`); None: the one kept in Redis, made once.
+    marker_ttl_seconds
+        How long an erasure marker is kept.
     """
 
     def __init__(self, redis, keys: Keys, *, n_factors: int, behaviour_features: list[str] | None = None,
-                 dedupe_ttl_seconds: int = 600, applied_ttl_seconds: int = 7 * 86400, clock=None) -> None:
+                 dedupe_ttl_seconds: int = 600, applied_ttl_seconds: int = 7 * 86400, clock=None,
+                 erasure_key: bytes | None = None, marker_ttl_seconds: int = 14 * 86400) -> None:
         import time
 
         self.redis = redis
@@ -104,16 +74,32 @@ class RedisState(StateStore):
         self.applied_ttl_seconds = applied_ttl_seconds
         self.clock = clock or time.time
         self.scripts = Scripts(redis)
+        self.marker_ttl_seconds = int(marker_ttl_seconds)
+        self._tokens = Tokens(erasure_key) if erasure_key else None
+
+    async def tokens(self) -> Tokens:
+        """The tokens' hashes: of STREAMREC_ERASURE_KEY, or of the key kept in Redis (made by the
+        first worker that needs it; SET NX, so every worker of the prefix gets the same)."""
+        if self._tokens is None:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.set(self.keys.erasure_key, random_key(), nx=True)
+            pipe.get(self.keys.erasure_key)
+            _, key = await pipe.execute()
+            self._tokens = Tokens(key if isinstance(key, bytes) else str(key).encode())
+        return self._tokens
 
     # -- the batch step ---------------------------------------------------------------
 
     @classmethod
     def for_engine(cls, redis, settings, config, n_factors: int) -> "RedisState":
         """The worker's state: keys under STREAMREC_REDIS_PREFIX, the engine's behaviour features,
-        dedupe ids kept STREAMREC_DEDUPE_TTL_SECONDS."""
+        dedupe ids kept STREAMREC_DEDUPE_TTL_SECONDS, erasure markers STREAMREC_ERASURE_MARKER_HOURS,
+        tokens keyed by STREAMREC_ERASURE_KEY (or the key kept in Redis)."""
         features = config.behaviour.features if config.behaviour is not None else []
         return cls(redis, Keys(settings.redis_prefix), n_factors=n_factors, behaviour_features=features,
-                   dedupe_ttl_seconds=settings.dedupe_ttl_seconds)
+                   dedupe_ttl_seconds=settings.dedupe_ttl_seconds,
+                   erasure_key=settings.erasure_key.get_secret_value().encode() or None,
+                   marker_ttl_seconds=round(settings.erasure_marker_hours * 3600))
 
     def _buckets(self) -> list[str]:
         """The event-id sets of the dedupe window: this half-window's and the one before."""
@@ -124,27 +110,30 @@ class RedisState(StateStore):
     async def load(self, event_ids: list[str], user_ids: list[str], segments: Iterable[str],
                    clusterer: bool, partitions: Iterable[tuple[str, int]] = ()) -> Loaded:
         k = self.keys
+        tokens = await self.tokens()
         segments = sorted(set(segments))
         layers = [SHARED_LAYER, *segments]
         parts = sorted(set(partitions))
         arg = {"offsets": k.offsets, "marks": [f"{t}:{p}" for t, p in parts],
-               "buckets": self._buckets() if event_ids else [], "ids": event_ids,
+               "buckets": self._buckets() if event_ids else [], "ids": tokens.events(event_ids),
                "users": [k.user(u) for u in user_ids], "profiles": [k.profile(u) for u in user_ids],
+               "erased": [k.erased(tokens.user(u)) for u in user_ids],
                "layers": [k.rerank(name) for name in layers], "guards": [k.guard(s) for s in segments],
                "poprefs": [k.popref(s) for s in segments],
                "clusterer": [k.behaviour, k.behaviour_warmup] if clusterer else []}
-        marks, claims, states, profiles, layer_raw, guard_raw, refs, clus = await self.scripts.load(
+        marks, claims, states, profiles, layer_raw, guard_raw, refs, clus, erased = await self.scripts.load(
             args=[json.dumps(arg, separators=(",", ":"))])
         claims = text(claims) if claims else ""
         dim = self.n_factors
         records = {}
-        for uid, blob, seg in zip(user_ids, states, profiles):
+        for uid, blob, seg, marker in zip(user_ids, states, profiles, erased):
             rec = unpack_user(uid, blob, dim) if blob else UserRecord(uid)
             rec.profile_segment = text(seg) if seg else None
+            rec.erased_at = float(marker) if marker is not None else None
             records[uid] = rec
         shared = SharedState(
-            {name: _pairs_float(raw) for name, raw in zip(layers, layer_raw)},
-            {s: (_pairs_text(raw) or None) for s, raw in zip(segments, guard_raw)},
+            {name: pairs_float(raw) for name, raw in zip(layers, layer_raw)},
+            {s: (pairs_text(raw) or None) for s, raw in zip(segments, guard_raw)},
             {s: (float(r) if r is not None else None) for s, r in zip(segments, refs)},
         )
         model, seeded = (self._clusterer(clus) if clusterer else (None, False))
@@ -153,7 +142,7 @@ class RedisState(StateStore):
 
     def _clusterer(self, raw) -> tuple[Clusterer, bool]:
         fields_raw, warmup = raw if raw else ([], [])
-        fields = _pairs_text(fields_raw)
+        fields = pairs_text(fields_raw)
         seeded = fields.pop("seeded", None) is not None
         nums = {f: float(v) for f, v in fields.items()}
         names = self.features
@@ -173,17 +162,21 @@ class RedisState(StateStore):
 
     async def commit(self, commit: Commit) -> None:
         k = self.keys
-        a = _Args()
+        tokens = await self.tokens()
+        a = CommitArgs()
         if commit.event_ids:
             buckets = self._buckets()
-            a.not_in = [buckets, commit.event_ids]
-            a.op("sadd", buckets[0], *commit.event_ids)
+            ids = tokens.events(commit.event_ids)
+            a.not_in = [buckets, ids]
+            a.op("sadd", buckets[0], *ids)
             a.op("expire", buckets[0], str(2 * max(1, self.dedupe_ttl_seconds // 2) + 60))
         if commit.marks:
             marks = sorted(commit.marks.items())
             for (t, p), (before, _) in marks:
                 a.expect.append([k.offsets, f"{t}:{p}", False if before is None else str(before)])
             a.op("hset", k.offsets, *[x for (t, p), (_, after) in marks for x in (f"{t}:{p}", str(after))])
+        for uid, ts in commit.erasures.items():  # an erasure since the load: computed again, the events dropped
+            a.expect_str.append([k.erased(tokens.user(uid)), False if ts is None else _f(ts)])
         for uid, rec in commit.users.items():
             a.ops.append(["set", k.user(uid), a.blob(pack_user(rec))])
             if rec.row is not None:
@@ -226,7 +219,7 @@ class RedisState(StateStore):
                 a.op("pfadd", key, *members)
         await self._run(a)
 
-    async def _run(self, a: _Args) -> None:
+    async def _run(self, a: CommitArgs) -> None:
         out = await self.scripts.commit(args=a.argv())
         if isinstance(out, list):
             raise Conflict(f"the commit was refused: {text(out[1])}")
@@ -252,15 +245,17 @@ class RedisState(StateStore):
     async def profile_segments(self) -> set[str]:
         return {text(s) for s in await self.redis.smembers(self.keys.segments)}
 
-    async def put_profile(self, profile: Profile) -> str | None:
-        key = self.keys.profile(profile.user_id)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hget(key, "_segment")
-        pipe.delete(key)
-        pipe.hset(key, mapping={**profile.attributes, "_segment": profile.segment, "_ts": _f(profile.ts)})
-        pipe.sadd(self.keys.segments, profile.segment)
-        previous = (await pipe.execute())[0]
-        return text(previous) if previous is not None else None
+    async def put_profile(self, profile: Profile) -> tuple[bool, str | None]:
+        k = self.keys
+        fields = {**profile.attributes, "_segment": profile.segment, "_ts": _f(profile.ts)}
+        arg = {"marker": k.erased((await self.tokens()).user(profile.user_id)), "profile": k.profile(profile.user_id),
+               "segments": k.segments, "stats": k.stats, "ts": _f(profile.ts), "segment": profile.segment,
+               "fields": [x for pair in fields.items() for x in pair]}
+        out = await self.scripts.profile(args=[json.dumps(arg, separators=(",", ":"))])
+        if text(out[0]) != "stored":
+            return False, None
+        previous = out[1] if len(out) > 1 else None
+        return True, (text(previous) if previous is not None else None)
 
     async def delete_profile(self, user_id: str) -> None:
         await self.redis.delete(self.keys.profile(user_id))
@@ -271,6 +266,14 @@ class RedisState(StateStore):
         else:
             await self.redis.hset(self.keys.item(item_id), mapping=metadata)
 
+    # -- erasure --------------------------------------------------------------------------
+    async def erase(self, user_id: str, ts: float) -> Erasure:
+        k = self.keys
+        arg = {"marker": k.erased((await self.tokens()).user(user_id)), "ts": _f(ts), "ttl": self.marker_ttl_seconds,
+               "keys": k.per_user(user_id), "stats": k.stats}
+        status, at, found = await self.scripts.erase(args=[json.dumps(arg, separators=(",", ":"))])
+        return Erasure(text(status), float(at), bool(int(found)))
+
     # -- serving ------------------------------------------------------------------------
     async def last_lists(self, user_ids: list[str]) -> dict[str, bytes | None]:
         if not user_ids:
@@ -280,7 +283,9 @@ class RedisState(StateStore):
 
     async def save_lists(self, lists: dict[str, bytes]) -> None:
         if lists:
-            await self.redis.mset({self.keys.recs(u): v for u, v in lists.items()})
+            users = list(lists)
+            pairs = [[self.keys.user(u), self.keys.recs(u)] for u in users]
+            await self.scripts.save_lists(args=[json.dumps(pairs, separators=(",", ":")), *(lists[u] for u in users)])
 
     async def coverage(self) -> tuple[int, int]:
         pipe = self.redis.pipeline(transaction=False)
@@ -289,68 +294,5 @@ class RedisState(StateStore):
         rec, items = await pipe.execute()
         return int(rec), int(items)
 
-    # -- the item side ------------------------------------------------------------------
-    async def owner_applied(self, entry_ids: list[str]) -> list[bool]:
-        if not entry_ids:
-            return []
-        pipe = self.redis.pipeline(transaction=False)
-        for e in entry_ids:
-            pipe.exists(self.keys.applied(e))
-        return [bool(x) for x in await pipe.execute()]
-
-    async def owner_commit(self, partition: int, entry_ids: list[str], rows: list[ItemRow]) -> None:
-        k = self.keys
-        argv: list = [int(self.applied_ttl_seconds), len(entry_ids), *(k.applied(e) for e in entry_ids),
-                      k.owner_items(partition), len(rows)]
-        for row in rows:
-            s = row.mf
-            argv += [k.item_row(row.item_id), row.item_id, np.asarray(s.vector, dtype="<f4").tobytes(),
-                     len(s.vector), repr(float(s.bias)), repr(float(s.updated_at)), encode_row(row)]
-        argv.append(MODEL_VERSION)
-        out = await self.scripts.owner_commit(args=argv)
-        if isinstance(out, list):
-            raise Conflict(f"the commit was refused: {text(out[1])}")
-
-    async def owner_rows(self, partition: int) -> list[ItemRow]:
-        items = sorted(text(i) for i in await self.redis.smembers(self.keys.owner_items(partition)))
-        if not items:
-            return []
-        pipe = self.redis.pipeline(transaction=False)
-        for i in items:
-            pipe.hgetall(self.keys.item_row(i))
-        out = []
-        for item, fields in zip(items, await pipe.execute()):
-            if fields:
-                out.append(row_from_fields(item, {text(key): v for key, v in fields.items()}))
-        return out
-
-    async def outbox_pending(self, older_than: float) -> list[OutboxEntry]:
-        ids = [text(i) for i in await self.redis.zrangebyscore(self.keys.outbox_at, "-inf", f"({older_than!r}")]
-        if not ids:
-            return []
-        payloads = await self.redis.hmget(self.keys.outbox, ids)
-        out = []
-        for eid, payload in zip(ids, payloads):
-            if payload is not None:
-                out.append(OutboxEntry(eid, int(eid.rsplit("/", 1)[1]), payload))
-        return out
-
-    async def outbox_done(self, entry_ids: list[str]) -> None:
-        if not entry_ids:
-            return
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hdel(self.keys.outbox, *entry_ids)
-        pipe.zrem(self.keys.outbox_at, *entry_ids)
-        await pipe.execute()
-
     async def close(self) -> None:
         await self.redis.aclose()
-
-
-def _pairs_text(raw) -> dict[str, str]:
-    return {text(raw[i]): text(raw[i + 1]) for i in range(0, len(raw or []), 2)}
-
-
-def _pairs_float(raw) -> dict[str, float]:
-    return {text(raw[i]): float(raw[i + 1]) for i in range(0, len(raw or []), 2)}
-

@@ -8,9 +8,12 @@ after a NOSCRIPT (a restarted Redis without its script cache).
     commit          a batch's writes, after checking what they were computed from
     owner_commit    an item owner's applied update ids and the rows they changed
     segment_scores  items' scores in segments' popularity sets
+    erase           a user's keys deleted and their erasure marker set
+    profile         a profile stored unless its user was erased after it
+    save_lists      the lists just pushed, for users who still have a record
 
 >>> sorted(SCRIPTS)
-['commit', 'load', 'owner_commit', 'segment_scores']
+['commit', 'erase', 'load', 'owner_commit', 'profile', 'save_lists', 'segment_scores']
 >>> "redis.call('HMGET'" in source("load")
 True
 """
@@ -22,7 +25,7 @@ from importlib import resources
 
 __all__ = ["SCRIPTS", "source", "Scripts"]
 
-SCRIPTS = ("load", "commit", "owner_commit", "segment_scores")
+SCRIPTS = ("load", "commit", "owner_commit", "segment_scores", "erase", "profile", "save_lists")
 
 
 @lru_cache(maxsize=None)

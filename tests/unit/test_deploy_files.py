@@ -103,7 +103,7 @@ def test_dashboard_json_is_what_the_builder_makes():
 # --- secrets: never on a command line -------------------------------------------------------
 
 SECRET_VARIABLES = ("STREAMREC_REDIS_PASSWORD", "STREAMREC_KAFKA_SASL_PASSWORD", "STREAMREC_HTTP_TOKEN",
-                    "STREAMREC_ID_KEY")
+                    "STREAMREC_ID_KEY", "STREAMREC_ERASURE_KEY")
 
 
 def _command_text(value) -> str:
@@ -138,6 +138,7 @@ def test_redis_starts_from_the_script_and_secrets_come_from_the_env_file():
             assert value is None or value == f"${{{var}:-}}", (name, var, "a secret must come from the env file")
     assert "STREAMREC_ID_KEY" not in COMPOSE["services"]["worker"]["environment"], "the worker needs no id key"
     assert "STREAMREC_HTTP_TOKEN" in COMPOSE["services"]["worker"]["environment"]
+    assert "STREAMREC_ERASURE_KEY" in COMPOSE["services"]["worker"]["environment"]
 
 
 def test_the_redis_start_script_keeps_the_password_off_command_lines(tmp_path):

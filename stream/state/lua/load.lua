@@ -4,14 +4,15 @@
 --   "offsets": applied-offsets hash key, "marks": [field, ...]   -> HMGET: each (topic, partition)'s
 --                                                                   last applied offset
 --   "buckets": [event-id set key, ...], "ids": [event id, ...]   -> "1"/"0" per id: in any of the sets
---   "users":   [user state key, ...], "profiles": [profile key, ...]   (one of each per user)
---                                                                -> GET each state, HGET each _segment
+--   "users":   [user state key, ...], "profiles": [profile key, ...], "erased": [marker key, ...]
+--              (one of each per user)                            -> GET each state, HGET each _segment,
+--                                                                   GET each erasure marker
 --   "layers":  [re-ranker layer key, ...]                        -> HGETALL each
 --   "guards":  [guard key, ...]                                  -> HGETALL each
 --   "poprefs": [popularity reference key, ...]                   -> GET each
 --   "clusterer": [] or [clusterer key, warm-up key]              -> HGETALL, and LRANGE of the warm-up
 -- }
--- Returns {marks, claimed ids, states, profile segments, layers, guards, poprefs, clusterer}.
+-- Returns {marks, claimed ids, states, profile segments, layers, guards, poprefs, clusterer, markers}.
 
 local function in_sets(buckets, ids)
   local out = {}
@@ -46,4 +47,5 @@ if #a.clusterer == 2 then
   clusterer = {redis.call('HGETALL', a.clusterer[1]), redis.call('LRANGE', a.clusterer[2], 0, -1)}
 end
 return {marks, in_sets(a.buckets, a.ids), each(a.users, 'GET'), each(a.profiles, 'HGET', '_segment'),
-        each(a.layers, 'HGETALL'), each(a.guards, 'HGETALL'), each(a.poprefs, 'GET'), clusterer}
+        each(a.layers, 'HGETALL'), each(a.guards, 'HGETALL'), each(a.poprefs, 'GET'), clusterer,
+        each(a.erased, 'GET')}
