@@ -25,41 +25,18 @@ that adds most to its co-occurrence score), ``matches_your_taste`` (the MF part)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Collection
-
 import numpy as np
 
+from stream.engine.blend import Blend, View
 from stream.engine.config import MODEL_NAMES, EngineConfig
 from stream.models.base import top_k, top_many
-from stream.models.hybrid import scale
 from stream.models.items import ItemTable
 from stream.models.rerank.features import raw_features, scaled
 from stream.models.rerank.layers import SegmentLayers
-from stream.models.sharded import UserState
 from stream.state.base import SharedState, StateStore
 from stream.state.seen import Seen
 
 __all__ = ["View", "Candidates", "Ranked", "Ranking"]
-
-
-@dataclass
-class View:
-    """A user as one ranking sees them."""
-
-    user_id: str
-    segment: str
-    row: UserState | None
-    history: list[str]
-    seen: Seen  # (item ids are taken too: tests, tools)
-    explore: bool = False
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.seen, Seen):
-            self.seen = Seen.of({item: 0.0 for item in self.seen})
-
-    @property
-    def learned(self) -> bool:
-        return self.row is not None and self.row.n > 0
 
 
 @dataclass
@@ -108,90 +85,11 @@ class Ranking:
     def __init__(self, config: EngineConfig, table: ItemTable) -> None:
         self.config = config
         self.table = table
-        self._pop_part: tuple | None = None  # ((popularity version, N), weighted part, scores)
-
-    def _rows(self, items: Collection[str]) -> np.ndarray:
-        """Rows of the known ones among ``items`` (C-speed lookups when all are known: the usual case)."""
-        pos = self.table.mf.model._items._pos
-        try:
-            return np.fromiter(map(pos.__getitem__, items), dtype=np.int64, count=len(items))
-        except KeyError:
-            return np.array([pos[i] for i in items if i in pos], dtype=np.int64)
-
-    def _histories(self, histories: list[list[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every history's last ``history`` known items at once: (whose, item row, recency weight)."""
-        cooc = self.config.hybrid.cooc
-        lists = [h if cooc.history is None else h[-cooc.history:] for h in histories]
-        lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
-        pos = self.table.mf.model._items._pos
-        rows = np.array([pos.get(i, -1) for h in lists for i in h], dtype=np.int64)
-        user = np.repeat(np.arange(len(lists)), lengths)
-        age = np.repeat(np.cumsum(lengths), lengths) - 1 - np.arange(len(rows))
-        keep = rows >= 0
-        return user[keep], rows[keep], cooc.decay ** age[keep].astype(np.float64)
+        self.blend = Blend(config, table)
 
     def blend_matrix(self, views: list[View], N: int) -> tuple[np.ndarray, dict, dict]:
-        """The blend's scores of every item for each view (V, N) float32, and the MF and
-        co-occurrence parts' raw rows per view index (absent when the part is not used for that
-        view). Each part is added scaled as :func:`~stream.models.hybrid.normalise` scales it,
-        without its shift (:func:`~stream.models.hybrid.scale`): the same order within each row."""
-        hp = self.config.hybrid
-        G = np.zeros((len(views), N), dtype=np.float32)
-        mf_rows: dict[int, np.ndarray] = {}
-        cooc_rows: dict[int, np.ndarray] = {}
-        learned = [j for j, v in enumerate(views) if v.learned] if hp.mf_weight else []
-        if learned:
-            S = self.table.mf.score_many(np.stack([views[j].row.vector for j in learned]))
-            a = (hp.mf_weight * scale(S, hp.normalise)).astype(np.float32)[:, None]
-            if len(learned) == len(views):
-                np.multiply(S, a, out=G)
-            else:
-                G[learned] = S * a
-            mf_rows = {j: S[n] for n, j in enumerate(learned)}
-        if hp.cooccurrence_weight:
-            js = [j for j, v in enumerate(views) if v.history]
-            if js:
-                user, rows, w = self._histories([views[j].history for j in js])
-                C = self.table.cooc.score_many(user, rows, w, len(js), N, hp.cooc.alpha)
-                has = np.bincount(user, minlength=len(js)) > 0  # a history with no known item has no part
-                if not has.all():
-                    js, C = [j for j, h in zip(js, has.tolist()) if h], C[has]
-                if js:
-                    cooc_rows = {j: C[n] for n, j in enumerate(js)}
-                    if hp.normalise == "max":
-                        # scores are >= 0, and 0 wherever a user's neighbours do not reach: the
-                        # span is the maximum unless they reach every item (then min-max as usual)
-                        reach = np.bincount(user, weights=self.table.cooc.length[rows], minlength=len(has))[has]
-                        a = C.max(axis=1)
-                        full = np.flatnonzero(reach >= N)
-                        a[full] -= C[full].min(axis=1)
-                        a = hp.cooccurrence_weight * np.where(a > 0, 1.0 / np.where(a > 0, a, 1.0), 0.0)
-                    else:
-                        a = hp.cooccurrence_weight * scale(C, hp.normalise)
-                    # C stays raw (a re-ranker feature); its scaled part in float32
-                    part = np.multiply(C, a[:, None], out=np.empty(C.shape, dtype=np.float32), casting="unsafe")
-                    if len(js) == len(views):
-                        G += part
-                    else:
-                        G[js] += part
-        if hp.popularity_weight:
-            G += self._popularity_part(N)
-        return G, mf_rows, cooc_rows
-
-    def _popularity_part(self, N: int) -> np.ndarray:
-        """The popularity part's row (the same for every user), float32."""
-        pop = self.table.pop
-        key = (pop.version, N)
-        if self._pop_part is None or self._pop_part[0] != key:
-            p = pop.scores(N)
-            self._pop_part = (key, (self.config.hybrid.popularity_weight * p * scale(p, self.config.hybrid.normalise)[0])
-                              .astype(np.float32), p)
-        return self._pop_part[1]
-
-    def _popularity(self, N: int) -> np.ndarray:
-        """Every item's popularity score (float64), cached while the item side does not change."""
-        self._popularity_part(N)
-        return self._pop_part[2]
+        """:meth:`Blend.matrix` (the blend's scores of every item, and its parts' raw rows)."""
+        return self.blend.matrix(views, N)
 
     async def rank(self, views: list[View], k: int, shared: SharedState, layers: SegmentLayers | None,
                    state: StateStore, reasons: bool = False) -> list[Ranked]:
@@ -208,7 +106,7 @@ class Ranking:
             G, mf_rows, cooc_rows = self.blend_matrix(wviews, N)
             sizes = [max(int(rr.of(v.segment, "n_candidates")), k) if rr is not None else k for v in wviews]
             tops = self._top(G, wviews, sizes)
-            pop = self._popularity(N)
+            pop = self.blend.popularity(N)
             cands = await self._rerank(wviews, tops, G, mf_rows, cooc_rows, pop, shared, layers, state) \
                 if rr is not None else {}
             fresh = None
@@ -243,47 +141,11 @@ class Ranking:
             await self._cold(views, cold, k, state, reasons, out)
         return out  # type: ignore[return-value]
 
-    def _seen_cells(self, views: list[View], N: int) -> np.ndarray:
-        """Flat (view, item row) positions of every view's seen items, in one look-up. A user's
-        trials share their stored seen keys (looked up once), each with the few its batch added."""
-        shared: dict[int, int] = {}  # id of a stored key array -> its place in ``bases``
-        bases: list[np.ndarray] = []
-        which, added, added_view = [], [], []
-        for n, v in enumerate(views):
-            base, extra = v.seen.parts()
-            slot = shared.get(id(base))
-            if slot is None:
-                slot = shared[id(base)] = len(bases)
-                bases.append(base)
-            which.append(slot)
-            added += extra
-            added_view += [n] * len(extra)
-        lengths = np.fromiter(map(len, bases), dtype=np.int64, count=len(bases))
-        cells = []
-        if lengths.sum():
-            base_rows = self.table.rows_of_keys(np.concatenate(bases), create=False)
-            starts = np.cumsum(lengths) - lengths
-            which = np.asarray(which)
-            per_view = lengths[which]
-            view = np.repeat(np.arange(len(views)), per_view)
-            at = np.repeat(starts[which], per_view) + (np.arange(per_view.sum()) - np.repeat(np.cumsum(per_view)
-                                                                                            - per_view, per_view))
-            cells.append((view, base_rows[at]))
-        if added:
-            cells.append((np.asarray(added_view), self.table.rows_of_keys(np.asarray(added, dtype=np.int64),
-                                                                          create=False)))
-        if not cells:
-            return np.zeros(0, dtype=np.int64)
-        view = np.concatenate([c[0] for c in cells])
-        rows = np.concatenate([c[1] for c in cells])
-        ok = (rows >= 0) & (rows < N)
-        return view[ok] * N + rows[ok]
-
     def _top(self, G: np.ndarray, views: list[View], sizes: list[int]) -> list[np.ndarray]:
         """Each view's top rows by its blend row, seen items left out, best first (ties: lower row).
         The seen items' cells of ``G`` are set to -inf (nothing reads them after)."""
         V, N = G.shape
-        flat = self._seen_cells(views, N)
+        flat = self.blend.seen_cells(views, N)
         named = self.table.named()
         if len(flat):
             G.reshape(-1)[flat] = -np.inf
@@ -332,7 +194,7 @@ class Ranking:
     def _explore(self, fresh: np.ndarray, g: np.ndarray, seen: Seen, items) -> int | None:
         """The best-scored fresh item (one with a row from its owner and little positive signal
         yet) not seen and not in the list; None when the list holds a fresh item already."""
-        in_list = self._rows([i for i, _ in items])
+        in_list = self.blend.rows([i for i, _ in items])
         if fresh[in_list].any():
             return None
         mask = fresh.copy()
@@ -346,10 +208,10 @@ class Ranking:
         """Every served item's reason, for many lists at once (set on each :class:`Ranked`)."""
         best = None
         if self.config.hybrid.cooccurrence_weight and any(v.history for v in views):
-            user, hrows, hw = self._histories([v.history for v in views])
+            user, hrows, hw = self.blend.histories([v.history for v in views])
             targets = np.full((len(ranked), max(len(r.items) for r in ranked)), -1, dtype=np.int64)
             for n, r in enumerate(ranked):
-                targets[n, : len(r.items)] = self._rows(r.ids)
+                targets[n, : len(r.items)] = self.blend.rows(r.ids)
             best = self.table.cooc.contributors_many(user, hrows, hw, targets, self.table.n_items,
                                                      self.config.hybrid.cooc.alpha)
         ids = self.table.item_ids
@@ -382,7 +244,7 @@ class Ranking:
             why = [{"kind": "popular_in_segment", "segment": v.segment} for _ in items]
             if len(items) < k and len(ids):
                 if global_top is None:
-                    pop = self._popularity(len(ids))
+                    pop = self.blend.popularity(len(ids))
                     named = self.table.named()
                     if named is not None:
                         pop = np.where(named, pop, -np.inf)
