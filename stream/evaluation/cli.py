@@ -214,6 +214,8 @@ def register(subparsers) -> None:
     be.add_argument("--json", default=None, help="also write the figures to this JSON file (step)")
     be.add_argument("--rate", type=float, default=5_000.0, help="produce rate of the freshness phases, no-op agent and worker (pipeline)")
     be.add_argument("--seconds", type=float, default=20.0, help="length of each freshness phase (pipeline)")
+    be.add_argument("--workers", type=int, default=1,
+                    help="worker processes in one consumer group, and as many no-op processes (pipeline, default 1)")
     be.set_defaults(func=_cmd_bench)
 
 
