@@ -1,7 +1,8 @@
 """The Faust app and its topic declarations, nothing else.
 
 Agents live in stream/agents/, HTTP views in stream/web.py; the worker finds them
-by autodiscovery. Run it with ``streamrec worker`` (or ``faust -A stream.app worker``).
+by autodiscovery. Run it with ``streamrec worker``, which runs
+``faust -A stream.app --loop <STREAMREC_EVENT_LOOP> ... worker`` (stream.faustapp.worker_argv).
 """
 
 from __future__ import annotations
