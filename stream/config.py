@@ -97,12 +97,13 @@ class Settings(BaseSettings):
         "uvloop", description="The worker's event loop: aio (asyncio's own) or uvloop (what `faust -L uvloop` "
         "runs). STREAMREC_EVENT_LOOP")
     faust_cython: bool = Field(
-        True, description="Faust's `cython_optimizations`: the Cython stream iterator takes events already in its "
-        "buffer without awaiting the queue. STREAMREC_FAUST_CYTHON")
+        False, description="Faust's `cython_optimizations`: the Cython stream iterator takes events already in its "
+        "buffer without awaiting the queue. Off: no gain measured (docs/PERFORMANCE.md, \"Faust's own path\"), "
+        "and Faust calls that path new. STREAMREC_FAUST_CYTHON")
     faust_monitor: Literal["quiet", "full"] = Field(
-        "quiet", description="Faust's Monitor: quiet does no per-event bookkeeping (only the last event time per "
-        "partition, which Faust's stall warnings read); full is Faust's own. streamrec's metrics do not use it. "
-        "STREAMREC_FAUST_MONITOR")
+        "full", description="Faust's Monitor: quiet does no per-event bookkeeping (only the last event time per "
+        "partition, which Faust's stall warnings read); full is Faust's own (no gain measured from quiet). "
+        "streamrec's metrics do not use it. STREAMREC_FAUST_MONITOR")
     faust_lean_drain: bool = Field(
         True, description="Hand each fetched message to the streams directly when that needs no waiting, instead "
         "of through mode's wait_first (four tasks a message); a shim over faust-streaming 0.15.3's "

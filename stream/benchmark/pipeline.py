@@ -26,11 +26,12 @@ from __future__ import annotations
 import json
 import sys
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
-from stream.benchmark.group import Member, check_running, start_members, stop_members, wait_group_spread
+from stream.benchmark.drive import drain_timed, encoded, produce_at, time_until
+from stream.benchmark.group import start_members, stop_members, wait_group_spread
+from stream.benchmark.scrape import Rejected, handled_per_worker, scrape_all, scrape_buckets
 from stream.config import Settings
 from stream.stack.process import wait_worker_ready
 
@@ -57,62 +58,7 @@ def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
     return prev_bound
 
 
-def _scrape_buckets(ports: list[int], name: str) -> list[tuple[float, float]]:
-    """A histogram's cumulative (upper bound, count) buckets, summed over the workers on ``ports``."""
-    total: dict[float, float] = {}
-    for port in ports:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-            text = resp.read().decode()
-        for line in text.splitlines():
-            if line.startswith(f"{name}_bucket{{"):
-                le = line.split('le="', 1)[1].split('"', 1)[0]
-                bound = float("inf") if le == "+Inf" else float(le)
-                total[bound] = total.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
-    return sorted(total.items())
-
-
-def _scrape_sums(port: int, names: tuple[str, ...]) -> dict[str, float]:
-    """Each named series summed over its label sets (e.g. a histogram's ``_sum`` and ``_count``)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    out = dict.fromkeys(names, 0.0)
-    for line in text.splitlines():
-        name = line.split("{", 1)[0].split(" ", 1)[0]
-        if name in out:
-            out[name] += float(line.rsplit(" ", 1)[1])
-    return out
-
-
-def _scrape_all(ports: list[int], names: tuple[str, ...]) -> dict[str, float]:
-    """:func:`_scrape_sums` added up over the workers on ``ports``."""
-    out = dict.fromkeys(names, 0.0)
-    for port in ports:
-        for k, v in _scrape_sums(port, names).items():
-            out[k] += v
-    return out
-
-
 _BATCH_SERIES = ("streamrec_batch_events_sum", "streamrec_batch_events_count", "streamrec_batch_seconds_sum")
-
-
-def _time_until(counter, n: int, log, label: str, members: list[Member], timeout: float = 600.0) -> tuple[float, float]:
-    """Poll ``counter()`` until it reaches n; returns (time of first progress, time of n)."""
-    first = None
-    last_print = time.monotonic()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = counter()
-        now = time.monotonic()
-        if value > 0 and first is None:
-            first = now
-        if value >= n:
-            return first or now, now
-        check_running(members, f"{label} at {value:,}/{n:,}")
-        if now - last_print >= 2.0:
-            log(f"  {label}: {value:,}/{n:,}")
-            last_print = now
-        time.sleep(0.02)
-    raise RuntimeError(f"{label}: reached only {counter():,} of {n:,} within {timeout:.0f} s")
 
 
 def _rates(results: dict, name: str, per_member: list[float], n_events: int, seconds: float) -> None:
@@ -159,7 +105,7 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 50_000, fresh_rate: fl
     logs.mkdir(parents=True, exist_ok=True)
     log(f"  logs in {logs}")
     started = time.monotonic()
-    events = _encoded(world.generate(n_events, run_id=f"bench{tag}", start_ts=time.time()))
+    events = encoded(world.generate(n_events, run_id=f"bench{tag}", start_ts=time.time()))
     log(f"  generated {n_events:,} events in {time.monotonic() - started:.1f} s")
     n_fresh = int(fresh_rate * fresh_seconds)
     fresh_events = iter(world.generate(None, run_id=f"fresh{tag}"))
@@ -170,7 +116,7 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 50_000, fresh_rate: fl
         noops = start_members(s_noop, "noop", workers, lambda ms: worker_argv(ms, "stream.benchmark.noop"), logs)
         try:
             wait_group_spread(s_noop, f"{s.app_id}-noop", noops)
-            t0, t1 = _drain_timed(s_noop, events, lambda: int(client.get(noop_key) or 0), log, "(a) no-op drain",
+            t0, t1 = drain_timed(s_noop, events, lambda: int(client.get(noop_key) or 0), log, "(a) no-op drain",
                                   noops, results, "noop_events_per_s")
             by_worker = {k.decode(): int(v) for k, v in client.hgetall(f"{noop_key}:by-worker").items()}
             _rates(results, "noop_events_per_s", [by_worker.get(m.settings.worker_id, 0) for m in noops],
@@ -178,8 +124,8 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 50_000, fresh_rate: fl
             log(f"  (a) no-op agent: {results['noop_events_per_s']:,.0f} events/s{_shares(results, 'noop_events_per_s')}")
             # (a') the same fixed rate as (c), through the agent that does nothing
             client.delete(f"{noop_key}:age")
-            results["noop_fresh_rate_achieved"] = _produce_at(s_noop, fresh_events, n_fresh, fresh_rate)
-            _time_until(lambda: int(client.get(noop_key) or 0), n_events + n_fresh, log, "(a') no-op at a fixed rate",
+            results["noop_fresh_rate_achieved"] = produce_at(s_noop, fresh_events, n_fresh, fresh_rate)
+            time_until(lambda: int(client.get(noop_key) or 0), n_events + n_fresh, log, "(a') no-op at a fixed rate",
                         noops)
             ages = _noop_ages(client, noop_key)
             results["noop_freshness_p50_s"] = histogram_quantile(0.5, ages)
@@ -195,7 +141,7 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 50_000, fresh_rate: fl
         procs = start_members(s_work, "worker", workers, lambda ms: [sys.executable, "-m", "stream.cli", "worker"],
                               logs)
         ports = [m.settings.web_port for m in procs]
-        rejected = _Rejected(ports)
+        rejected = Rejected(ports)
 
         def applied() -> int:
             # an event the worker dead-letters is handled too (else one would hold the phase for good)
@@ -205,22 +151,22 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 50_000, fresh_rate: fl
                 if not wait_worker_ready(m.settings.web_port, 180, m.proc):
                     raise RuntimeError(f"benchmark worker {m.settings.worker_id} did not become ready (log: {m.log})")
             wait_group_spread(s_work, s.app_id, procs)
-            t0, t1 = _drain_timed(s_work, events, applied, log, "(b) full pipeline", procs, results,
+            t0, t1 = drain_timed(s_work, events, applied, log, "(b) full pipeline", procs, results,
                                   "pipeline_events_per_s")
-            handled = _handled_per_worker(ports, n_events)
+            handled = handled_per_worker(ports, n_events)
             _rates(results, "pipeline_events_per_s", handled, n_events, t1 - t0)
             results["ratio_b_over_a"] = results["pipeline_events_per_s"] / results["noop_events_per_s"]
             log(f"  (b) full pipeline: {results['pipeline_events_per_s']:,.0f} events/s"
                 f"{_shares(results, 'pipeline_events_per_s')} = {results['ratio_b_over_a']:.2f} x the no-op agent")
 
             # (c) freshness at a fixed rate, the workers caught up
-            before = _scrape_buckets(ports, "streamrec_event_to_applied_seconds")
-            batches_before = _scrape_all(ports, _BATCH_SERIES)
-            achieved = _produce_at(s_work, fresh_events, n_fresh, fresh_rate)
+            before = scrape_buckets(ports, "streamrec_event_to_applied_seconds")
+            batches_before = scrape_all(ports, _BATCH_SERIES)
+            achieved = produce_at(s_work, fresh_events, n_fresh, fresh_rate)
             produced_at = time.monotonic()
-            _, done_at = _time_until(applied, n_events + n_fresh, log, "(c) freshness phase", procs)
-            after = _scrape_buckets(ports, "streamrec_event_to_applied_seconds")
-            batches = {k: v - batches_before[k] for k, v in _scrape_all(ports, _BATCH_SERIES).items()}
+            _, done_at = time_until(applied, n_events + n_fresh, log, "(c) freshness phase", procs)
+            after = scrape_buckets(ports, "streamrec_event_to_applied_seconds")
+            batches = {k: v - batches_before[k] for k, v in scrape_all(ports, _BATCH_SERIES).items()}
             n_batches = max(batches["streamrec_batch_events_count"], 1.0)
             # what the workers did meanwhile: how big their batches were, how long each took, and
             # how long they went on after the last event was produced
@@ -239,109 +185,6 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 50_000, fresh_rate: fl
     finally:
         _cleanup([s_noop, s_work], client)
     return results
-
-
-class _Rejected:
-    """Events the workers on ``ports`` dead-lettered (streamrec_invalid_events_total), scraped at most
-    every ``every`` seconds (the driver polls every 20 ms)."""
-
-    def __init__(self, ports: list[int], every: float = 0.5):
-        self.ports, self.every, self.value, self.at = ports, every, 0, float("-inf")
-
-    def __call__(self) -> int:
-        if time.monotonic() - self.at >= self.every:
-            self.at = time.monotonic()
-            try:
-                self.value = int(_scrape_all(self.ports, ("streamrec_invalid_events_total",))
-                                 ["streamrec_invalid_events_total"])
-            except OSError:  # a worker that is gone is reported by the phase's check of its processes
-                pass
-        return self.value
-
-
-def _handled_per_worker(ports: list[int], n: int, timeout: float = 30.0) -> list[float]:
-    """Events each worker has handled (its streamrec_batch_events), once they add up to ``n``: a
-    batch is counted after its commit, its pushes and its sends, so the last ones lag the commit."""
-    deadline = time.monotonic() + timeout
-    while True:
-        handled = [_scrape_sums(p, ("streamrec_batch_events_sum",))["streamrec_batch_events_sum"] for p in ports]
-        if sum(handled) >= n or time.monotonic() > deadline:
-            return handled
-        time.sleep(0.1)
-
-
-def _encoded(events) -> list[tuple[str, bytes, bytes]]:
-    """Events as (logical topic, key, value bytes), checked against the contract once, so that
-    producing them in a phase is only handing bytes to librdkafka."""
-    from producers.sdk import TOPIC_OF
-    from stream.contract import encode, validate_event
-
-    out = []
-    for etype, payload in events:
-        validate_event(etype, payload)
-        out.append((TOPIC_OF[etype], str(payload["user_id"]).encode(), encode(payload)))
-    return out
-
-
-def _produce_all(s: Settings, events: list[tuple[str, bytes, bytes]]) -> None:
-    """Produce ``events`` as fast as the producer goes (delivery included)."""
-    from producers.sdk import EventProducer
-
-    with EventProducer(s) as producer:
-        for topic, key, value in events:
-            producer.send_raw(topic, key, value)
-
-
-def _drain_timed(s: Settings, events: list, counter, log, label: str, members: list[Member], results: dict,
-                 name: str) -> tuple[float, float]:
-    """Produce ``events`` (in a thread) while the phase's processes drain them; returns (time of the
-    first event handled, time of the last). The processes are ready before the first event is
-    produced, so producing overlaps the drain: when they drain faster than the producer goes, the
-    rate is partly the producer's. So the drain rate after producing ended is recorded too
-    (``<name>_after_produce``: events left then / time to handle them), when at least a fifth
-    of the events were left."""
-    import threading
-
-    n = len(events)
-    box: dict = {}
-
-    def produce() -> None:
-        started = time.monotonic()
-        try:
-            _produce_all(s, events)
-        except BaseException as exc:  # re-raised in the driver's thread below
-            box["error"] = exc
-        box["ended"], box["handled"] = time.monotonic(), counter()
-        box["seconds"] = box["ended"] - started
-
-    producer = threading.Thread(target=produce, name=f"produce {label}", daemon=True)
-    producer.start()
-    t0, t1 = _time_until(counter, n, log, label, members)
-    producer.join(60)
-    if "error" in box:
-        raise RuntimeError(f"{label}: producing the events failed") from box["error"]
-    left = n - box.get("handled", n)
-    results[f"{name}_produce_seconds"] = box.get("seconds", float("nan"))
-    log(f"  {label}: {n:,} events produced in {box.get('seconds', float('nan')):.2f} s, "
-        f"{left:,} of them not handled yet then")
-    if left >= n / 5 and t1 > box["ended"]:
-        results[f"{name}_after_produce"] = left / (t1 - box["ended"])
-    return t0, t1
-
-
-def _produce_at(s: Settings, events, n: int, rate: float) -> float:
-    """Produce ``n`` of ``events`` at ``rate`` per second; returns the rate achieved."""
-    from producers.sdk import EventProducer
-
-    start = time.monotonic()
-    with EventProducer(s, linger_ms=1) as producer:
-        for k in range(n):
-            etype, payload = next(events)
-            ahead = k / rate - (time.monotonic() - start)
-            if ahead > 0:
-                time.sleep(ahead)
-            producer.send(etype, payload)
-    return n / (time.monotonic() - start)
 
 
 def _noop_ages(client, key: str) -> list[tuple[float, float]]:

@@ -39,11 +39,11 @@ def faust_settings(s: Settings) -> dict[str, Any]:
 
     Examples
     --------
-    >>> conf = faust_settings(Settings(kafka_port=19092, worker_id="w1"))
+    >>> conf = faust_settings(Settings(kafka_port=19092, worker_id="w1", faust_cython=True))
     >>> conf["broker"], conf["consumer_group_instance_id"], conf["cython_optimizations"]
     (['kafka://localhost:19092'], 'w1', True)
-    >>> faust_settings(Settings(faust_monitor="full"))["Monitor"]
-    'faust.sensors:Monitor'
+    >>> faust_settings(Settings(faust_monitor="quiet"))["Monitor"]
+    'stream.faustapp.monitor:QuietMonitor'
     """
     return dict(
         broker=[f"kafka://{host.strip()}" for host in s.bootstrap_servers.split(",") if host.strip()],

@@ -16,6 +16,7 @@ from stream.faustapp.monitor import QuietMonitor
 def test_the_no_op_app_runs_with_every_faust_setting_of_the_worker(monkeypatch):
     monkeypatch.setenv("STREAMREC_WORKER_ID", "w-7")
     monkeypatch.setenv("STREAMREC_CONSUMER_FETCH_BYTES", "32768")
+    monkeypatch.setenv("STREAMREC_FAUST_MONITOR", "quiet")
     from stream import config
 
     config.get_settings.cache_clear()
@@ -32,10 +33,13 @@ def test_the_no_op_app_runs_with_every_faust_setting_of_the_worker(monkeypatch):
 
 
 def test_each_setting_reaches_faust():
-    on = build_app("t-on", Settings(kafka_port=1))
+    on = build_app("t-on", Settings(kafka_port=1, faust_cython=True, faust_monitor="quiet"))
     assert on.conf.cython_optimizations is True and type(on.monitor) is QuietMonitor
     off = build_app("t-off", Settings(kafka_port=1, faust_cython=False, faust_monitor="full"))
     assert off.conf.cython_optimizations is False and type(off.monitor) is Monitor
+    default = Settings(kafka_port=1)  # what was measured to pay: uvloop and the lean drain
+    assert (default.event_loop, default.faust_lean_drain, default.faust_cython, default.faust_monitor) == (
+        "uvloop", True, False, "full")
 
 
 @pytest.mark.parametrize("loop", ["aio", "uvloop"])
@@ -47,9 +51,9 @@ def test_the_worker_command_line_names_the_event_loop(loop):
 
 
 def test_uvloop_is_installed_for_the_default_loop():
-    import uvloop  # noqa: F401 - STREAMREC_EVENT_LOOP=uvloop is the default
+    import uvloop  # STREAMREC_EVENT_LOOP=uvloop is the default: it must be installed
 
-    assert Settings().event_loop == "uvloop"
+    assert Settings().event_loop == "uvloop" and callable(uvloop.new_event_loop)
 
 
 def test_the_quiet_monitor_does_no_per_event_bookkeeping_but_keeps_the_stall_clock():
