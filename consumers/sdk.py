@@ -4,6 +4,10 @@ Readers assign partitions by hand and never commit (``group.id`` is only a label
 they never disturb each other or the worker. ``read_*`` calls read from the beginning
 to the current end; ``follow_*`` calls go on waiting for new messages.
 
+With STREAMREC_ID_KEY set, a user is looked up by their raw id: the SDK hashes it as the
+producer SDK did (stream/pseudonyms.py), and the messages it returns name the pseudonym.
+Calls to a worker's HTTP API send STREAMREC_HTTP_TOKEN as a bearer token when it is set.
+
 .. code-block:: python
 
     reader = TopicReader("recommendations")
@@ -19,9 +23,11 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from stream.config import Settings, get_settings
+from stream.preflight import KafkaErrorWatch
+from stream.pseudonyms import Pseudonyms
 
 __all__ = ["TopicReader", "Message", "DeadLetter", "murmur2_partition", "recommendations", "dead_letters",
-           "drift_alerts", "latest_recommendations", "similar_items"]
+           "drift_alerts", "latest_recommendations", "similar_items", "served_recommendations"]
 
 
 def _murmur2(data: bytes) -> int:
@@ -114,12 +120,15 @@ class TopicReader:
     def __init__(self, logical_topic: str, settings: Settings | None = None):
         self.settings = settings or get_settings()
         self.topic = self.settings.topic(logical_topic)
+        self.errors = KafkaErrorWatch(self.settings)
 
     def _consumer(self):
         from confluent_kafka import Consumer
 
         return Consumer({
             **self.settings.kafka_client_config(),
+            # a refused login or TLS handshake ends a read with one clear error, not a wait
+            "error_cb": self.errors,
             "group.id": f"streamrec-reader-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
@@ -127,7 +136,19 @@ class TopicReader:
         })
 
     def _partitions(self, consumer, timeout: float) -> list[int]:
-        meta = consumer.list_topics(self.topic, timeout=timeout).topics.get(self.topic)
+        from confluent_kafka import KafkaException
+
+        deadline = time.monotonic() + timeout
+        while True:  # in short steps: a refused login or TLS handshake ends the wait at once
+            try:
+                meta = consumer.list_topics(self.topic, timeout=min(1.0, max(deadline - time.monotonic(), 0.1)))
+                break
+            except KafkaException as exc:
+                consumer.poll(0)  # serves error_cb
+                self.errors.check()
+                if time.monotonic() >= deadline:
+                    raise RuntimeError(f"reading {self.topic}: {self.errors.message(exc.args[0])}") from None
+        meta = meta.topics.get(self.topic)
         if meta is None or meta.error is not None or not meta.partitions:
             return []
         return sorted(meta.partitions)
@@ -155,6 +176,7 @@ class TopicReader:
             while True:
                 msg = consumer.poll(0.2)
                 if msg is None:
+                    self.errors.check()
                     if not follow and len(at_end) == len(parts):
                         return
                     if idle_timeout is not None and time.monotonic() - last_new > idle_timeout:
@@ -187,9 +209,10 @@ class TopicReader:
 
 def recommendations(settings: Settings | None = None, *, user_id: str | None = None, follow: bool = False,
                     idle_timeout: float | None = None) -> Iterator[dict[str, Any]]:
-    """Recommendation lists (decoded JSON), optionally one user's only."""
+    """Recommendation lists (decoded JSON), optionally one user's only (their raw id: with
+    STREAMREC_ID_KEY set it is hashed here)."""
     reader = TopicReader("recommendations", settings)
-    key = user_id.encode() if user_id else None
+    key = Pseudonyms.from_settings(reader.settings).user(user_id).encode() if user_id else None
     for msg in reader.read(key=key, follow=follow, idle_timeout=idle_timeout):
         yield msg.json()
 
@@ -214,23 +237,17 @@ def drift_alerts(settings: Settings | None = None, *, follow: bool = False,
         yield msg.json()
 
 
-def similar_items(item_id: str, k: int = 10, *, url: str | None = None, settings: Settings | None = None,
-                  timeout: float = 10.0) -> dict[str, Any]:
-    """Items like ``item_id``, as a worker answers ``GET /items/{item_id}/similar?k=``:
-    ``{"item_id", "source": "cooccurrence" | "mf", "items": [{"item_id", "score", "rank"}]}``.
-
-    ``url``: a worker's base URL (default ``http://<STREAMREC_WEB_HOST>:<STREAMREC_WEB_PORT>``).
-    Raises ``LookupError`` for an item the worker does not know, ``ValueError`` for a bad ``k``.
-    """
+def _get_json(path: str, *, url: str | None, settings: Settings | None, timeout: float) -> dict[str, Any]:
+    """GET a worker's ``path`` (with the bearer token when STREAMREC_HTTP_TOKEN is set) as JSON.
+    Raises ``LookupError`` (404), ``ValueError`` (400), ``PermissionError`` (401, 403)."""
     import urllib.error
-    import urllib.parse
     import urllib.request
 
     s = settings or get_settings()
     base = (url or f"http://{s.web_host}:{s.web_port}").rstrip("/")
-    target = f"{base}/items/{urllib.parse.quote(item_id, safe='')}/similar?k={int(k)}"
+    request = urllib.request.Request(f"{base}{path}", headers=s.http_headers())
     try:
-        with urllib.request.urlopen(target, timeout=timeout) as resp:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
             return json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         body = exc.read().decode(errors="replace")
@@ -239,4 +256,33 @@ def similar_items(item_id: str, k: int = 10, *, url: str | None = None, settings
             raise LookupError(message) from None
         if exc.code == 400:
             raise ValueError(message) from None
+        if exc.code in (401, 403):
+            raise PermissionError(f"{base} answered {exc.code}: {message}") from None
         raise
+
+
+def similar_items(item_id: str, k: int = 10, *, url: str | None = None, settings: Settings | None = None,
+                  timeout: float = 10.0) -> dict[str, Any]:
+    """Items like ``item_id``, as a worker answers ``GET /items/{item_id}/similar?k=``:
+    ``{"item_id", "source": "cooccurrence" | "mf", "items": [{"item_id", "score", "rank"}]}``.
+
+    ``url``: a worker's base URL (default ``http://<STREAMREC_WEB_HOST>:<STREAMREC_WEB_PORT>``).
+    Raises ``LookupError`` for an item the worker does not know, ``ValueError`` for a bad ``k``,
+    ``PermissionError`` when the worker asks for a token this process does not have.
+    """
+    import urllib.parse
+
+    return _get_json(f"/items/{urllib.parse.quote(item_id, safe='')}/similar?k={int(k)}", url=url,
+                     settings=settings, timeout=timeout)
+
+
+def served_recommendations(user_id: str, k: int = 10, *, url: str | None = None, settings: Settings | None = None,
+                           timeout: float = 10.0) -> dict[str, Any]:
+    """A user's list as a worker would serve it now (``GET /recommendations/{user_id}?k=``), by
+    their raw id (hashed here when STREAMREC_ID_KEY is set). Errors as :func:`similar_items`."""
+    import urllib.parse
+
+    s = settings or get_settings()
+    user = Pseudonyms.from_settings(s).user(user_id)
+    return _get_json(f"/recommendations/{urllib.parse.quote(user, safe='')}?k={int(k)}", url=url, settings=s,
+                     timeout=timeout)

@@ -4,6 +4,10 @@
     streamrec-produce replay movielens-100k --speedup 100000
     streamrec-produce file events.jsonl            # each line {"type": "click", ...payload}
     streamrec-produce request --user u000042 --k 5 # ask for a list, print the answer
+
+With STREAMREC_ID_KEY set, user ids and event ids go out as their pseudonyms (stream/pseudonyms.py).
+A Kafka that cannot be used (unreachable, a refused login, a failed TLS handshake, a missing
+password) ends the command with one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -240,16 +244,23 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from producers.sdk import DeliveryError
     from stream.contract import InvalidEvent
+    from stream.preflight import ServiceError, check_kafka
 
     args = build_parser().parse_args(argv)
     if getattr(args, "rate", None) == 0:
         args.rate = None
+    settings = Settings()
     try:
-        return args.func(args, Settings())
+        check_kafka(settings)
+    except ServiceError as exc:
+        print(f"streamrec-produce: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return args.func(args, settings)
     except InvalidEvent as exc:
         print(f"streamrec-produce: invalid event ({exc.reason}): {exc}", file=sys.stderr)
         return 2
-    except DeliveryError as exc:
+    except (DeliveryError, ServiceError) as exc:
         print(f"streamrec-produce: {exc}", file=sys.stderr)
         return 1
 

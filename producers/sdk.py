@@ -4,7 +4,11 @@
 * key = user_id (item_id for the items topic), partitioned with murmur2 like the
   Java client and the worker, so a user's events all land in one partition;
 * batching (``linger.ms``), delivery reports counted and surfaced (``on_delivery``,
-  :attr:`EventProducer.failed`), and a flush on ``close()`` / leaving the ``with`` block.
+  :attr:`EventProducer.failed`), and a flush on ``close()`` / leaving the ``with`` block;
+* with STREAMREC_ID_KEY set, pseudonymous ids: every ``user_id`` and ``event_id`` is replaced
+  by its keyed hash (stream/pseudonyms.py) before validation, so raw ids never leave the app;
+* a refused login or a failed TLS handshake ends ``flush()`` at once with one clear line
+  (:class:`DeliveryError`) instead of waiting out its timeout.
 
 Examples
 --------
@@ -23,6 +27,8 @@ from typing import Any, Callable
 
 from stream.config import Settings, get_settings
 from stream.contract import encode, validate_event
+from stream.preflight import KafkaErrorWatch
+from stream.pseudonyms import Pseudonyms
 
 __all__ = ["EventProducer", "DeliveryError", "TOPIC_OF", "DeliveryStats"]
 
@@ -87,8 +93,11 @@ class EventProducer:
         self.on_delivery = on_delivery
         self.validate = validate
         self.stats = DeliveryStats()
+        self.ids = Pseudonyms.from_settings(self.settings)
+        self.errors = KafkaErrorWatch(self.settings)
         conf = {
             **self.settings.kafka_client_config(),
+            "error_cb": self.errors,
             "enable.idempotence": True,
             "acks": "all",
             # murmur2 matches the Java client and aiokafka (the worker): co-partitioning by user_id holds.
@@ -105,9 +114,11 @@ class EventProducer:
 
     # --- sending ------------------------------------------------------------
     def send(self, event_type: str, payload: dict[str, Any]) -> None:
-        """Validate and publish one event of ``event_type`` to its topic."""
+        """Validate and publish one event of ``event_type`` to its topic (with pseudonymous ids when
+        STREAMREC_ID_KEY is set; ``payload`` itself is not changed)."""
         if event_type not in TOPIC_OF:
             raise ValueError(f"event type {event_type!r} is unknown: must be one of {', '.join(TOPIC_OF)}")
+        payload = self.ids.payload(payload)
         if self.validate:
             validate_event(event_type, payload)
         key = payload.get("item_id") if event_type == "item" else payload.get("user_id")
@@ -115,18 +126,20 @@ class EventProducer:
 
     def request_recommendations(self, user_id: str, k: int = 10, request_id: str | None = None) -> str:
         """Ask the worker for ``user_id``'s top-k; the answer arrives on the recommendations topic
-        with this ``request_id`` (returned)."""
+        with this ``request_id`` (returned). With STREAMREC_ID_KEY set, ``user_id`` is sent as its
+        pseudonym (and the answer names the pseudonym)."""
         import uuid
 
         from stream.contract import validate_rec_request
 
+        user_id = self.ids.user(user_id)
         body = {"schema": "v1", "request_id": request_id or uuid.uuid4().hex, "user_id": user_id, "k": k}
         validate_rec_request(body)
         self.send_raw("rec-requests", user_id.encode(), encode(body))
         return body["request_id"]
 
     def send_raw(self, logical_topic: str, key: bytes | None, value: bytes | None) -> None:
-        """Publish bytes as they are (no validation) to ``topic_prefix + logical_topic``."""
+        """Publish bytes as they are (no validation, no pseudonyms) to ``topic_prefix + logical_topic``."""
         if self._closed:
             raise RuntimeError("EventProducer is closed")
         topic = self.settings.topic(logical_topic)
@@ -156,8 +169,17 @@ class EventProducer:
         return self._producer.poll(timeout)
 
     def flush(self, timeout: float = 30.0) -> None:
-        """Wait for every queued message; raise :class:`DeliveryError` if any failed or timed out."""
-        remaining = self._producer.flush(timeout)
+        """Wait for every queued message; raise :class:`DeliveryError` if any failed or timed out,
+        at once when the brokers refused the login or the TLS handshake."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = self._producer.flush(min(0.5, max(deadline - time.monotonic(), 0.0)))
+            if not remaining or time.monotonic() >= deadline:
+                break
+            if self.errors.fatal is not None:
+                raise DeliveryError(f"{remaining} message(s) undelivered: {self.errors.message()}", self.stats.errors)
         if remaining:
             raise DeliveryError(f"{remaining} message(s) still undelivered after {timeout:.0f} s", self.stats.errors)
         if self.stats.failed:

@@ -72,18 +72,41 @@ class Settings(BaseSettings):
     kafka_sasl_username: str = Field("", description="STREAMREC_KAFKA_SASL_USERNAME")
     kafka_sasl_password: SecretStr = Field(SecretStr(""), description="STREAMREC_KAFKA_SASL_PASSWORD")
     kafka_ssl_cafile: str = Field("", description="CA bundle for SSL/SASL_SSL. STREAMREC_KAFKA_SSL_CAFILE")
+    event_retention_hours: float = Field(
+        168.0, gt=0, description="How long Kafka keeps the event topics (clicks, dwell, skips, impressions, "
+        "rec-requests): `streamrec topics` and the worker set retention.ms when they create or check the topics. "
+        "Without pseudonymous ids these records carry raw user ids until then. STREAMREC_EVENT_RETENTION_HOURS")
+    recommendation_retention_hours: float = Field(
+        168.0, gt=0, description="How long Kafka keeps the recommendations topic (its keys and lists name users). "
+        "STREAMREC_RECOMMENDATION_RETENTION_HOURS")
+    dlq_retention_hours: float = Field(
+        168.0, gt=0, description="How long Kafka keeps the dead-letter topic (the rejected messages' original "
+        "bytes). STREAMREC_DLQ_RETENTION_HOURS")
     topic_prefix: str = Field("", description="Prefix of every topic name (tests use a unique one). STREAMREC_TOPIC_PREFIX")
     partitions: int = Field(4, ge=1, le=1024, description="Partitions of each event topic. STREAMREC_PARTITIONS")
     replication_factor: int = Field(1, ge=1, description="STREAMREC_REPLICATION_FACTOR")
 
     # --- Redis --------------------------------------------------------------
     redis_url: str = Field("", description="redis://host:port/db. Default redis://localhost:<redis_port>/0. STREAMREC_REDIS_URL")
+    redis_username: str = Field(
+        "", description="Redis ACL user (empty: the default user, as with requirepass). STREAMREC_REDIS_USERNAME")
     redis_password: SecretStr = Field(SecretStr(""), description="STREAMREC_REDIS_PASSWORD")
     redis_prefix: str = Field("streamrec", description="Prefix of every Redis key. STREAMREC_REDIS_PREFIX")
 
     # --- worker -------------------------------------------------------------
     web_host: str = Field("127.0.0.1", description="Worker HTTP bind address. STREAMREC_WEB_HOST")
     web_port: int = Field(6066, description="Worker HTTP port (/recommendations, /metrics, /health). STREAMREC_WEB_PORT")
+    http_token: SecretStr = Field(
+        SecretStr(""), description="Bearer token the worker's HTTP API asks for on /recommendations and /items "
+        "(`Authorization: Bearer <token>`); the consumer SDK and CLI send it. Empty: no token. STREAMREC_HTTP_TOKEN")
+    http_open_health_metrics: bool = Field(
+        True, description="/health and /metrics answer without the token; false: they need it too (then give "
+        "Prometheus the token). STREAMREC_HTTP_OPEN_HEALTH_METRICS")
+    id_key: SecretStr = Field(
+        SecretStr(""), description="Key of pseudonymous ids: when set, the producer and consumer SDKs replace "
+        "user ids (and event ids) by a keyed hash, HMAC-SHA256 truncated to 128 bits (stream/pseudonyms.py), "
+        "so raw ids never reach Kafka or Redis. At least 16 characters; keep it secret and keep it: a new key "
+        "makes every user new. Empty: ids as given. STREAMREC_ID_KEY")
     datadir: str = Field("", description="Worker data dir. Default <cache_dir>/worker/<app_id>. STREAMREC_DATADIR")
     worker_id: str = Field(
         "",
@@ -142,9 +165,13 @@ class Settings(BaseSettings):
         86400.0, gt=0, description="Half-life of segment popularity, in event time. STREAMREC_POPULARITY_HALF_LIFE_SECONDS"
     )
     dedupe_ttl_seconds: int = Field(
-        7 * 86400, ge=60, description="How long an event_id is remembered for dedupe. STREAMREC_DEDUPE_TTL_SECONDS"
-    )
+        600, ge=60, description="How long an applied event_id is remembered at least, to drop a producer's resend "
+        "(redeliveries by Kafka are dropped by the partitions' applied offsets, whatever their age). "
+        "STREAMREC_DEDUPE_TTL_SECONDS")
     history_max: int = Field(500, ge=1, description="Items kept per user as 'seen'. STREAMREC_HISTORY_MAX")
+    max_trials_per_batch: int = Field(
+        0, ge=0, description="At most this many prequential trials scored per micro-batch, a seeded draw when "
+        "there are more (each is a ranking of the whole catalogue); 0: every one. STREAMREC_MAX_TRIALS_PER_BATCH")
     segment_attributes: str = Field(
         "segment",
         description="Comma-separated profile attributes whose values name a user's segment. STREAMREC_SEGMENT_ATTRIBUTES",
@@ -208,6 +235,14 @@ class Settings(BaseSettings):
             data["prometheus_targets"] = f"localhost:{web_port}"
         return data
 
+    @model_validator(mode="after")
+    def _check_id_key(self) -> "Settings":
+        key = self.id_key.get_secret_value()
+        if key and len(key) < 16:
+            raise ValueError(f"STREAMREC_ID_KEY has {len(key)} characters: it needs at least 16 (a random "
+                             "32-byte hex string is recommended), or the pseudonyms can be guessed")
+        return self
+
     # --- derived ------------------------------------------------------------
     @property
     def cache_path(self) -> Path:
@@ -254,11 +289,24 @@ class Settings(BaseSettings):
         return env
 
     def redis_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``redis.Redis.from_url``."""
+        """Keyword arguments for ``redis.Redis.from_url``: the ACL user and password, when set."""
         kwargs: dict[str, Any] = {}
+        if self.redis_username:
+            kwargs["username"] = self.redis_username
         if self.redis_password.get_secret_value():
             kwargs["password"] = self.redis_password.get_secret_value()
         return kwargs
+
+    def http_headers(self) -> dict[str, str]:
+        """Headers a client of the worker's HTTP API sends: the bearer token, when one is set.
+
+        >>> Settings(http_token="t0ken").http_headers()
+        {'Authorization': 'Bearer t0ken'}
+        >>> Settings().http_headers()
+        {}
+        """
+        token = self.http_token.get_secret_value()
+        return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 @lru_cache(maxsize=1)

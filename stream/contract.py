@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,7 +111,13 @@ class InvalidEvent(ValueError):
 
 @dataclass(frozen=True)
 class Event:
-    """A validated event. ``raw`` keeps every field, unknown ones included."""
+    """A validated event. ``raw`` keeps every field, unknown ones included.
+
+    :func:`validate_event` makes it from the decoded message. The batch validator makes it with
+    :meth:`from_message`, from fields it decoded and checked without building the message's
+    dict; ``raw`` is then the message decoded on first use, exactly as :func:`validate_event`
+    decodes it. Both kinds are equal, hash and print alike.
+    """
 
     type: str
     event_id: str
@@ -119,17 +126,61 @@ class Event:
     ts: float
     raw: dict[str, Any] = field(repr=False, compare=False)
 
+    @classmethod
+    def from_message(cls, type: str, event_id: str, user_id: str, item_id: str, ts: float,
+                     message: bytes, known: object) -> Event:
+        """The event of ``message``, a message :func:`validate_event` accepts with these fields.
+
+        Parameters
+        ----------
+        type, event_id, user_id, item_id, ts
+            What :func:`validate_event` would return for ``message`` (the caller vouches for it).
+        message
+            The message bytes, decoded into ``raw`` on first use.
+        known
+            What the properties read, so that they need no ``raw``: attributes ``seconds``,
+            ``after_seconds`` and ``items`` holding what ``raw.get`` gives (None, None and ``()``
+            for a field the message lacks).
+
+        Examples
+        --------
+        >>> msg = b'{"event_id": "e", "user_id": "u", "item_id": "i", "ts": 2, "schema": "v1", "seconds": 12, "ab": "b"}'
+        >>> from types import SimpleNamespace
+        >>> ev = Event.from_message("dwell", "e", "u", "i", 2.0, msg, SimpleNamespace(seconds=12, after_seconds=None, items=()))
+        >>> ev == validate_event("dwell", msg), ev.seconds, ev.raw["ab"]
+        (True, 12, 'b')
+        """
+        ev = _new_object(cls)
+        # What __init__ stores, without its object.__setattr__ per field (frozen): half the
+        # time, and building the event is the batch validator's largest cost after decoding.
+        _set_attribute(ev, "__dict__", {"type": type, "event_id": event_id, "user_id": user_id, "item_id": item_id,
+                                        "ts": ts, "_message": message, "_known": known})
+        return ev
+
+    def __getattr__(self, name: str) -> Any:
+        # Reached only when the attribute is not there: ``raw`` of an event from from_message.
+        message = self.__dict__.get("_message")
+        if name != "raw" or message is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        raw = parse_json(message)
+        self.__dict__["raw"] = raw  # once; the dict a frozen dataclass keeps its fields in
+        return raw
+
+    def _field(self, name: str, default: Any = None) -> Any:
+        known = self.__dict__.get("_known")
+        return self.raw.get(name, default) if known is None else getattr(known, name)
+
     @property
     def seconds(self) -> float | None:
-        return self.raw.get("seconds")
+        return self._field("seconds")
 
     @property
     def after_seconds(self) -> float | None:
-        return self.raw.get("after_seconds")
+        return self._field("after_seconds")
 
     @property
     def items(self) -> list[str]:
-        return list(self.raw.get("items", ()))
+        return list(self._field("items", ()))
 
     @property
     def attributes(self) -> dict[str, str]:
@@ -138,6 +189,10 @@ class Event:
     @property
     def categories(self) -> list[str]:
         return list(self.raw.get("categories", ()))
+
+
+_new_object = object.__new__
+_set_attribute = object.__setattr__
 
 
 def _short(value: Any) -> str:
@@ -168,10 +223,18 @@ def _check_id(obj: dict, name: str, required: bool = True) -> str | None:
     return value
 
 
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _check_number(obj: dict, name: str, low: float | None = None, high: float | None = None) -> float:
     value = _require(obj, name)
-    # bool is an int in Python; a JSON true is not a number here.
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    # bool is an int in Python; a JSON true is not a number here. An integer too large for a
+    # float (OverflowError from isfinite) is as infinite as 1e400, which json reads as inf.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
         raise InvalidEvent(
             Reason.WRONG_TYPE, f"field {name!r} is {_short(value)}: must be a finite number", name
         )
@@ -226,8 +289,15 @@ def parse_json(data: bytes | str) -> dict[str, Any]:
         text = data
     try:
         obj = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+    except (ValueError, RecursionError) as exc:
+        # ValueError beside JSONDecodeError: an integer longer than Python converts
+        # (sys.get_int_max_str_digits(), 4300 digits by default).
+        if isinstance(exc, json.JSONDecodeError):
+            detail = exc.msg
+        elif isinstance(exc, RecursionError):
+            detail = "nested too deeply"
+        else:
+            detail = f"a number has more than {sys.get_int_max_str_digits()} digits"
         raise InvalidEvent(Reason.NOT_JSON, f"message is not JSON: {detail}") from None
     if not isinstance(obj, dict):
         raise InvalidEvent(

@@ -52,7 +52,7 @@ def run_demo(settings: Settings, *, duration: float, rate: float, keep_stack: bo
     code = 0
     try:
         say(f"  worker: starting (pid {worker.pid}, http://127.0.0.1:{settings.web_port}, log {log_dir / 'worker.log'})")
-        if not wait_worker_ready(settings.web_port, 90, worker):
+        if not wait_worker_ready(settings.web_port, 90, worker, settings.http_headers()):
             print(f"streamrec demo: the worker did not become ready; see {log_dir / 'worker.log'}", file=sys.stderr)
             return 1
         say("  worker: ready")

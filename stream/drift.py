@@ -165,12 +165,17 @@ class KpiWindows:
         self._open: dict[tuple[str, str], list] = {}  # (segment, signal) -> [start, total, count]
 
     def observe(self, segment: str, signal: str, value: float, now: float) -> list[tuple[str, str, float, int]]:
+        return self.add(segment, signal, value, 1, now)
+
+    def add(self, segment: str, signal: str, total: float, count: int,
+            now: float) -> list[tuple[str, str, float, int]]:
+        """``count`` observations summing to ``total`` at once (a batch's, already summed)."""
         closed = self.close_due(now)
         w = self._open.get((segment, signal))
         if w is None:
             w = self._open[(segment, signal)] = [now, 0.0, 0]
-        w[1] += value
-        w[2] += 1
+        w[1] += total
+        w[2] += count
         return closed
 
     def close_due(self, now: float) -> list[tuple[str, str, float, int]]:
@@ -201,10 +206,29 @@ class KpiDrift:
         self.windows = KpiWindows(window_seconds)
 
     def observe(self, segment: str, signal: str, value: float, now: float) -> list[DriftAlert]:
-        if signal in WINDOWED:
-            return self._feed(self.windows.observe(segment, signal, value, now))
-        alert = self.monitor.update(segment, signal, value)
-        return [alert] if alert is not None else []
+        return self.observe_many([(segment, signal, value)], now)
+
+    def observe_many(self, observations, now: float) -> list[DriftAlert]:
+        """(segment, signal, value) observations in order; the windowed signals summed per
+        (segment, signal) first (the same windows as one at a time, in one step)."""
+        alerts: list[DriftAlert] = []
+        sums: dict[tuple[str, str], list] = {}
+        update = self.monitor.update
+        for segment, signal, value in observations:
+            if signal in WINDOWED:
+                acc = sums.get((segment, signal))
+                if acc is None:
+                    sums[(segment, signal)] = [value, 1]
+                else:
+                    acc[0] += value
+                    acc[1] += 1
+            else:
+                alert = update(segment, signal, value)
+                if alert is not None:
+                    alerts.append(alert)
+        for (segment, signal), (total, count) in sums.items():
+            alerts += self._feed(self.windows.add(segment, signal, total, count, now))
+        return alerts
 
     def close_due(self, now: float) -> list[DriftAlert]:
         return self._feed(self.windows.close_due(now))

@@ -1,4 +1,23 @@
-"""Creating streamrec's topics with the right partitions and cleanup policies."""
+"""Creating streamrec's topics with the right partitions, cleanup policies and retention.
+
+Retention (``retention.ms``) is set on the topics whose records name users and are kept by time:
+the event topics and rec-requests (STREAMREC_EVENT_RETENTION_HOURS), recommendations
+(STREAMREC_RECOMMENDATION_RETENTION_HOURS) and the dead-letter topic
+(STREAMREC_DLQ_RETENTION_HOURS). Kafka deletes whole segments, once a segment's newest record is
+older than the retention, and rolls a quiet topic's segment only after ``segment.ms``: so
+``segment.ms`` is set to the retention too (at most Kafka's default 7 days), and a record is
+gone at most about twice the retention after it was written (plus the broker's 5-minute check).
+:func:`ensure_topics` sets both on the topics it creates and changes them on existing ones whose
+values differ, so a new setting applies at the next ``streamrec topics`` or worker start. The
+compacted topics keep each key's last record.
+
+>>> from stream.config import Settings
+>>> specs = topic_specs(Settings(event_retention_hours=24, dlq_retention_hours=0.5))
+>>> specs["clicks"], specs["users"]
+({'retention.ms': '86400000', 'segment.ms': '86400000'}, {'cleanup.policy': 'compact'})
+>>> topic_specs(Settings(recommendation_retention_hours=24 * 30))["recommendations"]
+{'retention.ms': '2592000000', 'segment.ms': '604800000'}
+"""
 
 from __future__ import annotations
 
@@ -7,18 +26,33 @@ import time
 
 from stream.config import TOPIC_NAMES, Settings
 
-__all__ = ["ensure_topics", "drop_topics", "COMPACTED", "topic_specs"]
+__all__ = ["ensure_topics", "drop_topics", "COMPACTED", "RETENTION", "topic_specs"]
 
 #: Latest value per key is all that matters: profiles, the catalogue, the item rows of the model.
 COMPACTED = ("users", "items", "item-factors")
 
+#: Topics kept by time whose records name users -> the setting of their retention, in hours.
+RETENTION = {
+    **{name: "event_retention_hours" for name in ("clicks", "dwell", "skips", "impressions", "rec-requests")},
+    "recommendations": "recommendation_retention_hours",
+    "events.dlq": "dlq_retention_hours",
+}
+
+
+_DEFAULT_SEGMENT_MS = 7 * 24 * 3_600_000
+
 
 def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
     """Real topic name -> topic config."""
-    return {
-        settings.topic(name): ({"cleanup.policy": "compact"} if name in COMPACTED else {})
-        for name in TOPIC_NAMES
-    }
+    specs: dict[str, dict[str, str]] = {}
+    for name in TOPIC_NAMES:
+        conf = {"cleanup.policy": "compact"} if name in COMPACTED else {}
+        if name in RETENTION:
+            ms = round(getattr(settings, RETENTION[name]) * 3_600_000)
+            conf["retention.ms"] = str(ms)
+            conf["segment.ms"] = str(min(ms, _DEFAULT_SEGMENT_MS))
+        specs[settings.topic(name)] = conf
+    return specs
 
 
 def ensure_topics(settings: Settings, *, timeout: float = 30.0, quiet: bool = False) -> list[str]:
@@ -43,9 +77,34 @@ def ensure_topics(settings: Settings, *, timeout: float = 30.0, quiet: bool = Fa
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
     _wait_for_leaders(admin, list(wanted), settings.partitions, timeout)
+    changed = _align_retention(admin, {n: c for n, c in wanted.items() if n in existing}, timeout)
     if created and not quiet:
         print(f"created topics: {', '.join(sorted(created))}", file=sys.stderr)
+    if changed and not quiet:
+        print(f"retention changed: {', '.join(f'{n} {ms} ms' for n, ms in sorted(changed.items()))}", file=sys.stderr)
     return created
+
+
+def _align_retention(admin, existing: dict[str, dict[str, str]], timeout: float) -> dict[str, str]:
+    """Set ``retention.ms`` and ``segment.ms`` on existing topics where they differ from the
+    wanted values; returns topic -> the retention set."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+    names = ("retention.ms", "segment.ms")
+    wanted = {name: {k: conf[k] for k in names} for name, conf in existing.items() if "retention.ms" in conf}
+    if not wanted:
+        return {}
+    resources = [ConfigResource(ResourceType.TOPIC, name) for name in wanted]
+    current = {res.name: fut.result(timeout) for res, fut in admin.describe_configs(resources).items()}
+    stale = {name: conf for name, conf in wanted.items()
+             if any(current[name].get(k) is None or current[name][k].value != v for k, v in conf.items())}
+    if stale:
+        alters = [ConfigResource(ResourceType.TOPIC, name, incremental_configs=[
+            ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in conf.items()])
+            for name, conf in stale.items()]
+        for fut in admin.incremental_alter_configs(alters).values():
+            fut.result(timeout)
+    return {name: conf["retention.ms"] for name, conf in stale.items()}
 
 
 def _wait_for_leaders(admin, names: list[str], partitions: int, timeout: float) -> None:

@@ -1,4 +1,9 @@
-"""HTTP views on the worker's web port: recommendations, similar items, health, Prometheus metrics."""
+"""HTTP views on the worker's web port: recommendations, similar items, health, Prometheus metrics.
+
+With STREAMREC_HTTP_TOKEN set, /recommendations and /items ask for ``Authorization: Bearer
+<token>`` (stream/http_auth.py); /health and /metrics too when STREAMREC_HTTP_OPEN_HEALTH_METRICS
+is false. Without the right token: 401, a JSON error and ``WWW-Authenticate: Bearer``.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,25 @@ from stream.agents.runtime import runtime
 from stream.app import app, settings
 from stream.engine.config import MODEL_NAMES
 from stream.engine.push import message
+from stream.http_auth import BearerToken
 from stream.metrics import METRICS, REGISTRY
 
 __all__ = ["recommendations", "similar_items", "health", "metrics"]
 
 MAX_K = 100
+
+_TOKEN = BearerToken.from_settings(settings)
+
+
+def _refused(web, request, *, always: bool):
+    """The 401 answer when the request lacks the right token, else None. ``always``: the view is
+    protected whenever a token is set; otherwise only when /health and /metrics are closed."""
+    if not always and settings.http_open_health_metrics:
+        return None
+    problem = _TOKEN.problem(request.headers.get("Authorization"))
+    if problem is None:
+        return None
+    return web.json({"error": problem}, status=401, headers={"WWW-Authenticate": _TOKEN.challenge(problem)})
 
 
 def _k(web, request):
@@ -33,6 +52,9 @@ def _k(web, request):
 async def recommendations(web, request, user_id: str):
     """``GET /recommendations/{user_id}?k=10``: the user's list as it would be served now, each
     item with its reason."""
+    refused = _refused(web, request, always=True)
+    if refused is not None:
+        return refused
     started = time.perf_counter()
     try:
         k, error = _k(web, request)
@@ -50,6 +72,9 @@ async def recommendations(web, request, user_id: str):
 async def similar_items(web, request, item_id: str):
     """``GET /items/{item_id}/similar?k=10``: the items most similar to one, from its co-occurrence
     row (``"source": "cooccurrence"``), or, while it has none, the closest MF rows (``"mf"``)."""
+    refused = _refused(web, request, always=True)
+    if refused is not None:
+        return refused
     started = time.perf_counter()
     try:
         k, error = _k(web, request)
@@ -70,6 +95,9 @@ async def similar_items(web, request, item_id: str):
 
 @app.page("/health")
 async def health(web, request):
+    refused = _refused(web, request, always=False)
+    if refused is not None:
+        return refused
     try:
         redis_ok = bool(await runtime.redis.ping())
     except Exception as exc:  # report, don't raise: a health check answers
@@ -96,5 +124,8 @@ async def health(web, request):
 
 @app.page("/metrics")
 async def metrics(web, request):
+    refused = _refused(web, request, always=False)
+    if refused is not None:
+        return refused
     # Prometheus' text format 0.0.4; aiohttp wants the charset apart from the content type.
     return web.bytes(generate_latest(REGISTRY), content_type="text/plain; version=0.0.4")

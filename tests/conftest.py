@@ -102,7 +102,7 @@ class WorkerProcess:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "worker"], stdout=log,
                                      stderr=subprocess.STDOUT, env=self.settings.as_env(), cwd=ROOT)
-        if not wait_worker_ready(self.settings.web_port, timeout, self.proc):
+        if not wait_worker_ready(self.settings.web_port, timeout, self.proc, self.settings.http_headers()):
             self.stop()
             raise AssertionError(f"worker did not become ready; log tail:\n{self.log_tail()}")
         return self

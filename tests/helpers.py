@@ -33,7 +33,7 @@ def stats(settings: Settings) -> dict[str, int]:
     from stream.state.keys import Keys
     from stream.state.stats import read_stats
 
-    return read_stats(redis.Redis.from_url(settings.redis_url), Keys(settings.redis_prefix))
+    return read_stats(redis.Redis.from_url(settings.redis_url, **settings.redis_kwargs()), Keys(settings.redis_prefix))
 
 
 def applied(settings: Settings) -> int:
@@ -47,12 +47,16 @@ def learned(settings: Settings) -> float:
     """Events the MF model's user rows have learned from, summed over every user row in Redis."""
     import redis
 
-    client = redis.Redis.from_url(settings.redis_url)
-    keys = list(client.scan_iter(f"{settings.redis_prefix}:emb:user:*", count=1000))
-    pipe = client.pipeline(transaction=False)
-    for key in keys:
-        pipe.hget(key, "n")
-    return sum(float(n or 0) for n in pipe.execute())
+    from stream.state.packing import unpack_user
+
+    client = redis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
+    prefix = f"{settings.redis_prefix}:user:"
+    keys = [k for k in client.scan_iter(f"{prefix}*", count=1000) if k.count(b":") == prefix.count(":")]
+    total = 0.0
+    for key, blob in zip(keys, client.mget(keys) if keys else []):
+        rec = unpack_user(key.decode()[len(prefix):], blob, dim=settings.mf_factors) if blob else None
+        total += rec.row.n if rec is not None and rec.row is not None else 0.0
+    return total
 
 
 def drop_topics(settings: Settings) -> None:
@@ -62,11 +66,12 @@ def drop_topics(settings: Settings) -> None:
     drop(settings)
 
 
-def worker_metric(url: str, name: str) -> float:
-    """A metric of a running worker, summed over its label sets (0.0 when absent)."""
+def worker_metric(url: str, name: str, headers: dict[str, str] | None = None) -> float:
+    """A metric of a running worker, summed over its label sets (0.0 when absent); ``headers``:
+    the bearer token of a worker whose /metrics asks for it."""
     import urllib.request
 
-    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as resp:
+    with urllib.request.urlopen(urllib.request.Request(f"{url}/metrics", headers=headers or {}), timeout=5) as resp:
         text = resp.read().decode()
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith(name) and line[len(name):len(name) + 1] in ("{", " "))

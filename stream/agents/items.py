@@ -10,6 +10,7 @@ import time
 from stream.agents.retry import BACKOFF, until_done
 from stream.agents.runtime import runtime
 from stream.app import app, settings
+from stream.engine.items import Gather
 from stream.engine.messages import decode_update, encode_row
 from stream.engine.validate import Record
 from stream.models.sharded import item_partition
@@ -36,7 +37,7 @@ async def own_items() -> None:
     owner = runtime.owner
     attempt = 0
     while True:
-        held: dict[int, list] = {}  # partition -> records read, not applied yet
+        window = Gather(settings.item_publish_seconds)  # partition -> records read, not applied yet
 
         def assigned(consumer, partitions) -> None:
             for tp in partitions:
@@ -44,7 +45,7 @@ async def own_items() -> None:
 
         def revoked(consumer, partitions) -> None:
             for tp in partitions:
-                held.pop(tp.partition, None)  # its new owner reads them again
+                window.drop(tp.partition)  # its new owner reads them again
                 owner.release(tp.partition)
 
         conf = {**settings.kafka_client_config(), "group.id": f"{settings.app_id}-item-owners",
@@ -55,17 +56,14 @@ async def own_items() -> None:
         consumer = Consumer(conf)
         try:
             consumer.subscribe([topic], on_assign=assigned, on_revoke=revoked, on_lost=revoked)
-            window_start = None
             while True:
                 for m in consumer.consume(10_000, 0):  # what librdkafka has fetched; never waits
                     if m.error() is not None:
                         raise RuntimeError(f"reading {topic}: {m.error()}")
-                    held.setdefault(m.partition(), []).append(m)
-                    window_start = window_start or time.monotonic()
+                    window.add(m.partition(), m)
                 # gather for a moment: a row changed by many updates is published once
-                if held and time.monotonic() - window_start >= settings.item_publish_seconds:
-                    batch, window_start = dict(held), None
-                    held.clear()
+                if window.due():
+                    batch = window.take()
                     await _apply(batch)
                     consumer.commit(offsets=[TopicPartition(topic, p, msgs[-1].offset() + 1)
                                              for p, msgs in batch.items()], asynchronous=True)

@@ -141,32 +141,33 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 50_000, fresh_rate: fl
         procs = start_members(s_work, "worker", workers, lambda ms: [sys.executable, "-m", "stream.cli", "worker"],
                               logs)
         ports = [m.settings.web_port for m in procs]
-        rejected = Rejected(ports)
+        headers = s_work.http_headers()
+        rejected = Rejected(ports, headers)
 
         def applied() -> int:
             # an event the worker dead-letters is handled too (else one would hold the phase for good)
             return applied_total(read_stats(client, keys), with_duplicates=True) + rejected()
         try:
             for m in procs:
-                if not wait_worker_ready(m.settings.web_port, 180, m.proc):
+                if not wait_worker_ready(m.settings.web_port, 180, m.proc, headers):
                     raise RuntimeError(f"benchmark worker {m.settings.worker_id} did not become ready (log: {m.log})")
             wait_group_spread(s_work, s.app_id, procs)
             t0, t1 = drain_timed(s_work, events, applied, log, "(b) full pipeline", procs, results,
                                   "pipeline_events_per_s")
-            handled = handled_per_worker(ports, n_events)
+            handled = handled_per_worker(ports, n_events, headers)
             _rates(results, "pipeline_events_per_s", handled, n_events, t1 - t0)
             results["ratio_b_over_a"] = results["pipeline_events_per_s"] / results["noop_events_per_s"]
             log(f"  (b) full pipeline: {results['pipeline_events_per_s']:,.0f} events/s"
                 f"{_shares(results, 'pipeline_events_per_s')} = {results['ratio_b_over_a']:.2f} x the no-op agent")
 
             # (c) freshness at a fixed rate, the workers caught up
-            before = scrape_buckets(ports, "streamrec_event_to_applied_seconds")
-            batches_before = scrape_all(ports, _BATCH_SERIES)
+            before = scrape_buckets(ports, "streamrec_event_to_applied_seconds", headers)
+            batches_before = scrape_all(ports, _BATCH_SERIES, headers)
             achieved = produce_at(s_work, fresh_events, n_fresh, fresh_rate)
             produced_at = time.monotonic()
             _, done_at = time_until(applied, n_events + n_fresh, log, "(c) freshness phase", procs)
-            after = scrape_buckets(ports, "streamrec_event_to_applied_seconds")
-            batches = {k: v - batches_before[k] for k, v in scrape_all(ports, _BATCH_SERIES).items()}
+            after = scrape_buckets(ports, "streamrec_event_to_applied_seconds", headers)
+            batches = {k: v - batches_before[k] for k, v in scrape_all(ports, _BATCH_SERIES, headers).items()}
             n_batches = max(batches["streamrec_batch_events_count"], 1.0)
             # what the workers did meanwhile: how big their batches were, how long each took, and
             # how long they went on after the last event was produced

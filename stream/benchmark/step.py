@@ -2,9 +2,11 @@
 
 The step is the one the ingest agent runs (:class:`stream.engine.ingest.Ingest`: validate,
 load, score the trials, learn, commit, push), against the local Redis, with the item owner's
-work in the same process (:class:`~stream.engine.items.DirectBus`: what the owner does with the
-batch's item updates, without Kafka between them), lists recorded instead of sent, and
-simulator events at steady state: a warm-up fills the world's users and items first.
+work in the same process as the worker does it (:class:`WindowBus`: each update encoded and
+decoded as on item-updates, gathered per owner partition for STREAMREC_ITEM_PUBLISH_SECONDS,
+applied and committed by the owner, the changed rows encoded as on item-factors; no Kafka
+between them), lists recorded instead of sent, and simulator events at steady state: a
+warm-up fills the world's users and items first.
 
 The world has a fixed size (printed with the result). Each of ``--runs`` runs times the same
 number of events in batches of STREAMREC_BATCH_SIZE; the figures are medians over the runs.
@@ -26,10 +28,37 @@ from producers.sdk import TOPIC_OF
 from stream.config import Settings
 from stream.engine.stages import OFF, STAGE_NAMES, Stages
 
-__all__ = ["StepBenchResult", "run_step_bench", "main_bench_step"]
+__all__ = ["StepBenchResult", "run_step_bench", "main_bench_step", "WindowBus"]
 
 WORLD = {"n_users": 20_000, "n_items": 10_000, "n_segments": 4, "n_categories": 8, "seed": 3}
+#: Key kinds that exist once per user (the memory a user costs).
+USER_KINDS = ("user record", "user reader row", "user last list", "user profile")
 EVENT_TYPES = ("click", "dwell", "skip", "impression")  # what the ingest agent reads
+
+
+class WindowBus:
+    """The worker's item side in process (see the module docstring): what ``KafkaBus`` and the
+    ``own_items`` task do, without the broker."""
+
+    def __init__(self, owner, seconds: float) -> None:
+        from stream.engine.items import Gather
+
+        self.owner = owner
+        self.window = Gather(seconds)
+        self.rows = 0  # rows published
+
+    async def deliver(self, entries) -> None:
+        from stream.engine.messages import decode_update, encode_row
+
+        for e in entries:
+            self.window.add(e.partition, decode_update(e.payload))
+        if entries:
+            await self.owner.state.outbox_done([e.entry_id for e in entries])
+        if self.window.due():
+            for partition, updates in sorted(self.window.take().items()):
+                for row in await self.owner.apply(partition, updates):
+                    encode_row(row)
+                    self.rows += 1
 
 
 class _Recorder:
@@ -65,14 +94,18 @@ class StepBenchResult:
     per_run: list[dict] = field(default_factory=list)
     lists_pushed: int = 0
     redis_prefix: str = ""  # the run's own (deleted at the end)
+    memory: dict = field(default_factory=dict)  # key kind -> {"keys", "bytes_each"} (Redis MEMORY USAGE)
+    dedupe_ttl_seconds: int = 0
 
     @property
     def ratio(self) -> float:
         return self.total_us_per_event / self.json_loads_us_per_event
 
     def table(self) -> str:
-        lines = [f"streamrec bench step: world {self.world['n_users']:,} users, {self.world['n_items']:,} items "
-                 f"(simulator, seed {self.world['seed']}), warm-up {self.warmup_events:,} events, "
+        world = (f"world {self.world['n_users']:,} users, {self.world['n_items']:,} items (simulator, seed "
+                 f"{self.world['seed']})" if "dataset" not in self.world else f"{self.world['dataset']} "
+                 f"({self.world['n_users']:,} users, {self.world['n_items']:,} items, in rating order)")
+        lines = [f"streamrec bench step: {world}, warm-up {self.warmup_events:,} events, "
                  f"{self.runs} runs of {self.events_per_run:,} events in batches of {self.batch_size}",
                  "", "| stage | µs an event (median of runs) |", "|---|---:|"]
         for name in STAGE_NAMES:
@@ -82,6 +115,19 @@ class StepBenchResult:
                   f"| reference: json.loads of the same records | {self.json_loads_us_per_event:.2f} |", "",
                   f"total / json.loads: {self.ratio:.0f}; {1e6 / self.total_us_per_event:,.0f} events/s for the step "
                   f"alone; {self.lists_pushed:,} lists pushed in the timed runs"]
+        if self.memory:
+            lines += ["", "Redis memory after the runs (MEMORY USAGE, sampled per kind of key):", "",
+                      "| keys | count | bytes each (mean) |", "|---|---:|---:|"]
+            for kind, m in sorted(self.memory.items()):
+                lines.append(f"| {kind} | {m['keys']:,} | {m['bytes_each']:,.0f} |")
+            per_user = sum(self.memory[k]["bytes_each"] * self.memory[k]["keys"] for k in USER_KINDS
+                           if k in self.memory) / max(1, self.memory.get("user record", {}).get("keys", 0))
+            ids = self.memory.get("event-id sets", {})
+            per_id = ids.get("bytes_each", 0.0) / max(1, ids.get("ids_each", 1))
+            lines += ["", f"per user (record, reader row, last list, profile): {per_user:,.0f} B, "
+                      f"{per_user * 1e6 / 2**30:.2f} GiB per million users; per event id kept {per_id:.0f} B, "
+                      f"{per_id * 1000 * 2 * self.dedupe_ttl_seconds / 2**20:,.0f} MiB per 1,000 events/s "
+                      f"(two windows of STREAMREC_DEDUPE_TTL_SECONDS / 2 = {self.dedupe_ttl_seconds} s at most)"]
         return "\n".join(lines)
 
 
@@ -95,7 +141,8 @@ def _records(settings: Settings, events, first_offset: int):
     return out
 
 
-async def _bench(settings: Settings, warmup: int, per_run: int, runs: int, progress) -> StepBenchResult:
+async def _bench(settings: Settings, warmup: int, per_run: int, runs: int, progress,
+                 dataset: str = "simulator") -> StepBenchResult:
     import redis.asyncio as aioredis
 
     from producers.simulator import World, WorldConfig
@@ -103,7 +150,7 @@ async def _bench(settings: Settings, warmup: int, per_run: int, runs: int, progr
     from stream.engine.config import EngineConfig
     from stream.engine.engine import Engine
     from stream.engine.ingest import Ingest
-    from stream.engine.items import DirectBus, ItemOwner
+    from stream.engine.items import ItemOwner
     from stream.engine.push import Pusher
     from stream.metrics import METRICS
     from stream.models.items import ItemTable
@@ -114,15 +161,28 @@ async def _bench(settings: Settings, warmup: int, per_run: int, runs: int, progr
     client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
     state = RedisState.for_engine(client, settings, config, table.mf.k)
     owner = ItemOwner(table, state)
-    engine = Engine(config, state, table, DirectBus(owner))
+    engine = Engine(config, state, table, WindowBus(owner, settings.item_publish_seconds))
     sink = _Recorder()
     pusher = Pusher.from_settings(engine, sink, METRICS, settings)
     drift = DriftWatch.from_settings(settings, METRICS)
     topic_types = {settings.topic(t): e for e, t in TOPIC_OF.items() if e in EVENT_TYPES}
     ingest = Ingest(engine, pusher, sink, METRICS, topic_types=topic_types, drift=drift)
 
-    world = World(WorldConfig(**WORLD))
-    gen = world.generate(None, start_ts=time.time() - 3600.0, step_seconds=0.001, run_id=f"bench-{uuid.uuid4().hex[:6]}")
+    if dataset == "simulator":
+        world_info = dict(WORLD)
+        world = World(WorldConfig(**WORLD))
+        gen = world.generate(None, start_ts=time.time() - 3600.0, step_seconds=0.001,
+                             run_id=f"bench-{uuid.uuid4().hex[:6]}")
+    else:  # a data set's interactions in their order (its profiles and catalogue are not applied)
+        from stream.evaluation.streams import load_stream
+
+        stream = load_stream(dataset)
+        if warmup + runs * per_run > len(stream.interactions):
+            raise ValueError(f"bench step: {dataset} has {len(stream.interactions):,} events, fewer than "
+                             f"{warmup:,} + {runs} x {per_run:,}")
+        world_info = {"dataset": dataset, "n_users": len({p["user_id"] for _, p in stream.interactions}),
+                      "n_items": len({p.get("item_id") for _, p in stream.interactions}), "seed": None}
+        gen = iter(stream.interactions)
     size = settings.batch_size
     offset = 0
 
@@ -164,14 +224,16 @@ async def _bench(settings: Settings, warmup: int, per_run: int, runs: int, progr
             progress(f"run {run + 1} of {runs}: {results[-1]['total']:.1f} µs an event "
                      f"(json.loads {results[-1]['json_loads']:.2f})")
         engine.stages = OFF
+        memory = await _memory(client, settings.redis_prefix)
         names = sorted({n for r in results for n in r["stages"]}, key=lambda n: STAGE_NAMES.index(n)
                        if n in STAGE_NAMES else len(STAGE_NAMES))
         return StepBenchResult(
-            world=dict(WORLD), batch_size=size, warmup_events=warmup, events_per_run=per_run, runs=runs,
+            world=world_info, batch_size=size, warmup_events=warmup, events_per_run=per_run, runs=runs,
             us_per_event={n: statistics.median(r["stages"].get(n, 0.0) for r in results) for n in names},
             total_us_per_event=statistics.median(r["total"] for r in results),
             json_loads_us_per_event=statistics.median(r["json_loads"] for r in results),
-            per_run=results, lists_pushed=sum(r["lists"] for r in results), redis_prefix=settings.redis_prefix)
+            per_run=results, lists_pushed=sum(r["lists"] for r in results), redis_prefix=settings.redis_prefix,
+            memory=memory, dedupe_ttl_seconds=settings.dedupe_ttl_seconds)
     finally:
         keys = [k async for k in client.scan_iter(f"{settings.redis_prefix}:*", count=5000)]
         for i in range(0, len(keys), 5000):
@@ -179,8 +241,45 @@ async def _bench(settings: Settings, warmup: int, per_run: int, runs: int, progr
         await client.aclose()
 
 
+def _kind(key: str, prefix: str) -> str:
+    rest = key[len(prefix) + 1:]
+    if rest.startswith("user:"):
+        return {"profile": "user profile", "recs": "user last list"}.get(rest.rsplit(":", 1)[-1], "user record") \
+            if rest.count(":") > 1 else "user record"
+    for start, kind in (("emb:user:", "user reader row"), ("emb:item:", "item row"), ("ids:", "event-id sets"),
+                        ("applied:", "applied item updates"), ("pop:", "segment popularity")):
+        if rest.startswith(start):
+            return kind
+    return "other"
+
+
+async def _memory(client, prefix: str, sample: int = 2000) -> dict:
+    """Bytes per key, by kind of key, from a sample of each kind (Redis MEMORY USAGE)."""
+    import random
+
+    kinds: dict[str, list[bytes]] = {}
+    async for key in client.scan_iter(f"{prefix}:*", count=5000):
+        kinds.setdefault(_kind(key.decode(), prefix), []).append(key)
+    out = {}
+    rng = random.Random(0)
+    for kind, keys in kinds.items():
+        picked = keys if len(keys) <= sample else rng.sample(keys, sample)
+        pipe = client.pipeline(transaction=False)
+        for key in picked:
+            pipe.memory_usage(key, samples=0)
+        sizes = [s or 0 for s in await pipe.execute()]
+        entry = {"keys": len(keys), "bytes_each": sum(sizes) / max(1, len(sizes))}
+        if kind == "event-id sets":
+            pipe = client.pipeline(transaction=False)
+            for key in picked:
+                pipe.scard(key)
+            entry["ids_each"] = sum(await pipe.execute()) / max(1, len(picked))
+        out[kind] = entry
+    return out
+
+
 def run_step_bench(settings: Settings, *, warmup: int = 50_000, events: int = 20_000, runs: int = 3,
-                   progress=None) -> StepBenchResult:
+                   progress=None, dataset: str = "simulator") -> StepBenchResult:
     """Bring the local Redis up if needed, and run the bench under a Redis prefix of its own."""
     from stream.stack import Stack
 
@@ -189,12 +288,13 @@ def run_step_bench(settings: Settings, *, warmup: int = 50_000, events: int = 20
     say = progress or (lambda msg: None)
     Stack(settings, services=("redis",)).up(log=say)
     run = settings.model_copy(update={"redis_prefix": f"bench-step-{uuid.uuid4().hex[:8]}"})
-    return asyncio.run(_bench(run, warmup, events, runs, say))
+    return asyncio.run(_bench(run, warmup, events, runs, say, dataset))
 
 
 def main_bench_step(settings: Settings, args) -> int:
     progress = (lambda msg: print(f"[bench step] {msg}", file=sys.stderr, flush=True))
-    result = run_step_bench(settings, warmup=args.warmup, events=args.events, runs=args.runs, progress=progress)
+    result = run_step_bench(settings, warmup=args.warmup, events=args.events, runs=args.runs, progress=progress,
+                            dataset=getattr(args, "dataset", None) or "simulator")
     print(result.table())
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:

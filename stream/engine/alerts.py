@@ -42,11 +42,15 @@ class DriftWatch:
                    active_seconds=settings.drift_active_seconds)
 
     def observe(self, segment: str, signal: str, value: float) -> None:
-        key = (segment, signal)
-        if key not in self._active_until:
-            self._active_until[key] = 0.0
-            self.metrics.drift_active.labels(segment, signal).set(0)  # the series exists before any alert
-        for alert in self.kpis.observe(segment, signal, value, now=self.clock()):
+        self.observe_many([(segment, signal, value)])
+
+    def observe_many(self, observations: list[tuple[str, str, float]]) -> None:
+        """A batch's (segment, signal, value) observations, in order."""
+        active = self._active_until
+        for key in {(seg, sig) for seg, sig, _ in observations} - active.keys():
+            active[key] = 0.0
+            self.metrics.drift_active.labels(*key).set(0)  # the series exists before any alert
+        for alert in self.kpis.observe_many(observations, now=self.clock()):
             self._raise(alert)
 
     def _raise(self, alert: DriftAlert) -> None:

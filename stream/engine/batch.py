@@ -8,7 +8,7 @@ date event by event, so that a user's second click in a batch is ranked knowing 
   the trial is scored on it, and the re-rankers learn from it;
 * then the event changes the user: events counted, the item marked seen, and a positive on
   an item new to the user's co-occurrence history forms its pairs with that history
-  (:func:`stream.models.cooccurrence.pairs_for`) and joins it.
+  (:func:`stream.models.cooccurrence.pair_run`) and joins it.
 
 What the walk does not change within a batch: the users' MF rows (learned per batch, from all
 its events at once), the item side and the segments' shared state (changed when the batch
@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 
 from stream.contract import Event
 from stream.engine.config import EngineConfig
-from stream.models.cooccurrence import pairs_for, remember
+from stream.models.cooccurrence import pair_run, remember
 from stream.signals import is_trial, marks_seen, signal_weight
 from stream.state.base import UserRecord
+from stream.state.seen import Seen
 
 __all__ = ["Moment", "Batch", "walk", "explores"]
 
@@ -50,7 +51,7 @@ class Moment:
     trial: bool  # a prequential trial (every moment is one)
     segment: str
     history: list[str]  # recent positives then, oldest first
-    seen: set[str]  # items then not to recommend
+    seen: Seen  # items then not to recommend
     explore: bool
 
 
@@ -64,38 +65,52 @@ class Batch:
     after: dict[str, UserRecord]  # the users after the batch's events (MF rows: still as loaded)
     segments: dict[str, str]  # each user's segment at the batch's start
     moments: list[Moment] = field(default_factory=list)
-    pairs: list[tuple[str, str, float]] = field(default_factory=list)  # (new positive, earlier positive, weight)
+    weights: list[float] = field(default_factory=list)  # per event: its signal weight (0 for one not fresh)
     new_positives: list[str] = field(default_factory=list)  # co-occurrence counts: one per new positive
+    pair_runs: list[tuple[list[str], list[float] | None]] = field(default_factory=list)  # per new positive: its
+    # earlier positives and their pair weights (None: 1 each)
 
     @property
     def trials(self) -> list[Moment]:
         return [m for m in self.moments if m.trial]
 
+    @property
+    def pairs(self) -> list[tuple[str, str, float]]:
+        """Every (new positive, earlier positive, weight) pair (spelled out: tests, tools)."""
+        return [(item, past, 1.0 if ws is None else ws[j]) for item, (pasts, ws) in zip(self.new_positives,
+                self.pair_runs) for j, past in enumerate(pasts)]
+
     def fresh_events(self) -> list[Event]:
         return [ev for ev, f in zip(self.events, self.fresh) if f]
+
+    def fresh_weighted(self) -> list[tuple[Event, float]]:
+        """The fresh events with their signal weights."""
+        return [(ev, w) for ev, f, w in zip(self.events, self.fresh, self.weights) if f]
 
 
 def walk(events: list[Event], fresh: list[bool], users: dict[str, UserRecord], segments: dict[str, str],
          config: EngineConfig) -> Batch:
     """The in-order walk (see the module docstring); ``users`` are not changed (copies are)."""
     cooc = config.hybrid.cooc
-    after = {uid: rec.copy() for uid, rec in users.items()}
+    after = {uid: rec.fork() for uid, rec in users.items()}
     batch = Batch(events, fresh, users, after, segments)
     for n, (ev, is_fresh) in enumerate(zip(events, fresh)):
         if not is_fresh:
+            batch.weights.append(0.0)
             continue
         rec = after[ev.user_id]
         w = signal_weight(ev)
+        batch.weights.append(w)
         if is_trial(ev, rec.events, rec.seen):
-            batch.moments.append(Moment(n, ev, True, segments[ev.user_id], list(rec.history), set(rec.seen),
+            batch.moments.append(Moment(n, ev, True, segments[ev.user_id], list(rec.history), rec.seen.copy(),
                                         explores(ev.user_id, ev.ts, config.explore_share)))
         rec.events += 1
         if marks_seen(ev):
-            rec.seen[ev.item_id] = float(ev.ts)
+            rec.seen.add(ev.item_id, ev.ts)
         if w > 0:
-            pairs = pairs_for(rec.history, ev.item_id, cooc)
-            if pairs is not None:
+            run = pair_run(rec.history, ev.item_id, cooc)
+            if run is not None:
                 batch.new_positives.append(ev.item_id)
-                batch.pairs.extend((ev.item_id, past, pw) for past, pw in pairs)
+                batch.pair_runs.append(run)
                 remember(rec.history, ev.item_id, cooc)
     return batch

@@ -64,6 +64,10 @@ class EngineConfig:
         Item-updates partitions: an item's owner is ``item_partition(item_id, partitions)``.
     n_factors_default
         MF factors when the model configuration does not name them.
+    max_trials
+        At most this many prequential trials are scored per micro-batch (a draw seeded by the
+        batch's event ids when there are more); None: every one. Each scored trial is a ranking
+        over the whole catalogue; the unscored ones are not counted (hit rates stay unbiased).
     """
 
     hybrid: HybridParams = field(default_factory=HybridParams)
@@ -78,8 +82,11 @@ class EngineConfig:
     max_segments: int = 32
     default_segment: str = "all"
     partitions: int = 4
+    max_trials: int | None = None
 
     def __post_init__(self) -> None:
+        if self.max_trials is not None and self.max_trials < 1:
+            raise ValueError(f"EngineConfig: max_trials must be >= 1 or None, got {self.max_trials}")
         if self.top_k < 1 or self.history_max < 1:
             raise ValueError(f"EngineConfig: top_k and history_max must be >= 1, got {self.top_k}, {self.history_max}")
         if not 0.0 <= self.explore_share <= 1.0:
@@ -97,7 +104,7 @@ class EngineConfig:
                 "behaviour": None if self.behaviour is None else self.behaviour.as_dict(), "top_k": self.top_k,
                 "history_max": self.history_max, "segment_half_life": self.segment_half_life,
                 "explore_share": self.explore_share, "segmenter": self.segmenter,
-                "default_segment": self.default_segment}
+                "default_segment": self.default_segment, "max_trials": self.max_trials}
 
     @classmethod
     def from_settings(cls, settings, model_config: dict[str, Any] | None = None) -> "EngineConfig":
@@ -124,4 +131,5 @@ class EngineConfig:
             max_segments=settings.max_segments,
             default_segment=settings.default_segment,
             partitions=settings.partitions,
+            max_trials=settings.max_trials_per_batch or None,
         )

@@ -35,7 +35,7 @@ from stream.contract import Event
 from stream.engine.batch import explores, walk
 from stream.engine.config import EngineConfig
 from stream.engine.items import ItemBus, outbox_entries
-from stream.engine.learn import Learned, learn
+from stream.engine.learn import Learned, batch_seed, learn
 from stream.engine.rank import Ranked, Ranking, View
 from stream.engine.stages import OFF
 from stream.models.items import ItemTable
@@ -44,7 +44,7 @@ from stream.models.rerank.layers import SegmentLayers
 from stream.models.segments.behaviour import BehaviourModel
 from stream.models.segments.profile import OTHER, profile_segment
 from stream.signals import event_order
-from stream.state.base import Commit, Conflict, Loaded, Profile, SharedState, StateStore, UserRecord
+from stream.state.base import Commit, Conflict, Loaded, Position, Profile, SharedState, StateStore, UserRecord
 
 __all__ = ["Engine", "StepResult", "TrialOutcome"]
 
@@ -149,16 +149,22 @@ class Engine:
         return loaded_shared
 
     # -- the batch step ---------------------------------------------------------------
-    async def step(self, events: list[Event]) -> StepResult:
+    async def step(self, events: list[Event], positions: list[Position] | None = None) -> StepResult:
         """Score, learn and commit one micro-batch of valid events, applied in event-time order
-        (:func:`stream.signals.event_order`; ``StepResult.order`` says which input went where)."""
+        (:func:`stream.signals.event_order`; ``StepResult.order`` says which input went where).
+
+        ``positions``: each event's (topic, partition, offset) when it came through Kafka: an
+        event at or below its partition's last applied offset is a redelivery, applied before
+        (whatever its age); every event is also checked by its id (within the dedupe window)."""
         order = event_order(events)
         events = [events[j] for j in order]
+        if positions is not None:
+            positions = [positions[j] for j in order]
         attempts = 0
         while True:
             attempts += 1
             try:
-                result = await self._step(events)
+                result = await self._step(events, positions)
             except Conflict as exc:
                 if attempts >= self.MAX_ATTEMPTS:
                     raise
@@ -174,21 +180,32 @@ class Engine:
                             type(exc).__name__, exc)
             return result
 
-    async def _step(self, events: list[Event]) -> StepResult:
+    async def _step(self, events: list[Event], positions: list[Position] | None) -> StepResult:
         cfg = self.config
         stages = self.stages
         ids = [ev.event_id for ev in events]
         users = sorted({ev.user_id for ev in events})
         with stages("load"):
-            loaded: Loaded = await self.state.load(ids, users, sorted(self._segments), self.behaviour is not None)
+            partitions = {(t, p) for t, p, _ in positions} if positions is not None else ()
+            loaded: Loaded = await self.state.load(ids, users, sorted(self._segments), self.behaviour is not None,
+                                                   partitions)
             fresh, first = [], set()
-            for ev, claimed in zip(events, loaded.claimed):
+            marks = loaded.marks
+            for n, (ev, claimed) in enumerate(zip(events, loaded.claimed)):
+                if positions is not None:
+                    t, p, offset = positions[n]
+                    mark = marks.get((t, p))
+                    claimed = claimed or (mark is not None and offset <= mark)
                 fresh.append(not claimed and ev.event_id not in first)
                 first.add(ev.event_id)
             segments = {uid: self.segment_of(loaded.users[uid]) for uid in users}
             shared = await self._shared(loaded.shared, segments.values())
         with stages("score_trials"):
             batch = walk(events, fresh, loaded.users, segments, cfg)
+            if cfg.max_trials is not None and len(batch.moments) > cfg.max_trials:
+                rng = np.random.default_rng(batch_seed(ids))
+                keep = np.sort(rng.choice(len(batch.moments), size=cfg.max_trials, replace=False))
+                batch.moments = [batch.moments[j] for j in keep.tolist()]
             layers = SegmentLayers(COLUMNS, cfg.rerank, shared.layers) if cfg.rerank is not None else None
             views = [View(m.event.user_id, m.segment, loaded.users[m.event.user_id].row, m.history, m.seen, m.explore)
                      for m in batch.moments]
@@ -200,6 +217,11 @@ class Engine:
             self.table.rows([ev.item_id for ev in events])
             commit, update, report = learn(batch, ranked, loaded, cfg, self.table, layers, self.behaviour, now)
             commit.outbox = outbox_entries(update, commit.event_ids, cfg.partitions, self.table.mf.k)
+            if positions is not None:
+                newest: dict[tuple[str, int], int] = {}
+                for t, p, offset in positions:
+                    newest[(t, p)] = max(offset, newest.get((t, p), -1))
+                commit.marks = {tp: (marks.get(tp), max(o, marks.get(tp) or -1)) for tp, o in newest.items()}
         with stages("commit"):
             await self.state.commit(commit)
         after = SharedState({name: dict(w) for name, w in shared.layers.items()}, dict(shared.guards),
@@ -216,8 +238,8 @@ class Engine:
         k = self.config.top_k
         return [TrialOutcome(m.position, m.event, m.segment, r.ids, r.model, m.event.item_id in r.glob,
                              None if r.seg is None else m.event.item_id in r.seg,
-                             None if r.candidates is None else m.event.item_id in
-                             [r.candidates.ids[p] for p in np.argsort(-r.candidates.shared, kind="stable")[:k]])
+                             None if r.candidates is None else self.table.get(m.event.item_id) in
+                             r.candidates.rows[np.argsort(-r.candidates.shared, kind="stable")[:k]])
                 for m, r in zip(batch.moments, ranked) if m.trial]
 
     # -- serving ----------------------------------------------------------------------
@@ -261,17 +283,24 @@ class Engine:
             return [], "unknown"
         n = self.table.n_items
         ids = self.table.item_ids
-        cols, sims = self.table.cooc.similar(row, k, self.config.hybrid.cooc.alpha, n)
+        cols, sims = self.table.cooc.similar(row, k + len(self.table.unnamed), self.config.hybrid.cooc.alpha, n)
+        named = self.table.named()
+        if named is not None:
+            keep = named[cols]
+            cols, sims = cols[keep][:k], sims[keep][:k]
         if len(cols):
             return [(ids[c], float(s)) for c, s in zip(cols.tolist(), sims.tolist())], "cooccurrence"
         Q = self.table.mf.model.item_factors
         norms = np.linalg.norm(Q, axis=1)
         cos = (Q @ Q[row]) / np.maximum(norms * max(float(norms[row]), 1e-12), 1e-12)
         cos[row] = -np.inf
+        named = self.table.named()
+        if named is not None:
+            cos[~named] = -np.inf
         from stream.models.base import top_k
 
         top = top_k(cos.astype(np.float64), min(k, n - 1)) if n > 1 else np.empty(0, dtype=np.int64)
-        return [(ids[c], float(cos[c])) for c in top.tolist()], "mf"
+        return [(ids[c], float(cos[c])) for c in top.tolist() if np.isfinite(cos[c])], "mf"
 
     # -- profiles and the catalogue -------------------------------------------------------
     async def apply_profile(self, user_id: str, attributes: dict[str, str], ts: float) -> tuple[str, str | None]:

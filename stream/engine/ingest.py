@@ -129,14 +129,16 @@ class Ingest:
         if not valid:
             return []
         events = [ev for _, ev in valid]
+        positions = [(rec.topic, rec.partition, rec.offset) for rec, _ in valid]
         try:
-            return [(valid, await self.with_retries("step", lambda: self.engine.step(events)))]
+            return [(valid, await self.with_retries("step", lambda: self.engine.step(events, positions)))]
         except Exception as exc:
             log.exception("batch step failed (%s); isolating the failing events", exc)
         done = []
         for rec, ev in valid:
             try:
-                done.append(([(rec, ev)], await self.with_retries("step", lambda ev=ev: self.engine.step([ev]))))
+                done.append(([(rec, ev)], await self.with_retries(
+                    "step", lambda rec=rec, ev=ev: self.engine.step([ev], [(rec.topic, rec.partition, rec.offset)]))))
             except Exception as exc:
                 await self.reject(rec, "processing_error", f"{type(exc).__name__}: {exc}", out)
         return done

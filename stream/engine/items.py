@@ -27,7 +27,7 @@ from stream.engine.messages import ItemInit, decode_row, decode_update, encode_u
 from stream.models.items import ItemRow, ItemTable, ItemUpdate
 from stream.state.base import Conflict, OutboxEntry, StateStore
 
-__all__ = ["entry_id", "outbox_entries", "ItemOwner", "ItemCopy", "ItemBus", "DirectBus", "KafkaBus"]
+__all__ = ["entry_id", "outbox_entries", "ItemOwner", "ItemCopy", "ItemBus", "DirectBus", "KafkaBus", "Gather"]
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +172,42 @@ class ItemOwner:
                 members.append(init.item_id)
                 del members[: -4 * self.CATEGORY_SAMPLE]
         return row
+
+
+class Gather:
+    """An owner's window: item updates held per partition until ``seconds`` have passed since the
+    first one, then applied together, so that a row many updates change is applied, committed
+    and published once per window (STREAMREC_ITEM_PUBLISH_SECONDS).
+
+    >>> now = [0.0]
+    >>> g = Gather(0.5, clock=lambda: now[0])
+    >>> g.add(1, "u1"); g.add(1, "u2"); now[0] = 0.6
+    >>> g.due(), g.take(), g.due()
+    (True, {1: ['u1', 'u2']}, False)
+    """
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self.clock = clock
+        self.held: dict[int, list] = {}
+        self._start: float | None = None
+
+    def add(self, partition: int, item) -> None:
+        self.held.setdefault(partition, []).append(item)
+        if self._start is None:
+            self._start = self.clock()
+
+    def drop(self, partition: int) -> None:
+        """A partition revoked: its held updates are read again by its new owner."""
+        self.held.pop(partition, None)
+
+    def due(self) -> bool:
+        return bool(self.held) and self._start is not None and self.clock() - self._start >= self.seconds
+
+    def take(self) -> dict[int, list]:
+        """The held updates per partition, in order of arrival; the window starts again."""
+        out, self.held, self._start = self.held, {}, None
+        return out
 
 
 class ItemCopy:

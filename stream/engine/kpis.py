@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import Counter
 
 from stream.drift import signal_values
 from stream.engine.alerts import DriftWatch
@@ -34,21 +35,37 @@ class Kpis:
         give the freshness histogram)."""
         metrics, drift = self.metrics, self.drift
         now = time.time()
+        counts: Counter = Counter()
+        dwell: dict[str, list[float]] = {}
+        ages: list[float] = []
+        observations: list[tuple[str, str, float]] = []
+        segments = result.segments
         for rec, ev, fresh in zip(records, result.events, result.fresh):
             if not fresh:
-                metrics.duplicate_events_total.inc()
                 continue
-            seg = result.segments[ev.user_id]
-            metrics.events_total.labels(ev.type, seg).inc()
+            seg = segments[ev.user_id]
+            counts[(ev.type, seg)] += 1
             if ev.type == "dwell":
-                metrics.dwell_seconds.labels(seg).observe(float(ev.seconds or 0.0))
+                dwell.setdefault(seg, []).append(float(ev.seconds or 0.0))
             if rec.timestamp:
-                metrics.event_to_applied_seconds.observe(max(0.0, now - rec.timestamp))
+                ages.append(now - rec.timestamp)
             if drift is not None:
-                for signal, value in signal_values(ev.type, ev.seconds):
-                    drift.observe(seg, signal, value)
-        for t in result.trials:
-            self._trial(t)
+                observations += [(seg, signal, value) for signal, value in signal_values(ev.type, ev.seconds)]
+        if result.duplicates:
+            metrics.duplicate_events_total.inc(result.duplicates)
+        for (etype, seg), n in counts.items():
+            metrics.events_total.labels(etype, seg).inc(n)
+        for seg, values in dwell.items():
+            observe = metrics.dwell_seconds.labels(seg).observe
+            for v in values:
+                observe(v)
+        observe = metrics.event_to_applied_seconds.observe
+        for age in ages:
+            observe(max(0.0, age))
+        self._trials(result.trials)
+        if drift is not None:
+            observations += [(t.segment, "hit_rate", 1.0 if t.rank is not None else 0.0) for t in result.trials]
+            drift.observe_many(observations)
         learned = result.learned
         for seg, guard in learned.guards.items():
             metrics.segment_serving.labels(seg).set(1 if guard.serving_segment else 0)
@@ -67,25 +84,36 @@ class Kpis:
             metrics.model_loss.observe(learned.loss)
         metrics.model_events_learned_total.inc(learned.learned)
 
-    def _trial(self, t) -> None:
-        metrics, seg = self.metrics, t.segment
-        if seg not in self._segments:  # every series exists from a segment's first trial
-            self._segments.add(seg)
-            for ranking in ("segment", "global"):
-                metrics.prequential_ranking_hits_total.labels(seg, ranking).inc(0)
-                metrics.segment_guard_switches_total.labels(seg, ranking).inc(0)
-        metrics.prequential_trials_total.labels(seg).inc()
-        rank = t.rank
-        if rank is not None:
-            metrics.prequential_hits_total.labels(seg).inc()
-            metrics.prequential_ndcg_sum.labels(seg).inc(1.0 / math.log2(rank + 1))
-        if t.seg_hit is not None:
-            if t.seg_hit:
-                metrics.prequential_ranking_hits_total.labels(seg, "segment").inc()
-            if t.glob_hit:
-                metrics.prequential_ranking_hits_total.labels(seg, "global").inc()
-        if self.drift is not None:
-            self.drift.observe(seg, "hit_rate", 1.0 if rank is not None else 0.0)
+    def _trials(self, trials) -> None:
+        """The trials' counters, summed per segment first (one increment per series a batch)."""
+        metrics = self.metrics
+        sums: dict[str, list] = {}  # segment -> [trials, hits, ndcg gain, segment hits, global hits]
+        for t in trials:
+            s = sums.get(t.segment)
+            if s is None:
+                s = sums[t.segment] = [0, 0, 0.0, 0, 0]
+            s[0] += 1
+            rank = t.rank
+            if rank is not None:
+                s[1] += 1
+                s[2] += 1.0 / math.log2(rank + 1)
+            if t.seg_hit is not None:
+                s[3] += bool(t.seg_hit)
+                s[4] += bool(t.glob_hit)
+        for seg, (n, hits, gain, seg_hits, glob_hits) in sums.items():
+            if seg not in self._segments:  # every series exists from a segment's first trial
+                self._segments.add(seg)
+                for ranking in ("segment", "global"):
+                    metrics.prequential_ranking_hits_total.labels(seg, ranking).inc(0)
+                    metrics.segment_guard_switches_total.labels(seg, ranking).inc(0)
+            metrics.prequential_trials_total.labels(seg).inc(n)
+            if hits:
+                metrics.prequential_hits_total.labels(seg).inc(hits)
+                metrics.prequential_ndcg_sum.labels(seg).inc(gain)
+            if seg_hits:
+                metrics.prequential_ranking_hits_total.labels(seg, "segment").inc(seg_hits)
+            if glob_hits:
+                metrics.prequential_ranking_hits_total.labels(seg, "global").inc(glob_hits)
 
     def _label(self, segment: str, label: str) -> None:
         old = self._labels.get(segment)

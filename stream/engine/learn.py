@@ -30,7 +30,6 @@ from stream.models.rerank.guard import SegmentGuard
 from stream.models.rerank.layers import SegmentLayers
 from stream.models.segments.behaviour import BehaviourModel, UserBehaviour
 from stream.models.sharded import UserState
-from stream.signals import signal_weight
 from stream.state.base import Commit, Loaded, PopularityChange, UserRecord
 
 __all__ = ["Learned", "learn", "batch_seed"]
@@ -64,29 +63,30 @@ def learn(batch: Batch, ranked: list[Ranked], loaded: Loaded, config: EngineConf
     report = Learned()
     commit = Commit()
     update = ItemUpdate.empty(table.mf.k)
-    events = batch.fresh_events()
+    weighted = batch.fresh_weighted()
+    events = [ev for ev, _ in weighted]
     after = batch.after
-    _mf(events, batch, table, now, update, report)
+    _mf(weighted, batch, table, now, update, report)
     if layers is not None:
-        _rerank(batch, ranked, layers, config, loaded.shared.guards, report)
+        _rerank(batch, ranked, layers, config, loaded.shared.guards, report, table.get)
         commit.layers = layers.changes()
         commit.guards = {seg: (g.version, g.to_state()) for seg, g in report.guards.items()}
-    _popularity(events, batch, loaded, config, commit, update)
-    if batch.pairs:  # each pair changes both items' rows
-        a, b, w = zip(*batch.pairs)
-        update.add_pairs(a + b, b + a, w + w)
+    _popularity(weighted, batch, loaded, config, commit, update)
+    if batch.pair_runs:  # each pair changes both items' rows
+        lengths = [len(past) for past, _ in batch.pair_runs]
+        a = update.index(batch.new_positives).repeat(lengths)
+        b = update.index([h for past, _ in batch.pair_runs for h in past])
+        w = np.concatenate([np.ones(len(past)) if ws is None else np.asarray(ws, dtype=np.float64)
+                            for past, ws in batch.pair_runs]) if len(b) else np.zeros(0)
+        update.add_pair_rows(np.concatenate([a, b]), np.concatenate([b, a]), np.concatenate([w, w]))
     if batch.new_positives:
         update.add_counts(batch.new_positives, [1.0] * len(batch.new_positives))
     if behaviour is not None and loaded.clusterer is not None:
-        _behaviour(events, batch, loaded, config, behaviour, commit, report)
+        _behaviour(weighted, batch, loaded, config, behaviour, commit, report)
     changed = {ev.user_id for ev in events}
     for uid in changed:
         _cap_seen(after[uid], config.history_max)
     commit.users = {uid: after[uid] for uid in sorted(changed)}
-    for uid in commit.users:
-        before, now_seen = batch.before[uid].seen, after[uid].seen
-        commit.seen[uid] = ({i: t for i, t in now_seen.items() if before.get(i) != t},
-                            sorted(i for i in before if i not in now_seen))
     commit.event_ids = [ev.event_id for ev in events]
     stats = Counter(f"events_total:{ev.type}" for ev in events)
     dups = len(batch.events) - len(events)
@@ -99,27 +99,30 @@ def learn(batch: Batch, ranked: list[Ranked], loaded: Loaded, config: EngineConf
     return commit, update, report
 
 
-def _mf(events, batch: Batch, table: ItemTable, now: float, update: ItemUpdate, report: Learned) -> None:
+def _mf(weighted, batch: Batch, table: ItemTable, now: float, update: ItemUpdate, report: Learned) -> None:
     """The users' MF rows, one vectorised step; the item gradients go to the update."""
     index: dict[str, int] = {}
-    users: list[UserState] = []
+    users: list[UserState | None] = []
     u, items, weights = [], [], []
-    for ev in events:
-        w = signal_weight(ev)
+    for ev, w in weighted:
         if w == 0.0:
             continue
         j = index.get(ev.user_id)
         if j is None:
             j = index[ev.user_id] = len(users)
             old = batch.before[ev.user_id].row
-            users.append(table.mf.new_user(ev.user_id) if old is None else
-                         UserState(**{**old.__dict__, "vector": old.vector.copy()}))
+            users.append(None if old is None else old.copy())
         u.append(j)
         items.append(ev.item_id)
         weights.append(w)
     if not u:
         return
-    grads = table.mf.learn_users(users, u, items, weights, now=now, seed=batch_seed([ev.event_id for ev in events]))
+    new = [j for j, s in enumerate(users) if s is None]
+    if new:
+        for j, state in zip(new, table.mf.new_users([uid for uid, j2 in index.items() if users[j2] is None])):
+            users[j] = state
+    grads = table.mf.learn_users(users, u, items, weights, now=now,
+                                 seed=batch_seed([ev.event_id for ev, _ in weighted]))
     table.rows([])  # the MF part may have grown: so does the rest of the table
     for state in users:
         batch.after[state.user_id].row = state
@@ -129,9 +132,11 @@ def _mf(events, batch: Batch, table: ItemTable, now: float, update: ItemUpdate, 
 
 
 def _rerank(batch: Batch, ranked: list[Ranked], layers: SegmentLayers, config: EngineConfig,
-            guard_states: dict[str, dict[str, str] | None], report: Learned) -> None:
-    """Guards fold the trials' paired hit differences; layers learn pairwise from the moments."""
+            guard_states: dict[str, dict[str, str] | None], report: Learned, table_row) -> None:
+    """Guards fold the trials' paired hit differences; layers learn pairwise from the moments
+    whose clicked item was a candidate (at most ``max_learning`` of them per segment)."""
     rp = config.rerank
+    learnable: dict[str, list[tuple[object, object, int]]] = {}  # segment -> (moment, candidates, position)
     for m, r in zip(batch.moments, ranked):
         c = r.candidates
         if c is None:
@@ -143,24 +148,29 @@ def _rerank(batch: Batch, ranked: list[Ranked], layers: SegmentLayers, config: E
                     c.segment, guard_states.get(c.segment), **rp.guard_args(c.segment))
             if guard.update(m.event.item_id in r.seg, m.event.item_id in r.glob):
                 report.switches.append(guard.switches[-1])
-        try:
-            p = c.ids.index(m.event.item_id)
-        except ValueError:
-            continue  # outside the candidates: re-ordering them cannot reach it
-        pool = np.delete(np.arange(len(c.ids)), p)
-        n_neg = min(int(rp.of(c.segment, "n_negatives")), len(pool))
-        if n_neg == 0:
-            continue
-        rng = np.random.default_rng([int(rp.seed), zlib.crc32(m.event.event_id.encode("utf-8"))])
-        negatives = rng.choice(pool, size=n_neg, replace=False).tolist()
-        layers.learn(c.segment, [(c.X[p] - c.X[j], c.shared[p] - c.shared[j]) for j in negatives])
-        report.examples[c.segment] += n_neg
+        p = c.position(table_row(m.event.item_id))
+        if p >= 0:  # else outside the candidates: re-ordering them cannot reach it
+            learnable.setdefault(c.segment, []).append((m, c, p))
+    for segment, examples in learnable.items():
+        if rp.max_learning is not None and len(examples) > rp.max_learning:
+            rng = np.random.default_rng([int(rp.seed), *batch_seed([m.event.event_id for m, _, _ in examples])])
+            keep = np.sort(rng.choice(len(examples), size=rp.max_learning, replace=False))
+            examples = [examples[j] for j in keep.tolist()]
+        for m, c, p in examples:
+            pool = np.delete(np.arange(len(c.rows)), p)
+            n_neg = min(int(rp.of(c.segment, "n_negatives")), len(pool))
+            if n_neg == 0:
+                continue
+            rng = np.random.default_rng([int(rp.seed), zlib.crc32(m.event.event_id.encode("utf-8"))])
+            negatives = rng.choice(pool, size=n_neg, replace=False).tolist()
+            layers.learn(c.segment, [(c.X[p] - c.X[j], c.shared[p] - c.shared[j]) for j in negatives])
+            report.examples[c.segment] += n_neg
 
 
 def _popularity(events, batch: Batch, loaded: Loaded, config: EngineConfig, commit: Commit,
                 update: ItemUpdate) -> None:
     """Decayed popularity: per segment in the state, per item (the blend's) on the item side."""
-    positives = [(ev, w) for ev in events if (w := signal_weight(ev)) > 0]
+    positives = [(ev, w) for ev, w in events if w > 0]
     if not positives:
         return
     rate = decay_rate(config.segment_half_life)
@@ -182,7 +192,7 @@ def _behaviour(events, batch: Batch, loaded: Loaded, config: EngineConfig, model
     """The behaviour clusterer over the signal events of users whose profile names no segment."""
     default = config.default_segment
     profiled = {uid for uid, rec in batch.before.items() if rec.profile_segment and rec.profile_segment != default}
-    steps = [(ev.user_id, w) for ev in events if ev.user_id not in profiled and (w := signal_weight(ev)) != 0]
+    steps = [(ev.user_id, w) for ev, w in events if ev.user_id not in profiled and w != 0]
     if not steps:
         return
     records: dict[str, UserBehaviour] = {}
@@ -201,8 +211,5 @@ def _behaviour(events, batch: Batch, loaded: Loaded, config: EngineConfig, model
 
 
 def _cap_seen(rec: UserRecord, history_max: int) -> None:
-    """Forget the oldest seen items past ``history_max`` (ties: the lower item id first)."""
-    extra = len(rec.seen) - history_max
-    if extra > 0:
-        for item, _ in sorted(rec.seen.items(), key=lambda x: (x[1], x[0]))[:extra]:
-            del rec.seen[item]
+    """Forget the oldest seen items past ``history_max`` (ties: the lower item key first)."""
+    rec.seen.cap(history_max)

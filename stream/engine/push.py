@@ -20,6 +20,8 @@ import asyncio
 import json
 import time
 import uuid
+
+import msgspec
 from collections import OrderedDict
 from typing import Any, Callable, Protocol
 
@@ -28,6 +30,8 @@ from stream.engine.rank import Ranked
 from stream.state.base import SharedState, UserRecord
 
 __all__ = ["Pusher", "payload", "message", "ListSink"]
+
+_encode = msgspec.json.Encoder().encode
 
 
 class ListSink(Protocol):
@@ -52,8 +56,8 @@ def message(user_id: str, segment: str, ranked: Ranked, trigger: str, request_id
 
 def payload(user_id: str, segment: str, ranked: Ranked, trigger: str, request_id: str | None = None,
             k: int | None = None) -> bytes:
-    """:func:`message` as the bytes that go on the topic."""
-    return json.dumps(message(user_id, segment, ranked, trigger, request_id, k), separators=(",", ":")).encode()
+    """:func:`message` as the bytes that go on the topic (compact JSON, UTF-8)."""
+    return _encode(message(user_id, segment, ranked, trigger, request_id, k))
 
 
 class Pusher:

@@ -30,13 +30,14 @@ from typing import Collection
 import numpy as np
 
 from stream.engine.config import MODEL_NAMES, EngineConfig
-from stream.models.base import top_k
-from stream.models.hybrid import normalise
+from stream.models.base import top_k, top_many
+from stream.models.hybrid import scale
 from stream.models.items import ItemTable
 from stream.models.rerank.features import raw_features, scaled
 from stream.models.rerank.layers import SegmentLayers
 from stream.models.sharded import UserState
 from stream.state.base import SharedState, StateStore
+from stream.state.seen import Seen
 
 __all__ = ["View", "Candidates", "Ranked", "Ranking"]
 
@@ -49,8 +50,12 @@ class View:
     segment: str
     row: UserState | None
     history: list[str]
-    seen: Collection[str]
+    seen: Seen  # (item ids are taken too: tests, tools)
     explore: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.seen, Seen):
+            self.seen = Seen.of({item: 0.0 for item in self.seen})
 
     @property
     def learned(self) -> bool:
@@ -62,11 +67,22 @@ class Candidates:
     """A user's candidates as the re-ranker saw them (to learn from, and for the guard)."""
 
     segment: str
-    ids: list[str]  # the blend's order
-    X: np.ndarray  # scaled features (len(ids), len(COLUMNS))
+    rows: np.ndarray  # item rows, the blend's order
+    X: np.ndarray  # scaled features (len(rows), len(COLUMNS))
     shared: np.ndarray  # shared layer logits
     seg: np.ndarray  # the segment layer's logits
-    order: np.ndarray  # positions in ids, best first by the segment layer
+    order: np.ndarray  # positions in rows, best first by the segment layer
+    item_ids: list[str]  # the table's ids (rows -> ids)
+
+    @property
+    def ids(self) -> list[str]:
+        ids = self.item_ids
+        return [ids[r] for r in self.rows.tolist()]
+
+    def position(self, row: int) -> int:
+        """Where item row ``row`` is among the candidates (-1: not there)."""
+        at = np.flatnonzero(self.rows == row)
+        return int(at[0]) if len(at) else -1
 
 
 @dataclass
@@ -92,6 +108,7 @@ class Ranking:
     def __init__(self, config: EngineConfig, table: ItemTable) -> None:
         self.config = config
         self.table = table
+        self._pop_part: tuple | None = None  # ((popularity version, N), weighted part, scores)
 
     def _rows(self, items: Collection[str]) -> np.ndarray:
         """Rows of the known ones among ``items`` (C-speed lookups when all are known: the usual case)."""
@@ -100,11 +117,6 @@ class Ranking:
             return np.fromiter(map(pos.__getitem__, items), dtype=np.int64, count=len(items))
         except KeyError:
             return np.array([pos[i] for i in items if i in pos], dtype=np.int64)
-
-    def _history(self, history: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Rows of one history's known items and their recency weights (``decay ** age``, age 0 the latest)."""
-        user, rows, w = self._histories([history])
-        return rows, w
 
     def _histories(self, histories: list[list[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every history's last ``history`` known items at once: (whose, item row, recency weight)."""
@@ -119,16 +131,22 @@ class Ranking:
         return user[keep], rows[keep], cooc.decay ** age[keep].astype(np.float64)
 
     def blend_matrix(self, views: list[View], N: int) -> tuple[np.ndarray, dict, dict]:
-        """The blend's scores of every item for each view (V, N), and the MF and co-occurrence
-        parts' raw rows per view index (absent when the part is not used for that view)."""
+        """The blend's scores of every item for each view (V, N) float32, and the MF and
+        co-occurrence parts' raw rows per view index (absent when the part is not used for that
+        view). Each part is added scaled as :func:`~stream.models.hybrid.normalise` scales it,
+        without its shift (:func:`~stream.models.hybrid.scale`): the same order within each row."""
         hp = self.config.hybrid
-        G = np.zeros((len(views), N))
+        G = np.zeros((len(views), N), dtype=np.float32)
         mf_rows: dict[int, np.ndarray] = {}
         cooc_rows: dict[int, np.ndarray] = {}
         learned = [j for j, v in enumerate(views) if v.learned] if hp.mf_weight else []
         if learned:
             S = self.table.mf.score_many(np.stack([views[j].row.vector for j in learned]))
-            G[learned] += hp.mf_weight * normalise(S, hp.normalise)
+            a = (hp.mf_weight * scale(S, hp.normalise)).astype(np.float32)[:, None]
+            if len(learned) == len(views):
+                np.multiply(S, a, out=G)
+            else:
+                G[learned] = S * a
             mf_rows = {j: S[n] for n, j in enumerate(learned)}
         if hp.cooccurrence_weight:
             js = [j for j, v in enumerate(views) if v.history]
@@ -136,14 +154,44 @@ class Ranking:
                 user, rows, w = self._histories([views[j].history for j in js])
                 C = self.table.cooc.score_many(user, rows, w, len(js), N, hp.cooc.alpha)
                 has = np.bincount(user, minlength=len(js)) > 0  # a history with no known item has no part
-                js, C = [j for j, h in zip(js, has.tolist()) if h], C[has]
+                if not has.all():
+                    js, C = [j for j, h in zip(js, has.tolist()) if h], C[has]
                 if js:
-                    G[js] += hp.cooccurrence_weight * normalise(C, hp.normalise)
                     cooc_rows = {j: C[n] for n, j in enumerate(js)}
+                    if hp.normalise == "max":
+                        # scores are >= 0, and 0 wherever a user's neighbours do not reach: the
+                        # span is the maximum unless they reach every item (then min-max as usual)
+                        reach = np.bincount(user, weights=self.table.cooc.length[rows], minlength=len(has))[has]
+                        a = C.max(axis=1)
+                        full = np.flatnonzero(reach >= N)
+                        a[full] -= C[full].min(axis=1)
+                        a = hp.cooccurrence_weight * np.where(a > 0, 1.0 / np.where(a > 0, a, 1.0), 0.0)
+                    else:
+                        a = hp.cooccurrence_weight * scale(C, hp.normalise)
+                    # C stays raw (a re-ranker feature); its scaled part in float32
+                    part = np.multiply(C, a[:, None], out=np.empty(C.shape, dtype=np.float32), casting="unsafe")
+                    if len(js) == len(views):
+                        G += part
+                    else:
+                        G[js] += part
         if hp.popularity_weight:
-            pop = self.table.pop.scores(N)
-            G += hp.popularity_weight * normalise(pop[None, :], hp.normalise)
+            G += self._popularity_part(N)
         return G, mf_rows, cooc_rows
+
+    def _popularity_part(self, N: int) -> np.ndarray:
+        """The popularity part's row (the same for every user), float32."""
+        pop = self.table.pop
+        key = (pop.version, N)
+        if self._pop_part is None or self._pop_part[0] != key:
+            p = pop.scores(N)
+            self._pop_part = (key, (self.config.hybrid.popularity_weight * p * scale(p, self.config.hybrid.normalise)[0])
+                              .astype(np.float32), p)
+        return self._pop_part[1]
+
+    def _popularity(self, N: int) -> np.ndarray:
+        """Every item's popularity score (float64), cached while the item side does not change."""
+        self._popularity_part(N)
+        return self._pop_part[2]
 
     async def rank(self, views: list[View], k: int, shared: SharedState, layers: SegmentLayers | None,
                    state: StateStore, reasons: bool = False) -> list[Ranked]:
@@ -160,7 +208,7 @@ class Ranking:
             G, mf_rows, cooc_rows = self.blend_matrix(wviews, N)
             sizes = [max(int(rr.of(v.segment, "n_candidates")), k) if rr is not None else k for v in wviews]
             tops = self._top(G, wviews, sizes)
-            pop = self.table.pop.scores(N)
+            pop = self._popularity(N)
             cands = await self._rerank(wviews, tops, G, mf_rows, cooc_rows, pop, shared, layers, state) \
                 if rr is not None else {}
             fresh = None
@@ -176,52 +224,73 @@ class Ranking:
                 else:
                     items = [(ids[r], float(g[r])) for r in top[:k].tolist()]
                     model = MODEL_NAMES["hybrid"]
-                seg = [c.ids[p] for p in c.order[:k].tolist()] if c is not None else None
+                seg = [ids[r] for r in c.rows[c.order[:k]].tolist()] if c is not None else None
                 explored = False
                 if v.explore and len(items) == k and k > 1:
                     if fresh is None:
-                        fresh = (self.table.mf.positive_weight() < self.config.explore_max_positive_weight) \
-                            & (self.table.mf.versions() > 0)
+                        # the table may have grown while this ranking awaited the state: G has N columns
+                        fresh = ((self.table.mf.positive_weight() < self.config.explore_max_positive_weight)
+                                 & (self.table.mf.versions() > 0))[:N]
                     pick = self._explore(fresh, g, v.seen, items)
                     if pick is not None:
                         items = items[:-1] + [(ids[pick], float(g[pick]))]
                         explored = True
-                why = self._reasons(items, explored, v, n in mf_rows) if reasons else None
-                out[j] = Ranked(items, model, glob, seg, explored, why, c)
+                out[j] = Ranked(items, model, glob, seg, explored, None, c)
+            if reasons:
+                self._reasons([out[j] for j in warm], wviews, [n in mf_rows for n in range(len(warm))])
         cold = [j for j in range(len(views)) if out[j] is None]
         if cold:
             await self._cold(views, cold, k, state, reasons, out)
         return out  # type: ignore[return-value]
 
+    def _seen_cells(self, views: list[View], N: int) -> np.ndarray:
+        """Flat (view, item row) positions of every view's seen items, in one look-up. A user's
+        trials share their stored seen keys (looked up once), each with the few its batch added."""
+        shared: dict[int, int] = {}  # id of a stored key array -> its place in ``bases``
+        bases: list[np.ndarray] = []
+        which, added, added_view = [], [], []
+        for n, v in enumerate(views):
+            base, extra = v.seen.parts()
+            slot = shared.get(id(base))
+            if slot is None:
+                slot = shared[id(base)] = len(bases)
+                bases.append(base)
+            which.append(slot)
+            added += extra
+            added_view += [n] * len(extra)
+        lengths = np.fromiter(map(len, bases), dtype=np.int64, count=len(bases))
+        cells = []
+        if lengths.sum():
+            base_rows = self.table.rows_of_keys(np.concatenate(bases), create=False)
+            starts = np.cumsum(lengths) - lengths
+            which = np.asarray(which)
+            per_view = lengths[which]
+            view = np.repeat(np.arange(len(views)), per_view)
+            at = np.repeat(starts[which], per_view) + (np.arange(per_view.sum()) - np.repeat(np.cumsum(per_view)
+                                                                                            - per_view, per_view))
+            cells.append((view, base_rows[at]))
+        if added:
+            cells.append((np.asarray(added_view), self.table.rows_of_keys(np.asarray(added, dtype=np.int64),
+                                                                          create=False)))
+        if not cells:
+            return np.zeros(0, dtype=np.int64)
+        view = np.concatenate([c[0] for c in cells])
+        rows = np.concatenate([c[1] for c in cells])
+        ok = (rows >= 0) & (rows < N)
+        return view[ok] * N + rows[ok]
+
     def _top(self, G: np.ndarray, views: list[View], sizes: list[int]) -> list[np.ndarray]:
-        """Each view's top rows by its blend row, seen items left out, best first (ties: lower row)."""
+        """Each view's top rows by its blend row, seen items left out, best first (ties: lower row).
+        The seen items' cells of ``G`` are set to -inf (nothing reads them after)."""
         V, N = G.shape
-        seen = [self._rows(v.seen) for v in views]
-        flat = [s + n * N for n, s in enumerate(seen) if len(s)]
-        if flat:
-            G = G.copy()
-            G.reshape(-1)[np.concatenate(flat)] = -np.inf
-        n = min(max(sizes), N)
-        if n < N:
-            part = np.argpartition(-G, n - 1, axis=1)[:, :n]
-            # argpartition keeps any of the items tied at a row's cut: keep the lowest rows among them
-            cut = np.take_along_axis(G, part, axis=1).min(axis=1)
-            tied = np.flatnonzero(((G == cut[:, None]).sum(axis=1) > (np.take_along_axis(G, part, axis=1)
-                                                                      == cut[:, None]).sum(axis=1)))
-            for j in tied.tolist():
-                above = np.flatnonzero(G[j] > cut[j])
-                part[j] = np.concatenate([above, np.flatnonzero(G[j] == cut[j])[: n - len(above)]])
-        else:
-            part = np.tile(np.arange(N), (V, 1))
-        vals = np.take_along_axis(G, part, axis=1)
-        order = np.lexsort((part, -vals), axis=-1)
-        rows = np.take_along_axis(part, order, axis=1)
-        vals = np.take_along_axis(vals, order, axis=1)
-        out = []
-        for r, v, size in zip(rows, vals, sizes):
-            keep = np.isfinite(v)
-            out.append((r[keep] if not keep.all() else r)[:size])
-        return out
+        flat = self._seen_cells(views, N)
+        named = self.table.named()
+        if len(flat):
+            G.reshape(-1)[flat] = -np.inf
+        if named is not None:  # rows known by a neighbour key only: no id to serve yet
+            G[:, ~named[:N]] = -np.inf
+        cols, valid = top_many(G, max(sizes))
+        return [c[: min(m, size)] for c, m, size in zip(cols, valid.tolist(), sizes)]
 
     async def _rerank(self, views, tops, G, mf_rows, cooc_rows, pop, shared, layers: SegmentLayers,
                       state) -> dict[int, Candidates]:
@@ -257,11 +326,10 @@ class Ranking:
                 seg_logits = seg_logits.reshape(len(group), size)
                 orders = np.argsort(-seg_logits, axis=1, kind="stable")  # ties keep the blend's order
                 for m, n in enumerate(group):
-                    out[n] = Candidates(seg, [ids[r] for r in rows[m].tolist()], X[m], shared_logits[m], seg_logits[m],
-                                        orders[m])
+                    out[n] = Candidates(seg, rows[m], X[m], shared_logits[m], seg_logits[m], orders[m], ids)
         return out
 
-    def _explore(self, fresh: np.ndarray, g: np.ndarray, seen: Collection[str], items) -> int | None:
+    def _explore(self, fresh: np.ndarray, g: np.ndarray, seen: Seen, items) -> int | None:
         """The best-scored fresh item (one with a row from its owner and little positive signal
         yet) not seen and not in the list; None when the list holds a fresh item already."""
         in_list = self._rows([i for i, _ in items])
@@ -269,27 +337,35 @@ class Ranking:
             return None
         mask = fresh.copy()
         mask[in_list] = False
-        mask[self._rows(seen)] = False
+        rows = self.table.rows_of_keys(seen.keys(), create=False)
+        mask[rows[(rows >= 0) & (rows < len(mask))]] = False
         cand = np.flatnonzero(mask)
         return int(cand[np.argmax(g[cand])]) if len(cand) else None
 
-    def _reasons(self, items, explored: bool, view: View, has_mf: bool) -> list[dict]:
-        hrows, hw = self._history(view.history) if view.history else (np.empty(0, np.int64), np.empty(0))
-        rows = self._rows([i for i, _ in items])
-        best = self.table.cooc.contributors(hrows, hw, rows, self.config.hybrid.cooc.alpha) \
-            if len(hrows) and self.config.hybrid.cooccurrence_weight else np.full(len(rows), -1)
+    def _reasons(self, ranked: list[Ranked], views: list[View], has_mf: list[bool]) -> None:
+        """Every served item's reason, for many lists at once (set on each :class:`Ranked`)."""
+        best = None
+        if self.config.hybrid.cooccurrence_weight and any(v.history for v in views):
+            user, hrows, hw = self._histories([v.history for v in views])
+            targets = np.full((len(ranked), max(len(r.items) for r in ranked)), -1, dtype=np.int64)
+            for n, r in enumerate(ranked):
+                targets[n, : len(r.items)] = self._rows(r.ids)
+            best = self.table.cooc.contributors_many(user, hrows, hw, targets, self.table.n_items,
+                                                     self.config.hybrid.cooc.alpha)
         ids = self.table.item_ids
-        out = []
-        for n, b in enumerate(best.tolist()):
-            if explored and n == len(items) - 1:
-                out.append({"kind": "explore"})
-            elif b >= 0:
-                out.append({"kind": "because_you_liked", "item_id": ids[b]})
-            elif has_mf:
-                out.append({"kind": "matches_your_taste"})
-            else:
-                out.append({"kind": "popular"})
-        return out
+        for n, r in enumerate(ranked):
+            out = []
+            for j in range(len(r.items)):
+                b = -1 if best is None else int(best[n, j])
+                if r.explored and j == len(r.items) - 1:
+                    out.append({"kind": "explore"})
+                elif b >= 0:
+                    out.append({"kind": "because_you_liked", "item_id": ids[b]})
+                elif has_mf[n]:
+                    out.append({"kind": "matches_your_taste"})
+                else:
+                    out.append({"kind": "popular"})
+            r.reasons = out
 
     async def _cold(self, views, cold: list[int], k: int, state: StateStore, reasons: bool, out: list) -> None:
         """Segment popularity for users without signal, the global popularity filling a short list."""
@@ -306,7 +382,10 @@ class Ranking:
             why = [{"kind": "popular_in_segment", "segment": v.segment} for _ in items]
             if len(items) < k and len(ids):
                 if global_top is None:
-                    pop = self.table.pop.scores(len(ids))
+                    pop = self._popularity(len(ids))
+                    named = self.table.named()
+                    if named is not None:
+                        pop = np.where(named, pop, -np.inf)
                     global_top = top_k(pop, min(len(ids), k + max(len(views[c].seen) for c in cold)))
                 have = {i for i, _ in items}
                 for r in global_top.tolist():

@@ -221,6 +221,9 @@ def register(subparsers) -> None:
     be.add_argument("--warmup", type=int, default=50_000, help="events applied before timing (step)")
     be.add_argument("--runs", type=int, default=3, help="timed runs; the figures are their medians (step, faust)")
     be.add_argument("--json", default=None, help="also write the figures to this JSON file (step)")
+    be.add_argument("--dataset", default=None, choices=("simulator", "movielens-100k"),
+                    help="events of the step bench (default: the simulator's world of 20,000 users and 10,000 items; "
+                         "movielens-100k: its ratings in order)")
     be.add_argument("--rate", type=float, default=5_000.0, help="produce rate of the freshness phases, no-op agent and worker (pipeline)")
     be.add_argument("--seconds", type=float, default=20.0, help="length of each freshness phase (pipeline)")
     be.add_argument("--workers", type=int, default=1,

@@ -148,7 +148,7 @@ def through_worker(settings: Settings, stream: EventStream, *, rate: float = 100
     client = redis.Redis.from_url(run.redis_url, **run.redis_kwargs())
     try:
         say(f"worker {run.app_id} starting (log: {log_path})")
-        if not wait_worker_ready(run.web_port, 120.0, proc):
+        if not wait_worker_ready(run.web_port, 120.0, proc, run.http_headers()):
             raise RuntimeError(f"the worker did not become ready; see {log_path}")
         with EventProducer(run) as producer:
             for p in stream.profiles:

@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 
 
 def _credentials(s: Settings) -> Any:
+    """Faust's broker credentials for the security settings (None for PLAINTEXT). TLS contexts
+    verify the broker's certificate and host name against STREAMREC_KAFKA_SSL_CAFILE, or the
+    system's CAs when it is empty."""
     if s.kafka_security_protocol == "PLAINTEXT":
         return None
     context = None
@@ -58,6 +61,9 @@ def faust_settings(s: Settings) -> dict[str, Any]:
         web_host=s.web_host,
         web_bind=s.web_host,  # bind where we advertise (Faust binds 0.0.0.0 otherwise)
         web_port=s.web_port,
+        # Faust's own /router and /table views: no tables here, and /router shows every worker's URL.
+        web_router_enabled=False,
+        web_tables_enabled=False,
         # 500 records a poll avoids the wait_empty hangs seen with larger polls.
         broker_max_poll_records=500,
         # aiokafka drains a fetch partition by partition: small fetches keep the topics close in event time

@@ -1,8 +1,9 @@
 """A Faust Monitor without per-event bookkeeping (STREAMREC_FAUST_MONITOR=quiet).
 
 Faust calls its Monitor for every message fetched and every event a stream takes: counters per
-topic, stream and task, a timestamp on each message and event, a deque of event run times. That
-is 5-10 µs an event (docs/PERFORMANCE.md, "Faust's own path"); streamrec's metrics
+topic, stream and task, a timestamp on each message and event, a deque of event run times
+(DESIGN.md measured 5-10 µs an event; docs/PERFORMANCE.md, "Faust's own path", found no gain
+from this class in its harness, so it is off by default); streamrec's metrics
 (stream/metrics.py) are its own and never read the Monitor. The quiet one keeps only what Faust
 itself reads back: the time a stream last took an event from each partition, which the aiokafka
 driver's stall check (``verify_event_path``) compares with the fetch position to warn about a

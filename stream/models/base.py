@@ -30,7 +30,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["IdIndex", "SeenItems", "OnlineModel", "Ranker", "Trial", "top_k", "grow"]
+__all__ = ["IdIndex", "SeenItems", "OnlineModel", "Ranker", "Trial", "top_k", "top_many", "grow"]
 
 
 def grow(array: np.ndarray, n_rows: int) -> np.ndarray:
@@ -86,6 +86,72 @@ def top_k(scores: np.ndarray, k: int, exclude: np.ndarray | None = None) -> np.n
     return part[order].astype(np.int64)
 
 
+def top_many(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``n`` highest columns at once, best first (ties: the lower column), and how many
+    of them have a finite score (``-inf`` marks a column left out).
+
+    Each row is cut at a threshold first, and only the columns at or above it are sorted. The
+    threshold is a lower bound of the row's ``n``-th largest score: a quantile of every
+    ``stride``-th column when at least ``n`` columns reach it, else the ``n``-th largest itself
+    (``np.partition`` of that row). The result is exact either way.
+
+    Returns ``(columns (rows, n) int64 padded with -1, finite count per row)``.
+
+    Examples
+    --------
+    >>> cols, valid = top_many(np.array([[0.1, 0.9, -np.inf, 0.7], [1.0, 1.0, 0.0, 2.0]]), 3)
+    >>> cols.tolist(), valid.tolist()
+    ([[1, 3, 0], [3, 0, 1]], [3, 3])
+    """
+    scores = np.ascontiguousarray(scores, dtype=np.float32)
+    V, N = scores.shape
+    n = min(n, N)
+    cols = np.full((V, n), -1, dtype=np.int64)
+    if V == 0 or n <= 0:
+        return cols, np.zeros(V, dtype=np.int64)
+    stride = N // (4 * n)
+    if stride >= 2:
+        sample = scores[:, ::stride]
+        s = sample.shape[1]
+        m = min(s, -(-2 * n // stride) + 4)  # about 2 n columns expected at or above it
+        cut = np.partition(sample, s - m, axis=1)[:, s - m]
+        cut[~np.isfinite(cut)] = np.finfo(np.float32).min  # fewer finite ones than that: all of them
+        flat = np.flatnonzero(scores >= cut[:, None])  # row-major: columns ascending within a row
+        counts = np.bincount(flat // N, minlength=V)
+        short = np.flatnonzero(counts < n)
+    else:
+        flat, counts, short = np.empty(0, dtype=np.int64), np.zeros(V, dtype=np.int64), np.arange(V)
+    if len(short):  # the sample's bound failed: the row's own n-th largest
+        exact = np.partition(scores[short], N - n, axis=1)[:, N - n]
+        exact[~np.isfinite(exact)] = np.finfo(np.float32).min
+        more = np.flatnonzero(scores[short] >= exact[:, None])
+        more = short[more // N] * N + more % N
+        flat = np.sort(np.concatenate([flat[~np.isin(flat // N, short)], more]))
+        counts = np.bincount(flat // N, minlength=V)
+    rows = flat // N
+    found = flat - rows * N
+    width = int(counts.max()) if len(flat) else 0
+    if width == 0:
+        return cols, np.zeros(V, dtype=np.int64)
+    slot = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    # one sortable key per candidate: the score's bits (ordered as the floats), then the column
+    # reversed, so that keys are unique and the larger key is the better (score, lower column)
+    bits = scores.reshape(-1)[flat].view(np.uint32)
+    bits = np.where(bits >> 31, ~bits, bits | np.uint32(0x80000000)).astype(np.uint64)
+    K = np.zeros((V, width), dtype=np.uint64)  # 0: no candidate (below every real key)
+    K[rows, slot] = (bits << np.uint64(32)) | (np.uint64(0xFFFFFFFF) - found.astype(np.uint64))
+    take = min(n, width)
+    best = np.argpartition(K, width - take, axis=1)[:, width - take:] if take < width else \
+        np.broadcast_to(np.arange(width), (V, width))
+    keys = np.take_along_axis(K, best, axis=1)
+    keys = np.sort(keys, axis=1)[:, ::-1]
+    neg_inf = np.uint64(int(np.float32(-np.inf).view(np.uint32) ^ 0xFFFFFFFF) << 32)
+    real = keys > neg_inf | np.uint64(0xFFFFFFFF)  # a finite score (not padding, not -inf)
+    out = (np.uint64(0xFFFFFFFF) - (keys & np.uint64(0xFFFFFFFF))).astype(np.int64)
+    cols[:, :take] = np.where(real, out, -1)
+    return cols, np.count_nonzero(cols >= 0, axis=1)
+
+
 class IdIndex:
     """A growing map from external string ids to dense row indices (first-seen order).
 
@@ -120,6 +186,15 @@ class IdIndex:
             pos = self._pos[key] = len(self.ids)
             self.ids.append(key)
         return pos
+
+    def rename(self, old: str, new: str) -> None:
+        """Give the row of ``old`` the id ``new`` (not known yet)."""
+        if new in self._pos:
+            raise ValueError(f"IdIndex.rename: {new!r} has a row already")
+        pos = self._pos.pop(old)
+        key = str(new).encode().decode()
+        self._pos[key] = pos
+        self.ids[pos] = key
 
     def add_many(self, keys: Sequence[str]) -> np.ndarray:
         try:  # C-speed lookups: in steady state every id is already known

@@ -45,7 +45,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["CooccurrenceParams", "pairs_for", "remember", "NeighbourTable"]
+__all__ = ["CooccurrenceParams", "pair_run", "pairs_for", "remember", "NeighbourTable"]
 
 
 @dataclass(frozen=True)
@@ -96,16 +96,26 @@ class CooccurrenceParams:
         return cls(**params)
 
 
-def pairs_for(history: Sequence[str], item: str, params: CooccurrenceParams) -> list[tuple[str, float]] | None:
-    """The pairs a positive on ``item`` forms with the user's history: (earlier item, pair
-    weight) each, nearest last; None when ``item`` is in the history already (not a new positive)."""
+def pair_run(history: Sequence[str], item: str, params: CooccurrenceParams) -> tuple[list[str], list[float] | None] | None:
+    """The pairs a positive on ``item`` forms with the user's history, as a run: (the earlier
+    items, nearest last; their pair weights, None when all are 1); None when ``item`` is in the
+    history already (not a new positive)."""
     if item in history:
         return None
     past = list(history) if params.window is None else list(history[-params.window:])
-    d = len(past)
     if params.pair_decay == 1.0:
-        return [(h, 1.0) for h in past]
-    return [(h, params.pair_decay ** (d - 1 - j)) for j, h in enumerate(past)]
+        return past, None
+    d = len(past)
+    return past, [params.pair_decay ** (d - 1 - j) for j in range(d)]
+
+
+def pairs_for(history: Sequence[str], item: str, params: CooccurrenceParams) -> list[tuple[str, float]] | None:
+    """:func:`pair_run` as (earlier item, pair weight) pairs."""
+    run = pair_run(history, item, params)
+    if run is None:
+        return None
+    past, weights = run
+    return [(h, 1.0 if weights is None else w) for h, w in zip(past, weights or [None] * len(past))]
 
 
 def remember(history: list[str], item: str, params: CooccurrenceParams) -> None:
@@ -118,147 +128,195 @@ def remember(history: list[str], item: str, params: CooccurrenceParams) -> None:
         del history[: len(history) - cap]
 
 
-_EMPTY_COLS = np.empty(0, dtype=np.int64)
-_EMPTY_VALS = np.empty(0, dtype=np.float32)
-
-
 class NeighbourTable:
     """Item side of co-occurrence: per item row, positives ``n`` and a bounded neighbour row.
 
     Rows are item rows of the worker's item index (the MF model's). The owner of an item
     changes its row with :meth:`add`; copies take published rows with :meth:`set_row`.
+
+    Storage is two dense arrays of ``width`` columns (neighbour rows ``cols``, int32, and their
+    counts ``vals``, float32) and a length per row, so that scoring gathers every history row
+    of a batch in one fancy index and the owner merges a batch's pairs with a few vectorised
+    passes; the width grows with the longest row, up to ``max_neighbours``. Within a row the
+    neighbours are kept in the order they arrived (:meth:`row` gives them sorted).
     """
 
     def __init__(self, max_neighbours: int | None = 200) -> None:
         self.max_neighbours = max_neighbours
         self.n = np.zeros(0, dtype=np.float64)
-        self.cols: list[np.ndarray] = []
-        self.vals: list[np.ndarray] = []
-        self._packed: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (indptr, cols, vals)
-        self._keys_cache: tuple | None = None  # (the packed arrays it was made from, their sorted pair keys)
+        self.length = np.zeros(0, dtype=np.int32)
+        self.cols = np.full((0, 4), -1, dtype=np.int32)
+        self.vals = np.zeros((0, 4), dtype=np.float32)
+        self._rows = 0
 
     def __len__(self) -> int:
-        return len(self.cols)
+        return self._rows
+
+    @property
+    def width(self) -> int:
+        return self.cols.shape[1]
 
     def grow(self, n_items: int) -> None:
         """Room for rows below ``n_items`` (a new row: no positives, no neighbours)."""
-        if n_items <= len(self.cols):
+        if n_items <= self._rows:
             return
-        extra = n_items - len(self.cols)
-        self._packed = None
-        self.cols.extend([_EMPTY_COLS] * extra)
-        self.vals.extend([_EMPTY_VALS] * extra)
         if n_items > len(self.n):
-            n = np.zeros(max(n_items, 2 * len(self.n), 8))
-            n[: len(self.n)] = self.n
-            self.n = n
+            cap = max(n_items, 2 * len(self.n), 8)
+            self.n = _grown(self.n, cap, 0.0)
+            self.length = _grown(self.length, cap, 0)
+            self.cols = _grown(self.cols, cap, -1)
+            self.vals = _grown(self.vals, cap, 0.0)
+        self._rows = n_items
+
+    def _widen(self, needed: int) -> None:
+        """At least ``needed`` columns (doubling; never past ``max_neighbours``)."""
+        cap = self.max_neighbours
+        width = self.width
+        if needed <= width:
+            return
+        new = max(needed, 2 * width)
+        if cap is not None:
+            new = min(new, cap)
+        cols = np.full((len(self.cols), new), -1, dtype=np.int32)
+        vals = np.zeros((len(self.vals), new), dtype=np.float32)
+        cols[:, :width], vals[:, :width] = self.cols, self.vals
+        self.cols, self.vals = cols, vals
+
+    def row(self, r: int, ordered: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """One row's neighbours and their counts: (cols int64, vals float32), sorted by item row
+        (``ordered=False``: as stored, which the row's owner and its copies keep alike)."""
+        m = int(self.length[r])
+        cols, vals = self.cols[r, :m].astype(np.int64), self.vals[r, :m].copy()
+        if not ordered:
+            return cols, vals
+        order = np.argsort(cols, kind="stable")
+        return cols[order], vals[order]
 
     def add(self, a: np.ndarray, b: np.ndarray, w: np.ndarray, count_rows: np.ndarray,
             count_w: np.ndarray) -> list[int]:
         """As the owner: ``C[a, b] += w`` (pairs, rows may repeat) and ``n[count_rows] += count_w``;
         returns the rows that changed, sorted."""
-        self._packed = None
+        count_rows = np.asarray(count_rows, dtype=np.int64)
         if len(count_rows):
-            np.add.at(self.n, count_rows, count_w)
-        changed = set(np.unique(count_rows).tolist())
+            self.n[: self._rows] += np.bincount(count_rows, weights=count_w, minlength=self._rows)
+        changed = [count_rows]
         if len(a):
-            order = np.lexsort((b, a))
-            a, b, w = a[order], b[order], np.asarray(w, dtype=np.float64)[order]
-            starts = np.flatnonzero(np.r_[True, a[1:] != a[:-1]])
-            ends = np.r_[starts[1:], len(a)]
-            for s, e in zip(starts.tolist(), ends.tolist()):
-                row = int(a[s])
-                self._merge(row, b[s:e], w[s:e])
-                changed.add(row)
-        return sorted(changed)
+            a, b, w = self._summed(np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64),
+                                   np.asarray(w, dtype=np.float64))
+            self._merge(a, b, w)
+            changed.append(a)
+        rows = np.concatenate(changed)
+        if not len(rows):
+            return []
+        return np.flatnonzero(np.bincount(rows, minlength=self._rows)).tolist()
 
-    def _merge(self, row: int, cols: np.ndarray, w: np.ndarray) -> None:
-        """Add counts ``w`` at sorted columns ``cols`` (repeats allowed) to one row."""
-        old_c, old_v = self.cols[row], self.vals[row]
-        if len(cols) > 1:  # sorted: sum the repeats
-            first = np.r_[True, cols[1:] != cols[:-1]]
-            if not first.all():
-                starts = np.flatnonzero(first)
-                cols, w = cols[starts], np.add.reduceat(w, starts)
-        at = np.searchsorted(old_c, cols)
-        hit = np.zeros(len(cols), dtype=bool)
-        inside = at < len(old_c)
-        hit[inside] = old_c[at[inside]] == cols[inside]
-        uv = old_v.astype(np.float64)
-        if hit.any():
-            np.add.at(uv, at[hit], w[hit])
-        if hit.all():
-            uc = old_c
-        else:  # new neighbours go in at their place: the row stays sorted
-            uc = np.insert(old_c, at[~hit], cols[~hit])
-            uv = np.insert(uv, at[~hit], w[~hit])
+    def _summed(self, a: np.ndarray, b: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The pairs sorted by (row, neighbour), repeats summed."""
+        key = a * self._rows + b
+        order = np.argsort(key, kind="stable")
+        key, w = key[order], w[order]
+        first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        if len(first) < len(key):
+            w = np.add.reduceat(w, first)
+            key = key[first]
+        return key // self._rows, key % self._rows, w
+
+    def _merge(self, a: np.ndarray, b: np.ndarray, w: np.ndarray) -> None:
+        """Add unique pairs (sorted by row) to the rows: counts of known neighbours grow, new ones
+        are appended, and a row past ``max_neighbours`` keeps its largest counts."""
+        length = self.length
+        m = int(length[a].max()) if len(a) else 0
+        if m:  # where each pair's neighbour already is in its row (-1: not there)
+            hit = self.cols[a, :m] == b[:, None].astype(np.int32)
+            at = np.where(hit.any(axis=1), hit.argmax(axis=1), -1)
+        else:
+            at = np.full(len(a), -1)
+        known = at >= 0
+        if known.any():
+            ka, kat = a[known], at[known]
+            self.vals[ka, kat] = (self.vals[ka, kat] + w[known]).astype(np.float32)
+        new = ~known
+        if not new.any():
+            return
+        na, nb, nw = a[new], b[new], w[new]
+        starts = np.flatnonzero(np.r_[True, na[1:] != na[:-1]])
+        runs = np.diff(np.r_[starts, len(na)])
+        rank = np.arange(len(na)) - np.repeat(starts, runs)  # n-th new neighbour of its row
+        pos = length[na] + rank
+        rows_new, added = na[starts], runs
+        total = length[rows_new] + added
         cap = self.max_neighbours
-        if cap is not None and len(uc) > cap:
-            keep = cap * 3 // 4
-            # the largest counts; ties keep the lower item row (the columns are sorted)
-            top = np.sort(np.argsort(-uv, kind="stable")[:keep])
-            uc, uv = uc[top], uv[top]
-        self.cols[row], self.vals[row] = uc, uv.astype(np.float32)
+        self._widen(int(total.max()))
+        fits = pos < self.width
+        self.cols[na[fits], pos[fits]] = nb[fits]
+        self.vals[na[fits], pos[fits]] = nw[fits]
+        length[rows_new] = np.minimum(total, self.width)
+        if cap is not None and (total > cap).any():
+            self._prune(rows_new[total > cap], na[~fits], nb[~fits], nw[~fits])
+
+    def _prune(self, rows: np.ndarray, ea: np.ndarray, eb: np.ndarray, ew: np.ndarray) -> None:
+        """Full rows (sorted) past ``max_neighbours``, with the new neighbours that did not fit
+        (``ea`` their rows, sorted), keep their ``max_neighbours * 3 // 4`` largest counts; ties
+        keep the lower item row. Every such row at once: one 2-D sort."""
+        width, keep = self.width, self.max_neighbours * 3 // 4
+        at = np.searchsorted(rows, ea)
+        starts = np.flatnonzero(np.r_[True, ea[1:] != ea[:-1]])
+        rank = np.arange(len(ea)) - np.repeat(starts, np.diff(np.r_[starts, len(ea)]))
+        extra = int(rank.max()) + 1 if len(rank) else 0
+        C = np.full((len(rows), width + extra), -1, dtype=np.int64)
+        V = np.full((len(rows), width + extra), -np.inf)
+        C[:, :width], V[:, :width] = self.cols[rows], self.vals[rows]
+        C[at, width + rank], V[at, width + rank] = eb, ew
+        top = np.lexsort((C, -V), axis=-1)[:, :keep]  # the largest counts first, then the lower row
+        self.cols[rows], self.vals[rows] = -1, 0.0
+        self.cols[rows, :keep] = np.take_along_axis(C, top, axis=1)
+        self.vals[rows, :keep] = np.take_along_axis(V, top, axis=1)
+        self.length[rows] = keep
 
     def set_row(self, row: int, cols: np.ndarray, vals: np.ndarray, n: float) -> None:
-        """As a copy: take a row as its owner published it (``cols`` sorted item rows)."""
+        """As a copy: take a row as its owner published it."""
         self.grow(row + 1)
-        self._packed = None
-        self.cols[row] = np.asarray(cols, dtype=np.int64)
-        self.vals[row] = np.asarray(vals, dtype=np.float32)
+        m = len(cols)
+        self._widen(m)
+        self.cols[row, :] = -1
+        self.vals[row, :] = 0.0
+        self.cols[row, :m] = cols
+        self.vals[row, :m] = vals
+        self.length[row] = m
         self.n[row] = n
 
-    def packed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every row at once, CSR-style: (indptr, cols, vals); rebuilt after a change."""
-        if self._packed is None:
-            lengths = np.fromiter(map(len, self.cols), dtype=np.int64, count=len(self.cols))
-            indptr = np.zeros(len(self.cols) + 1, dtype=np.int64)
-            np.cumsum(lengths, out=indptr[1:])
-            cols = np.concatenate(self.cols) if self.cols else _EMPTY_COLS
-            vals = np.concatenate(self.vals) if self.vals else _EMPTY_VALS
-            self._packed = (indptr, cols.astype(np.int64, copy=False), vals)
-        return self._packed
+    def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The neighbour rows of ``rows`` at once: (cols, vals), each (len(rows), width) with
+        the longest row's width; a short row is padded with column -1 and count 0."""
+        m = int(self.length[rows].max()) if len(rows) else 0
+        return self.cols[rows, :m], self.vals[rows, :m]
 
     def score_many(self, user: np.ndarray, rows: np.ndarray, weights: np.ndarray, n_users: int, n_items: int,
                    alpha: float) -> np.ndarray:
         """Scores (n_users, n_items) of many users at once: history entry ``e`` is item row
         ``rows[e]`` of user ``user[e]`` with recency weight ``weights[e]``; one ``bincount``."""
         c = self.counts(n_items)
-        indptr, pc, pv = self.packed()
-        coef = weights / c[rows] ** alpha
-        starts = indptr[rows]
-        lengths = indptr[rows + 1] - starts
-        total = int(lengths.sum())
-        if not total:
+        cols, vals = self.gather(rows)
+        if not cols.size:
             return np.zeros((n_users, n_items))
-        offsets = np.cumsum(lengths) - lengths  # where each entry's neighbours start in the gather
-        idx = np.repeat(starts - offsets, lengths) + np.arange(total)
-        flat = np.bincount(pc[idx] + np.repeat(user, lengths) * n_items, weights=pv[idx] * np.repeat(coef, lengths),
-                           minlength=n_users * n_items)
-        return flat[: n_users * n_items].reshape(n_users, n_items) / c ** (1.0 - alpha)
+        coef = weights / c[rows] ** alpha
+        # slot 0 of each user's block takes the padding (column -1); item row j is slot j + 1
+        keys = (user * (n_items + 1) + 1)[:, None] + cols
+        flat = np.bincount(keys.ravel(), weights=(vals * coef[:, None]).ravel(), minlength=n_users * (n_items + 1))
+        out = flat.reshape(n_users, n_items + 1)[:, 1:]
+        out /= c ** (1.0 - alpha)
+        return out
 
     def counts(self, n_items: int) -> np.ndarray:
         """``max(n, 1)`` of every item row (the similarity's denominators)."""
         return np.maximum(self.n[:n_items], 1.0)
 
-    def scores(self, history: np.ndarray, weights: np.ndarray, n_items: int, alpha: float,
-               counts: np.ndarray | None = None) -> np.ndarray:
-        """A user's score of every item from their history rows and their recency weights.
-
-        ``counts``: :meth:`counts` when the caller scores many users against the same table.
-        """
+    def scores(self, history: np.ndarray, weights: np.ndarray, n_items: int, alpha: float) -> np.ndarray:
+        """A user's score of every item from their history rows and their recency weights."""
         if not len(history):
             return np.zeros(n_items, dtype=np.float64)
-        c = self.counts(n_items) if counts is None else counts
-        coef = weights / c[history] ** alpha
-        cols = [self.cols[h] for h in history.tolist()]
-        if len(cols) == 1:
-            allc, allv = cols[0], self.vals[history[0]] * coef[0]
-        else:
-            allc = np.concatenate(cols)
-            allv = np.concatenate([self.vals[h] * f for h, f in zip(history.tolist(), coef.tolist())])
-        s = np.bincount(allc, weights=allv, minlength=n_items)[:n_items]
-        return s / c ** (1.0 - alpha)
+        return self.score_many(np.zeros(len(history), dtype=np.int64), np.asarray(history, dtype=np.int64),
+                               np.asarray(weights, dtype=np.float64), 1, n_items, alpha)[0]
 
     def contributors(self, history: np.ndarray, weights: np.ndarray, targets: np.ndarray,
                      alpha: float) -> np.ndarray:
@@ -267,34 +325,48 @@ class NeighbourTable:
         out = np.full(len(targets), -1, dtype=np.int64)
         if not len(history) or not len(targets):
             return out
-        c = np.maximum(self.n, 1.0)
+        c = np.maximum(self.n[: self._rows], 1.0)
         coef = weights / c[history] ** alpha
-        indptr, pc, pv = self.packed()
-        n = len(self.cols)
-        keys = self._keys(indptr, pc, n)
-        want = (history[:, None] * n + targets[None, :]).ravel()  # (history x targets), row-major
-        at = np.minimum(np.searchsorted(keys, want), max(len(keys) - 1, 0))
-        found = keys[at] == want if len(keys) else np.zeros(len(want), dtype=bool)
-        contrib = np.where(found, pv[at] if len(pv) else 0.0, 0.0).reshape(len(history), len(targets))
-        contrib = contrib * coef[:, None]
+        cols, vals = self.gather(history)  # (H, m)
+        hit = cols[:, None, :] == np.asarray(targets, dtype=np.int32)[None, :, None]  # (H, T, m)
+        contrib = (hit * vals[:, None, :]).sum(axis=2) * coef[:, None]  # (H, T)
         best = contrib.argmax(axis=0)
         has = contrib[best, np.arange(len(targets))] > 0
         out[has] = history[best[has]]
         return out
 
-    def _keys(self, indptr: np.ndarray, cols: np.ndarray, n: int) -> np.ndarray:
-        """``row * n + col`` of every stored pair, sorted (rows ascending, columns sorted within)."""
-        cached = self._keys_cache
-        if cached is not None and cached[0] is self._packed:
-            return cached[1]
-        rows = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
-        keys = rows * n + cols
-        self._keys_cache = (self._packed, keys)
-        return keys
+    def contributors_many(self, user: np.ndarray, rows: np.ndarray, weights: np.ndarray, targets: np.ndarray,
+                          n_items: int, alpha: float) -> np.ndarray:
+        """:meth:`contributors` for many users at once: history entry ``e`` is item row
+        ``rows[e]`` of user ``user[e]`` (entries in history order) with weight ``weights[e]``;
+        ``targets`` (users, T) item rows, -1 for none. Returns (users, T) history rows, -1: none."""
+        V, T = targets.shape
+        out = np.full((V, T), -1, dtype=np.int64)
+        if not len(rows) or not T:
+            return out
+        c = np.maximum(self.n[: self._rows], 1.0)
+        coef = weights / c[rows] ** alpha
+        cols, vals = self.gather(rows)  # (E, m), padding -1
+        width = n_items + 1  # slot 0 of a user's block: padding and "no target"
+        slot = np.full(V * width, -1, dtype=np.int32)
+        tv, tt = np.nonzero(targets >= 0)
+        slot[tv * width + 1 + targets[tv, tt]] = tt
+        hit = slot[(user * width + 1)[:, None] + cols]  # (E, m): target index of each neighbour, -1: none
+        e, j = np.nonzero(hit >= 0)
+        if not len(e):
+            return out
+        contrib = vals[e, j] * coef[e]
+        group = user[e] * T + hit[e, j]
+        order = np.lexsort((e, -contrib, group))  # per (user, target): the largest, then the earliest
+        group, e, contrib = group[order], e[order], contrib[order]
+        first = np.r_[True, group[1:] != group[:-1]] & (contrib > 0)
+        out.reshape(-1)[group[first]] = rows[e[first]]
+        return out
 
     def similar(self, row: int, k: int, alpha: float, n_items: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` items most similar to ``row`` (rows, similarities), best first."""
-        cols, vals = self.cols[row], self.vals[row].astype(np.float64)
+        cols, vals = self.row(row)
+        vals = vals.astype(np.float64)
         keep = cols != row
         cols, vals = cols[keep], vals[keep]
         if not len(cols):
@@ -303,3 +375,10 @@ class NeighbourTable:
         sim = vals / (c[row] ** alpha * c[cols] ** (1.0 - alpha))
         order = np.lexsort((cols, -sim))[:k]
         return cols[order], sim[order]
+
+
+def _grown(array: np.ndarray, rows: int, fill) -> np.ndarray:
+    """``array`` with ``rows`` rows, the new ones filled with ``fill``."""
+    out = np.full((rows, *array.shape[1:]), fill, dtype=array.dtype)
+    out[: len(array)] = array
+    return out

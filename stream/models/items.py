@@ -20,13 +20,15 @@ Examples
 >>> [table.item_ids[r] for r in table.apply(update, now=1.0)]
 ['x']
 >>> row = table.row(table.rows(["x"])[0])
->>> row.neighbours, row.counts.tolist(), row.n, row.mf.version
-(['y'], [1.0], 1.0, 1)
+>>> row.neighbour_keys.tolist() == [item_key("y")], row.counts.tolist(), row.n, row.mf.version
+(True, [1.0], 1.0, 1)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -38,7 +40,19 @@ from stream.models.popularity import ItemPopularity
 from stream.models.sharded import ItemGradients, ItemState, ShardedMF
 from stream.models.sharded import item_partition as _partition
 
-__all__ = ["ItemTable", "ItemUpdate", "ItemRow"]
+__all__ = ["ItemTable", "ItemUpdate", "ItemRow", "item_key"]
+
+
+@lru_cache(maxsize=1 << 17)  # a catalogue's ids come back batch after batch
+def item_key(item_id: str) -> int:
+    """An item's stable 63-bit key: the same in every process, so rows name their neighbours by
+    key, not by id (blake2b of the id's UTF-8; two of a million items share a key with a
+    chance of about 5e-8).
+
+    >>> item_key("i1") == item_key("i1") != item_key("i2")
+    True
+    """
+    return int.from_bytes(hashlib.blake2b(item_id.encode("utf-8"), digest_size=8).digest(), "little") >> 1
 
 
 @dataclass
@@ -48,10 +62,11 @@ class ItemRow:
     item_id: str
     mf: ItemState  # factors, bias, Adagrad accumulators, sampler weight, version, updated_at
     n: float  # co-occurrence: positives on the item
-    neighbours: list[str]  # co-occurrence row: neighbour ids ...
+    neighbour_keys: np.ndarray  # co-occurrence row: the neighbours' item_key, int64 ...
     counts: np.ndarray  # ... and their pair counts, float32
     popularity: float  # the blend's decayed popularity, kept at ...
     popularity_ref: float  # ... this reference time
+    wire: bytes | None = field(default=None, repr=False, compare=False)  # its message, once encoded
 
 
 _I = np.int32
@@ -74,7 +89,7 @@ class ItemUpdate:
     def __init__(self, grads: ItemGradients, ids: list[str] | None = None) -> None:
         self.grads = grads
         self.ids: list[str] = list(ids or [])
-        self._pos = {i: n for n, i in enumerate(self.ids)}
+        self._pos: dict[str, int] | None = None  # built when an id is first looked up
         self.pop_ref = 0.0
         self.pop_idx, self.pop_w = np.zeros(0, dtype=_I), np.zeros(0)
         self.count_idx, self.count_w = np.zeros(0, dtype=_I), np.zeros(0)
@@ -89,6 +104,8 @@ class ItemUpdate:
 
     def index(self, items: Sequence[str]) -> np.ndarray:
         """Positions of ``items`` in ``ids`` (new ones appended)."""
+        if self._pos is None:
+            self._pos = {i: n for n, i in enumerate(self.ids)}
         pos = self._pos
         for i in items:
             if i not in pos:
@@ -97,8 +114,12 @@ class ItemUpdate:
         return np.fromiter(map(pos.__getitem__, items), dtype=_I, count=len(items))
 
     def add_pairs(self, a: Sequence[str], b: Sequence[str], w: Sequence[float]) -> None:
-        self.pair_a = np.concatenate([self.pair_a, self.index(a)])
-        self.pair_b = np.concatenate([self.pair_b, self.index(b)])
+        self.add_pair_rows(self.index(a), self.index(b), np.asarray(w, dtype=np.float64))
+
+    def add_pair_rows(self, a: np.ndarray, b: np.ndarray, w: np.ndarray) -> None:
+        """Pairs by position in ``ids`` (:meth:`index`)."""
+        self.pair_a = np.concatenate([self.pair_a, np.asarray(a, dtype=_I)])
+        self.pair_b = np.concatenate([self.pair_b, np.asarray(b, dtype=_I)])
         self.pair_w = np.concatenate([self.pair_w, np.asarray(w, dtype=np.float64)])
 
     def add_counts(self, items: Sequence[str], w: Sequence[float]) -> None:
@@ -115,22 +136,26 @@ class ItemUpdate:
         return [ids[j] for j in idx.tolist()]
 
     def split(self, partitions: int) -> dict[int, "ItemUpdate"]:
-        """The update grouped by the owner partition of each changed item (each part keeps the
-        whole id table)."""
+        """The update grouped by the owner partition of each changed item; each part names only
+        the items it refers to."""
         if partitions == 1:
             return {0: self} if self else {}
         owner = np.array([_partition(i, partitions) for i in self.ids], dtype=np.int64)
         parts: dict[int, ItemUpdate] = {}
         grads = self.grads.split(partitions)
         for p in sorted(set(grads) | set(np.unique(owner).tolist())):
-            u = ItemUpdate(grads.get(p, ItemUpdate.empty(self.grads.grad.shape[1] - 2).grads), self.ids)
+            m_pop, m_count, m_pair = owner[self.pop_idx] == p, owner[self.count_idx] == p, owner[self.pair_a] == p
+            used = np.unique(np.concatenate([self.pop_idx[m_pop], self.count_idx[m_count], self.pair_a[m_pair],
+                                             self.pair_b[m_pair]])).astype(np.int64)
+            remap = np.full(len(self.ids), -1, dtype=_I)
+            remap[used] = np.arange(len(used), dtype=_I)
+            ids = self.ids
+            u = ItemUpdate(grads.get(p, ItemUpdate.empty(self.grads.grad.shape[1] - 2).grads),
+                           [ids[j] for j in used.tolist()])
             u.pop_ref = self.pop_ref
-            m = owner[self.pop_idx] == p
-            u.pop_idx, u.pop_w = self.pop_idx[m], self.pop_w[m]
-            m = owner[self.count_idx] == p
-            u.count_idx, u.count_w = self.count_idx[m], self.count_w[m]
-            m = owner[self.pair_a] == p
-            u.pair_a, u.pair_b, u.pair_w = self.pair_a[m], self.pair_b[m], self.pair_w[m]
+            u.pop_idx, u.pop_w = remap[self.pop_idx[m_pop]], self.pop_w[m_pop]
+            u.count_idx, u.count_w = remap[self.count_idx[m_count]], self.count_w[m_count]
+            u.pair_a, u.pair_b, u.pair_w = remap[self.pair_a[m_pair]], remap[self.pair_b[m_pair]], self.pair_w[m_pair]
             if u:
                 parts[p] = u
         return parts
@@ -142,11 +167,20 @@ class ItemTable:
     (:class:`~stream.models.popularity.ItemPopularity`), aligned on one item index.
     """
 
+    #: A row that a neighbour key made before its item's own row arrived has this id prefix
+    #: until then (:meth:`rows_of_keys`): it is never served, sampled or sent anywhere.
+    UNNAMED = "\x00unnamed:"
+
     def __init__(self, params: HybridParams) -> None:
         self.params = params
         self.mf = ShardedMF(params.mf_params)
         self.cooc = NeighbourTable(params.cooc.max_neighbours)
         self.pop = ItemPopularity(params.popularity_half_life)
+        self.keys = np.zeros(0, dtype=np.int64)  # row -> item_key
+        self._sorted: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros(0, np.int64))  # keys, rows
+        self._recent: tuple[np.ndarray, np.ndarray] = self._sorted  # the same, of rows added since
+        self.unnamed: dict[int, int] = {}  # row -> key of rows made from a neighbour key only
+        self._n_keys = 0  # rows whose key is registered
 
     @property
     def n_items(self) -> int:
@@ -158,11 +192,82 @@ class ItemTable:
 
     def rows(self, item_ids: Sequence[str]) -> np.ndarray:
         """Rows of ``item_ids``; unknown items get rows (MF: their seeded vector; the rest empty)."""
+        if self.unnamed:
+            self._name(item_ids)
         rows = self.mf.item_rows(item_ids)
         n = self.mf.n_items
+        if n > self._n_keys:  # rows the MF part made (events' items, every id passes here first)
+            self._register(self._n_keys, [item_key(i) for i in self.mf.item_ids[self._n_keys:n]])
         self.cooc.grow(n)
         self.pop.grow(n)
         return rows
+
+    def _register(self, first: int, keys: list[int]) -> None:
+        """Keys of the new rows from ``first`` on."""
+        n = first + len(keys)
+        if len(self.keys) < n:
+            grown = np.zeros(max(n, 2 * len(self.keys), 8), dtype=np.int64)
+            grown[: len(self.keys)] = self.keys
+            self.keys = grown
+        self.keys[first:n] = keys
+        self._n_keys = n
+        start = n - len(self._recent[0]) - len(keys)  # the first row not in the main index
+        if n - start > max(1024, n // 16):
+            start = 0
+        order = np.argsort(self.keys[start:n], kind="stable")
+        index = (self.keys[start:n][order], order.astype(np.int64) + start)
+        if start == 0:
+            self._sorted, self._recent = index, (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        else:
+            self._recent = index
+
+    def rows_of_keys(self, keys: np.ndarray, create: bool = True) -> np.ndarray:
+        """Rows of item keys (a published row's neighbours). A key of an item this table has not
+        heard of yet gets a row of its own, unnamed until the item's own row (or event) names it;
+        until then :meth:`named` is False for it. ``create=False``: -1 for such keys instead."""
+        keys = np.asarray(keys, dtype=np.int64)
+        out = np.full(len(keys), -1, dtype=np.int64)
+        for sk, sr in (self._sorted, self._recent):
+            if len(sk) and len(keys):
+                at = np.minimum(np.searchsorted(sk, keys), len(sk) - 1)
+                hit = sk[at] == keys
+                out[hit] = sr[at[hit]]
+        new = np.flatnonzero(out < 0)
+        if len(new) and create:
+            fresh = np.unique(keys[new]).tolist()
+            self.rows([])  # every row the MF part made so far has its key
+            first = self.mf.n_items
+            rows = self.mf.item_rows([f"{self.UNNAMED}{k:016x}" for k in fresh])
+            self._register(first, fresh)
+            self.cooc.grow(self.mf.n_items)
+            self.pop.grow(self.mf.n_items)
+            self.mf.model._draw[rows] = 0.0  # never drawn as a negative while unnamed
+            self.unnamed.update(zip(rows.tolist(), fresh))
+            by_key = dict(zip(fresh, rows.tolist()))
+            out[new] = [by_key[k] for k in keys[new].tolist()]
+        return out
+
+    def _name(self, item_ids: Sequence[str]) -> None:
+        """Unnamed rows whose item now shows up by id take its id."""
+        index = self.mf.model._items
+        by_key = {k: r for r, k in self.unnamed.items()}
+        for item in item_ids:
+            if index.get(item) >= 0:
+                continue
+            r = by_key.get(item_key(item))
+            if r is not None:
+                index.rename(index.ids[r], item)
+                del self.unnamed[r]
+                model = self.mf.model
+                model._draw[r] = (model._pop[r] + 1.0) ** model.sampling_alpha
+
+    def named(self) -> np.ndarray | None:
+        """Rows that may be served (None: all of them); the unnamed ones are False."""
+        if not self.unnamed:
+            return None
+        ok = np.ones(self.n_items, dtype=bool)
+        ok[list(self.unnamed)] = False
+        return ok
 
     def get(self, item_id: str) -> int:
         """The row of a known item, -1 for an unknown one (nothing is added)."""
@@ -173,8 +278,8 @@ class ItemTable:
         """As the owner of the update's items: apply it once; returns the changed rows, sorted."""
         changed: set[int] = set()
         if len(update.grads):
+            self.rows(update.grads.item_ids)
             changed.update(self.mf.apply_gradients(update.grads, now).tolist())
-            self.rows([])  # the MF part may have grown
         touched: set[int] = set()
         if len(update.pop_idx) or len(update.count_idx) or len(update.pair_a):
             rows = self.rows(update.ids)  # position in the update's id table -> item row
@@ -199,8 +304,8 @@ class ItemTable:
         changed: set[int] = set()
         for u in updates:
             if len(u.grads):
+                self.rows(u.grads.item_ids)
                 changed.update(self.mf.apply_gradients(u.grads, now).tolist())
-        self.rows([])
         touched: set[int] = set()
         a, b, w, cr, cw = [], [], [], [], []
         for u in updates:
@@ -227,25 +332,29 @@ class ItemTable:
     def init_item(self, item_id: str, like: Sequence[str], now: float) -> int | None:
         """As the owner: start a new item's MF row from the mean of ``like`` (items sharing its
         categories); the row, or None when it has a row already or none of ``like`` has one."""
+        self.rows([item_id])
         state = self.mf.init_item(item_id, like, now)
-        self.rows([])
         return None if state is None else self.get(item_id)
 
     def row(self, r: int) -> ItemRow:
         ids = self.mf.item_ids
-        cols = self.cooc.cols[r]
-        return ItemRow(ids[r], self.mf.item_state(r), float(self.cooc.n[r]), [ids[c] for c in cols.tolist()],
-                       self.cooc.vals[r].copy(), float(self.pop.values[r]), float(self.pop.refs[r]))
+        cols, vals = self.cooc.row(r, ordered=False)
+        return ItemRow(ids[r], self.mf.item_state(r), float(self.cooc.n[r]), self.keys[cols],
+                       vals, float(self.pop.values[r]), float(self.pop.refs[r]))
+
+    def neighbours(self, r: int) -> tuple[list[str], np.ndarray]:
+        """Row ``r``'s co-occurrence neighbours by id (sorted by row) and their counts."""
+        cols, vals = self.cooc.row(r)
+        ids = self.mf.item_ids
+        return [ids[c] for c in cols.tolist()], vals
 
     # -- a copy ------------------------------------------------------------------
     def load_row(self, row: ItemRow, force: bool = False) -> bool:
         """Take a row published by its owner; False (nothing changed) when it is not newer.
         ``force``: take it whatever its version (an owner taking over its partition's rows)."""
+        r = int(self.rows([row.item_id])[0])
         if not self.mf.load_item(row.mf, force=force):
             return False
-        r = int(self.rows([row.item_id])[0])
-        cols = self.rows(row.neighbours) if row.neighbours else np.empty(0, dtype=np.int64)
-        order = np.argsort(cols, kind="stable")
-        self.cooc.set_row(r, cols[order], np.asarray(row.counts, dtype=np.float32)[order], row.n)
+        self.cooc.set_row(r, self.rows_of_keys(row.neighbour_keys), np.asarray(row.counts, dtype=np.float32), row.n)
         self.pop.set_row(r, row.popularity, row.popularity_ref)
         return True

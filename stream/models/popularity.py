@@ -102,10 +102,12 @@ class ItemPopularity:
         self.values = np.zeros(0, dtype=np.float64)
         self.refs = np.zeros(0, dtype=np.float64)
         self._n = 0
+        self.version = 0  # changes with every write (readers cache what they computed from it)
 
     def grow(self, n_items: int) -> None:
         if n_items <= self._n:
             return
+        self.version += 1
         if n_items > len(self.values):
             cap = max(n_items, 2 * len(self.values), 8)
             for name in ("values", "refs"):
@@ -119,6 +121,7 @@ class ItemPopularity:
         """As the owner: add ``amounts`` (positive weight, kept at reference ``ref``) to unique ``rows``."""
         if not len(rows):
             return
+        self.version += 1
         vals, refs = self.values[rows], self.refs[rows]
         fresh = (vals == 0.0) & (refs == 0.0)
         refs = np.where(fresh, ref, refs)
@@ -133,6 +136,7 @@ class ItemPopularity:
 
     def set_row(self, row: int, value: float, ref: float) -> None:
         self.grow(row + 1)
+        self.version += 1
         self.values[row], self.refs[row] = value, ref
 
     def scores(self, n_items: int) -> np.ndarray:

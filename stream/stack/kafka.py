@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 from stream.config import Settings
 from stream.stack.process import Service, StackError, port_open
 
-__all__ = ["KafkaService", "ensure_jars"]
+__all__ = ["KafkaService", "ensure_jars", "require_java"]
 
 # log4j-slf4j-impl must match the log4j-core that kafka_2.13 pulls in.
 _LOG4J_VERSION = "2.24.3"
@@ -55,7 +56,7 @@ logger.apache.level = warn
 """
 
 
-def _require_java() -> str:
+def require_java() -> str:
     java = shutil.which("java")
     if java is None:
         raise StackError(
@@ -96,7 +97,12 @@ def ensure_jars(settings: Settings, *, quiet: bool = False) -> Path:
 
 
 def _cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A random KRaft cluster id (22 characters of URL-safe base64). Never one that starts with
+    '-': StorageTool would read it as an option (one start in 64 failed that way)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 class KafkaService(Service):
@@ -104,40 +110,48 @@ class KafkaService(Service):
     marker = "kafka.Kafka"
     port_setting = "kafka_port"
 
+    def listener_properties(self) -> list[str]:
+        """The listener lines of server.properties: a PLAINTEXT listener on STREAMREC_KAFKA_PORT and
+        the controller's. A subclass adds listeners (tests/secure.py: SASL_SSL beside it)."""
+        s = self.settings
+        return [
+            f"listeners=PLAINTEXT://127.0.0.1:{s.kafka_port},CONTROLLER://127.0.0.1:{s.kafka_controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{s.kafka_port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        ]
+
     def _properties(self) -> Path:
         s = self.settings
+        lines = [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.bootstrap.servers=127.0.0.1:{s.kafka_controller_port}",
+            *self.listener_properties(),
+            f"log.dirs={self.dir / 'data'}",
+            f"num.partitions={s.partitions}",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=4",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=true",
+            "log.retention.hours=168",
+        ]
         props = self.dir / "server.properties"
-        props.write_text(
-            "\n".join(
-                [
-                    "process.roles=broker,controller",
-                    "node.id=1",
-                    f"controller.quorum.bootstrap.servers=127.0.0.1:{s.kafka_controller_port}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{s.kafka_port},CONTROLLER://127.0.0.1:{s.kafka_controller_port}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{s.kafka_port}",
-                    "controller.listener.names=CONTROLLER",
-                    "inter.broker.listener.name=PLAINTEXT",
-                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-                    f"log.dirs={self.dir / 'data'}",
-                    f"num.partitions={s.partitions}",
-                    "offsets.topic.replication.factor=1",
-                    "offsets.topic.num.partitions=4",
-                    "transaction.state.log.replication.factor=1",
-                    "transaction.state.log.min.isr=1",
-                    "share.coordinator.state.topic.replication.factor=1",
-                    "share.coordinator.state.topic.min.isr=1",
-                    "group.initial.rebalance.delay.ms=0",
-                    "auto.create.topics.enable=true",
-                    "log.retention.hours=168",
-                    "",
-                ]
-            )
-        )
+        # 0600: a subclass's listeners may name keystore passwords.
+        fd = os.open(props, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # also when the file was there before
+        with os.fdopen(fd, "w") as fh:
+            fh.write("\n".join(lines) + "\n")
         (self.dir / "log4j2.properties").write_text(_LOG4J2)
         return props
 
     def start(self) -> None:
-        java = _require_java()
+        java = require_java()
         jars = ensure_jars(self.settings)
         self.dir.mkdir(parents=True, exist_ok=True)
         props = self._properties()

@@ -32,9 +32,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_worker_ready(port: int, timeout: float, proc: subprocess.Popen | None = None) -> bool:
+def wait_worker_ready(port: int, timeout: float, proc: subprocess.Popen | None = None,
+                      headers: dict[str, str] | None = None) -> bool:
     """Wait until the worker on ``port`` owns partitions (its /health says ready); False when
-    ``proc`` exits first or the time runs out."""
+    ``proc`` exits first or the time runs out. ``headers``: e.g. ``Settings.http_headers()``,
+    for a worker whose /health asks for the token."""
     import json
     import urllib.request
 
@@ -43,7 +45,8 @@ def wait_worker_ready(port: int, timeout: float, proc: subprocess.Popen | None =
         if proc is not None and proc.poll() is not None:
             return False
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/health", headers=headers or {})
+            with urllib.request.urlopen(request, timeout=2) as resp:
                 if json.loads(resp.read()).get("ready"):
                     return True
         except Exception:

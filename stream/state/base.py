@@ -2,13 +2,15 @@
 
 A batch step talks to its state twice (quix-streams' ``state/base`` shape, in spirit):
 
-* :meth:`StateStore.load`: what the batch needs, as plain records: which event ids were
-  applied before, the batch's users (:class:`UserRecord`), the segments' shared state
+* :meth:`StateStore.load`: what the batch needs, as plain records: what was applied before
+  (the last offset applied of each Kafka partition, and which event ids were applied within
+  the dedupe window), the batch's users (:class:`UserRecord`), the segments' shared state
   (:class:`SharedState`: re-ranker weights, guards, popularity references) and the
   behaviour clusterer;
 * :meth:`StateStore.commit`: the batch's effects (:class:`Commit`), all or nothing. A commit
-  first checks what it was computed from (the event ids still unclaimed, each guard and
-  popularity reference as loaded, the clusterer's seeding as loaded) and raises
+  first checks what it was computed from (the applied offsets as loaded, the event ids still
+  unclaimed, each guard and popularity reference as loaded, the clusterer's seeding as
+  loaded) and raises
   :class:`Conflict` without writing anything when another writer got there first; the
   engine then loads again and recomputes.
 
@@ -34,9 +36,10 @@ import numpy as np
 from stream.models.items import ItemRow
 from stream.models.segments.behaviour import BehaviourChanges, Clusterer, UserBehaviour
 from stream.models.sharded import UserState
+from stream.state.seen import Seen
 
 __all__ = ["UserRecord", "SharedState", "Loaded", "PopularityChange", "OutboxEntry", "Commit", "Conflict",
-           "StateStore", "Profile"]
+           "StateStore", "Profile", "Position"]
 
 
 @dataclass
@@ -46,16 +49,22 @@ class UserRecord:
     user_id: str
     row: UserState | None = None  # the MF row (None: none yet)
     history: list[str] = field(default_factory=list)  # recent positives, oldest first
-    seen: dict[str, float] = field(default_factory=dict)  # item -> last event time: not recommended again
+    seen: Seen = field(default_factory=Seen)  # item -> last event time: not recommended again
     events: int = 0  # events applied, of any type
     profile_segment: str | None = None  # the profile's segment, if it names one
     behaviour: UserBehaviour | None = None
 
     def copy(self) -> "UserRecord":
-        row = None if self.row is None else UserState(**{**self.row.__dict__, "vector": self.row.vector.copy()})
+        row = None if self.row is None else self.row.copy()
         beh = None if self.behaviour is None else UserBehaviour(**self.behaviour.__dict__)
-        return UserRecord(self.user_id, row, list(self.history), dict(self.seen), self.events, self.profile_segment,
+        return UserRecord(self.user_id, row, list(self.history), self.seen.copy(), self.events, self.profile_segment,
                           beh)
+
+    def fork(self) -> "UserRecord":
+        """A copy whose history, seen items and counter may change; the row and the behaviour are
+        shared (the engine replaces them whole, never changes them in place)."""
+        return UserRecord(self.user_id, self.row, list(self.history), self.seen.copy(), self.events,
+                          self.profile_segment, self.behaviour)
 
 
 @dataclass
@@ -72,13 +81,19 @@ class SharedState:
         self.popularity_refs.update(other.popularity_refs)
 
 
+#: Where an event came from: (topic, partition, offset); None for events that did not come
+#: through Kafka (offline evaluation, tests).
+Position = tuple[str, int, int]
+
+
 @dataclass
 class Loaded:
-    claimed: list[bool]  # per event id asked for: applied before
+    claimed: list[bool]  # per event id asked for: applied before (within the id window)
     users: dict[str, UserRecord]
     shared: SharedState
     clusterer: Clusterer | None  # None when behaviour segments are off
     seeded: bool = False  # the clusterer's centres were seeded when loaded
+    marks: dict[tuple[str, int], int | None] = field(default_factory=dict)  # last applied offset per partition
 
 
 @dataclass
@@ -122,8 +137,8 @@ class Commit:
     """A batch's effects, applied all or nothing."""
 
     event_ids: list[str] = field(default_factory=list)  # claimed now (each must be unclaimed)
+    marks: dict[tuple[str, int], tuple[int | None, int]] = field(default_factory=dict)  # (as loaded, new)
     users: dict[str, UserRecord] = field(default_factory=dict)  # the new state of users the batch changed
-    seen: dict[str, tuple[dict[str, float], list[str]]] = field(default_factory=dict)  # user -> (set, forgotten)
     popularity: dict[str, PopularityChange] = field(default_factory=dict)
     layers: dict[str, dict[str, float]] = field(default_factory=dict)  # weight changes to add
     guards: dict[str, tuple[int, dict[str, str]]] = field(default_factory=dict)  # segment -> (version loaded, state)
@@ -156,9 +171,10 @@ class StateStore(ABC):
     # -- the batch step ---------------------------------------------------------------
     @abstractmethod
     async def load(self, event_ids: list[str], user_ids: list[str], segments: Iterable[str],
-                   clusterer: bool) -> Loaded:
+                   clusterer: bool, partitions: Iterable[tuple[str, int]] = ()) -> Loaded:
         """Claims of ``event_ids``, records of ``user_ids``, the shared state of ``segments``
-        (and of the shared re-ranker layer), and the clusterer when ``clusterer``."""
+        (and of the shared re-ranker layer), the clusterer when ``clusterer``, and the last
+        offset applied of each (topic, partition) in ``partitions``."""
 
     @abstractmethod
     async def load_segments(self, segments: Iterable[str]) -> SharedState:

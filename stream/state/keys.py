@@ -2,13 +2,13 @@
 
 Every key starts with the configured prefix ``{p}``::
 
-    {p}:dedupe:{event_id}          string "1", TTL = dedupe_ttl_seconds        (applied event ids)
-    {p}:emb:user:{user_id}         hash: the user's MF row (vec, dim, bias, version, updated_at,
-                                   acc, acc_b, n, updates)
-    {p}:user:{user_id}:state       hash: hist (JSON: recent positives, oldest first), events (count)
-    {p}:user:{user_id}:seen        zset item_id -> last event time (capped at history_max)
+    {p}:offsets                    hash: "<topic>:<partition>" -> the last offset applied (redeliveries)
+    {p}:ids:{bucket}               set: event ids applied in that time bucket (producer resends), kept
+                                   two buckets of dedupe_ttl_seconds / 2
+    {p}:user:{user_id}             string: the user's record, binary (stream.state.packing: MF row,
+                                   events, recent positives, seen items, behaviour)
+    {p}:emb:user:{user_id}         hash: the user's MF row for readers (vec, dim, bias, version, updated_at)
     {p}:user:{user_id}:profile     hash: profile attributes, _segment, _ts
-    {p}:user:{user_id}:behaviour   hash: events, dwell, skip, segment, pending, streak
     {p}:user:{user_id}:recs        string: JSON of the last list pushed
     {p}:pop:{segment}              zset item_id -> decayed popularity in the segment (relative scale)
     {p}:popref:{segment}           string: the reference event time of that zset's scale
@@ -18,9 +18,8 @@ Every key starts with the configured prefix ``{p}``::
     {p}:behaviour                  hash: the behaviour clusterer (n, events, users, sum:<f>, sumsq:<f>,
                                    seeded, c<j>:<f>)
     {p}:behaviour:warmup           list: raw behaviour vectors (JSON) kept until the centres are seeded
-    {p}:emb:item:{item_id}         hash: the item's row as its owner last committed it (MF: vec, dim, bias,
-                                   version, updated_at, acc, acc_b, pop; co-occurrence: n, nbrs, counts;
-                                   popularity: gpop, gpop_ref)
+    {p}:emb:item:{item_id}         hash: the item's row as its owner last committed it: for readers vec,
+                                   dim, bias, version, updated_at; the whole row in row (item-row-v3)
     {p}:owner:{partition}:items    set: the item ids whose rows the owner of that item-updates partition wrote
     {p}:applied:{entry_id}         string "1", TTL: an item update its owner applied (drops repeats)
     {p}:outbox                     hash: entry_id -> an item update committed but not yet delivered
@@ -42,8 +41,12 @@ __all__ = ["Keys"]
 class Keys:
     prefix: str
 
-    def dedupe(self, event_id: str) -> str:
-        return f"{self.prefix}:dedupe:{event_id}"
+    @property
+    def offsets(self) -> str:
+        return f"{self.prefix}:offsets"
+
+    def ids(self, bucket: int) -> str:
+        return f"{self.prefix}:ids:{bucket}"
 
     def embedding(self, kind: str, entity_id: str) -> str:
         if kind not in ("user", "item"):
@@ -53,17 +56,11 @@ class Keys:
     def user_row(self, user_id: str) -> str:
         return self.embedding("user", user_id)
 
-    def user_state(self, user_id: str) -> str:
-        return f"{self.prefix}:user:{user_id}:state"
-
-    def seen(self, user_id: str) -> str:
-        return f"{self.prefix}:user:{user_id}:seen"
+    def user(self, user_id: str) -> str:
+        return f"{self.prefix}:user:{user_id}"
 
     def profile(self, user_id: str) -> str:
         return f"{self.prefix}:user:{user_id}:profile"
-
-    def user_behaviour(self, user_id: str) -> str:
-        return f"{self.prefix}:user:{user_id}:behaviour"
 
     def recs(self, user_id: str) -> str:
         return f"{self.prefix}:user:{user_id}:recs"

@@ -34,6 +34,7 @@ class MemoryState(StateStore):
         self._feature = {name: j for j, name in enumerate(self.features)}
         n_features = len(self.features)
         self.claimed: set[str] = set()
+        self.marks: dict[tuple[str, int], int] = {}  # (topic, partition) -> last offset applied
         self.user_records: dict[str, UserRecord] = {}
         self.popularity: dict[str, dict[str, float]] = {}
         self.popularity_refs: dict[str, float] = {}
@@ -57,12 +58,13 @@ class MemoryState(StateStore):
 
     # -- the batch step ---------------------------------------------------------------
     async def load(self, event_ids: list[str], user_ids: list[str], segments: Iterable[str],
-                   clusterer: bool) -> Loaded:
+                   clusterer: bool, partitions: Iterable[tuple[str, int]] = ()) -> Loaded:
         users = {}
         for uid in user_ids:
             users[uid] = self._user(uid)
         return Loaded([e in self.claimed for e in event_ids], users, await self.load_segments(segments),
-                      self.clusterer.copy() if clusterer else None, self.seeded)
+                      self.clusterer.copy() if clusterer else None, self.seeded,
+                      {tp: self.marks.get(tp) for tp in partitions})
 
     def _user(self, uid: str) -> UserRecord:
         rec = self.user_records.get(uid)
@@ -82,6 +84,7 @@ class MemoryState(StateStore):
     async def commit(self, commit: Commit) -> None:
         self._check(commit)
         self.claimed.update(commit.event_ids)
+        self.marks.update({tp: after for tp, (_, after) in commit.marks.items()})
         for uid, rec in commit.users.items():
             stored = rec.copy()
             stored.profile_segment = None  # profiles live apart (put_profile)
@@ -126,6 +129,9 @@ class MemoryState(StateStore):
         claimed = [e for e in commit.event_ids if e in self.claimed]
         if claimed:
             raise Conflict(f"{len(claimed)} event ids were claimed meanwhile, e.g. {claimed[0]!r}")
+        for tp, (before, _) in commit.marks.items():
+            if self.marks.get(tp) != before:
+                raise Conflict(f"partition {tp} was applied meanwhile (offset {before} -> {self.marks.get(tp)})")
         for seg, (version, _) in commit.guards.items():
             stored = int(self.guards.get(seg, {}).get("trials", 0))
             if stored != version:
@@ -222,5 +228,5 @@ class MemoryState(StateStore):
 
     def dump(self) -> str:
         """The user side as JSON text (for a look in tests)."""
-        return json.dumps({u: {"history": r.history, "events": r.events, "seen": sorted(r.seen)}
+        return json.dumps({u: {"history": r.history, "events": r.events, "seen": r.seen.keys().tolist()}
                            for u, r in sorted(self.user_records.items())})

@@ -18,21 +18,17 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from stream.engine.messages import MODEL_VERSION, row_fields, row_from_fields
+from stream.engine.messages import MODEL_VERSION, encode_row, row_from_fields
 from stream.models.items import ItemRow
 from stream.models.rerank.layers import SHARED_LAYER
-from stream.models.segments.behaviour import Clusterer, UserBehaviour
+from stream.models.segments.behaviour import Clusterer
 from stream.models.sharded import UserState
 from stream.state.base import Commit, Conflict, Loaded, OutboxEntry, Profile, SharedState, StateStore, UserRecord, text
 from stream.state.keys import Keys
+from stream.state.packing import pack_user, unpack_user
 from stream.state.scripts import Scripts
 
-__all__ = ["RedisState", "USER_ROW_FIELDS", "MODEL_VERSION"]
-
-USER_ROW_FIELDS = ("vec", "dim", "bias", "acc", "acc_b", "n", "updates", "updated_at")
-STATE_FIELDS = ("hist", "events")
-BEHAVIOUR_FIELDS = ("events", "dwell", "skip", "segment", "pending", "streak")
-
+__all__ = ["RedisState", "MODEL_VERSION"]
 
 def _f(x: float) -> str:
     return repr(float(x))
@@ -46,6 +42,7 @@ class _Args:
         self.absent: list[str] = []
         self.expect: list[list] = []
         self.expect_str: list[list] = []
+        self.not_in: list = []
         self.ops: list[list] = []
         self.ttl = 60
 
@@ -64,30 +61,14 @@ class _Args:
 
     def argv(self) -> list:
         body = {"absent": self.absent, "ttl": int(self.ttl), "expect": self.expect, "expect_str": self.expect_str,
-                "ops": self.ops}
+                "not_in": self.not_in, "ops": self.ops}
         return [json.dumps(body, separators=(",", ":")), *self.binary]
 
 
 def user_row_fields(state: UserState) -> dict[str, bytes | str]:
-    """A user's MF row as hash fields (readable by :class:`consumers.embeddings.EmbeddingReader`)."""
+    """A user's MF row for readers (:class:`consumers.embeddings.EmbeddingReader`)."""
     return {"vec": np.asarray(state.vector, dtype="<f4").tobytes(), "dim": str(len(state.vector)),
-            "bias": _f(state.bias), "acc": _f(state.acc), "acc_b": _f(state.acc_b), "n": _f(state.n),
-            "updates": str(int(state.version)), "version": MODEL_VERSION, "updated_at": _f(state.updated_at)}
-
-
-def parse_user_row(user_id: str, values: list, dim: int) -> UserState | None:
-    """A row read with ``HMGET key *USER_ROW_FIELDS``; None when absent (or of another factor
-    count: the model was reconfigured, so the row starts again)."""
-    if values[0] is None or values[1] is None or int(values[1]) != dim:
-        return None
-    vec, _, bias, acc, acc_b, n, updates, updated_at = values
-    return UserState(user_id, np.frombuffer(vec, dtype="<f4").astype(np.float32), float(bias or 0.0),
-                     float(acc or 0.0), float(acc_b or 0.0), float(n or 0.0), int(float(updates or 0)),
-                     float(updated_at or 0.0))
-
-
-def _num(v, default=0.0) -> float:
-    return default if v is None or v == b"" or v == "" else float(v)
+            "bias": _f(state.bias), "version": MODEL_VERSION, "updated_at": _f(state.updated_at)}
 
 
 class RedisState(StateStore):
@@ -104,11 +85,15 @@ class RedisState(StateStore):
     behaviour_features
         The behaviour features' names (the clusterer's fields).
     dedupe_ttl_seconds
-        How long an applied event id (and an applied item update id) is remembered.
+        How long an applied event id is remembered at least (producer resends; redeliveries are
+        caught by the applied offsets, whatever their age).
+    applied_ttl_seconds
+        How long an item owner remembers an applied update's id (a resend from the outbox, or a
+        redelivery of item-updates, is dropped within it).
     """
 
     def __init__(self, redis, keys: Keys, *, n_factors: int, behaviour_features: list[str] | None = None,
-                 dedupe_ttl_seconds: int = 7 * 86400, clock=None) -> None:
+                 dedupe_ttl_seconds: int = 600, applied_ttl_seconds: int = 7 * 86400, clock=None) -> None:
         import time
 
         self.redis = redis
@@ -116,6 +101,7 @@ class RedisState(StateStore):
         self.n_factors = n_factors
         self.features = list(behaviour_features or [])
         self.dedupe_ttl_seconds = dedupe_ttl_seconds
+        self.applied_ttl_seconds = applied_ttl_seconds
         self.clock = clock or time.time
         self.scripts = Scripts(redis)
 
@@ -128,45 +114,42 @@ class RedisState(StateStore):
         features = config.behaviour.features if config.behaviour is not None else []
         return cls(redis, Keys(settings.redis_prefix), n_factors=n_factors, behaviour_features=features,
                    dedupe_ttl_seconds=settings.dedupe_ttl_seconds)
+
+    def _buckets(self) -> list[str]:
+        """The event-id sets of the dedupe window: this half-window's and the one before."""
+        half = max(1, self.dedupe_ttl_seconds // 2)
+        now = int(self.clock() // half)
+        return [self.keys.ids(now), self.keys.ids(now - 1)]
+
     async def load(self, event_ids: list[str], user_ids: list[str], segments: Iterable[str],
-                   clusterer: bool) -> Loaded:
+                   clusterer: bool, partitions: Iterable[tuple[str, int]] = ()) -> Loaded:
         k = self.keys
         segments = sorted(set(segments))
         layers = [SHARED_LAYER, *segments]
-        arg = {"claims": [k.dedupe(e) for e in event_ids],
-               "users": [[k.user_row(u), k.user_state(u), k.seen(u), k.profile(u), k.user_behaviour(u)]
-                         for u in user_ids],
-               "row_fields": list(USER_ROW_FIELDS), "state_fields": list(STATE_FIELDS),
-               "behaviour_fields": list(BEHAVIOUR_FIELDS) if self.features else [],
+        parts = sorted(set(partitions))
+        arg = {"offsets": k.offsets, "marks": [f"{t}:{p}" for t, p in parts],
+               "buckets": self._buckets() if event_ids else [], "ids": event_ids,
+               "users": [k.user(u) for u in user_ids], "profiles": [k.profile(u) for u in user_ids],
                "layers": [k.rerank(name) for name in layers], "guards": [k.guard(s) for s in segments],
                "poprefs": [k.popref(s) for s in segments],
                "clusterer": [k.behaviour, k.behaviour_warmup] if clusterer else []}
-        claims, users, layer_raw, guard_raw, refs, clus = await self.scripts.load(
+        marks, claims, states, profiles, layer_raw, guard_raw, refs, clus = await self.scripts.load(
             args=[json.dumps(arg, separators=(",", ":"))])
         claims = text(claims) if claims else ""
-        records = {uid: self._record(uid, raw) for uid, raw in zip(user_ids, users)}
+        dim = self.n_factors
+        records = {}
+        for uid, blob, seg in zip(user_ids, states, profiles):
+            rec = unpack_user(uid, blob, dim) if blob else UserRecord(uid)
+            rec.profile_segment = text(seg) if seg else None
+            records[uid] = rec
         shared = SharedState(
             {name: _pairs_float(raw) for name, raw in zip(layers, layer_raw)},
             {s: (_pairs_text(raw) or None) for s, raw in zip(segments, guard_raw)},
             {s: (float(r) if r is not None else None) for s, r in zip(segments, refs)},
         )
         model, seeded = (self._clusterer(clus) if clusterer else (None, False))
-        return Loaded([c == "1" for c in claims], records, shared, model, seeded)
-
-    def _record(self, uid: str, raw) -> UserRecord:
-        row_vals, state_vals, seen_flat, profile_seg, beh = raw
-        rec = UserRecord(uid, parse_user_row(uid, row_vals, self.n_factors))
-        hist, events = state_vals
-        rec.history = json.loads(hist) if hist else []
-        rec.events = int(events or 0)
-        rec.seen = {text(seen_flat[i]): float(seen_flat[i + 1]) for i in range(0, len(seen_flat), 2)}
-        rec.profile_segment = text(profile_seg) if profile_seg else None
-        if beh and beh[0] is not None:
-            e, d, s, seg, pend, streak = beh
-            rec.behaviour = UserBehaviour(_num(e), None if d in (None, b"") else float(d), _num(s),
-                                          text(seg) if seg else None, text(pend) if pend else None,
-                                          int(_num(streak)))
-        return rec
+        return Loaded([c == "1" for c in claims], records, shared, model, seeded,
+                      {tp: (int(m) if m is not None else None) for tp, m in zip(parts, marks or [])})
 
     def _clusterer(self, raw) -> tuple[Clusterer, bool]:
         fields_raw, warmup = raw if raw else ([], [])
@@ -191,23 +174,20 @@ class RedisState(StateStore):
     async def commit(self, commit: Commit) -> None:
         k = self.keys
         a = _Args()
-        a.ttl = self.dedupe_ttl_seconds
-        a.absent = [k.dedupe(e) for e in commit.event_ids]
+        if commit.event_ids:
+            buckets = self._buckets()
+            a.not_in = [buckets, commit.event_ids]
+            a.op("sadd", buckets[0], *commit.event_ids)
+            a.op("expire", buckets[0], str(2 * max(1, self.dedupe_ttl_seconds // 2) + 60))
+        if commit.marks:
+            marks = sorted(commit.marks.items())
+            for (t, p), (before, _) in marks:
+                a.expect.append([k.offsets, f"{t}:{p}", False if before is None else str(before)])
+            a.op("hset", k.offsets, *[x for (t, p), (_, after) in marks for x in (f"{t}:{p}", str(after))])
         for uid, rec in commit.users.items():
+            a.ops.append(["set", k.user(uid), a.blob(pack_user(rec))])
             if rec.row is not None:
                 a.hset(k.user_row(uid), user_row_fields(rec.row))
-            a.hset(k.user_state(uid), {"hist": json.dumps(rec.history, separators=(",", ":")),
-                                       "events": str(int(rec.events))})
-            added, removed = commit.seen.get(uid, ({}, []))
-            if added:
-                a.op("zadd", k.seen(uid), *[x for item, ts in added.items() for x in (_f(ts), item)])
-            if removed:
-                a.op("zrem", k.seen(uid), *removed)
-            b = rec.behaviour
-            if b is not None:
-                a.hset(k.user_behaviour(uid), {"events": _f(b.events), "dwell": "" if b.dwell is None else _f(b.dwell),
-                                               "skip": _f(b.skip), "segment": b.segment or "",
-                                               "pending": b.pending or "", "streak": str(int(b.streak))})
         for seg, change in commit.popularity.items():
             a.expect_str.append([k.popref(seg), False if change.ref_before is None else _f(change.ref_before)])
             if change.factor is not None:
@@ -320,14 +300,16 @@ class RedisState(StateStore):
 
     async def owner_commit(self, partition: int, entry_ids: list[str], rows: list[ItemRow]) -> None:
         k = self.keys
-        a = _Args()
-        a.ttl = self.dedupe_ttl_seconds
-        a.absent = [k.applied(e) for e in entry_ids]
+        argv: list = [int(self.applied_ttl_seconds), len(entry_ids), *(k.applied(e) for e in entry_ids),
+                      k.owner_items(partition), len(rows)]
         for row in rows:
-            a.hset(k.item_row(row.item_id), row_fields(row))
-        if rows:
-            a.op("sadd", k.owner_items(partition), *[r.item_id for r in rows])
-        await self._run(a)
+            s = row.mf
+            argv += [k.item_row(row.item_id), row.item_id, np.asarray(s.vector, dtype="<f4").tobytes(),
+                     len(s.vector), repr(float(s.bias)), repr(float(s.updated_at)), encode_row(row)]
+        argv.append(MODEL_VERSION)
+        out = await self.scripts.owner_commit(args=argv)
+        if isinstance(out, list):
+            raise Conflict(f"the commit was refused: {text(out[1])}")
 
     async def owner_rows(self, partition: int) -> list[ItemRow]:
         items = sorted(text(i) for i in await self.redis.smembers(self.keys.owner_items(partition)))

@@ -5,11 +5,12 @@ and registers them with redis-py, whose script objects run EVALSHA and load the 
 after a NOSCRIPT (a restarted Redis without its script cache).
 
     load            what a batch needs, in one call
-    commit          a batch's (or an item owner's) writes, after checking what they were computed from
+    commit          a batch's writes, after checking what they were computed from
+    owner_commit    an item owner's applied update ids and the rows they changed
     segment_scores  items' scores in segments' popularity sets
 
 >>> sorted(SCRIPTS)
-['commit', 'load', 'segment_scores']
+['commit', 'load', 'owner_commit', 'segment_scores']
 >>> "redis.call('HMGET'" in source("load")
 True
 """
@@ -21,7 +22,7 @@ from importlib import resources
 
 __all__ = ["SCRIPTS", "source", "Scripts"]
 
-SCRIPTS = ("load", "commit", "segment_scores")
+SCRIPTS = ("load", "commit", "owner_commit", "segment_scores")
 
 
 @lru_cache(maxsize=None)

@@ -98,5 +98,5 @@ def test_memory_and_redis_states_give_identical_lists_and_rows(isolated):
     np.testing.assert_array_equal(ta.mf.model.item_factors, tb.mf.model.item_factors)
     np.testing.assert_array_equal(ta.cooc.n[:n], tb.cooc.n[:n])
     for r in range(n):
-        np.testing.assert_array_equal(ta.cooc.cols[r], tb.cooc.cols[r])
-        np.testing.assert_array_equal(ta.cooc.vals[r], tb.cooc.vals[r])
+        for x, y in zip(ta.cooc.row(r), tb.cooc.row(r)):
+            np.testing.assert_array_equal(x, y)

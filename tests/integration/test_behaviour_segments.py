@@ -14,6 +14,7 @@ import redis
 from producers.sdk import EventProducer
 from stream.signals import signal_weight
 from stream.state.keys import Keys
+from stream.state.packing import unpack_user
 from tests.helpers import applied, behaviour_events, wait_for, worker_metric
 
 pytestmark = pytest.mark.integration
@@ -49,11 +50,11 @@ def test_users_without_a_profile_get_behaviour_segments(isolated, worker_factory
     assert model["seeded"] == "1" and not store.exists(keys.behaviour_warmup)
     assert float(model["events"]) == signals  # each event once in the clusterer ...
     users = {ev.user_id for ev in events}
-    rows = {u: {k.decode(): v.decode() for k, v in store.hgetall(keys.user_behaviour(u)).items()} for u in users}
-    assert sum(float(r["events"]) for r in rows.values()) == signals  # ... and in its user's behaviour
+    rows = {u: unpack_user(u, store.get(keys.user(u)), dim=settings.mf_factors).behaviour for u in users}
+    assert sum(r.events for r in rows.values()) == signals  # ... and in its user's behaviour
     assert float(model["users"]) == len(users)
 
-    segment = {u: r["segment"] for u, r in rows.items()}
+    segment = {u: r.segment for u, r in rows.items()}
     assert all(s.startswith("behaviour-") for s in segment.values())
     # which users share a segment depends on how the topics interleave (it differs from run to
     # run); that the clusterer assigns what the offline one does is tests/unit/test_behaviour_segments.py

@@ -15,6 +15,7 @@ from producers.sdk import EventProducer
 from stream.engine.config import MODEL_NAMES
 from stream.contract import encode, make_event
 from stream.state.keys import Keys
+from stream.state.packing import unpack_user
 from tests.helpers import applied, stats, wait_for, worker_metric
 
 pytestmark = pytest.mark.integration
@@ -60,8 +61,9 @@ def test_round_trip_recommendations_reach_topic_and_http(isolated, worker_factor
         metrics = resp.read().decode()
     assert 'streamrec_events_total{segment="segment:readers",type="click"} 7.0' in metrics
 
-    seen = redis.Redis.from_url(isolated.redis_url).zrange(Keys(isolated.redis_prefix).seen("alice"), 0, -1)
-    assert seen == [b"hit"]
+    stored = redis.Redis.from_url(isolated.redis_url).get(Keys(isolated.redis_prefix).user("alice"))
+    alice = unpack_user("alice", stored, dim=isolated.mf_factors)
+    assert len(alice.seen) == 1 and "hit" in alice.seen
 
     # Prequential hit rate: alice (with history now) clicks her top-1 item: one more trial, one
     # more hit at rank 1. (bob's, carol's and dave's second clicks were trials already.)

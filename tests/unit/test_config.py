@@ -69,3 +69,11 @@ def test_as_env_reproduces_the_settings_in_a_child(monkeypatch):
         if key.startswith("STREAMREC_"):
             monkeypatch.setenv(key, value)
     assert Settings() == s
+
+
+def test_new_secrets_never_print_and_the_redis_user_is_passed(monkeypatch):
+    s = Settings(http_token="s3cret-token", id_key="s3cret-id-key-0123456789", redis_username="worker",
+                 redis_password="s3cret-redis")
+    assert "s3cret" not in repr(s) and "s3cret" not in str(s.model_dump())
+    assert s.redis_kwargs() == {"username": "worker", "password": "s3cret-redis"}
+    assert Settings().redis_kwargs() == {}

@@ -102,10 +102,29 @@ def test_make_event_refuses_invalid_payloads():
         make_event("dwell", event_id="e", user_id="u", item_id="i", ts=3)
 
 
-def test_contract_imports_neither_faust_nor_confluent_kafka():
+def test_contract_imports_neither_faust_nor_confluent_kafka_nor_msgspec():
     import subprocess
     import sys
 
-    code = "import sys, stream.contract; print(any(m.split('.')[0] in ('faust', 'confluent_kafka') for m in sys.modules))"
+    code = ("import sys, stream.contract; "
+            "print(any(m.split('.')[0] in ('faust', 'confluent_kafka', 'msgspec') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+def test_an_integer_too_large_for_a_float_is_not_a_finite_number():
+    # Guards a crash: math.isfinite raised OverflowError, which no caller caught.
+    raw = _raw(ts=...)[:-1] + b', "ts": 1' + b"0" * 400 + b"}"
+    with pytest.raises(InvalidEvent) as err:
+        validate_event("click", raw)
+    assert (err.value.reason, err.value.field) == (Reason.WRONG_TYPE, "ts")
+    assert "must be a finite number" in str(err.value)
+
+
+def test_an_integer_longer_than_python_converts_is_not_json():
+    # Guards a crash: json.loads raised a plain ValueError (int max str digits), not JSONDecodeError.
+    raw = _raw()[:-1] + b', "extra": 1' + b"0" * 5000 + b"}"
+    with pytest.raises(InvalidEvent) as err:
+        validate_event("click", raw)
+    assert err.value.reason == Reason.NOT_JSON
+    assert str(err.value) == "message is not JSON: a number has more than 4300 digits"

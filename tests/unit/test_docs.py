@@ -19,3 +19,13 @@ def test_readme_commands_exist():
     for target in ("demo", "test"):
         assert f"make {target}" in readme and f"\n{target}:" in makefile
     assert "make test" in (ROOT / ".ci/run").read_text()
+
+
+def test_the_documented_worker_acl_is_the_code_s():
+    import re
+
+    from stream.stack.redis import worker_acl
+
+    text = (ROOT / "docs/ARCHITECTURE.md").read_text()
+    block = re.search(r"ACL SETUSER streamrec-worker on >… (.*?)\n\n", text, re.S).group(1)
+    assert " ".join(block.split()) == worker_acl("streamrec")

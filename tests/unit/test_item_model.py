@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from stream.engine.items import ItemCopy, ItemOwner
+from stream.models.items import item_key
 from stream.engine.messages import (ItemInit, decode_row, decode_update, encode_init, encode_row, encode_update)
 from stream.models.hybrid import HybridParams
 from stream.models.items import ItemTable, ItemUpdate
@@ -64,14 +65,16 @@ def test_a_row_round_trips_through_its_message():
     assert sorted(r.item_id for r in rows) == ["a", "b", "c"]
     for row in rows:
         back = decode_row(encode_row(row))
-        assert (back.item_id, back.n, back.neighbours, back.popularity, back.popularity_ref) == \
-            (row.item_id, row.n, row.neighbours, row.popularity, row.popularity_ref)
+        assert (back.item_id, back.n, back.popularity, back.popularity_ref) == \
+            (row.item_id, row.n, row.popularity, row.popularity_ref)
+        np.testing.assert_array_equal(back.neighbour_keys, row.neighbour_keys)
         np.testing.assert_array_equal(back.counts, row.counts)
         np.testing.assert_array_equal(back.mf.vector, row.mf.vector)
         assert (back.mf.bias, back.mf.acc, back.mf.acc_b, back.mf.pop, back.mf.version, back.mf.updated_at) == \
             (row.mf.bias, row.mf.acc, row.mf.acc_b, row.mf.pop, row.mf.version, row.mf.updated_at)
     b = next(r for r in rows if r.item_id == "b")
-    assert b.neighbours == ["a", "c"] and b.counts.tolist() == [1.0, 1.0] and b.popularity == 2.0
+    assert sorted(b.neighbour_keys.tolist()) == sorted([item_key("a"), item_key("c")])
+    assert b.counts.tolist() == [1.0, 1.0] and b.popularity == 2.0
     assert b.mf.version == 1 and b.mf.updated_at == 7.0
 
 
@@ -153,14 +156,34 @@ def test_a_malformed_update_raises_a_clear_value_error(data, message):
 def test_a_malformed_row_raises_a_clear_value_error():
     owner, _ = _owner()
     row = asyncio.run(owner.apply(0, [("e1/0", _update())]))[0]
-    body = json.loads(encode_row(row))
-    with pytest.raises(ValueError, match="item-row-v2: not JSON"):
+    data = encode_row(row)
+    with pytest.raises(ValueError, match="b'SRR3' expected"):
         decode_row(b"{")
-    with pytest.raises(ValueError, match="\"schema\": \"item-row-v2\" and an item_id expected"):
-        decode_row(json.dumps({**body, "schema": "item-row-v1"}).encode())
-    with pytest.raises(ValueError, match="vec has 12 bytes, must have 16"):
-        decode_row(json.dumps({**body, "vec": _b64([1, 2, 3], "<f4")}).encode())
-    with pytest.raises(ValueError, match="counts has 0 bytes for 1 neighbours"):
-        decode_row(json.dumps({**body, "counts": ""}).encode())
-    with pytest.raises(ValueError, match="vec/counts are not base64"):
-        decode_row(json.dumps({**body, "vec": "not base64!"}).encode())
+    with pytest.raises(ValueError, match="b'SRR3' expected"):
+        decode_row(b"SRR2" + data[4:])
+    with pytest.raises(ValueError, match=f"{len(data) - 1} bytes, must be {len(data)}"):
+        decode_row(data[:-1])
+    with pytest.raises(ValueError, match="must be"):
+        decode_row(data + b"\x00")
+    bad_id = bytearray(data)
+    bad_id[84] = 0xFF  # the id's first byte (after the 84-byte head)
+    with pytest.raises(ValueError, match="not UTF-8"):
+        decode_row(bytes(bad_id))
+
+def test_a_malformed_binary_update_raises_a_clear_value_error():
+    u = _update(("a", "b", "c"))
+    data = encode_update("e1/0", u, 4)
+    assert decode_update(data)[0] == "e1/0"
+    with pytest.raises(ValueError, match="bytes, must be"):
+        decode_update(data[:-1])
+    with pytest.raises(ValueError, match="shorter than its head"):
+        decode_update(data[:10])
+    bad_ids = data.replace(b'["', b'[1,"', 1)  # an id that is not a string (the length field now lies too)
+    with pytest.raises(ValueError):
+        decode_update(bad_ids)
+    # a pair that points past the ids
+    back = decode_update(data)[1]
+    back.pair_b = back.pair_b.copy()
+    back.pair_b[0] = len(back.ids) + 5
+    with pytest.raises(ValueError, match="pairs.b must index the ids"):
+        decode_update(encode_update("e1/0", back, 4))

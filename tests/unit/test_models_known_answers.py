@@ -75,7 +75,8 @@ def test_a_pair_counts_once_per_user_however_often_they_click():
                  click("dwell", "x", "b", seconds=60.0), click("click", "y", "a"), click("click", "y", "c")])
     table = ranker.table
     row = table.row(table.get("a"))
-    assert (row.neighbours, row.counts.tolist(), row.n) == (["b", "c"], [1.0, 1.0], 2.0)
+    ids, counts = table.neighbours(table.get("a"))
+    assert (ids, counts.tolist(), row.n) == (["b", "c"], [1.0, 1.0], 2.0)
 
 
 def test_popularity_counts_positives_only():

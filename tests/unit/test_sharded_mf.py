@@ -43,7 +43,7 @@ def test_user_step_plus_item_apply_equals_one_local_step():
 
 def _wire_row(mf: ShardedMF, r: int) -> ItemRow:
     """An item's MF row through the item-factors message (no co-occurrence part)."""
-    row = ItemRow(mf.item_ids[r], mf.item_state(r), 0.0, [], np.zeros(0, dtype=np.float32), 0.0, 0.0)
+    row = ItemRow(mf.item_ids[r], mf.item_state(r), 0.0, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), 0.0, 0.0)
     return decode_row(encode_row(row))
 
 

@@ -43,6 +43,10 @@ class RerankParams:
         Of each segment's :class:`~stream.models.rerank.guard.SegmentGuard`.
     segment_params
         Per segment, overrides of :data:`SEGMENT_KEYS` (``streamrec tune --space rerank`` writes them).
+    max_learning
+        At most this many clicked candidates of one segment teach its layers per micro-batch (a
+        draw seeded by the batch's event ids when there are more; None: every one): River learns
+        one example at a time, so this bounds a batch's learning time whatever its size.
     seed
         Seed of the negatives' draws.
     """
@@ -59,9 +63,12 @@ class RerankParams:
     guard_min_trials: int = 100
     guard_z: float = 2.0
     segment_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    max_learning: int | None = 32
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.max_learning is not None and self.max_learning < 1:
+            raise ValueError(f"RerankParams: max_learning must be >= 1 or None, got {self.max_learning}")
         for name in ("n_candidates", "n_negatives", "guard_window", "guard_min_trials"):
             if getattr(self, name) < 1:
                 raise ValueError(f"RerankParams: {name} must be >= 1, got {getattr(self, name)}")

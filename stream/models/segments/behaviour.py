@@ -189,15 +189,21 @@ class Clusterer:
     warmup: list[list[float]] = field(default_factory=list)  # raw vectors kept to seed the centres
 
     def standardise(self, x: np.ndarray) -> np.ndarray:
-        mean = self.sums / self.n
-        var = np.maximum(self.sumsq - self.n * mean * mean, 0.0) / max(self.n - 1, 1)
-        std = np.sqrt(var)
-        return (x - mean) / np.where(std > 0, std, 1.0)
+        return _standardised(x, self.n, self.sums, self.sumsq)
 
     def copy(self) -> "Clusterer":
         return Clusterer(self.n, self.events, self.users, None if self.sums is None else self.sums.copy(),
                          None if self.sumsq is None else self.sumsq.copy(),
                          None if self.centres is None else self.centres.copy(), [list(v) for v in self.warmup])
+
+
+def _standardised(x: np.ndarray, n, sums: np.ndarray, sumsq: np.ndarray) -> np.ndarray:
+    """``x`` standardised with running sums of ``n`` vectors (:meth:`Clusterer.standardise`, whose
+    arithmetic this is; broadcast over rows for many users, each with the sums as they added theirs)."""
+    mean = sums / n
+    var = np.maximum(sumsq - n * mean * mean, 0.0) / np.maximum(n - 1, 1)
+    std = np.sqrt(var)
+    return (x - mean) / np.where(std > 0, std, 1.0)
 
 
 @dataclass
@@ -265,6 +271,25 @@ class BehaviourModel:
         norm = float(np.linalg.norm(v))
         return (v / norm if norm > 0 else v) @ self.projection
 
+    def _vectors(self, recs: list["UserBehaviour"], mean_events: float, vectors: list) -> np.ndarray:
+        """:func:`behaviour_vector` of many users at once (their taste from their MF rows)."""
+        taste_dims = self.params.taste_dims
+        X = np.zeros((len(recs), len(_BASE) + taste_dims))
+        if not recs:
+            return X
+        X[:, 0] = np.log((np.array([r.events for r in recs]) + 1.0) / (mean_events + 1.0))
+        X[:, 1] = [0.0 if r.dwell is None else r.dwell for r in recs]
+        X[:, 2] = [r.skip for r in recs]
+        if taste_dims:
+            k = self.projection.shape[0]
+            V = np.zeros((len(recs), k))
+            for i, v in enumerate(vectors):
+                if v is not None and len(v) == k:
+                    V[i] = v
+            norms = np.linalg.norm(V, axis=1, keepdims=True)
+            X[:, 3:] = (V / np.where(norms > 0, norms, 1.0)) @ self.projection
+        return X
+
     def learn(self, events: Sequence[tuple[str, float]], users: dict[str, UserBehaviour], model: Clusterer,
               vectors: dict[str, np.ndarray | None]) -> BehaviourChanges:
         """A batch of (user, signal weight) events; ``users`` and ``model`` change in place
@@ -295,28 +320,32 @@ class BehaviourModel:
             out.users[uid] = rec
             model.events += 1
             order[uid] = None
-        for uid in order:
+        uids = list(order)
+        X = self._vectors([users[u] for u in uids], model.events / model.users, [vectors.get(u) for u in uids])
+        # the running sums as each user adds their vector, in order (standardised with those)
+        n = model.n + np.arange(1, len(uids) + 1, dtype=np.float64)
+        sums = model.sums + np.cumsum(X, axis=0)
+        sumsq = model.sumsq + np.cumsum(X * X, axis=0)
+        if len(uids):
+            model.n, model.sums, model.sumsq = float(n[-1]), sums[-1].copy(), sumsq[-1].copy()
+        Z = _standardised(X, n[:, None], sums, sumsq)
+        for i, uid in enumerate(uids):
             rec = users[uid]
-            x = behaviour_vector([rec.events, rec.dwell, rec.skip], model.events / model.users,
-                                 self.taste(vectors.get(uid)), p.taste_dims)
-            model.n += 1
-            model.sums += x
-            model.sumsq += x * x
             if rec.events < p.min_events:
                 continue
             if model.centres is None:
-                model.warmup.append(x.tolist())
-                out.warmup.append(x.tolist())
+                model.warmup.append(X[i].tolist())
+                out.warmup.append(X[i].tolist())
                 if len(model.warmup) < p.warmup:
                     continue
-                z = model.standardise(np.array(model.warmup[: p.warmup]))
+                z = _standardised(np.array(model.warmup[: p.warmup]), n[i], sums[i], sumsq[i])
                 model.centres = z[kmeans_pp(z, p.n_clusters, p.seed)].copy()
                 out.warmup = []
             if km is None:
                 km = cluster.KMeans(n_clusters=p.n_clusters, halflife=p.halflife, mu=0.0, sigma=1.0, seed=p.seed)
                 for j in range(p.n_clusters):
                     km.centers[j].update(zip(self.features, model.centres[j].tolist()))
-            j = km.learn_predict_one(dict(zip(self.features, model.standardise(x).tolist())))
+            j = km.learn_predict_one(dict(zip(self.features, Z[i].tolist())))
             current = rec.segment
             rec.segment, pending = settle(current, (rec.pending, rec.streak) if rec.pending else None,
                                           segment_id(j), p.hysteresis)

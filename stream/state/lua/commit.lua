@@ -2,10 +2,12 @@
 -- No model logic lives here: Python computed every value; this script only checks and stores.
 --
 -- ARGV[1]: JSON {
---   "absent": [key, ...]        each must not exist (event ids not claimed yet); then set to "1"
+--   "absent": [key, ...]        each must not exist (item update ids not applied yet); then set to "1"
 --   "ttl":    seconds           expiry of those keys
 --   "expect": [[key, field, value or false], ...]   HGET key field must equal value (false: absent)
 --   "expect_str": [[key, value or false], ...]      GET key must equal value (false: absent)
+--   "not_in": [[set key, ...], [member, ...]]       no member may be in any of the sets (event ids
+--                                                    not applied yet)
 --   "ops":    [[op, key, arg, ...], ...]            the writes, in order (see apply_op)
 -- }
 -- ARGV[2...]: binary values (packed vectors, payloads); an op argument {"b": n} stands for ARGV[n].
@@ -51,6 +53,8 @@ local function apply_op(op)
     scale(key, tonumber(op[3]))
   elseif name == 'set' then
     redis.call('SET', key, value(op[3]))
+  elseif name == 'expire' then
+    redis.call('EXPIRE', key, op[3])
   elseif name == 'del' then
     redis.call('DEL', key)
   else
@@ -69,6 +73,19 @@ local function check(a)
   for _, e in ipairs(a.expect_str) do
     local got = redis.call('GET', e[1])
     if got ~= e[2] then return 'changed: ' .. e[1] end
+  end
+  if a.not_in and #a.not_in == 2 then
+    local ids = a.not_in[2]
+    for _, key in ipairs(a.not_in[1]) do
+      local i = 1
+      while i <= #ids do
+        local j = math.min(i + 999, #ids)
+        for x, found in ipairs(redis.call('SMISMEMBER', key, unpack(ids, i, j))) do
+          if found == 1 then return 'claimed: ' .. ids[i + x - 1] end
+        end
+        i = j + 1
+      end
+    end
   end
   return nil
 end

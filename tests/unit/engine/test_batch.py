@@ -13,6 +13,7 @@ from stream.models.hybrid import HybridParams
 from stream.models.items import ItemTable
 from stream.state.base import UserRecord
 from stream.state.memory import MemoryState
+from stream.state.seen import Seen
 
 CONFIG = EngineConfig(hybrid=HybridParams(mf={"n_factors": 4}), rerank=None, behaviour=None, explore_share=0.0)
 
@@ -28,14 +29,14 @@ def _walk(events, users, fresh=None, config=CONFIG):
 
 
 def test_a_users_second_click_in_a_batch_sees_the_first_as_history_and_seen():
-    before = UserRecord("u", history=["x"], seen={"x": 0.0}, events=1)
+    before = UserRecord("u", history=["x"], seen=Seen.of({"x": 0.0}), events=1)
     batch = _walk([ev("click", 1, "u", "a"), ev("click", 2, "u", "b")], {"u": before})
     first, second = batch.trials
-    assert (first.position, first.history, first.seen) == (0, ["x"], {"x"})
-    assert (second.position, second.history, second.seen) == (1, ["x", "a"], {"x", "a"})
+    assert (first.position, first.history, first.seen) == (0, ["x"], Seen.of({"x": 0.0}))
+    assert (second.position, second.history, second.seen) == (1, ["x", "a"], Seen.of({"x": 0.0, "a": 1.0}))
     after = batch.after["u"]
-    assert (after.events, after.history, sorted(after.seen)) == (3, ["x", "a", "b"], ["a", "b", "x"])
-    assert (before.events, before.history, before.seen) == (1, ["x"], {"x": 0.0})  # the loaded record: untouched
+    assert (after.events, after.history, after.seen) == (3, ["x", "a", "b"], Seen.of({"x": 0.0, "a": 1.0, "b": 2.0}))
+    assert (before.events, before.history, before.seen) == (1, ["x"], Seen.of({"x": 0.0}))  # the loaded record: untouched
     assert batch.pairs == [("a", "x", 1.0), ("b", "x", 1.0), ("b", "a", 1.0)]
     assert batch.new_positives == ["a", "b"]
 
@@ -72,7 +73,7 @@ def test_duplicates_in_a_batch_are_not_fresh_and_change_nothing():
 
 
 def test_only_trials_are_kept_as_moments():
-    users = {"u": UserRecord("u", events=1, history=["x"], seen={"x": 0.0})}
+    users = {"u": UserRecord("u", events=1, history=["x"], seen=Seen.of({"x": 0.0}))}
     events = [ev("dwell", 1, "u", "a", seconds=90.0), ev("click", 2, "u", "b"), ev("skip", 3, "u", "c", after_seconds=1.0)]
     batch = _walk(events, users)
     assert [(m.position, m.trial, m.segment) for m in batch.moments] == [(1, True, "all")]

@@ -55,7 +55,7 @@ def test_warm_lists_leave_out_seen_items_have_no_repeats_and_follow_the_blend():
     for v, r, g in zip(views, ranked, G):
         assert r.model == MODEL_NAMES["hybrid"]
         assert len(set(r.ids)) == len(r.ids) == min(5, 20 - len(v.seen))
-        assert not set(r.ids) & set(v.seen)
+        assert not any(i in v.seen for i in r.ids)
         scores = [g[table.get(i)] for i in r.ids]
         assert scores == sorted(scores, reverse=True)
         unseen_best = sorted((g[table.get(i)] for i in ITEMS if i not in v.seen), reverse=True)[:5]
@@ -104,3 +104,41 @@ def test_a_shorter_list_is_the_start_of_a_longer_one_when_scores_tie():
                                                         MemoryState()))[0].ids for k in (1, 2, 3, 4)}
     assert lists[4] == ["c", "d", "a", "b"]
     assert lists == {k: lists[4][:k] for k in lists}
+
+
+class GrowingState(MemoryState):
+    """While a ranking awaits segment popularity, the item-factors reader adds rows to the table
+    (as in a worker)."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.table = table
+
+    async def segment_scores(self, wanted):
+        from stream.models.items import ItemRow
+        from stream.models.sharded import ItemState
+
+        k = self.table.mf.k
+        for n in range(5):  # fresh items: a row from their owner, no positive signal yet
+            state = ItemState(f"late-{n}", np.full(k, 0.1, dtype=np.float32), 0.0, 0.0, 0.0, 0.0, 1, 1.0)
+            self.table.load_row(ItemRow(f"late-{n}", state, 0.0, np.zeros(0, dtype=np.int64),
+                                        np.zeros(0, dtype=np.float32), 0.0, 0.0))
+        return await super().segment_scores(wanted)
+
+
+def test_rows_added_while_a_ranking_awaits_do_not_break_it():
+    """Guards a bug seen with two workers (an IndexError in the explore step held a worker):
+    the fresh-item mask was taken from the table after the await, longer than the blend's matrix."""
+    from stream.models.rerank import RerankParams
+
+    table, user = _table()
+    table.mf.model.add_popularity(np.arange(table.n_items), np.ones(table.n_items))  # none of these is fresh
+    config = CONFIG.with_changes(rerank=RerankParams(n_candidates=12), explore_share=1.0,
+                                 explore_max_positive_weight=0.5)  # the late rows alone are fresh
+    from stream.models.rerank import COLUMNS, SegmentLayers
+
+    layers = SegmentLayers(COLUMNS, config.rerank, {})
+    n = table.n_items
+    views = [View("w", "all", user, ["i0"], {"i0"}, explore=True)]
+    [ranked] = asyncio.run(Ranking(config, table).rank(views, 5, SharedState(), layers, GrowingState(table)))
+    assert table.n_items == n + 5 and len(ranked.items) == 5 and not ranked.explored

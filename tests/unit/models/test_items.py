@@ -9,7 +9,7 @@ import pytest
 
 from stream.engine.messages import encode_row
 from stream.models.hybrid import HybridParams
-from stream.models.items import ItemTable, ItemUpdate
+from stream.models.items import ItemTable, ItemUpdate, item_key
 from stream.models.sharded import item_partition
 
 PARAMS = HybridParams(mf={"n_factors": 4, "n_negatives": 3, "seed": 2})
@@ -45,7 +45,9 @@ def test_split_keeps_every_pair_count_and_gradient_exactly_once_with_its_owner(p
     assert parts and all(parts.values()) and set(parts) <= set(range(partitions))
     pairs, counts, pops, grads = Counter(), Counter(), Counter(), []
     for p, part in parts.items():
-        assert part.ids == u.ids and part.pop_ref == 12.0  # every part keeps the whole id table
+        assert set(part.ids) <= set(u.ids) and part.pop_ref == 12.0  # a part names the items it refers to
+        used = set(part.names(np.concatenate([part.pop_idx, part.count_idx, part.pair_a, part.pair_b])))
+        assert used == set(part.ids)
         assert all(item_partition(a, partitions) == p for a in part.names(part.pair_a))  # a row's owner
         assert all(item_partition(i, partitions) == p for i in part.names(part.count_idx))
         assert all(item_partition(i, partitions) == p for i in part.names(part.pop_idx))
@@ -76,3 +78,38 @@ def test_owners_applying_their_parts_make_the_rows_one_owner_makes_of_the_whole(
 def test_an_empty_update_splits_into_nothing():
     empty = ItemUpdate.empty(4)
     assert not empty and empty.split(4) == {} and empty.split(1) == {}
+
+
+def test_a_neighbour_known_only_by_key_is_unnamed_until_its_own_row_or_event_names_it():
+    owner = ItemTable(PARAMS)
+    update = ItemUpdate.empty(4)
+    update.add_pairs(["a", "b"], ["b", "a"], [1.0, 1.0])
+    update.add_counts(["a", "b"], [1.0, 1.0])
+    owner.apply(update, now=1.0)
+    row_a, row_b = (owner.row(owner.get(i)) for i in ("a", "b"))
+
+    copy = ItemTable(PARAMS)
+    copy.load_row(row_a)  # names b by key only
+    b = int(copy.rows_of_keys(row_a.neighbour_keys)[0])
+    assert copy.n_items == 2 and copy.get("b") == -1 and b in copy.unnamed
+    assert copy.named().tolist() == [True, False]
+    assert copy.mf.model._draw[b] == 0.0  # never a sampled negative while unnamed
+    copy.load_row(row_b)  # its own row: the same row takes its id
+    assert copy.get("b") == b and not copy.unnamed and copy.named() is None
+    assert copy.neighbours(copy.get("a"))[0] == ["b"] and copy.neighbours(b)[0] == ["a"]
+
+    other = ItemTable(PARAMS)
+    other.load_row(row_a)
+    assert other.rows(["b"]).tolist() == [1] and not other.unnamed  # an event of b names it too
+    assert other.item_ids == ["a", "b"]
+
+
+def test_every_row_is_found_by_its_key_however_the_rows_arrived():
+    table = ItemTable(PARAMS)
+    ids = [f"it-{n}" for n in range(5000)]
+    for start in range(0, 5000, 37):  # many small arrivals: the recent index fills and folds into the main one
+        table.rows(ids[start:start + 37])
+    keys = np.array([item_key(i) for i in ids])
+    assert table.rows_of_keys(keys, create=False).tolist() == list(range(5000))
+    assert table.rows_of_keys(np.array([item_key("nope")]), create=False).tolist() == [-1]
+    assert table.n_items == 5000 and not table.unnamed

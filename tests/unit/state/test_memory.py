@@ -17,6 +17,7 @@ from stream.models.hybrid import HybridParams
 from stream.models.items import ItemTable
 from stream.state.base import Commit, Conflict, OutboxEntry, PopularityChange, UserRecord
 from stream.state.memory import MemoryState
+from stream.state.seen import Seen
 
 
 def _snapshot(state: MemoryState):
@@ -25,7 +26,7 @@ def _snapshot(state: MemoryState):
 
 
 def _commit(event_ids, **changes) -> Commit:
-    c = Commit(event_ids=list(event_ids), users={"u": UserRecord("u", history=["a"], seen={"a": 1.0}, events=1)},
+    c = Commit(event_ids=list(event_ids), users={"u": UserRecord("u", history=["a"], seen=Seen.of({"a": 1.0}), events=1)},
                popularity={"all": PopularityChange(None, 1.0, None, {"a": 1.0})}, layers={"_shared": {"global": 0.5}},
                stats={"events_total:click": len(event_ids)},
                outbox=[OutboxEntry("x/0", 0, b"payload")])
@@ -77,11 +78,11 @@ def test_reads_hand_out_copies():
     loaded = asyncio.run(state.load(["e1", "e2"], ["u", "nobody"], ["all"], clusterer=True))
     assert loaded.claimed == [True, False] and loaded.users["nobody"] == UserRecord("nobody")
     loaded.users["u"].history.append("b")
-    loaded.users["u"].seen["b"] = 2.0
+    loaded.users["u"].seen.add("b", 2.0)
     loaded.shared.layers["_shared"]["global"] = 99.0
     loaded.clusterer.sums += 1.0
     again = asyncio.run(state.load([], ["u"], ["all"], clusterer=True))
-    assert again.users["u"].history == ["a"] and again.users["u"].seen == {"a": 1.0}
+    assert again.users["u"].history == ["a"] and again.users["u"].seen == Seen.of({"a": 1.0})
     assert again.shared.layers["_shared"] == {"global": 0.5}
     np.testing.assert_array_equal(again.clusterer.sums, np.zeros(len(state.features)))
 
