@@ -1,71 +1,22 @@
 """The Faust app and its topic declarations, nothing else.
 
 Agents live in stream/agents/, HTTP views in stream/web.py; the worker finds them
-by autodiscovery. Run it with ``streamrec worker`` (or ``faust -A stream.app worker``).
+by autodiscovery. Run it with ``streamrec worker``, which runs
+``faust -A stream.app --loop <STREAMREC_EVENT_LOOP> ... worker`` (stream.faustapp.worker_argv).
 """
 
 from __future__ import annotations
 
-import ssl
-
-import faust
-
-from stream.config import Settings, get_settings
+from stream.config import get_settings
+from stream.faustapp import build_app
 
 __all__ = ["app", "settings", "event_topic", "users_topic", "items_topic", "recommendations_topic", "dlq_topic", "rec_requests_topic", "alerts_topic",
            "item_updates_topic", "item_factors_topic", "erasures_topic", "erasures_done_topic", "TOPIC_EVENT_TYPES"]
 
 settings = get_settings()
 
-
-def _credentials(s: Settings):
-    """Faust's broker credentials for the security settings (None for PLAINTEXT). TLS contexts
-    verify the broker's certificate and host name against STREAMREC_KAFKA_SSL_CAFILE, or the
-    system's CAs when it is empty."""
-    if s.kafka_security_protocol == "PLAINTEXT":
-        return None
-    context = None
-    if s.kafka_security_protocol.endswith("SSL"):
-        context = ssl.create_default_context(cafile=s.kafka_ssl_cafile or None)
-    if s.kafka_security_protocol.startswith("SASL"):
-        return faust.SASLCredentials(
-            username=s.kafka_sasl_username,
-            password=s.kafka_sasl_password.get_secret_value(),
-            mechanism=s.kafka_sasl_mechanism,
-            ssl_context=context,
-        )
-    return faust.SSLCredentials(context)
-
-
-app = faust.App(
-    settings.app_id,
-    broker=[f"kafka://{host.strip()}" for host in settings.bootstrap_servers.split(",") if host.strip()],
-    broker_credentials=_credentials(settings),
-    autodiscover=["stream.agents", "stream.web"],
-    origin="stream",
-    datadir=str(settings.datadir_path),
-    store="memory://",
-    key_serializer="raw",
-    value_serializer="raw",
-    topic_partitions=settings.partitions,
-    topic_replication_factor=settings.replication_factor,
-    topic_disable_leader=True,
-    web_host=settings.web_host,
-    web_bind=settings.web_host,  # bind where we advertise (Faust binds 0.0.0.0 otherwise)
-    web_port=settings.web_port,
-    # Faust's own /router and /table views: no tables here, and /router shows every worker's URL.
-    web_router_enabled=False,
-    web_tables_enabled=False,
-    # 500 records a poll avoids the wait_empty hangs seen with larger polls.
-    broker_max_poll_records=500,
-    # aiokafka drains a fetch partition by partition: small fetches keep the topics close in event time
-    consumer_max_fetch_size=settings.consumer_fetch_bytes,
-    consumer_auto_offset_reset="earliest",
-    consumer_group_instance_id=settings.worker_id or None,
-    broker_session_timeout=settings.session_timeout_seconds,
-    broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
-    producer_linger=0.005,
-)
+# Faust's settings come from the one builder (stream/faustapp/app.py), which the benchmark's no-op app shares.
+app = build_app(settings.app_id, settings, autodiscover=["stream.agents", "stream.web"], origin="stream")
 
 #: Real topic name -> event type, for the co-partitioned interaction topics (key = user_id).
 TOPIC_EVENT_TYPES = {

@@ -67,9 +67,10 @@ def _cmd_worker(args, settings: Settings) -> int:
             print(f"streamrec worker: STREAMREC_MODEL_CONFIG_PATH: {exc}", file=sys.stderr)
             return 2
         print(f"model configuration: {config['model']} from {settings.model_config_path}", file=sys.stderr)
+    from stream.faustapp import worker_argv
+
     settings.datadir_path.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "faust", "-A", "stream.app", "--datadir", str(settings.datadir_path),
-            "worker", "-l", settings.log_level, "--web-port", str(settings.web_port)]
+    argv = worker_argv(settings, "stream.app")
     sys.stdout.flush()
     os.execv(sys.executable, argv)
     return 0  # not reached

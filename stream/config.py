@@ -129,6 +129,21 @@ class Settings(BaseSettings):
     session_timeout_seconds: float = Field(
         10.0, gt=0, description="How long a silent worker keeps its partitions. STREAMREC_SESSION_TIMEOUT_SECONDS"
     )
+    event_loop: Literal["aio", "uvloop"] = Field(
+        "uvloop", description="The worker's event loop: aio (asyncio's own) or uvloop (what `faust -L uvloop` "
+        "runs). STREAMREC_EVENT_LOOP")
+    faust_cython: bool = Field(
+        False, description="Faust's `cython_optimizations`: the Cython stream iterator takes events already in its "
+        "buffer without awaiting the queue. Off: no gain measured (docs/PERFORMANCE.md, \"Faust's own path\"), "
+        "and Faust calls that path new. STREAMREC_FAUST_CYTHON")
+    faust_monitor: Literal["quiet", "full"] = Field(
+        "full", description="Faust's Monitor: quiet does no per-event bookkeeping (only the last event time per "
+        "partition, which Faust's stall warnings read); full is Faust's own (no gain measured from quiet). "
+        "streamrec's metrics do not use it. STREAMREC_FAUST_MONITOR")
+    faust_lean_drain: bool = Field(
+        True, description="Hand each fetched message to the streams directly when that needs no waiting, instead "
+        "of through mode's wait_first (four tasks a message); a shim over faust-streaming 0.15.3's "
+        "Consumer._drain_messages, off by itself on any other version. STREAMREC_FAUST_LEAN_DRAIN")
     batch_size: int = Field(500, ge=1, description="Micro-batch size. STREAMREC_BATCH_SIZE")
     batch_within_seconds: float = Field(
         0.05, gt=0, description="Micro-batch time bound (under load batches fill to STREAMREC_BATCH_SIZE first). "

@@ -1,33 +1,41 @@
 """`streamrec bench pipeline`: the worker's throughput against a no-op Faust agent on the same
-topic, and event-to-Redis freshness at a fixed produce rate, all measured in one run.
+events, and event-to-Redis freshness at a fixed produce rate, all measured in one run.
 
-    (a) a no-op agent (stream/benchmark/noop.py) drains N pre-filled simulator events
+    (a) a no-op agent (stream/benchmark/noop.py, the worker's own Faust settings) drains N
+        simulator events
     (a') the no-op agent, caught up, gets events at the fixed rate of (c): how old events are
          when it handles them (Kafka create time -> its batch), the floor under (c)
     (b) the real worker processes the same N events (validate, dedupe, apply, push)
     (c) the worker, caught up, gets events at a fixed rate; the freshness histogram
         (Kafka create time -> effect in Redis) over that phase gives p50 and p99
 
-Rates are timed by the driver from the first event handled to the N-th, so worker start-up
-is not counted. The figure that compares across machines is the ratio (b)/(a).
+With ``workers`` > 1, (a) and (a') run that many no-op processes and (b) and (c) that many
+workers, each set in one consumer group (each process its own web port, datadir and static
+membership id). The N events are generated and encoded before anything starts; each phase's
+processes start on topics of their own and join their group, and only once the group has spread
+every event partition over all of them are the N events produced (as fast as the producer goes,
+in a thread), so no rebalance falls inside the timing. Rates are timed by the driver from the
+first event handled to the N-th; the sum over the processes is the figure, and each process's
+share is reported too. Producing overlaps the drain, so a phase that drains faster than the
+producer goes is partly timing the producer; the drain rate after producing ended is reported
+beside it (``*_after_produce``). The figure that compares across machines is the ratio (b)/(a).
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
+from stream.benchmark.drive import drain_timed, encoded, produce_at, time_until
+from stream.benchmark.group import start_members, stop_members, wait_group_spread
+from stream.benchmark.scrape import Rejected, handled_per_worker, scrape_all, scrape_buckets
 from stream.config import Settings
-from stream.stack.process import free_port, stop_child, wait_worker_ready
+from stream.stack.process import wait_worker_ready
 
 __all__ = ["run_pipeline_bench", "histogram_quantile"]
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
@@ -50,162 +58,134 @@ def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
     return prev_bound
 
 
-def _scrape_buckets(port: int, name: str) -> list[tuple[float, float]]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    out = []
-    for line in text.splitlines():
-        if line.startswith(f"{name}_bucket{{"):
-            le = line.split('le="', 1)[1].split('"', 1)[0]
-            out.append((float("inf") if le == "+Inf" else float(le), float(line.rsplit(" ", 1)[1])))
-    return sorted(out)
-
-
-def _scrape_sums(port: int, names: tuple[str, ...]) -> dict[str, float]:
-    """Each named series summed over its label sets (e.g. a histogram's ``_sum`` and ``_count``)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    out = dict.fromkeys(names, 0.0)
-    for line in text.splitlines():
-        name = line.split("{", 1)[0].split(" ", 1)[0]
-        if name in out:
-            out[name] += float(line.rsplit(" ", 1)[1])
-    return out
-
-
 _BATCH_SERIES = ("streamrec_batch_events_sum", "streamrec_batch_events_count", "streamrec_batch_seconds_sum")
 
 
-def _time_until(counter, n: int, log, label: str, proc: subprocess.Popen, timeout: float = 600.0) -> tuple[float, float]:
-    """Poll ``counter()`` until it reaches n; returns (time of first progress, time of n)."""
-    first = None
-    last_print = time.monotonic()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = counter()
-        now = time.monotonic()
-        if value > 0 and first is None:
-            first = now
-        if value >= n:
-            return first or now, now
-        if proc.poll() is not None:
-            raise RuntimeError(f"{label}: the process under test exited with {proc.returncode} at {value:,}/{n:,}")
-        if now - last_print >= 2.0:
-            log(f"  {label}: {value:,}/{n:,}")
-            last_print = now
-        time.sleep(0.02)
-    raise RuntimeError(f"{label}: reached only {counter():,} of {n:,} within {timeout:.0f} s")
+def _rates(results: dict, name: str, per_member: list[float], n_events: int, seconds: float) -> None:
+    """The sum (``name``) and each process's share (``name_worker<i>``), events/s over the window."""
+    results[name] = n_events / max(seconds, 1e-9)
+    for i, handled in enumerate(per_member):
+        results[f"{name}_worker{i}"] = handled / max(seconds, 1e-9)
+
+
+def _shares(results: dict, name: str) -> str:
+    shares = [v for k, v in sorted(results.items()) if k.startswith(f"{name}_worker")]
+    out = "" if len(shares) < 2 else " (per worker " + ", ".join(f"{v:,.0f}" for v in shares) + ")"
+    if f"{name}_after_produce" in results:
+        out += f"; {results[f'{name}_after_produce']:,.0f} events/s once producing had ended"
+    return out
 
 
 def run_pipeline_bench(base: Settings, *, n_events: int = 50_000, fresh_rate: float = 5_000.0,
-                       fresh_seconds: float = 20.0, log=print) -> dict[str, float]:
+                       fresh_seconds: float = 20.0, workers: int = 1, log=print) -> dict[str, float]:
     import redis
 
-    from producers.sdk import EventProducer
     from producers.simulator import World, WorldConfig
+    from stream.benchmark.noop import counter_key
+    from stream.faustapp import worker_argv
     from stream.state.keys import Keys
     from stream.state.stats import applied_total, read_stats
     from stream.topics import ensure_topics
 
+    if workers < 1:
+        raise ValueError(f"workers is {workers}: the benchmark needs at least one worker process")
     tag = uuid.uuid4().hex[:8]
-    s = base.model_copy(update={"app_id": f"bench-{tag}", "topic_prefix": f"bench{tag}.",
-                                "redis_prefix": f"bench:{tag}", "web_port": free_port(),
+    s = base.model_copy(update={"app_id": f"bench-{tag}", "redis_prefix": f"bench:{tag}",
                                 "datadir": str(base.cache_path / "bench" / tag)})
-    ensure_topics(s, quiet=True)
+    # each phase on topics of its own: its processes join their group before any event is there
+    s_noop = s.model_copy(update={"topic_prefix": f"bench{tag}a.", "log_level": "warn"})
+    s_work = s.model_copy(update={"topic_prefix": f"bench{tag}b."})
     client = redis.Redis.from_url(s.redis_url, **s.redis_kwargs())
     keys = Keys(s.redis_prefix)
     world = World(WorldConfig(n_users=10_000, n_items=2_000, seed=1))
-    log(f"pipeline benchmark {tag}: {n_events:,} events, {s.partitions} partitions per topic")
-
-    started = time.monotonic()
-    with EventProducer(s) as producer:
-        for etype, payload in world.generate(n_events, run_id=f"bench{tag}", start_ts=time.time()):
-            producer.send(etype, payload)
-    log(f"  pre-filled {n_events:,} events in {time.monotonic() - started:.1f} s")
-    results: dict[str, float] = {"events": float(n_events)}
-
-    # (a) the no-op agent
+    log(f"pipeline benchmark {tag}: {n_events:,} events, {s.partitions} partitions per topic, "
+        f"{workers} process(es) per phase")
+    results: dict[str, float] = {"events": float(n_events), "workers": float(workers)}
     logs = Path(s.datadir)
     logs.mkdir(parents=True, exist_ok=True)
     log(f"  logs in {logs}")
-    noop = subprocess.Popen([sys.executable, "-m", "faust", "-A", "stream.benchmark.noop", "worker", "-l", "warn",
-                             "--web-port", str(s.web_port)], env=s.as_env(), cwd=ROOT,
-                            stdout=open(logs / "noop.log", "ab"), stderr=subprocess.STDOUT)
-    noop_key = f"{s.redis_prefix}:bench:noop"
+    started = time.monotonic()
+    events = encoded(world.generate(n_events, run_id=f"bench{tag}", start_ts=time.time()))
+    log(f"  generated {n_events:,} events in {time.monotonic() - started:.1f} s")
     n_fresh = int(fresh_rate * fresh_seconds)
     fresh_events = iter(world.generate(None, run_id=f"fresh{tag}"))
     try:
-        t0, t1 = _time_until(lambda: int(client.get(noop_key) or 0), n_events, log, "(a) no-op drain", noop)
-        results["noop_events_per_s"] = n_events / max(t1 - t0, 1e-9)
-        log(f"  (a) no-op agent: {results['noop_events_per_s']:,.0f} events/s")
-        # (a') the same fixed rate as (c), through the agent that does nothing
-        client.delete(f"{noop_key}:age")
-        results["noop_fresh_rate_achieved"] = _produce_at(s, fresh_events, n_fresh, fresh_rate)
-        _time_until(lambda: int(client.get(noop_key) or 0), n_events + n_fresh, log, "(a') no-op at a fixed rate", noop)
-        ages = _noop_ages(client, noop_key)
-        results["noop_freshness_p50_s"] = histogram_quantile(0.5, ages)
-        results["noop_freshness_p99_s"] = histogram_quantile(0.99, ages)
-        log(f"  (a') no-op agent at {results['noop_fresh_rate_achieved']:,.0f} events/s produced: event age at its "
-            f"batch p50 {results['noop_freshness_p50_s'] * 1000:.0f} ms, p99 {results['noop_freshness_p99_s'] * 1000:.0f} ms")
+        # (a) the no-op agents
+        ensure_topics(s_noop, quiet=True)
+        noop_key = counter_key(s.redis_prefix)
+        noops = start_members(s_noop, "noop", workers, lambda ms: worker_argv(ms, "stream.benchmark.noop"), logs)
+        try:
+            wait_group_spread(s_noop, f"{s.app_id}-noop", noops)
+            t0, t1 = drain_timed(s_noop, events, lambda: int(client.get(noop_key) or 0), log, "(a) no-op drain",
+                                  noops, results, "noop_events_per_s")
+            by_worker = {k.decode(): int(v) for k, v in client.hgetall(f"{noop_key}:by-worker").items()}
+            _rates(results, "noop_events_per_s", [by_worker.get(m.settings.worker_id, 0) for m in noops],
+                   n_events, t1 - t0)
+            log(f"  (a) no-op agent: {results['noop_events_per_s']:,.0f} events/s{_shares(results, 'noop_events_per_s')}")
+            # (a') the same fixed rate as (c), through the agent that does nothing
+            client.delete(f"{noop_key}:age")
+            results["noop_fresh_rate_achieved"] = produce_at(s_noop, fresh_events, n_fresh, fresh_rate)
+            time_until(lambda: int(client.get(noop_key) or 0), n_events + n_fresh, log, "(a') no-op at a fixed rate",
+                        noops)
+            ages = _noop_ages(client, noop_key)
+            results["noop_freshness_p50_s"] = histogram_quantile(0.5, ages)
+            results["noop_freshness_p99_s"] = histogram_quantile(0.99, ages)
+            log(f"  (a') no-op agent at {results['noop_fresh_rate_achieved']:,.0f} events/s produced: event age at "
+                f"its batch p50 {results['noop_freshness_p50_s'] * 1000:.0f} ms, "
+                f"p99 {results['noop_freshness_p99_s'] * 1000:.0f} ms")
+        finally:
+            stop_members(noops)
+
+        # (b) the real workers on the same events
+        ensure_topics(s_work, quiet=True)
+        procs = start_members(s_work, "worker", workers, lambda ms: [sys.executable, "-m", "stream.cli", "worker"],
+                              logs)
+        ports = [m.settings.web_port for m in procs]
+        headers = s_work.http_headers()
+        rejected = Rejected(ports, headers)
+
+        def applied() -> int:
+            # an event the worker dead-letters is handled too (else one would hold the phase for good)
+            return applied_total(read_stats(client, keys), with_duplicates=True) + rejected()
+        try:
+            for m in procs:
+                if not wait_worker_ready(m.settings.web_port, 180, m.proc, headers):
+                    raise RuntimeError(f"benchmark worker {m.settings.worker_id} did not become ready (log: {m.log})")
+            wait_group_spread(s_work, s.app_id, procs)
+            t0, t1 = drain_timed(s_work, events, applied, log, "(b) full pipeline", procs, results,
+                                  "pipeline_events_per_s")
+            handled = handled_per_worker(ports, n_events, headers)
+            _rates(results, "pipeline_events_per_s", handled, n_events, t1 - t0)
+            results["ratio_b_over_a"] = results["pipeline_events_per_s"] / results["noop_events_per_s"]
+            log(f"  (b) full pipeline: {results['pipeline_events_per_s']:,.0f} events/s"
+                f"{_shares(results, 'pipeline_events_per_s')} = {results['ratio_b_over_a']:.2f} x the no-op agent")
+
+            # (c) freshness at a fixed rate, the workers caught up
+            before = scrape_buckets(ports, "streamrec_event_to_applied_seconds", headers)
+            batches_before = scrape_all(ports, _BATCH_SERIES, headers)
+            achieved = produce_at(s_work, fresh_events, n_fresh, fresh_rate)
+            produced_at = time.monotonic()
+            _, done_at = time_until(applied, n_events + n_fresh, log, "(c) freshness phase", procs)
+            after = scrape_buckets(ports, "streamrec_event_to_applied_seconds", headers)
+            batches = {k: v - batches_before[k] for k, v in scrape_all(ports, _BATCH_SERIES, headers).items()}
+            n_batches = max(batches["streamrec_batch_events_count"], 1.0)
+            # what the workers did meanwhile: how big their batches were, how long each took, and
+            # how long they went on after the last event was produced
+            results["fresh_batch_events_mean"] = batches["streamrec_batch_events_sum"] / n_batches
+            results["fresh_batch_seconds_mean"] = batches["streamrec_batch_seconds_sum"] / n_batches
+            results["fresh_drain_after_produce_s"] = max(0.0, done_at - produced_at)
+            delta = [(b, c - dict(before).get(b, 0.0)) for b, c in after]
+            results["fresh_rate_target"] = fresh_rate
+            results["fresh_rate_achieved"] = achieved
+            results["freshness_p50_s"] = histogram_quantile(0.5, delta)
+            results["freshness_p99_s"] = histogram_quantile(0.99, delta)
+            log(f"  (c) at {achieved:,.0f} events/s produced: event-to-Redis p50 "
+                f"{results['freshness_p50_s'] * 1000:.0f} ms, p99 {results['freshness_p99_s'] * 1000:.0f} ms")
+        finally:
+            stop_members(procs)
     finally:
-        stop_child(noop, timeout=60)
-
-    # (b) the real worker on the same events
-    def applied() -> int:
-        return applied_total(read_stats(client, keys), with_duplicates=True)
-
-    worker = subprocess.Popen([sys.executable, "-m", "stream.cli", "worker"], env=s.as_env(), cwd=ROOT,
-                              stdout=open(logs / "worker.log", "ab"), stderr=subprocess.STDOUT)
-    try:
-        t0, t1 = _time_until(applied, n_events, log, "(b) full pipeline", worker)
-        results["pipeline_events_per_s"] = n_events / max(t1 - t0, 1e-9)
-        results["ratio_b_over_a"] = results["pipeline_events_per_s"] / results["noop_events_per_s"]
-        log(f"  (b) full pipeline: {results['pipeline_events_per_s']:,.0f} events/s "
-            f"= {results['ratio_b_over_a']:.2f} x the no-op agent")
-
-        # (c) freshness at a fixed rate, the worker caught up (with (a')'s events too)
-        if not wait_worker_ready(s.web_port, 120, worker, s.http_headers()):
-            raise RuntimeError("benchmark worker did not become ready")
-        _time_until(applied, n_events + n_fresh, log, "(b) catching up with (a')'s events", worker)
-        before = _scrape_buckets(s.web_port, "streamrec_event_to_applied_seconds")
-        batches_before = _scrape_sums(s.web_port, _BATCH_SERIES)
-        achieved = _produce_at(s, fresh_events, n_fresh, fresh_rate)
-        produced_at = time.monotonic()
-        _, done_at = _time_until(applied, n_events + 2 * n_fresh, log, "(c) freshness phase", worker)
-        after = _scrape_buckets(s.web_port, "streamrec_event_to_applied_seconds")
-        batches = {k: v - batches_before[k] for k, v in _scrape_sums(s.web_port, _BATCH_SERIES).items()}
-        n_batches = max(batches["streamrec_batch_events_count"], 1.0)
-        # what the worker did meanwhile: how big its batches were, how long each took, and
-        # how long it went on after the last event was produced
-        results["fresh_batch_events_mean"] = batches["streamrec_batch_events_sum"] / n_batches
-        results["fresh_batch_seconds_mean"] = batches["streamrec_batch_seconds_sum"] / n_batches
-        results["fresh_drain_after_produce_s"] = max(0.0, done_at - produced_at)
-        delta = [(b, c - dict(before).get(b, 0.0)) for b, c in after]
-        results["fresh_rate_target"] = fresh_rate
-        results["fresh_rate_achieved"] = achieved
-        results["freshness_p50_s"] = histogram_quantile(0.5, delta)
-        results["freshness_p99_s"] = histogram_quantile(0.99, delta)
-        log(f"  (c) at {achieved:,.0f} events/s produced: event-to-Redis p50 "
-            f"{results['freshness_p50_s'] * 1000:.0f} ms, p99 {results['freshness_p99_s'] * 1000:.0f} ms")
-    finally:
-        stop_child(worker, timeout=60)
-        _cleanup(s, client)
+        _cleanup([s_noop, s_work], client)
     return results
-
-
-def _produce_at(s: Settings, events, n: int, rate: float) -> float:
-    """Produce ``n`` of ``events`` at ``rate`` per second; returns the rate achieved."""
-    from producers.sdk import EventProducer
-
-    start = time.monotonic()
-    with EventProducer(s, linger_ms=1) as producer:
-        for k in range(n):
-            etype, payload = next(events)
-            ahead = k / rate - (time.monotonic() - start)
-            if ahead > 0:
-                time.sleep(ahead)
-            producer.send(etype, payload)
-    return n / (time.monotonic() - start)
 
 
 def _noop_ages(client, key: str) -> list[tuple[float, float]]:
@@ -221,16 +201,17 @@ def _noop_ages(client, key: str) -> list[tuple[float, float]]:
     return out
 
 
-def _cleanup(s: Settings, client) -> None:
+def _cleanup(phases: list[Settings], client) -> None:
     from confluent_kafka.admin import AdminClient
 
     from stream.config import TOPIC_NAMES
 
-    try:
-        AdminClient(s.kafka_client_config()).delete_topics([s.topic(t) for t in TOPIC_NAMES], operation_timeout=30)
-    except Exception:
-        pass
-    for key in client.scan_iter(f"{s.redis_prefix}:*", count=1000):
+    for s in phases:
+        try:
+            AdminClient(s.kafka_client_config()).delete_topics([s.topic(t) for t in TOPIC_NAMES], operation_timeout=30)
+        except Exception:
+            pass
+    for key in client.scan_iter(f"{phases[0].redis_prefix}:*", count=1000):
         client.delete(key)
 
 
@@ -243,6 +224,7 @@ def main_bench_pipeline(settings: Settings, args) -> int:
         print(f"streamrec bench pipeline: {exc}", file=sys.stderr)
         return 2
     results = run_pipeline_bench(settings, n_events=args.events, fresh_rate=args.rate, fresh_seconds=args.seconds,
+                                 workers=getattr(args, "workers", 1),
                                  log=lambda m: print(m, file=sys.stderr, flush=True))
     print(json.dumps(results, indent=2))
     return 0

@@ -131,8 +131,16 @@ def _bench_step(args) -> int:
     return main_bench_step(Settings(), args)
 
 
+def _bench_faust(args) -> int:
+    from stream.benchmark.faust_path import main_bench_faust
+
+    results = main_bench_faust(args.events or 100_000, args.runs, log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(json.dumps(results, indent=2))
+    return 0
+
+
 BENCH_TARGETS: dict[str, Callable[[argparse.Namespace], int]] = {"model": _bench_model, "pipeline": _bench_pipeline,
-                                                                 "step": _bench_step}
+                                                                 "step": _bench_step, "faust": _bench_faust}
 
 
 def _cmd_bench(args, settings=None) -> int:
@@ -208,15 +216,18 @@ def register(subparsers) -> None:
     be.add_argument("--quick", action="store_true", help="a short smoke run")
     be.add_argument("--factors", type=int, default=64, help="factor count measured besides 32 (model)")
     be.add_argument("--events", type=int, default=None,
-                    help="pre-filled events drained (pipeline, default 50000); events timed per run (step, default 20000)")
+                    help="pre-filled events drained (pipeline, default 50000); events timed per run (step, default 20000); "
+                         "messages per run (faust, default 100000)")
     be.add_argument("--warmup", type=int, default=50_000, help="events applied before timing (step)")
-    be.add_argument("--runs", type=int, default=3, help="timed runs; the figures are their medians (step)")
+    be.add_argument("--runs", type=int, default=3, help="timed runs; the figures are their medians (step, faust)")
     be.add_argument("--json", default=None, help="also write the figures to this JSON file (step)")
     be.add_argument("--dataset", default=None, choices=("simulator", "movielens-100k"),
                     help="events of the step bench (default: the simulator's world of 20,000 users and 10,000 items; "
                          "movielens-100k: its ratings in order)")
     be.add_argument("--rate", type=float, default=5_000.0, help="produce rate of the freshness phases, no-op agent and worker (pipeline)")
     be.add_argument("--seconds", type=float, default=20.0, help="length of each freshness phase (pipeline)")
+    be.add_argument("--workers", type=int, default=1,
+                    help="worker processes in one consumer group, and as many no-op processes (pipeline, default 1)")
     be.set_defaults(func=_cmd_bench)
 
 

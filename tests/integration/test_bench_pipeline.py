@@ -13,11 +13,13 @@ from stream.benchmark.pipeline import run_pipeline_bench
 pytestmark = pytest.mark.integration
 
 
-def test_every_phase_of_the_pipeline_bench_reports(stack_settings):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_every_phase_of_the_pipeline_bench_reports(stack_settings, workers):
     lines = []
-    results = run_pipeline_bench(stack_settings, n_events=600, fresh_rate=200.0, fresh_seconds=2.0, log=lines.append)
+    results = run_pipeline_bench(stack_settings, n_events=600, fresh_rate=200.0, fresh_seconds=2.0, workers=workers,
+                                 log=lines.append)
 
-    assert results["events"] == 600
+    assert results["events"] == 600 and results["workers"] == workers
     for name in ("noop_events_per_s", "pipeline_events_per_s", "ratio_b_over_a", "noop_fresh_rate_achieved",
                  "fresh_rate_achieved", "fresh_batch_events_mean", "fresh_batch_seconds_mean"):
         assert results[name] > 0, (name, results)
@@ -26,6 +28,13 @@ def test_every_phase_of_the_pipeline_bench_reports(stack_settings):
     assert 0 < results["freshness_p50_s"] <= results["freshness_p99_s"] < math.inf, results
     assert results["ratio_b_over_a"] == pytest.approx(results["pipeline_events_per_s"] / results["noop_events_per_s"])
     assert any(line.startswith("  (a') no-op agent at") for line in lines), lines
+    # every process of each phase took part (the group spread the partitions over all of them):
+    # each handled some of the events, and together every one of them
+    for name in ("noop_events_per_s", "pipeline_events_per_s"):
+        shares = [results[f"{name}_worker{i}"] for i in range(workers)]
+        assert all(v > 0 for v in shares), (name, shares, results)
+        assert f"{name}_worker{workers}" not in results
+        assert sum(shares) == pytest.approx(results[name], rel=0.35), (name, shares, results)
     # it cleans up after itself: no key of its Redis prefix is left
     tag = next(line.split()[2].rstrip(":") for line in lines if line.startswith("pipeline benchmark "))
     client = redis.Redis.from_url(stack_settings.redis_url, **stack_settings.redis_kwargs())

@@ -82,10 +82,10 @@ def _cli(module: str, *args: str) -> list[str]:
 
 
 def test_credentials_give_faust_sasl_ssl_with_scram_and_the_ca(secure):
-    """stream.app._credentials, from these settings, as aiokafka receives them."""
+    """stream.faustapp.app._credentials, from these settings, as aiokafka receives them."""
     from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
-    from stream.app import _credentials
+    from stream.faustapp.app import _credentials
 
     auth = credentials_to_aiokafka_auth(_credentials(secure.settings))
     assert auth["security_protocol"] == "SASL_SSL" and auth["sasl_mechanism"] == "SCRAM-SHA-512"

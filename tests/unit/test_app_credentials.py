@@ -1,4 +1,4 @@
-"""stream.app._credentials: what Faust's aiokafka consumer gets for each security protocol. A
+"""stream.faustapp.app._credentials (the broker credentials of every streamrec Faust app): what Faust's aiokafka consumer gets for each security protocol. A
 SASL_SSL worker against a real broker is in tests/integration/test_security_kafka.py."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import faust
 import pytest
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
-from stream.app import _credentials
+from stream.faustapp.app import _credentials
 from stream.config import Settings
 from tests.helpers import unavailable
 

@@ -50,7 +50,7 @@ def test_register_adds_evaluate_tune_and_bench_with_funcs():
     assert (args.dataset, args.batch_size, args.segments) == ("some/file.jsonl", 7, "age_band,gender")
     args = parser.parse_args(["bench", "model", "--quick"])
     assert args.target == "model" and args.quick and callable(args.func)
-    assert list(BENCH_TARGETS) == ["model", "pipeline", "step"]
+    assert list(BENCH_TARGETS) == ["model", "pipeline", "step", "faust"]
     with pytest.raises(SystemExit):
         parser.parse_args(["bench", "nothing"])
 

@@ -1,0 +1,12 @@
+"""Faust as streamrec runs it.
+
+    app.py      the one builder of a Faust app's settings (the worker's and the benchmark's
+                no-op app), and the one worker command line (event loop, datadir, web port)
+    monitor.py  QuietMonitor: Faust's Monitor without per-event bookkeeping
+    drain.py    the lean drain: Faust's fetch loop without four tasks per message, pinned to
+                the faust-streaming release it was written for
+"""
+
+from stream.faustapp.app import StreamrecApp, build_app, faust_settings, worker_argv
+
+__all__ = ["StreamrecApp", "build_app", "faust_settings", "worker_argv"]
