@@ -11,7 +11,8 @@ import pytest
 from stream.config import Settings
 from stream.stack.process import free_port
 
-__all__ = ["free_port", "wait_for", "in_ci", "unavailable", "stats", "applied", "learned", "worker_metric"]
+__all__ = ["free_port", "wait_for", "in_ci", "unavailable", "stats", "applied", "learned", "worker_metric", "Clock",
+           "run_module", "publish_world"]
 
 
 def in_ci() -> bool:
@@ -112,3 +113,46 @@ def behaviour_events(n: int, seed: int):
         raw = make_event(kind, event_id=f"e{t}", user_id=user, item_id=f"i{rng.integers(0, 50)}", ts=1.0 + t, **extra)
         out.append(validate_event(kind, json.dumps(raw).encode()))
     return out
+
+
+class Clock:
+    """A clock a test moves by hand (``clock.now += 3600``)."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def run_module(settings: Settings, log, module: str, *args: str):
+    """``python -m module args`` with the settings' environment from the project's root; its
+    output appended to ``log``; the finished process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = subprocess.run([sys.executable, "-m", module, *args], env=settings.as_env(),
+                         cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
+    with open(log, "a") as fh:
+        fh.write(out.stdout + out.stderr)
+    return out
+
+
+def publish_world(settings: Settings, world, events, raw=()) -> "object":
+    """A simulated world's profiles, catalogue and ``events`` through the producer SDK, then
+    ``raw`` (topic, key, value) messages as they are; the producer's stats (``sent``,
+    ``delivered``)."""
+    from producers.sdk import EventProducer
+
+    with EventProducer(settings) as producer:
+        for payload in world.profiles(ts=time.time()):
+            producer.send("user", payload)
+        for payload in world.catalogue(ts=time.time()):
+            producer.send("item", payload)
+        for etype, payload in events:
+            producer.send(etype, payload)
+        for topic, key, value in raw:
+            producer.send_raw(topic, key, value)
+    return producer.stats
+

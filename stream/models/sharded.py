@@ -33,7 +33,6 @@ from typing import Sequence
 import numpy as np
 
 from stream.models._kernels import F32
-from stream.models.base import top_k
 from stream.models.mf import OnlineMF
 
 __all__ = ["ShardedMF", "UserState", "ItemGradients", "ItemState", "item_partition"]

@@ -19,6 +19,7 @@ from stream.state.base import Commit, Conflict
 from stream.state.keys import Keys
 from stream.state.memory import MemoryState
 from stream.state.redis import RedisState
+from tests.helpers import Clock
 
 pytestmark = pytest.mark.integration
 
@@ -27,14 +28,6 @@ CONFIG = EngineConfig(hybrid=HybridParams(mf={"n_factors": 4}), rerank=None, beh
 
 def _click(event_id: str, user: str, item: str, ts: float):
     return validate_event("click", {"event_id": event_id, "user_id": user, "item_id": item, "ts": ts, "schema": "v1"})
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -21,6 +21,7 @@ from stream.state.base import Erasure
 from stream.state.keys import Keys
 from stream.state.memory import MemoryState
 from stream.state.redis import RedisState
+from tests.helpers import Clock
 from tests.scan import redis_contents
 
 pytestmark = pytest.mark.integration
@@ -33,14 +34,6 @@ def _event(kind: str, event_id: str, user: str, item: str, ts: float):
     extra = {"seconds": 40.0} if kind == "dwell" else {}
     return validate_event(kind, {"event_id": event_id, "user_id": user, "item_id": item, "ts": ts, "schema": "v1",
                                  **extra})
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -15,8 +15,6 @@ erased user erased and the new user as they were.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.parse
 import urllib.request
 import uuid
@@ -26,8 +24,7 @@ import pytest
 from pydantic import SecretStr
 
 from stream.state.keys import Keys
-from tests.conftest import ROOT
-from tests.helpers import applied, stats, wait_for, worker_metric
+from tests.helpers import applied, run_module, stats, wait_for, worker_metric
 from tests.scan import json_field_values, redis_contents
 from tests.secure import new_secret
 
@@ -37,12 +34,7 @@ REPLAY_RATINGS = 300
 EVENT_TOPICS = ("clicks", "dwell", "skips", "impressions")
 
 
-def _run(settings, log, module: str, *args: str) -> subprocess.CompletedProcess:
-    out = subprocess.run([sys.executable, "-m", module, *args], env=settings.as_env(), cwd=ROOT, capture_output=True,
-                         text=True, timeout=300)
-    with open(log, "a") as fh:
-        fh.write(out.stdout + out.stderr)
-    return out
+_run = run_module
 
 
 def _busiest_movielens_user(limit: int) -> str:

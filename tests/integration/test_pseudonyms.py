@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 import uuid
@@ -22,8 +20,7 @@ import pytest
 from pydantic import SecretStr
 
 from stream.pseudonyms import is_pseudonym, pseudonym
-from tests.conftest import ROOT
-from tests.helpers import applied, wait_for
+from tests.helpers import applied, run_module, wait_for
 from tests.scan import json_field_values, kafka_contents, redis_contents
 from tests.secure import new_secret
 
@@ -32,12 +29,7 @@ pytestmark = pytest.mark.integration
 REPLAY_RATINGS = 300
 
 
-def _run(settings, log, module: str, *args: str) -> subprocess.CompletedProcess:
-    out = subprocess.run([sys.executable, "-m", module, *args], env=settings.as_env(), cwd=ROOT, capture_output=True,
-                         text=True, timeout=300)
-    with open(log, "a") as fh:
-        fh.write(out.stdout + out.stderr)
-    return out
+_run = run_module
 
 
 def _movielens_users(limit: int) -> list[str]:

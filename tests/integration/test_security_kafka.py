@@ -22,7 +22,7 @@ from pydantic import SecretStr
 from stream.config import Settings
 from stream.stack.process import free_port
 from tests.conftest import ROOT, WorkerProcess
-from tests.helpers import applied, wait_for
+from tests.helpers import applied, publish_world, wait_for
 from tests.secure import Commands, recording_popen, TlsFiles, find_secrets, make_tls, new_secret, start_redis, start_sasl_kafka
 
 pytestmark = pytest.mark.integration
@@ -97,7 +97,6 @@ def test_credentials_give_faust_sasl_ssl_with_scram_and_the_ca(secure):
 
 def test_worker_producer_and_consumer_work_through_sasl_ssl(secure):
     from consumers.sdk import dead_letters, latest_recommendations
-    from producers.sdk import EventProducer
     from producers.simulator import World, WorldConfig
     from stream.topics import ensure_topics
 
@@ -110,15 +109,8 @@ def test_worker_producer_and_consumer_work_through_sasl_ssl(secure):
         secure.commands.record_pid(worker.proc.pid)
         world = World(WorldConfig(n_users=25, n_items=40, n_segments=2, n_categories=4, seed=11))
         events = list(world.generate(400, run_id="sasl"))
-        with EventProducer(settings) as producer:
-            for payload in world.profiles(ts=time.time()):
-                producer.send("user", payload)
-            for payload in world.catalogue(ts=time.time()):
-                producer.send("item", payload)
-            for etype, payload in events:
-                producer.send(etype, payload)
-            producer.send_raw("clicks", b"u-broken", b"not json")
-        assert producer.stats.delivered == producer.stats.sent
+        sent = publish_world(settings, world, events, raw=[("clicks", b"u-broken", b"not json")])
+        assert sent.delivered == sent.sent
         wait_for(lambda: applied(settings) >= len(events), 90, "every event applied by the worker through SASL_SSL")
 
         # The consumer SDK reads what the worker published through SASL_SSL.

@@ -24,7 +24,7 @@ from redis.retry import Retry
 from stream.config import Settings
 from stream.stack.redis import AclUser, reader_acl, worker_acl
 from tests.conftest import ROOT, WorkerProcess
-from tests.helpers import applied, wait_for
+from tests.helpers import applied, publish_world, wait_for
 from tests.secure import Commands, recording_popen, find_secrets, new_secret, start_redis
 
 pytestmark = pytest.mark.integration
@@ -117,7 +117,6 @@ def test_worker_and_sdks_work_through_the_acl_users(auth_redis, isolated):
     denied nothing (ACL LOG is empty)."""
     from consumers.embeddings import EmbeddingReader
     from consumers.sdk import latest_recommendations
-    from producers.sdk import EventProducer
     from producers.simulator import World, WorldConfig
 
     auth_redis.admin.acl_log_reset()
@@ -129,13 +128,7 @@ def test_worker_and_sdks_work_through_the_acl_users(auth_redis, isolated):
         auth_redis.commands.record_pid(worker.proc.pid)
         world = World(WorldConfig(n_users=20, n_items=30, n_segments=2, n_categories=4, seed=5))
         events = list(world.generate(300, run_id="acl"))
-        with EventProducer(settings) as producer:
-            for payload in world.profiles(ts=time.time()):
-                producer.send("user", payload)
-            for payload in world.catalogue(ts=time.time()):
-                producer.send("item", payload)
-            for etype, payload in events:
-                producer.send(etype, payload)
+        publish_world(settings, world, events)
         wait_for(lambda: applied(settings) >= len(events), 90, "every event applied through the ACL user")
         user = events[-1][1]["user_id"]
         assert wait_for(lambda: latest_recommendations(user, settings), 30, "a list on the topic")["user_id"] == user
