@@ -126,8 +126,8 @@ class StepBenchResult:
             per_id = ids.get("bytes_each", 0.0) / max(1, ids.get("ids_each", 1))
             lines += ["", f"per user (record, reader row, last list, profile): {per_user:,.0f} B, "
                       f"{per_user * 1e6 / 2**30:.2f} GiB per million users; per event id kept {per_id:.0f} B, "
-                      f"{per_id * 1000 * 2 * self.dedupe_ttl_seconds / 2**20:,.0f} MiB per 1,000 events/s "
-                      f"(two windows of STREAMREC_DEDUPE_TTL_SECONDS / 2 = {self.dedupe_ttl_seconds} s at most)"]
+                      f"{per_id * 1000 * 1.5 * self.dedupe_ttl_seconds / 2**20:,.0f} MiB per 1,000 events/s "
+                      f"(three half-windows of STREAMREC_DEDUPE_TTL_SECONDS = {self.dedupe_ttl_seconds} s at most)"]
         return "\n".join(lines)
 
 

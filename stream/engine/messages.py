@@ -1,4 +1,4 @@
-"""The engine's internal messages, as JSON (no pickle): item updates for the owners, item rows.
+"""The engine's internal messages, as data (no pickle): item updates for the owners, item rows.
 
 Arrays travel as base64 of little-endian bytes, their lengths checked on the way in. Item ids
 in an update are listed once (``ids``) and referred to by position.
@@ -138,6 +138,8 @@ def _decode_binary_update(data: bytes) -> tuple[str, ItemUpdate]:
     try:
         entry = data[at:at + n_eid].decode("utf-8")
         ids = json.loads(data[at + n_eid:at + n_eid + n_blob])
+        if not isinstance(ids, list):
+            raise TypeError(f"the ids must be a JSON list, not {type(ids).__name__}")
         "".join(ids)  # a TypeError unless every id is a string (checked in C)
     except (UnicodeDecodeError, ValueError, TypeError) as exc:
         raise ValueError(f"{schema}: the entry id or the ids are malformed: {exc}") from None

@@ -246,9 +246,10 @@ class Ranking:
                 if global_top is None:
                     pop = self.blend.popularity(len(ids))
                     named = self.table.named()
-                    if named is not None:
+                    if named is not None:  # rows known by a neighbour key only: no id to serve yet
                         pop = np.where(named, pop, -np.inf)
                     global_top = top_k(pop, min(len(ids), k + max(len(views[c].seen) for c in cold)))
+                    global_top = global_top[np.isfinite(pop[global_top])]
                 have = {i for i, _ in items}
                 for r in global_top.tolist():
                     if len(items) >= k:

@@ -5,7 +5,8 @@ where ``z`` (:func:`normalise`) maps one user's scores over every known item to 
 (``normalise="max"``: min-max) or standardises them (``normalise="z"``). A part whose weight is
 0 is not computed; a part a user has nothing for (no learned MF row, no positives yet) is left
 out of that user's blend. The engine computes it for many users at once
-(:meth:`stream.engine.rank.Ranking.blend_matrix`).
+(:meth:`stream.engine.blend.Blend.matrix`), each part scaled by :func:`scale` without the shift
+``normalise`` would subtract: a constant per user, so the same order and the same top items.
 
 :class:`HybridParams` is the whole model configuration of the ranking's first stage (the
 parts' own parameters included); ``streamrec tune`` writes it and the engine

@@ -180,6 +180,8 @@ class ItemTable:
         self._sorted: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros(0, np.int64))  # keys, rows
         self._recent: tuple[np.ndarray, np.ndarray] = self._sorted  # the same, of rows added since
         self.unnamed: dict[int, int] = {}  # row -> key of rows made from a neighbour key only
+        self._unnamed_rows: dict[int, int] = {}  # the same, key -> row
+        self._named: np.ndarray | None = None  # named() while the unnamed rows do not change
         self._n_keys = 0  # rows whose key is registered
 
     @property
@@ -237,37 +239,56 @@ class ItemTable:
             fresh = np.unique(keys[new]).tolist()
             self.rows([])  # every row the MF part made so far has its key
             first = self.mf.n_items
-            rows = self.mf.item_rows([f"{self.UNNAMED}{k:016x}" for k in fresh])
+            index = self.mf.model._items
+            placeholders = []
+            for k in fresh:  # an event's id could be anything, this prefix too: never reuse a row
+                pid = f"{self.UNNAMED}{k:016x}"
+                while index.get(pid) >= 0:
+                    pid += "'"
+                placeholders.append(pid)
+            rows = self.mf.item_rows(placeholders)
+            if self.mf.n_items - first != len(fresh):
+                raise RuntimeError(f"ItemTable.rows_of_keys: {len(fresh)} new rows expected, "
+                                   f"{self.mf.n_items - first} made")
             self._register(first, fresh)
             self.cooc.grow(self.mf.n_items)
             self.pop.grow(self.mf.n_items)
             self.mf.model._draw[rows] = 0.0  # never drawn as a negative while unnamed
             self.unnamed.update(zip(rows.tolist(), fresh))
+            self._unnamed_rows.update(zip(fresh, rows.tolist()))
+            self._named = None
             by_key = dict(zip(fresh, rows.tolist()))
             out[new] = [by_key[k] for k in keys[new].tolist()]
         return out
 
     def _name(self, item_ids: Sequence[str]) -> None:
-        """Unnamed rows whose item now shows up by id take its id."""
+        """Unnamed rows whose item now shows up by id take its id (and, while no owner wrote the
+        row, the first vector of that id: the one every other process starts it from)."""
         index = self.mf.model._items
-        by_key = {k: r for r, k in self.unnamed.items()}
         for item in item_ids:
             if index.get(item) >= 0:
                 continue
-            r = by_key.get(item_key(item))
-            if r is not None:
-                index.rename(index.ids[r], item)
-                del self.unnamed[r]
-                model = self.mf.model
-                model._draw[r] = (model._pop[r] + 1.0) ** model.sampling_alpha
+            r = self._unnamed_rows.pop(item_key(item), None)
+            if r is None:
+                continue
+            index.rename(index.ids[r], item)
+            del self.unnamed[r]
+            self._named = None
+            model = self.mf.model
+            model._draw[r] = (model._pop[r] + 1.0) ** model.sampling_alpha
+            if self.mf.versions()[r] == 0:
+                model._Q[r] = self.mf.start_vectors([item])[0]
+                model._bi[r] = 0.0
 
     def named(self) -> np.ndarray | None:
         """Rows that may be served (None: all of them); the unnamed ones are False."""
         if not self.unnamed:
             return None
-        ok = np.ones(self.n_items, dtype=bool)
-        ok[list(self.unnamed)] = False
-        return ok
+        if self._named is None or len(self._named) != self.n_items:
+            ok = np.ones(self.n_items, dtype=bool)
+            ok[list(self.unnamed)] = False
+            self._named = ok
+        return self._named
 
     def get(self, item_id: str) -> int:
         """The row of a known item, -1 for an unknown one (nothing is added)."""

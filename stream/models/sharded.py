@@ -170,6 +170,10 @@ class ShardedMF:
             m._Q[before:n] = self._item_starts.of(m._items.ids[before:n])
         return rows
 
+    def start_vectors(self, item_ids: Sequence[str]) -> np.ndarray:
+        """The first vectors new rows of these items get (the same in every process)."""
+        return self._item_starts.of(item_ids)
+
     def new_user(self, user_id: str) -> UserState:
         return self.new_users([user_id])[0]
 

@@ -253,10 +253,13 @@ class MemoryState(StateStore):
             owned[row.item_id] = row
 
     async def owner_rows(self, partition: int) -> list[ItemRow]:
-        return list(self.owner.get(partition, {}).values())
+        rows = self.owner.get(partition, {})
+        return [rows[i] for i in sorted(rows)]  # by item id, as the Redis state reads them
 
     async def outbox_pending(self, older_than: float) -> list[OutboxEntry]:
-        return [e for i, e in self.outbox.items() if self.outbox_at[i] < older_than]
+        # by commit time, then id, as the Redis state's sorted set gives them
+        due = sorted((self.outbox_at[i], i) for i in self.outbox if self.outbox_at[i] < older_than)
+        return [self.outbox[i] for _, i in due]
 
     async def outbox_done(self, entry_ids: list[str]) -> None:
         for e in entry_ids:

@@ -4,11 +4,11 @@ One value per user means one read and one write per user per batch, and the seen
 largest part, travel as two arrays instead of a sorted set of strings. Little-endian::
 
     b"SRU1", flags u8 (1: an MF row, 2: behaviour), u8 0, dim u16, events i64,
-    history length u16, seen length u32
+    history length u32, seen length u32
     [row]        vec f4 (dim,), bias acc acc_b n f8, updates i64, updated_at f8
     [behaviour]  events dwell (NaN: none yet) skip f8, streak i32, segment and pending lengths
                  u16 u16, then both (UTF-8)
-    history      lengths u16 (history,), then the item ids (UTF-8), oldest first
+    history      byte lengths u16 (history,), then the item ids (UTF-8), oldest first
     seen         item keys i8 (seen,) sorted, last event times f8 (seen,)
 
 The profile is kept apart (the users agent writes it, not the batch step).
@@ -23,7 +23,7 @@ Examples
 >>> unpack_user("u1", b"SRU1", dim=4)
 Traceback (most recent call last):
 ...
-ValueError: user-state-v1 of 'u1': 4 bytes, shorter than its 22-byte head
+ValueError: user-state-v1 of 'u1': 4 bytes, shorter than its 24-byte head
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from stream.state.seen import Seen
 __all__ = ["pack_user", "unpack_user"]
 
 _MAGIC = b"SRU1"
-_HEAD = struct.Struct("<4sBBHqHI")
+_HEAD = struct.Struct("<4sBBHqII")
 _ROW = struct.Struct("<4dqd")
 _BEH = struct.Struct("<3diHH")
 _ROW_FLAG, _BEH_FLAG = 1, 2

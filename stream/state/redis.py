@@ -102,10 +102,11 @@ class RedisState(RedisItemSide, StateStore):
                    marker_ttl_seconds=round(settings.erasure_marker_hours * 3600))
 
     def _buckets(self) -> list[str]:
-        """The event-id sets of the dedupe window: this half-window's and the one before."""
+        """The event-id sets of the dedupe window: this half-window's (written) and the two
+        before it (read), so an id is remembered for at least ``dedupe_ttl_seconds``."""
         half = max(1, self.dedupe_ttl_seconds // 2)
         now = int(self.clock() // half)
-        return [self.keys.ids(now), self.keys.ids(now - 1)]
+        return [self.keys.ids(now), self.keys.ids(now - 1), self.keys.ids(now - 2)]
 
     async def load(self, event_ids: list[str], user_ids: list[str], segments: Iterable[str],
                    clusterer: bool, partitions: Iterable[tuple[str, int]] = ()) -> Loaded:
@@ -169,7 +170,8 @@ class RedisState(RedisItemSide, StateStore):
             ids = tokens.events(commit.event_ids)
             a.not_in = [buckets, ids]
             a.op("sadd", buckets[0], *ids)
-            a.op("expire", buckets[0], str(2 * max(1, self.dedupe_ttl_seconds // 2) + 60))
+            # read while it is one of the last three half-windows: at most two more after its own
+            a.op("expire", buckets[0], str(3 * max(1, self.dedupe_ttl_seconds // 2) + 60))
         if commit.marks:
             marks = sorted(commit.marks.items())
             for (t, p), (before, _) in marks:

@@ -5,7 +5,8 @@ arrays sorted by key: a user's whole set is two NumPy arrays to load, to store a
 rows up for (one vectorised call for every user of a batch), not a Python set of strings.
 What a batch adds is held apart (a small dict) until the set is merged, capped or stored.
 
-The cap forgets the oldest items first (ties: the lower key), like the state always did.
+The cap forgets the oldest items first (ties: the lower key; the sorted-set state before it broke
+ties by the lower item id).
 
 Examples
 --------
@@ -59,6 +60,8 @@ class Seen:
         """From stored arrays (keys sorted and unique, as :meth:`arrays` gives them)."""
         if len(keys) != len(ts):
             raise ValueError(f"Seen: {len(keys)} keys and {len(ts)} times: must be as many")
+        if len(keys) > 1 and not (keys[1:] > keys[:-1]).all():
+            raise ValueError("Seen: the stored keys must be sorted and unique")
         return cls(keys, ts)
 
     def copy(self) -> "Seen":

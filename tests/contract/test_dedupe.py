@@ -84,3 +84,21 @@ def test_a_redelivery_is_caught_by_its_offset_a_resend_by_its_id(make_state):
         await store.close()
 
     asyncio.run(run())
+
+
+def test_an_event_id_is_remembered_for_the_whole_dedupe_window(make_state):
+    """Guards a review finding: with two half-window buckets read, an id committed late in one
+    bucket was forgotten after a little more than half the window."""
+    clock = Clock(1004.9)  # late in its half-window (the Redis state's window: 10 s, halves of 5 s)
+
+    async def run():
+        store = make_state(clock)
+        engine = _engine(store)
+        first = await engine.step([_click("w1", "u", "x", 1.0)], [("clicks", 0, 1)])
+        assert first.fresh == [True]
+        clock.now = 1014.0  # 9.1 s later, two half-windows on: within the window
+        resend = await engine.step([_click("w1", "u", "x", 1.0)], [("clicks", 0, 2)])
+        assert resend.fresh == [False]
+        await store.close()
+
+    asyncio.run(run())

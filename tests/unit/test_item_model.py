@@ -187,3 +187,16 @@ def test_a_malformed_binary_update_raises_a_clear_value_error():
     back.pair_b[0] = len(back.ids) + 5
     with pytest.raises(ValueError, match="pairs.b must index the ids"):
         decode_update(encode_update("e1/0", back, 4))
+
+
+def test_binary_update_ids_must_be_a_list_of_strings():
+    """Guards a review finding: ids that were a JSON object raised KeyError, a string was taken
+    as a list of its characters."""
+    data = encode_update("e1/0", _update(("a", "b")), 4)
+    head_len = 36  # the head: magic, dim, two lengths, five counts, the reference time
+    for blob in (b'{"a":1}', b'"ab"'):
+        eid_len, ids_len = int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:12], "little")
+        start = head_len + eid_len
+        bad = data[:8] + len(blob).to_bytes(4, "little") + data[12:start] + blob + data[start + ids_len:]
+        with pytest.raises(ValueError, match="ids"):
+            decode_update(bad)

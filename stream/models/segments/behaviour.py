@@ -321,7 +321,8 @@ class BehaviourModel:
             model.events += 1
             order[uid] = None
         uids = list(order)
-        X = self._vectors([users[u] for u in uids], model.events / model.users, [vectors.get(u) for u in uids])
+        mean_events = model.events / model.users if model.users else 0.0
+        X = self._vectors([users[u] for u in uids], mean_events, [vectors.get(u) for u in uids])
         # the running sums as each user adds their vector, in order (standardised with those)
         n = model.n + np.arange(1, len(uids) + 1, dtype=np.float64)
         sums = model.sums + np.cumsum(X, axis=0)

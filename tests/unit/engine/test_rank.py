@@ -142,3 +142,15 @@ def test_rows_added_while_a_ranking_awaits_do_not_break_it():
     views = [View("w", "all", user, ["i0"], {"i0"}, explore=True)]
     [ranked] = asyncio.run(Ranking(config, table).rank(views, 5, SharedState(), layers, GrowingState(table)))
     assert table.n_items == n + 5 and len(ranked.items) == 5 and not ranked.explored
+
+
+def test_a_cold_list_never_serves_a_row_known_by_key_only():
+    """Guards a review finding: the global popularity that fills a cold list served unnamed rows."""
+    from stream.models.items import item_key
+
+    table = ItemTable(HYBRID)
+    table.rows(["a", "b"])
+    table.rows_of_keys(np.array([item_key(f"later-{n}") for n in range(30)]))  # 30 unnamed rows
+    ranked = asyncio.run(Ranking(CONFIG.with_changes(top_k=10), table).rank(
+        [View("new", "nowhere", None, [], set())], 10, SharedState(), None, MemoryState()))
+    assert ranked[0].ids == ["a", "b"]

@@ -113,3 +113,32 @@ def test_every_row_is_found_by_its_key_however_the_rows_arrived():
     assert table.rows_of_keys(keys, create=False).tolist() == list(range(5000))
     assert table.rows_of_keys(np.array([item_key("nope")]), create=False).tolist() == [-1]
     assert table.n_items == 5000 and not table.unnamed
+
+
+def test_an_unnamed_row_named_later_starts_where_every_other_process_starts_that_item():
+    """Guards a review finding: the placeholder's first vector came from the placeholder's id."""
+    owner = ItemTable(PARAMS)
+    update = ItemUpdate.empty(4)
+    update.add_pairs(["a"], ["b"], [1.0])
+    update.add_counts(["a"], [1.0])
+    owner.apply(update, now=1.0)
+    copy = ItemTable(PARAMS)
+    copy.load_row(owner.row(owner.get("a")))  # b known by key only
+    [b] = copy.rows(["b"])  # an event names it
+    fresh = ItemTable(PARAMS)
+    [b2] = fresh.rows(["b"])
+    np.testing.assert_array_equal(copy.mf.model._Q[b], fresh.mf.model._Q[b2])
+
+
+def test_an_item_whose_id_looks_like_a_placeholder_keeps_its_own_row():
+    """Guards a review finding: an event's item id equal to a placeholder id made rows_of_keys
+    reuse that item's row and shifted the key index by one."""
+    table = ItemTable(PARAMS)
+    key = item_key("y")
+    tricky = f"{ItemTable.UNNAMED}{key:016x}"
+    table.rows([tricky, "x"])
+    [placeholder] = table.rows_of_keys(np.array([key]))
+    assert placeholder == 2 and table.item_ids[:2] == [tricky, "x"] and placeholder in table.unnamed
+    keys = np.array([item_key(tricky), item_key("x"), key])
+    assert table.rows_of_keys(keys, create=False).tolist() == [0, 1, 2]
+    assert table.rows(["y"]).tolist() == [2] and not table.unnamed
