@@ -44,6 +44,8 @@ __all__ = [
     "encode",
     "RecRequest",
     "validate_rec_request",
+    "ErasureRequest",
+    "validate_erasure_request",
     "MAX_REQUEST_K",
 ]
 
@@ -230,6 +232,20 @@ def _finite(value: int | float) -> bool:
         return False
 
 
+def _check_schema(obj: dict) -> None:
+    schema = _require(obj, "schema")
+    if schema != SCHEMA_VERSION:
+        raise InvalidEvent(Reason.BAD_SCHEMA, f"field 'schema' is {_short(schema)}: must be {SCHEMA_VERSION!r}", "schema")
+
+
+def _request(data: bytes | str | dict[str, Any]) -> tuple[dict[str, Any], str, str]:
+    """A request's object (schema checked) with its ``request_id`` and ``user_id``: what every
+    request of contract v1 carries."""
+    obj = data if isinstance(data, dict) else parse_json(data)
+    _check_schema(obj)
+    return obj, _check_id(obj, "request_id"), _check_id(obj, "user_id")
+
+
 def _check_number(obj: dict, name: str, low: float | None = None, high: float | None = None) -> float:
     value = _require(obj, name)
     # bool is an int in Python; a JSON true is not a number here. An integer too large for a
@@ -333,11 +349,7 @@ def validate_event(event_type: str, data: bytes | str | dict[str, Any]) -> Event
         )
     obj = data if isinstance(data, dict) else parse_json(data)
 
-    schema = _require(obj, "schema")
-    if schema != SCHEMA_VERSION:
-        raise InvalidEvent(
-            Reason.BAD_SCHEMA, f"field 'schema' is {_short(schema)}: must be {SCHEMA_VERSION!r}", "schema"
-        )
+    _check_schema(obj)
     declared = obj.get("type")
     if declared is not None and declared != event_type:
         raise InvalidEvent(
@@ -428,15 +440,30 @@ def validate_rec_request(data: bytes | str | dict[str, Any]) -> RecRequest:
     >>> validate_rec_request(b'{"schema": "v1", "request_id": "r1", "user_id": "u1", "k": 3}')
     RecRequest(request_id='r1', user_id='u1', k=3)
     """
-    obj = data if isinstance(data, dict) else parse_json(data)
-    schema = _require(obj, "schema")
-    if schema != SCHEMA_VERSION:
-        raise InvalidEvent(Reason.BAD_SCHEMA, f"field 'schema' is {_short(schema)}: must be {SCHEMA_VERSION!r}", "schema")
-    request_id = _check_id(obj, "request_id")
-    user_id = _check_id(obj, "user_id")
+    obj, request_id, user_id = _request(data)
     k = obj.get("k", 10)
     if isinstance(k, bool) or not isinstance(k, int):
         raise InvalidEvent(Reason.WRONG_TYPE, f"field 'k' is {_short(k)}: must be an integer", "k")
     if not 1 <= k <= MAX_REQUEST_K:
         raise InvalidEvent(Reason.OUT_OF_RANGE, f"field 'k' is {k}: must be >= 1 and <= {MAX_REQUEST_K}", "k")
     return RecRequest(request_id, user_id, k)
+
+
+@dataclass(frozen=True)
+class ErasureRequest:
+    """An erasure request on the user-erasures topic (key = user_id; stream/erasure.py)."""
+
+    request_id: str
+    user_id: str
+    ts: float
+
+
+def validate_erasure_request(data: bytes | str | dict[str, Any]) -> ErasureRequest:
+    """Validate ``{"schema": "v1", "request_id": str, "user_id": str, "ts": number >= 0}``.
+
+    >>> validate_erasure_request(b'{"schema": "v1", "request_id": "r1", "user_id": "u1", "ts": 10}')
+    ErasureRequest(request_id='r1', user_id='u1', ts=10.0)
+    """
+    obj, request_id, user_id = _request(data)
+    return ErasureRequest(request_id, user_id, _check_number(obj, "ts", low=0))
+

@@ -33,11 +33,9 @@ missing_field | field 'user_id' is missing: it is required
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from typing import Any
 
-from stream.contract import SCHEMA_VERSION, InvalidEvent, Reason, _check_id, _check_number, _require, _short, parse_json
+from stream.contract import SCHEMA_VERSION, ErasureRequest, encode, validate_erasure_request
+from stream.contract import InvalidEvent  # noqa: F401  (the examples above use it)
 
 __all__ = ["ErasureRequest", "validate_erasure_request", "request_message", "done_message", "STATUSES"]
 
@@ -45,31 +43,11 @@ __all__ = ["ErasureRequest", "validate_erasure_request", "request_message", "don
 STATUSES = ("erased", "already_erased")
 
 
-@dataclass(frozen=True)
-class ErasureRequest:
-    """An erasure request on the user-erasures topic (key = user_id)."""
-
-    request_id: str
-    user_id: str
-    ts: float
-
-
-def validate_erasure_request(data: bytes | str | dict[str, Any]) -> ErasureRequest:
-    """Validate a request (see the module docstring); :class:`~stream.contract.InvalidEvent` with
-    a machine-readable reason when it breaks the contract."""
-    obj = data if isinstance(data, dict) else parse_json(data)
-    schema = _require(obj, "schema")
-    if schema != SCHEMA_VERSION:
-        raise InvalidEvent(Reason.BAD_SCHEMA, f"field 'schema' is {_short(schema)}: must be {SCHEMA_VERSION!r}",
-                           "schema")
-    return ErasureRequest(_check_id(obj, "request_id"), _check_id(obj, "user_id"), _check_number(obj, "ts", low=0))
-
-
 def request_message(request_id: str, user_id: str, ts: float) -> bytes:
     """A request's bytes (compact JSON), validated first."""
     body = {"schema": SCHEMA_VERSION, "request_id": request_id, "user_id": user_id, "ts": float(ts)}
     validate_erasure_request(body)
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return encode(body)
 
 
 def done_message(request_id: str, status: str, found: bool, erased_at: float, done_at: float) -> bytes:
@@ -82,4 +60,4 @@ def done_message(request_id: str, status: str, found: bool, erased_at: float, do
         raise ValueError(f"erasure status {status!r}: must be one of {', '.join(STATUSES)}")
     body = {"schema": SCHEMA_VERSION, "request_id": request_id, "status": status, "found": bool(found),
             "erased_at": float(erased_at), "done_at": float(done_at)}
-    return json.dumps(body, separators=(",", ":")).encode("utf-8")
+    return encode(body)

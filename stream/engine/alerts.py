@@ -41,9 +41,6 @@ class DriftWatch:
         return cls(DriftMonitor(delta=settings.drift_delta), metrics, window_seconds=settings.drift_window_seconds,
                    active_seconds=settings.drift_active_seconds)
 
-    def observe(self, segment: str, signal: str, value: float) -> None:
-        self.observe_many([(segment, signal, value)])
-
     def observe_many(self, observations: list[tuple[str, str, float]]) -> None:
         """A batch's (segment, signal, value) observations, in order."""
         active = self._active_until

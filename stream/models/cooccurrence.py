@@ -4,7 +4,7 @@ Two halves, each with one writer:
 
 * **user side** (the partition that owns the user): the user's recent positives, oldest
   first. A positive on an item not in that history pairs with the last ``window`` of them
-  (:func:`pairs_for`), then joins the history (:func:`remember`);
+  (:func:`pair_run`), then joins the history (:func:`remember`);
 * **item side** (each item's one owner): per item, ``n`` (positives on it) and a bounded
   row of neighbours with their pair counts (:class:`NeighbourTable`). Every worker holds a
   copy of every row for ranking.
@@ -27,9 +27,9 @@ Examples
 >>> params = CooccurrenceParams()
 >>> history = []
 >>> for item in ["x", "y"]:
-...     print(pairs_for(history, item, params)); remember(history, item, params)
-[]
-[('x', 1.0)]
+...     print(pair_run(history, item, params)); remember(history, item, params)
+([], None)
+(['x'], None)
 >>> table = NeighbourTable(max_neighbours=None)
 >>> table.grow(2)
 >>> table.add(np.array([1, 0]), np.array([0, 1]), np.array([1.0, 1.0]), np.array([0, 1]), np.array([1.0, 1.0]))
@@ -45,7 +45,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["CooccurrenceParams", "pair_run", "pairs_for", "remember", "NeighbourTable"]
+__all__ = ["CooccurrenceParams", "pair_run", "remember", "NeighbourTable"]
 
 
 @dataclass(frozen=True)
@@ -107,15 +107,6 @@ def pair_run(history: Sequence[str], item: str, params: CooccurrenceParams) -> t
         return past, None
     d = len(past)
     return past, [params.pair_decay ** (d - 1 - j) for j in range(d)]
-
-
-def pairs_for(history: Sequence[str], item: str, params: CooccurrenceParams) -> list[tuple[str, float]] | None:
-    """:func:`pair_run` as (earlier item, pair weight) pairs."""
-    run = pair_run(history, item, params)
-    if run is None:
-        return None
-    past, weights = run
-    return [(h, 1.0 if weights is None else w) for h, w in zip(past, weights or [None] * len(past))]
 
 
 def remember(history: list[str], item: str, params: CooccurrenceParams) -> None:
@@ -321,23 +312,17 @@ class NeighbourTable:
     def contributors(self, history: np.ndarray, weights: np.ndarray, targets: np.ndarray,
                      alpha: float) -> np.ndarray:
         """For each target item row, the history row that adds most to its score (-1: none;
-        ties: the earlier in ``history``). Every (history, target) pair is looked up at once."""
-        out = np.full(len(targets), -1, dtype=np.int64)
-        if not len(history) or not len(targets):
-            return out
-        c = np.maximum(self.n[: self._rows], 1.0)
-        coef = weights / c[history] ** alpha
-        cols, vals = self.gather(history)  # (H, m)
-        hit = cols[:, None, :] == np.asarray(targets, dtype=np.int32)[None, :, None]  # (H, T, m)
-        contrib = (hit * vals[:, None, :]).sum(axis=2) * coef[:, None]  # (H, T)
-        best = contrib.argmax(axis=0)
-        has = contrib[best, np.arange(len(targets))] > 0
-        out[has] = history[best[has]]
-        return out
+        ties: the earlier in ``history``): :meth:`contributors_many` for one user."""
+        targets = np.asarray(targets, dtype=np.int64)
+        if not len(targets):
+            return np.full(0, -1, dtype=np.int64)
+        return self.contributors_many(np.zeros(len(history), dtype=np.int64), np.asarray(history, dtype=np.int64),
+                                      np.asarray(weights, dtype=np.float64), targets[None, :], self._rows, alpha)[0]
 
     def contributors_many(self, user: np.ndarray, rows: np.ndarray, weights: np.ndarray, targets: np.ndarray,
                           n_items: int, alpha: float) -> np.ndarray:
-        """:meth:`contributors` for many users at once: history entry ``e`` is item row
+        """For many users at once, each target's history row that adds most to its score (-1: none;
+        ties: the earlier in the history): history entry ``e`` is item row
         ``rows[e]`` of user ``user[e]`` (entries in history order) with weight ``weights[e]``;
         ``targets`` (users, T) item rows, -1 for none. Returns (users, T) history rows, -1: none."""
         V, T = targets.shape

@@ -226,6 +226,7 @@ class MemoryState(StateStore):
             return Erasure("already_erased", before, False)
         found = [d.pop(user_id, None) is not None for d in (self.user_records, self.profiles, self.lists)]
         self.markers[self.tokens.user(user_id)] = (float(ts), self.clock + self.marker_ttl_seconds)
+        self.tokens.forget(user_id)
         self.stats["erasures_total"] = self.stats.get("erasures_total", 0) + 1
         return Erasure("erased", float(ts), any(found))
 

@@ -274,6 +274,7 @@ class RedisState(RedisItemSide, StateStore):
         arg = {"marker": k.erased((await self.tokens()).user(user_id)), "ts": _f(ts), "ttl": self.marker_ttl_seconds,
                "keys": k.per_user(user_id), "stats": k.stats}
         status, at, found = await self.scripts.erase(args=[json.dumps(arg, separators=(",", ":"))])
+        (await self.tokens()).forget(user_id)
         return Erasure(text(status), float(at), bool(int(found)))
 
     # -- serving ------------------------------------------------------------------------

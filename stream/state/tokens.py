@@ -68,22 +68,47 @@ class Tokens:
                               digestmod=hashlib.sha256)
         event_key = hmac.new(key, b"streamrec dedupe event id v1", hashlib.sha256).digest()
         self._event = hashlib.blake2b(key=event_key, digest_size=_EVENT_BYTES)
+        # a batch's users and events are tokenised when it loads and again when it commits
+        self._users: dict[str, str] = {}
+        self._events: dict[str, str] = {}
 
     def user(self, user_id: str) -> str:
         """A user's token: 32 hex characters of HMAC-SHA256 (the erasure marker's key)."""
-        h = self._user.copy()
-        h.update(user_id.encode("utf-8"))
-        return h.hexdigest()[:32]
+        token = self._users.get(user_id)
+        if token is None:
+            h = self._user.copy()
+            h.update(user_id.encode("utf-8"))
+            token = h.hexdigest()[:32]
+            _remember(self._users, user_id, token)
+        return token
+
+    def forget(self, user_id: str) -> None:
+        """An erased user leaves the remembered tokens (the events' too: their ids may name them)."""
+        self._users.pop(user_id, None)
+        self._events.clear()
 
     def events(self, event_ids: list[str]) -> list[str]:
         """Event ids' tokens, in order: 16 base64url characters each (96 bits of keyed BLAKE2b)."""
-        if not event_ids:
-            return []
-        base = self._event
-        digests = []
-        for e in event_ids:
-            h = base.copy()
-            h.update(e.encode("utf-8"))
-            digests.append(h.digest())
-        text = base64.urlsafe_b64encode(b"".join(digests)).decode("ascii")
-        return [text[i:i + 16] for i in range(0, len(text), 16)]
+        known = self._events
+        new = [e for e in event_ids if e not in known]
+        if new:
+            base = self._event
+            digests = []
+            for e in new:
+                h = base.copy()
+                h.update(e.encode("utf-8"))
+                digests.append(h.digest())
+            text = base64.urlsafe_b64encode(b"".join(digests)).decode("ascii")
+            for j, e in enumerate(new):
+                _remember(known, e, text[16 * j:16 * j + 16])
+        return [known[e] for e in event_ids]
+
+
+_REMEMBERED = 100_000  # tokens kept per kind (a few batches' worth; forgotten all at once past it)
+
+
+def _remember(cache: dict[str, str], raw: str, token: str) -> None:
+    if len(cache) >= _REMEMBERED:
+        cache.clear()
+    cache[raw] = token
+

@@ -40,7 +40,7 @@ import numpy as np
 
 
 __all__ = ["BehaviourParams", "BehaviourModel", "Clusterer", "UserBehaviour", "BehaviourChanges", "update_stats",
-           "behaviour_vector", "kmeans_pp", "centre_label", "settle", "BASE_FEATURES"]
+           "kmeans_pp", "centre_label", "settle", "BASE_FEATURES"]
 
 _BASE = BASE_FEATURES = ("activity", "dwell", "skip")
 
@@ -59,21 +59,6 @@ def update_stats(stats: list | None, weight: float, memory: float) -> list:
         stats[1] = weight if stats[1] is None else stats[1] + memory * (weight - stats[1])
     stats[2] += memory * (float(weight < 0) - stats[2])
     return stats
-
-
-def behaviour_vector(stats: list, mean_events: float, taste: Sequence[float] | None, taste_dims: int) -> np.ndarray:
-    """The raw feature vector of a user's behaviour (activity relative to the mean user's)."""
-    events, dwell, skip = stats
-    x = np.zeros(len(_BASE) + taste_dims)
-    x[0] = np.log((events + 1.0) / (mean_events + 1.0))
-    x[1] = 0.0 if dwell is None else dwell
-    x[2] = skip
-    if taste_dims:
-        if taste is None or len(taste) != taste_dims:
-            raise ValueError(f"BehaviourSegmenter.learn_one: taste must have taste_dims={taste_dims} "
-                             f"values, got {None if taste is None else len(taste)}")
-        x[3:] = taste
-    return x
 
 
 def kmeans_pp(z: np.ndarray, n_clusters: int, seed: int) -> list[int]:
@@ -188,9 +173,6 @@ class Clusterer:
     centres: np.ndarray | None = None  # (n_clusters, features), standardised; None before seeding
     warmup: list[list[float]] = field(default_factory=list)  # raw vectors kept to seed the centres
 
-    def standardise(self, x: np.ndarray) -> np.ndarray:
-        return _standardised(x, self.n, self.sums, self.sumsq)
-
     def copy(self) -> "Clusterer":
         return Clusterer(self.n, self.events, self.users, None if self.sums is None else self.sums.copy(),
                          None if self.sumsq is None else self.sumsq.copy(),
@@ -198,8 +180,8 @@ class Clusterer:
 
 
 def _standardised(x: np.ndarray, n, sums: np.ndarray, sumsq: np.ndarray) -> np.ndarray:
-    """``x`` standardised with running sums of ``n`` vectors (:meth:`Clusterer.standardise`, whose
-    arithmetic this is; broadcast over rows for many users, each with the sums as they added theirs)."""
+    """``x`` standardised with running sums of ``n`` vectors (broadcast over rows for many users,
+    each with the sums as they added theirs)."""
     mean = sums / n
     var = np.maximum(sumsq - n * mean * mean, 0.0) / np.maximum(n - 1, 1)
     std = np.sqrt(var)
@@ -263,31 +245,29 @@ class BehaviourModel:
 
     def taste(self, vector: np.ndarray | None) -> np.ndarray | None:
         """A user's taste features: their MF row (unit length) through the fixed projection."""
-        if not self.params.taste_dims:
-            return None
-        if vector is None or len(vector) != self.projection.shape[0]:
-            return np.zeros(self.params.taste_dims)
-        v = np.asarray(vector, dtype=np.float64)
-        norm = float(np.linalg.norm(v))
-        return (v / norm if norm > 0 else v) @ self.projection
+        return self.tastes([vector])[0] if self.params.taste_dims else None
+
+    def tastes(self, vectors: list) -> np.ndarray:
+        """:meth:`taste` of many users at once (zeros for no row, or one of another factor count)."""
+        k = self.projection.shape[0]
+        V = np.zeros((len(vectors), k))
+        for i, v in enumerate(vectors):
+            if v is not None and len(v) == k:
+                V[i] = v
+        norms = np.linalg.norm(V, axis=1, keepdims=True)
+        return (V / np.where(norms > 0, norms, 1.0)) @ self.projection
 
     def _vectors(self, recs: list["UserBehaviour"], mean_events: float, vectors: list) -> np.ndarray:
-        """:func:`behaviour_vector` of many users at once (their taste from their MF rows)."""
-        taste_dims = self.params.taste_dims
-        X = np.zeros((len(recs), len(_BASE) + taste_dims))
+        """Many users' raw behaviour vectors: activity relative to the mean user's (log), dwell and
+        skip moving averages, then their taste from their MF rows."""
+        X = np.zeros((len(recs), len(_BASE) + self.params.taste_dims))
         if not recs:
             return X
         X[:, 0] = np.log((np.array([r.events for r in recs]) + 1.0) / (mean_events + 1.0))
         X[:, 1] = [0.0 if r.dwell is None else r.dwell for r in recs]
         X[:, 2] = [r.skip for r in recs]
-        if taste_dims:
-            k = self.projection.shape[0]
-            V = np.zeros((len(recs), k))
-            for i, v in enumerate(vectors):
-                if v is not None and len(v) == k:
-                    V[i] = v
-            norms = np.linalg.norm(V, axis=1, keepdims=True)
-            X[:, 3:] = (V / np.where(norms > 0, norms, 1.0)) @ self.projection
+        if self.params.taste_dims:
+            X[:, 3:] = self.tastes(vectors)
         return X
 
     def learn(self, events: Sequence[tuple[str, float]], users: dict[str, UserBehaviour], model: Clusterer,
