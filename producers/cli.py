@@ -226,18 +226,17 @@ def _cmd_erase(args, settings: Settings) -> int:
 
 def _cmd_closed_loop(args, settings: Settings) -> int:
     from consumers.answers import RequestAnswers
-    from producers.closed_loop import ClosedLoop, LoopConfig, purchases_supported, seed_stack
+    from producers.closed_loop import ClosedLoop, LoopConfig, seed_stack
     from producers.response import ResponseModel
     from producers.sdk import EventProducer
 
-    purchases = purchases_supported() if args.purchases is None else args.purchases
     world = _world(args)
     config = LoopConfig(users=args.round_users, rounds=args.rounds, k=args.k, seed=args.loop_seed,
                         answer_timeout=args.answer_timeout, pause_seconds=args.pause,
                         run_id=args.run_id or uuid.uuid4().hex[:10])
     say = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     with EventProducer(settings) as producer, RequestAnswers(settings) as answers:
-        loop = ClosedLoop(world, producer, answers, config, ResponseModel(purchases=purchases), progress=say)
+        loop = ClosedLoop(world, producer, answers, config, ResponseModel(purchases=args.purchases), progress=say)
         if args.warmup_events or not args.no_catalogue:
             sent = seed_stack(world, producer, settings, warmup_events=args.warmup_events, run_id=f"{config.run_id}-w",
                               catalogue=not args.no_catalogue, wait_seconds=args.warmup_wait, quiet=args.quiet)
@@ -247,7 +246,7 @@ def _cmd_closed_loop(args, settings: Settings) -> int:
         with open(args.lists, "w", encoding="utf-8") as fh:
             for rec in loop.lists:
                 fh.write(json.dumps(rec.__dict__) + "\n")
-    print(json.dumps({**summary, "purchases_enabled": purchases}))
+    print(json.dumps(summary))
     if summary["asked"] and summary["unanswered"] == summary["asked"]:
         print("streamrec-produce: no request was answered (is a worker running?)", file=sys.stderr)
         return 1
@@ -325,8 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     loop.add_argument("--answer-timeout", type=float, default=30.0,
                       help="seconds a round waits for its answers; later ones are counted unanswered")
     loop.add_argument("--pause", type=float, default=0.0, help="seconds between rounds")
-    loop.add_argument("--purchases", action=argparse.BooleanOptionalAction, default=None,
-                      help="draw purchases (default: when the event contract has the purchase event)")
+    loop.add_argument("--no-purchases", dest="purchases", action="store_false",
+                      help="draw no purchases (for a worker whose contract predates the purchase event)")
     loop.add_argument("--run-id", default=None, help="request and event id prefix (default: random)")
     loop.add_argument("--lists", default=None, help="write every list shown and what was done with it, as JSON lines")
     loop.set_defaults(func=_cmd_closed_loop, drift_at=None, drift_segment=0)

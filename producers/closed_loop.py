@@ -7,7 +7,8 @@ recommendations topic by request id: exactly what was served. For each list the 
 it publishes an impression (``items`` = the served item ids in order, ``rec_id`` and
 ``context.rec_id`` = the list's) and then what they did (producers/response.py: position bias
 and the true affinity): clicks, dwells, skips and purchases, each with ``context``
-``{"rec_id", "position"}`` (the 1-based rank in the served list). Event times increase.
+``{"rec_id", "position"}`` (the item's 0-based place in the served list, as the contract
+defines ``context.position``: the list message's ``rank`` - 1). Event times increase.
 
 A better ranking earns more clicks and revenue only by putting what the users truly like where
 they look: the response model never reads a list's model, experiment or variant. They are
@@ -34,15 +35,7 @@ import numpy as np
 from producers.response import ResponseModel, respond
 from producers.simulator import World, click_probability
 
-__all__ = ["ClosedLoop", "LoopConfig", "ListRecord", "RoundRecord", "seed_stack", "purchases_supported"]
-
-
-def purchases_supported() -> bool:
-    """Whether this build's event contract and producer SDK have the purchase event."""
-    from producers.sdk import TOPIC_OF
-    from stream.contract import EVENT_TYPES
-
-    return "purchase" in EVENT_TYPES and "purchase" in TOPIC_OF
+__all__ = ["ClosedLoop", "LoopConfig", "ListRecord", "RoundRecord", "seed_stack"]
 
 
 @dataclass(frozen=True)
@@ -87,7 +80,8 @@ class LoopConfig:
 
 @dataclass(frozen=True)
 class ListRecord:
-    """One list a user was shown, and what they did with it (positions are 1-based ranks)."""
+    """One list a user was shown, and what they did with it (``clicks`` ... ``purchases``: the
+    1-based ranks acted on, in order; the events' ``context.position`` is rank - 1)."""
 
     round: int
     user_id: str
@@ -134,8 +128,8 @@ class ClosedLoop:
     config
         :class:`LoopConfig`.
     model
-        :class:`producers.response.ResponseModel`; its ``purchases`` needs a contract with the
-        purchase event (:func:`purchases_supported`).
+        :class:`producers.response.ResponseModel` (``purchases=False`` for workers whose contract
+        predates the purchase event).
     progress
         Called with a status line after a round, at most once a second (and after the last).
     """
@@ -144,9 +138,6 @@ class ClosedLoop:
                  model: ResponseModel = ResponseModel(), progress: Callable[[str], None] | None = None):
         if config.users > len(world.user_ids):
             raise ValueError(f"LoopConfig.users is {config.users}: the world has only {len(world.user_ids)} users")
-        if model.purchases and not purchases_supported():
-            raise ValueError("ResponseModel.purchases is on but this build's event contract has no purchase event: "
-                             "turn purchases off (--no-purchases)")
         self.world = world
         self.producer = producer
         self.answers = answers
@@ -214,9 +205,10 @@ class ClosedLoop:
         by_kind: dict[str, list[int]] = {"click": [], "dwell": [], "skip": [], "purchase": []}
         revenue = 0.0
         for reaction in respond(self.world, u, shown, self.rng, self.model):
-            self._send(reaction.event_type, user_id, {"item_id": items[reaction.position - 1], **reaction.fields,
-                                                       "context": {"rec_id": rec_id, "position": reaction.position}})
-            by_kind[reaction.event_type].append(reaction.position)
+            position = reaction.rank - 1  # the contract's context.position is 0-based
+            self._send(reaction.event_type, user_id, {"item_id": items[position], **reaction.fields,
+                                                       "context": {"rec_id": rec_id, "position": position}})
+            by_kind[reaction.event_type].append(reaction.rank)
             revenue += reaction.fields.get("value", 0.0) if reaction.event_type == "purchase" else 0.0
         known = [(p, i) for p, i in enumerate(shown, start=1) if i is not None]
         aff = self.world.affinities(u, [i for _, i in known]) if known else np.zeros(0)

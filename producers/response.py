@@ -2,7 +2,8 @@
 
 A position-based model over the simulator's true affinity (producers/simulator.py):
 
-* the user looks at the item at position ``p`` (1-based) with probability ``1 / log2(1 + p)``
+* the user looks at the item at rank ``p`` (1-based, as in a list message) with probability
+  ``1 / log2(1 + p)``
   (1 at the top, 0.63 at 2, 0.29 at 10: the discount of DCG);
 * an item looked at is clicked with the world's click rule, ``click_probability(affinity)``;
 * a click is followed by a dwell (longer for a higher affinity) or a skip, the world's
@@ -60,7 +61,7 @@ class ResponseModel:
 
     purchases: bool = True
     purchase_scale: float = 1.0
-    purchase_offset: float = -3.5
+    purchase_offset: float = -4.0
     currency: str = "EUR"
 
     def __post_init__(self):
@@ -68,11 +69,11 @@ class ResponseModel:
             raise ValueError(f"ResponseModel.currency is {self.currency!r}: must be three upper-case letters (ISO 4217)")
 
     @staticmethod
-    def examination(position: int) -> float:
-        """How likely the user looks at the item at ``position`` (1-based)."""
-        if position < 1:
-            raise ValueError(f"position is {position}: positions are 1-based")
-        return 1.0 / math.log2(1.0 + position)
+    def examination(rank: int) -> float:
+        """How likely the user looks at the item at ``rank`` (1-based)."""
+        if rank < 1:
+            raise ValueError(f"rank is {rank}: ranks are 1-based")
+        return 1.0 / math.log2(1.0 + rank)
 
     def purchase_probability(self, affinity: float) -> float:
         """How likely a dwelled item is bought."""
@@ -82,11 +83,12 @@ class ResponseModel:
 @dataclass(frozen=True)
 class Reaction:
     """One thing the user did: ``event_type`` (click, dwell, skip, purchase) on the world item
-    ``item`` shown at ``position`` (1-based), with the event's own ``fields`` (``seconds``;
+    ``item`` shown at ``rank`` (1-based: the list message's ``rank``; an event's
+    ``context.position`` is 0-based, ``rank - 1``), with the event's own ``fields`` (``seconds``;
     ``after_seconds``; ``value`` and ``currency``)."""
 
     event_type: str
-    position: int
+    rank: int
     item: int
     fields: dict[str, Any] = field(default_factory=dict)
 
@@ -96,24 +98,24 @@ def respond(world: World, user_index: int, shown: Sequence[int | None], rng: np.
     """What user ``user_index`` does with the items ``shown`` (world item indices, in the order
     served; None for an item the world does not know, which is never clicked).
 
-    Reactions come in the order they happen: position by position, each click followed by its
+    Reactions come in the order they happen: rank by rank, each click followed by its
     dwell or skip and, after a dwell, maybe a purchase. The draws from ``rng`` depend only on
     the arguments: the same generator state gives the same reactions.
     """
     known = [i for i in shown if i is not None]
     affinity = dict(zip(known, world.affinities(user_index, known).tolist())) if known else {}
     out: list[Reaction] = []
-    for position, item in enumerate(shown, start=1):
-        draw = rng.random()  # drawn for every position, so an unknown item does not shift the rest
+    for rank, item in enumerate(shown, start=1):
+        draw = rng.random()  # drawn for every rank, so an unknown item does not shift the rest
         if item is None:
             continue
         a = affinity[item]
-        if draw >= model.examination(position) * float(click_probability(a)):
+        if draw >= model.examination(rank) * float(click_probability(a)):
             continue
-        out.append(Reaction("click", position, item))
+        out.append(Reaction("click", rank, item))
         etype, extra = after_click(rng, a)
-        out.append(Reaction(etype, position, item, extra))
+        out.append(Reaction(etype, rank, item, extra))
         if etype == "dwell" and model.purchases and rng.random() < model.purchase_probability(a):
-            out.append(Reaction("purchase", position, item,
+            out.append(Reaction("purchase", rank, item,
                                 {"value": float(world.item_price[item]), "currency": model.currency}))
     return out

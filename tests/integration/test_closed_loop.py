@@ -19,10 +19,11 @@ import pytest
 
 from consumers.answers import RequestAnswers
 from consumers.sdk import TopicReader, dead_letters
-from producers.closed_loop import ClosedLoop, LoopConfig, purchases_supported, seed_stack
+from producers.closed_loop import ClosedLoop, LoopConfig, seed_stack
 from producers.response import ResponseModel
-from producers.sdk import TOPIC_OF, EventProducer
+from producers.sdk import EventProducer
 from producers.simulator import World, WorldConfig
+from stream.contract import TOPIC_OF
 from tests.helpers import applied, wait_for
 
 pytestmark = pytest.mark.integration
@@ -31,9 +32,8 @@ WARMUP = 3000
 
 
 def _events(settings, run_id: str) -> list[tuple[str, dict]]:
-    kinds = ["impression", "click", "dwell", "skip"] + (["purchase"] if purchases_supported() else [])
     out = []
-    for kind in kinds:
+    for kind in ("impression", "click", "dwell", "skip", "purchase"):
         for msg in TopicReader(TOPIC_OF[kind], settings).read():
             body = json.loads(msg.value)
             if body["event_id"].startswith(f"{run_id}-e"):
@@ -43,7 +43,7 @@ def _events(settings, run_id: str) -> list[tuple[str, dict]]:
 
 def test_a_closed_loop_shows_exactly_what_the_worker_served(isolated, worker_factory):
     world = World(WorldConfig(n_users=200, n_items=120, n_segments=3, n_categories=4, seed=7))
-    model = ResponseModel(purchases=purchases_supported())
+    model = ResponseModel()
     with EventProducer(isolated) as producer, RequestAnswers(isolated) as answers:
         # No worker yet: the round waits its timeout, no longer, and counts every request unanswered.
         nobody = ClosedLoop(world, producer, answers, LoopConfig(users=5, rounds=1, answer_timeout=2.0,
@@ -93,9 +93,12 @@ def test_a_closed_loop_shows_exactly_what_the_worker_served(isolated, worker_fac
         if kind == "impression":
             assert p["items"] == order and p["rec_id"] == rec_id  # ...shown in its served order...
         else:
-            assert order[p["context"]["position"] - 1] == p["item_id"]  # ...at the item's served position
+            assert order[p["context"]["position"]] == p["item_id"]  # ...at its served place (0-based)
+        if kind == "purchase":  # at the world's price
+            assert (p["value"], p["currency"]) == (float(world.item_price[world.item_index(p["item_id"])]), "EUR")
     assert counts["impression"] == summary["lists"]
-    assert counts["click"] == summary["clicks"] > 0 and counts["purchase"] == summary["purchases"]
+    assert counts["click"] == summary["clicks"] > 0 and counts["purchase"] == summary["purchases"] > 0
+    assert summary["revenue"] == round(sum(p["value"] for kind, p in events if kind == "purchase"), 2)
     assert counts["dwell"] + counts["skip"] == counts["click"]
 
     # The worker accepted every event and applied them all.

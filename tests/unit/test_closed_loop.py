@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from producers.closed_loop import ClosedLoop, LoopConfig, purchases_supported
+from producers.closed_loop import ClosedLoop, LoopConfig
 from producers.response import ResponseModel
 from producers.simulator import World, WorldConfig
 from stream.contract import validate_event
@@ -81,7 +81,7 @@ def test_every_event_names_the_served_list_and_the_position_it_was_shown_at():
             assert p["context"] == {"rec_id": p["rec_id"]} and len(p["items"]) == 8
         else:
             items = served[p["context"]["rec_id"]]  # an impression of the same list came first
-            assert items[p["context"]["position"] - 1] == p["item_id"]
+            assert items[p["context"]["position"]] == p["item_id"]  # 0-based, as the contract has it
     assert summary["lists"] == 30 == len(served) and summary["unanswered"] == 0
     assert summary["clicks"] == sum(e == "click" for e, _ in producer.events) > 0
     assert summary["clicks"] == summary["dwells"] + summary["skips"]
@@ -121,13 +121,18 @@ def test_users_of_a_round_are_distinct_and_drawn_by_activity():
     assert counts[WORLD.user_ids[busiest]] > counts[WORLD.user_ids[quietest]]
 
 
-def test_purchases_need_the_contract_and_a_config_that_makes_sense():
+def test_purchases_are_valid_events_at_the_price_and_sum_to_the_revenue():
+    loop, producer, _, summary = _run(LoopConfig(users=30, rounds=4, seed=4), model=ResponseModel())
+    bought = [p for e, p in producer.events if e == "purchase"]
+    assert len(bought) == summary["purchases"] > 0
+    assert all(p["value"] == float(WORLD.item_price[WORLD.item_index(p["item_id"])]) and p["currency"] == "EUR"
+               for p in bought)
+    assert summary["revenue"] == round(sum(p["value"] for p in bought), 2) > 0
+    assert summary["by_variant"]["e1/good"]["revenue"] > summary["by_variant"]["e1/bad"]["revenue"]
+
+
+def test_a_config_that_makes_no_sense_is_refused():
     producer = RecordingProducer()
-    if purchases_supported():
-        ClosedLoop(WORLD, producer, ScriptedAnswers(producer), LoopConfig(users=5), ResponseModel(purchases=True))
-    else:
-        with pytest.raises(ValueError, match="no purchase event"):
-            ClosedLoop(WORLD, producer, ScriptedAnswers(producer), LoopConfig(users=5), ResponseModel(purchases=True))
     with pytest.raises(ValueError, match="only 40 users"):
         ClosedLoop(WORLD, producer, ScriptedAnswers(producer), LoopConfig(users=41), NO_PURCHASES)
     with pytest.raises(ValueError, match="answer_timeout"):

@@ -60,7 +60,7 @@ def _clicks_by_position(shown, n_draws=4000, user=0, model=ResponseModel()):
     for _ in range(n_draws):
         for r in respond(WORLD, user, shown, rng, model):
             if r.event_type == "click":
-                counts[r.position - 1] += 1
+                counts[r.rank - 1] += 1
     return counts / n_draws
 
 
@@ -89,14 +89,14 @@ def test_reactions_follow_each_click_and_purchases_cost_the_price():
         shown = [int(i) for i in np.argsort(WORLD.affinity(u))[::-1][:10]]  # the best list there is
         reactions = respond(WORLD, u, shown, rng)
         for i, r in enumerate(reactions):
-            assert 1 <= r.position <= 10 and r.item == shown[r.position - 1]
-            if r.event_type == "click":  # a click is followed by its dwell or skip on the same position
-                assert reactions[i + 1].event_type in ("dwell", "skip") and reactions[i + 1].position == r.position
+            assert 1 <= r.rank <= 10 and r.item == shown[r.rank - 1]
+            if r.event_type == "click":  # a click is followed by its dwell or skip on the same rank
+                assert reactions[i + 1].event_type in ("dwell", "skip") and reactions[i + 1].rank == r.rank
             if r.event_type == "purchase":
                 purchases += 1
-                assert reactions[i - 1].event_type == "dwell" and reactions[i - 1].position == r.position
+                assert reactions[i - 1].event_type == "dwell" and reactions[i - 1].rank == r.rank
                 assert r.fields == {"value": float(WORLD.item_price[r.item]), "currency": "EUR"}
-        assert [r.position for r in reactions] == sorted(r.position for r in reactions)
+        assert [r.rank for r in reactions] == sorted(r.rank for r in reactions)
     assert purchases > 0
 
 
@@ -106,8 +106,8 @@ def test_without_purchases_none_is_drawn_and_unknown_items_are_never_clicked():
     kinds = {r.event_type for _ in range(300) for r in respond(WORLD, 2, best, rng, ResponseModel(purchases=False))}
     assert kinds == {"click", "dwell", "skip"}
     with_unknown = [None, *best]
-    positions = {r.position for _ in range(300) for r in respond(WORLD, 2, with_unknown, rng)}
-    assert 1 not in positions and 2 in positions
+    ranks = {r.rank for _ in range(300) for r in respond(WORLD, 2, with_unknown, rng)}
+    assert 1 not in ranks and 2 in ranks
 
 
 def test_a_better_list_earns_more_and_nothing_else_counts():
