@@ -61,7 +61,7 @@ class ResponseModel:
 
     purchases: bool = True
     purchase_scale: float = 1.0
-    purchase_offset: float = -4.0
+    purchase_offset: float = -6.0
     currency: str = "EUR"
 
     def __post_init__(self):

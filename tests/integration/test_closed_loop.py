@@ -43,7 +43,7 @@ def _events(settings, run_id: str) -> list[tuple[str, dict]]:
 
 def test_a_closed_loop_shows_exactly_what_the_worker_served(isolated, worker_factory):
     world = World(WorldConfig(n_users=200, n_items=120, n_segments=3, n_categories=4, seed=7))
-    model = ResponseModel()
+    model = ResponseModel(purchase_offset=-3.0)  # purchases far more often than by default: dozens to check
     with EventProducer(isolated) as producer, RequestAnswers(isolated) as answers:
         # No worker yet: the round waits its timeout, no longer, and counts every request unanswered.
         nobody = ClosedLoop(world, producer, answers, LoopConfig(users=5, rounds=1, answer_timeout=2.0,

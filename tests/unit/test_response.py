@@ -87,7 +87,7 @@ def test_reactions_follow_each_click_and_purchases_cost_the_price():
     purchases = 0
     for u in range(50):
         shown = [int(i) for i in np.argsort(WORLD.affinity(u))[::-1][:10]]  # the best list there is
-        reactions = respond(WORLD, u, shown, rng)
+        reactions = respond(WORLD, u, shown, rng, ResponseModel(purchase_offset=-2.0))  # purchases often
         for i, r in enumerate(reactions):
             assert 1 <= r.rank <= 10 and r.item == shown[r.rank - 1]
             if r.event_type == "click":  # a click is followed by its dwell or skip on the same rank
