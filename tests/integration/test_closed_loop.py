@@ -7,7 +7,8 @@ the recommendations topic (its rec_id, as an answer to one of the loop's request
 user), at the position the item had in that list; no request may hang; the worker must accept
 and apply every event. Before the worker starts, one round's requests go unanswered: the round
 ends at its timeout and counts them, and their answers, when the worker comes up and answers
-them, are counted late and never shown.
+them, are counted late and never shown. Then `streamrec-produce closed-loop` runs a short loop on
+the same worker.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from producers.response import ResponseModel
 from producers.sdk import EventProducer
 from producers.simulator import World, WorldConfig
 from stream.contract import TOPIC_OF
-from tests.helpers import applied, wait_for
+from tests.helpers import applied, run_module, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +42,7 @@ def _events(settings, run_id: str) -> list[tuple[str, dict]]:
     return out
 
 
-def test_a_closed_loop_shows_exactly_what_the_worker_served(isolated, worker_factory):
+def test_a_closed_loop_shows_exactly_what_the_worker_served(isolated, worker_factory, tmp_path):
     world = World(WorldConfig(n_users=200, n_items=120, n_segments=3, n_categories=4, seed=7))
     model = ResponseModel(purchase_offset=-3.0)  # purchases far more often than by default: dozens to check
     with EventProducer(isolated) as producer, RequestAnswers(isolated) as answers:
@@ -105,3 +106,15 @@ def test_a_closed_loop_shows_exactly_what_the_worker_served(isolated, worker_fac
     assert list(dead_letters(isolated)) == []
     total = WARMUP + summary["events"]
     wait_for(lambda: applied(isolated) >= total, 30, f"{total} events applied")
+
+    # The command line: the same world, 200 more warm-up events, 10 users x 2 rounds, the lists written.
+    lists = tmp_path / "lists.jsonl"
+    out = run_module(isolated, tmp_path / "cli.log", "producers", "closed-loop", "--users", "10", "--rounds", "2",
+                     "--world-users", "200", "--items", "120", "--segments", "3", "--categories", "4", "--seed", "7",
+                     "--warmup-events", "200", "--no-catalogue", "--run-id", "cli", "--lists", str(lists), "--quiet")
+    assert out.returncode == 0, out.stderr
+    cli = json.loads(out.stdout)
+    assert (cli["asked"], cli["unanswered"], cli["lists"]) == (20, 0, 20), cli
+    written = [json.loads(line) for line in lists.read_text().splitlines()]
+    assert len(written) == 20 and sum(len(x["clicks"]) for x in written) == cli["clicks"]
+    wait_for(lambda: applied(isolated) >= total + 200 + cli["events"], 30, "the command line's events applied")
