@@ -219,6 +219,21 @@ def _pyplot():
     return plt
 
 
+def _later_extent(history: History, skip: float = 0.1) -> tuple[float, float] | None:
+    """y-limits holding every interval after the first ``skip`` of the users (the first looks'
+    intervals are so wide they would flatten the rest), with 0 always in view."""
+    spans = []
+    for p in history.paths.values():
+        later = (p.users >= skip * p.users[-1]) & np.isfinite(p.ci_low) & np.isfinite(p.ci_high)
+        spans += [p.ci_low[later], p.ci_high[later]]
+    values = np.concatenate([np.zeros(1), *spans])
+    low, high = float(values.min()), float(values.max())
+    if high <= low:
+        return None
+    pad = 0.1 * (high - low)
+    return low - pad, high + pad
+
+
 def render_png(report: Report, history: History, path: str | Path) -> Path:
     """Draw the primary difference's always-valid CI over looks and the KPIs per variant to ``path``."""
     plt = _pyplot()
@@ -234,8 +249,12 @@ def render_png(report: Report, history: History, path: str | Path) -> Path:
             ax.axvline(p.users[p.crossed], linestyle="--", color=line.get_color(),
                        label=f"{name} decided at {p.users[p.crossed]} users")
     ax.axhline(0.0, color="black", linewidth=0.8)
-    ax.set_title(f"{report.experiment}: {_label(history.metric, report.currency)} difference, "
-                 f"always-valid {100 * (1 - history.alpha):g}% CI over looks — {report.decision}")
+    limits = _later_extent(history)
+    if limits is not None:
+        ax.set_ylim(*limits)
+    fig.suptitle(f"{report.experiment}: {report.decision}")
+    ax.set_title(f"{_label(history.metric, report.currency)} difference vs {report.variants[0].name}, "
+                 f"always-valid {100 * (1 - history.alpha):g}% CI over looks")
     ax.set_xlabel("users (total, at each look)")
     ax.legend(loc="best", fontsize="small")
     names = [v.name for v in report.variants]
@@ -246,7 +265,7 @@ def render_png(report: Report, history: History, path: str | Path) -> Path:
         err = np.array([[k.estimate - k.ci_low for k in kpis], [k.ci_high - k.estimate for k in kpis]])
         axk.bar(names, np.nan_to_num(est), yerr=np.nan_to_num(err), capsize=4,
                 color=[f"C{j}" for j in range(len(names))])
-        axk.set_title(_label(metric, report.currency), fontsize="medium")
+        axk.set_title(f"{_label(metric, report.currency)}, {100 * (1 - report.alpha):g}% CI", fontsize="medium")
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
