@@ -49,7 +49,8 @@ class Comparison:
     """A treatment against the control on the primary metric, always-valid.
 
     ``verdict`` is "better", "worse" (than the control, in the metric's good direction) or
-    "undecided"; ``decided_after_users`` is the total user count at the first look that crossed.
+    "undecided"; ``decided_after_users`` is the number of users with data, all variants
+    together, at the first replayed look where the test crossed.
     """
 
     treatment: str
@@ -141,7 +142,21 @@ def _decide(data: ExperimentData, srm: SrmResult, comparisons: list[Comparison])
 def analyse(data: ExperimentData, look_every: int = 50) -> tuple[Report, History]:
     """The report on ``data`` now, with the looks replayed every ``look_every`` users.
 
+    Every replayed look counts, whether or not someone ran the report then: the mSPRT bounds the
+    error over all looks at once, so a winner once declared stays declared (an SRM alarm aside).
     The treatments share ``alpha`` (Bonferroni: each is tested at ``alpha / (variants - 1)``).
+
+    Examples
+    --------
+    >>> from stream.experiments.stats import COLUMNS, ExperimentData, VariantData
+    >>> rng = np.random.default_rng(0)
+    >>> def arm(name, ctr, users=2000):
+    ...     cols = dict.fromkeys(COLUMNS, np.zeros(users))
+    ...     cols.update(shown=np.full(users, 2), clicked=rng.binomial(2, ctr, users))
+    ...     return VariantData(name, 0.5, users, **cols)
+    >>> report, history = analyse(ExperimentData("demo", (arm("a", 0.10), arm("b", 0.15))))
+    >>> report.decision, report.srm.alarm, report.comparisons[0].verdict
+    ('winner: b after 1850 users', False, 'better')
     """
     metric = METRICS[data.primary]
     srm = srm_check([v.assigned for v in data.variants], [v.share for v in data.variants], data.srm_threshold)
