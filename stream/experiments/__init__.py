@@ -1,5 +1,8 @@
-"""Experiments: definitions (a TOML file), sticky assignment of users to variants, attribution of
-events to the lists that were served, and the statistics of the report.
+"""Experiments (A/B tests): definitions (a TOML file), sticky assignment of users to variants,
+per-variant serving, attribution of events to the lists that were served, and the statistics
+and reports.
 
-Import the submodules you need; this package imports nothing heavy itself.
+Submodules are imported on use; importing this package is cheap (no numpy, scipy or matplotlib).
 """
+
+__all__ = ["assign", "attribution", "cli", "definition", "report", "serving", "state", "stats"]
