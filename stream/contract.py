@@ -33,6 +33,7 @@ __all__ = [
     "MAX_ID_LENGTH",
     "MAX_IMPRESSION_ITEMS",
     "MAX_DWELL_SECONDS",
+    "MAX_PURCHASE_VALUE",
     "EVENT_TYPES",
     "INTERACTION_TYPES",
     "Reason",
@@ -54,12 +55,15 @@ MAX_MESSAGE_BYTES = 64 * 1024
 MAX_ID_LENGTH = 128
 MAX_IMPRESSION_ITEMS = 100
 MAX_DWELL_SECONDS = 86400.0
+#: A purchase's ``value`` is at most this, in its ``currency``'s units.
+MAX_PURCHASE_VALUE = 1e9
 MAX_ATTRIBUTES = 64
 MAX_CATEGORIES = 64
 MAX_REQUEST_K = 100
 
-#: Interaction events (keyed by user_id, co-partitioned topics).
-INTERACTION_TYPES = ("click", "dwell", "skip", "impression")
+#: Interaction events (keyed by user_id, co-partitioned topics). ``purchase`` (a conversion) came
+#: later and is optional for producers: older ones never send it.
+INTERACTION_TYPES = ("click", "dwell", "skip", "impression", "purchase")
 #: Every event type of contract v1. ``user`` and ``item`` go to compacted topics.
 EVENT_TYPES = INTERACTION_TYPES + ("user", "item")
 
@@ -77,6 +81,8 @@ class Reason:
     BAD_SCHEMA = "bad_schema"
     TYPE_MISMATCH = "type_mismatch"
     UNKNOWN_TYPE = "unknown_type"
+    #: Two fields that must agree do not (an impression's ``rec_id`` and ``context.rec_id``).
+    FIELD_MISMATCH = "field_mismatch"
 
     ALL = (
         TOO_LARGE,
@@ -89,6 +95,7 @@ class Reason:
         BAD_SCHEMA,
         TYPE_MISMATCH,
         UNKNOWN_TYPE,
+        FIELD_MISMATCH,
     )
 
 
@@ -142,15 +149,18 @@ class Event:
         known
             What the properties read, so that they need no ``raw``: attributes ``seconds``,
             ``after_seconds`` and ``items`` holding what ``raw.get`` gives (None, None and ``()``
-            for a field the message lacks).
+            for a field the message lacks); ``rec_id`` and ``position`` holding what the
+            properties of that name return; for a purchase, ``value`` (a float or None) and
+            ``currency``.
 
         Examples
         --------
         >>> msg = b'{"event_id": "e", "user_id": "u", "item_id": "i", "ts": 2, "schema": "v1", "seconds": 12, "ab": "b"}'
         >>> from types import SimpleNamespace
-        >>> ev = Event.from_message("dwell", "e", "u", "i", 2.0, msg, SimpleNamespace(seconds=12, after_seconds=None, items=()))
-        >>> ev == validate_event("dwell", msg), ev.seconds, ev.raw["ab"]
-        (True, 12, 'b')
+        >>> known = SimpleNamespace(seconds=12, after_seconds=None, items=(), rec_id=None, position=None)
+        >>> ev = Event.from_message("dwell", "e", "u", "i", 2.0, msg, known)
+        >>> ev == validate_event("dwell", msg), ev.seconds, ev.raw["ab"], ev.rec_id
+        (True, 12, 'b', None)
         """
         ev = _new_object(cls)
         # What __init__ stores, without its object.__setattr__ per field (frozen): half the
@@ -185,6 +195,37 @@ class Event:
         return list(self._field("items", ()))
 
     @property
+    def rec_id(self) -> str | None:
+        """The served list this interaction answers: ``context.rec_id``, else an impression's own
+        ``rec_id`` (they agree when both are there); None when not known."""
+        if self.type not in INTERACTION_TYPES:
+            return None
+        known = self.__dict__.get("_known")
+        if known is not None:
+            return known.rec_id
+        rec_id = _context(self.raw).get("rec_id")
+        return self.raw.get("rec_id") if rec_id is None and self.type == "impression" else rec_id
+
+    @property
+    def position(self) -> int | None:
+        """The item's 0-based place in that list (``context.position``); None when not known."""
+        if self.type not in INTERACTION_TYPES:
+            return None
+        known = self.__dict__.get("_known")
+        return _context(self.raw).get("position") if known is None else known.position
+
+    @property
+    def value(self) -> float | None:
+        """A purchase's value in :attr:`currency` (None: not given, or not a purchase)."""
+        value = self._field("value") if self.type == "purchase" else None
+        return None if value is None else float(value)
+
+    @property
+    def currency(self) -> str | None:
+        """A purchase's ISO 4217 currency code (None: not given, or not a purchase)."""
+        return self._field("currency") if self.type == "purchase" else None
+
+    @property
     def attributes(self) -> dict[str, str]:
         return dict(self.raw.get("attributes", {}))
 
@@ -197,21 +238,28 @@ _new_object = object.__new__
 _set_attribute = object.__setattr__
 
 
+def _context(obj: dict) -> dict:
+    context = obj.get("context")
+    return context if isinstance(context, dict) else {}
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _require(obj: dict, name: str) -> Any:
+def _require(obj: dict, name: str, where: str = "") -> Any:
+    """``obj[name]``; ``where`` names the object the field is in (``"context."``), for messages."""
     if name not in obj or obj[name] is None:
-        raise InvalidEvent(Reason.MISSING_FIELD, f"field {name!r} is missing: it is required", name)
+        raise InvalidEvent(Reason.MISSING_FIELD, f"field {where + name!r} is missing: it is required", where + name)
     return obj[name]
 
 
-def _check_id(obj: dict, name: str, required: bool = True) -> str | None:
+def _check_id(obj: dict, name: str, required: bool = True, where: str = "") -> str | None:
     if not required and obj.get(name) is None:
         return None
-    value = _require(obj, name)
+    value = _require(obj, name, where)
+    name = where + name
     if not isinstance(value, str):
         raise InvalidEvent(
             Reason.WRONG_TYPE, f"field {name!r} is {_short(value)}: must be a string", name
@@ -223,6 +271,54 @@ def _check_id(obj: dict, name: str, required: bool = True) -> str | None:
             name,
         )
     return value
+
+
+def _check_optional_int(obj: dict, name: str, low: int, high: int, where: str = "") -> int | None:
+    """An optional integer field (a JSON true is not one) in ``low..high``; None when absent or null."""
+    value = obj.get(name)
+    if value is None:
+        return None
+    name = where + name
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidEvent(Reason.WRONG_TYPE, f"field {name!r} is {_short(value)}: must be an integer", name)
+    if not low <= value <= high:
+        raise InvalidEvent(Reason.OUT_OF_RANGE, f"field {name!r} is {value}: must be >= {low} and <= {high}", name)
+    return value
+
+
+def _check_currency(obj: dict, required: bool) -> str | None:
+    """An ISO 4217 code's shape: three uppercase ASCII letters (whether the code is assigned is not checked)."""
+    if not required and obj.get("currency") is None:
+        return None
+    value = _require(obj, "currency")
+    if not isinstance(value, str):
+        raise InvalidEvent(Reason.WRONG_TYPE, f"field 'currency' is {_short(value)}: must be a string", "currency")
+    if not (len(value) == 3 and value.isascii() and value.isalpha() and value.isupper()):
+        raise InvalidEvent(Reason.OUT_OF_RANGE,
+                           f"field 'currency' is {_short(value)}: must be an ISO 4217 code, 3 uppercase ASCII letters",
+                           "currency")
+    return value
+
+
+def _check_context(obj: dict, event_type: str, own_rec_id: str | None) -> None:
+    """``context``: an object; for an interaction, its ``rec_id`` and ``position`` (an impression's
+    ``own_rec_id``, its top-level ``rec_id``, must agree with ``context.rec_id``; one is required)."""
+    context = obj.get("context")
+    if context is not None and not isinstance(context, dict):
+        raise InvalidEvent(Reason.WRONG_TYPE, f"field 'context' is {_short(context)}: must be an object", "context")
+    if event_type not in INTERACTION_TYPES:
+        return
+    context = context or {}
+    rec_id = _check_id(context, "rec_id", required=False, where="context.")
+    _check_optional_int(context, "position", 0, MAX_IMPRESSION_ITEMS - 1, where="context.")
+    if event_type != "impression":
+        return
+    if rec_id is None and own_rec_id is None:
+        raise InvalidEvent(Reason.MISSING_FIELD, "field 'rec_id' is missing: an impression names its list "
+                           "(in 'rec_id' or 'context.rec_id')", "rec_id")
+    if rec_id is not None and own_rec_id is not None and rec_id != own_rec_id:
+        raise InvalidEvent(Reason.FIELD_MISMATCH, f"field 'context.rec_id' is {_short(rec_id)} and field 'rec_id' is "
+                           f"{_short(own_rec_id)}: they must be the same list", "context.rec_id")
 
 
 def _finite(value: int | float) -> bool:
@@ -370,8 +466,13 @@ def validate_event(event_type: str, data: bytes | str | dict[str, Any]) -> Event
         _check_number(obj, "after_seconds", low=0.0)
     elif event_type == "impression":
         shown = _check_str_list(obj, "items", MAX_IMPRESSION_ITEMS, min_len=1)
-        _check_id(obj, "rec_id")
+        own_rec_id = _check_id(obj, "rec_id", required=False)
         item_id = item_id or shown[0]
+    elif event_type == "purchase":
+        # Revenue is counted per currency: a value without its currency means nothing.
+        if obj.get("value") is not None:
+            _check_number(obj, "value", low=0.0, high=MAX_PURCHASE_VALUE)
+        _check_currency(obj, required=obj.get("value") is not None)
     elif event_type == "user":
         attrs = _require(obj, "attributes")
         if not isinstance(attrs, dict) or len(attrs) > MAX_ATTRIBUTES:
@@ -397,10 +498,7 @@ def validate_event(event_type: str, data: bytes | str | dict[str, Any]) -> Event
                 Reason.WRONG_TYPE, f"field 'features' is {_short(features)}: must be an object", "features"
             )
 
-    context = obj.get("context")
-    if context is not None and not isinstance(context, dict):
-        raise InvalidEvent(Reason.WRONG_TYPE, f"field 'context' is {_short(context)}: must be an object", "context")
-
+    _check_context(obj, event_type, own_rec_id if event_type == "impression" else None)
     return Event(type=event_type, event_id=event_id, user_id=user_id, item_id=item_id, ts=ts, raw=obj)
 
 

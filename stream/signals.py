@@ -6,17 +6,25 @@ Every consumer of events uses these functions, offline and in the worker alike: 
     click        +1
     dwell        +min(seconds / 60, 3) * 0.5     (grows with dwell time, capped at +1.5)
     skip         -0.5 (-0.25 when the user skipped after more than 30 s)
+    purchase     +2
     impression    0 (it teaches nothing and does not mark the item seen)
+
+A purchase (a conversion) is the strongest evidence of liking there is: it weighs more than a
+click and than the longest dwell. Its weight does not grow with its ``value``: values in
+different currencies do not compare, and a weight that grew with the price would teach the
+model to push expensive items rather than liked ones.
 
 A **trial** is a click of a user who has at least one earlier event (of any type), on an item
 new to them (not among their seen items): before learning it, was the item in the list the
-user would have been served?
+user would have been served? A purchase is not a trial (it mostly follows a click, which
+was one): trials stay clicks, so served-recall figures compare with those measured before
+purchases existed.
 
 A micro-batch is applied in **event-time order** (:func:`event_order`): events of one user
 arrive on different topics (clicks, dwell, ...), whose partitions the consumer reads in no
 fixed order, so a dwell can arrive before the click it follows. Ties keep the order of
-arrival, except that an impression comes before a click and a click before a dwell or skip
-(what is shown is clicked, and a dwell or skip reports what followed a click).
+arrival, except that an impression comes before a click and a click before a dwell, skip or
+purchase (what is shown is clicked, and a dwell, skip or purchase reports what followed a click).
 
 >>> from stream.contract import validate_event
 >>> dwell = validate_event("dwell", {"event_id": "e", "user_id": "u", "item_id": "i", "ts": 0, "schema": "v1",
@@ -38,6 +46,7 @@ __all__ = ["signal_weight", "marks_seen", "is_trial", "event_order"]
 
 DWELL_UNIT_SECONDS = 60.0
 DWELL_CAP_UNITS = 3.0
+PURCHASE_WEIGHT = 2.0
 
 
 def signal_weight(event: Event) -> float:
@@ -48,12 +57,17 @@ def signal_weight(event: Event) -> float:
         return 0.5 * min(float(event.seconds or 0.0) / DWELL_UNIT_SECONDS, DWELL_CAP_UNITS)
     if event.type == "skip":
         return -0.25 if float(event.after_seconds or 0.0) > 30.0 else -0.5
+    if event.type == "purchase":
+        return PURCHASE_WEIGHT
     return 0.0
 
 
+_SEEN = frozenset(("click", "dwell", "skip", "purchase"))
+
+
 def marks_seen(event: Event) -> bool:
-    """Clicked, dwelt on or skipped items are not recommended again to that user."""
-    return event.type in ("click", "dwell", "skip")
+    """Clicked, dwelt on, skipped or bought items are not recommended again to that user."""
+    return event.type in _SEEN
 
 
 def is_trial(event: Event, earlier_events: int, seen: Container[str]) -> bool:
@@ -61,7 +75,7 @@ def is_trial(event: Event, earlier_events: int, seen: Container[str]) -> bool:
     return event.type == "click" and earlier_events > 0 and event.item_id not in seen
 
 
-_RANK = {"impression": 0, "click": 1, "dwell": 2, "skip": 2}
+_RANK = {"impression": 0, "click": 1, "dwell": 2, "skip": 2, "purchase": 2}
 
 
 def event_order(events) -> list[int]:

@@ -16,8 +16,11 @@ Left to the per-record way, because there msgspec and Python's json part:
   limit is the interpreter's recursion limit, so it depends on the stack json.loads runs on;
 - bytes that are not ASCII and not UTF-8: msgspec does not check the UTF-8 of values it skips;
 - an integer ``after_seconds`` of 2**63 or more: msgspec bounds integers within int64 only;
+- a field repeated with a bad value first: msgspec checks each, json keeps the last;
 - whatever msgspec refuses: malformed JSON, NaN and Infinity, a missing, null, mistyped or
-  out-of-range field, a lone surrogate escape, a ``type`` of another topic...
+  out-of-range field, a lone surrogate escape, a ``type`` of another topic... and what a
+  type's ``__post_init__`` refuses (the rules between fields: an impression's two ``rec_id``,
+  a purchase's ``value`` without ``currency``).
 
 Examples
 --------
@@ -40,6 +43,7 @@ from stream.contract import (
     MAX_ID_LENGTH,
     MAX_IMPRESSION_ITEMS,
     MAX_MESSAGE_BYTES,
+    MAX_PURCHASE_VALUE,
     SCHEMA_VERSION,
     Event,
 )
@@ -63,10 +67,18 @@ _DwellSeconds = Union[Annotated[int, msgspec.Meta(ge=0, le=int(MAX_DWELL_SECONDS
 _AfterSeconds = Union[Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)],  # finite as a float, too
                       Annotated[float, msgspec.Meta(ge=0.0)]]
 _Items = Annotated[list[_Id], msgspec.Meta(min_length=1, max_length=MAX_IMPRESSION_ITEMS)]
+# An int field refuses JSON floats (1.0) and booleans, as the contract does.
+_Position = Annotated[int, msgspec.Meta(ge=0, le=MAX_IMPRESSION_ITEMS - 1)]
+# ``value`` is read as a float (Event.value is one either way); a JSON integer is rounded as float() rounds it.
+_Value = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_PURCHASE_VALUE)]
+_Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}\Z")]  # \Z: "$" would let "USD\n" through
 
 
-class _Object(msgspec.Struct, gc=False):
-    """Any JSON object (its fields skipped, so not built: ``context`` must only be one)."""
+class _Context(msgspec.Struct, gc=False):
+    """``context``: its ``rec_id`` and ``position`` checked, other fields skipped (not built)."""
+
+    rec_id: Optional[_Id] = None
+    position: Optional[_Position] = None
 
 
 class _Interaction(msgspec.Struct, kw_only=True, gc=False):
@@ -75,17 +87,28 @@ class _Interaction(msgspec.Struct, kw_only=True, gc=False):
     The event keeps it as what its properties read (``Event.from_message``'s ``known``):
     ``seconds``, ``after_seconds`` and ``items``, as ``raw.get`` gives them. Each type checks
     its own; the others are taken as they come (a click may carry a ``seconds`` of any kind),
-    so the worker, which reads every event's ``seconds``, never decodes ``raw``.
+    so the worker, which reads every event's ``seconds``, never decodes ``raw``. ``rec_id``
+    and ``position`` are the properties of that name; a purchase adds ``value`` and ``currency``.
     """
 
     event_id: _Id
     user_id: _Id
     ts: _Ts
     schema: Literal[SCHEMA_VERSION]  # type: ignore[valid-type]
-    context: Optional[_Object] = None
+    context: Optional[_Context] = None
     seconds: Any = None
     after_seconds: Any = None
     items: Any = ()  # list(raw.get("items", ())): () when absent; a null stays None
+
+    @property
+    def rec_id(self) -> str | None:
+        context = self.context
+        return None if context is None else context.rec_id
+
+    @property
+    def position(self) -> int | None:
+        context = self.context
+        return None if context is None else context.position
 
 
 class _Click(_Interaction, kw_only=True, gc=False):
@@ -107,9 +130,34 @@ class _Skip(_Interaction, kw_only=True, gc=False):
 
 class _Impression(_Interaction, kw_only=True, gc=False):
     items: _Items
-    rec_id: _Id
+    own_rec_id: Optional[_Id] = msgspec.field(default=None, name="rec_id")  # or context.rec_id
     item_id: Optional[_Id] = None  # default: the first of items
     type: Optional[Literal["impression"]] = None
+
+    def __post_init__(self) -> None:
+        # A ValueError here is msgspec's ValidationError: validate_event gives the reason.
+        context = self.context
+        in_context = None if context is None else context.rec_id
+        if (in_context is None and self.own_rec_id is None
+                or in_context is not None and self.own_rec_id is not None and in_context != self.own_rec_id):
+            raise ValueError("rec_id: missing, or not context.rec_id")
+
+    @property
+    def rec_id(self) -> str | None:
+        context = self.context
+        in_context = None if context is None else context.rec_id
+        return self.own_rec_id if in_context is None else in_context
+
+
+class _Purchase(_Interaction, kw_only=True, gc=False):
+    item_id: _Id
+    value: Optional[_Value] = None
+    currency: Optional[_Currency] = None
+    type: Optional[Literal["purchase"]] = None
+
+    def __post_init__(self) -> None:
+        if self.value is not None and self.currency is None:
+            raise ValueError("currency: required with a value")
 
 
 _DECODERS = {
@@ -117,6 +165,7 @@ _DECODERS = {
     "dwell": msgspec.json.Decoder(_Dwell),
     "skip": msgspec.json.Decoder(_Skip),
     "impression": msgspec.json.Decoder(_Impression),
+    "purchase": msgspec.json.Decoder(_Purchase),
 }
 
 

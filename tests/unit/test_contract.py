@@ -24,6 +24,13 @@ def _raw(**changes):
         ("dwell", {"seconds": 86400}),
         ("skip", {"after_seconds": 3.5}),
         ("impression", {"items": ["a", "b"], "rec_id": "r1"}),
+        ("impression", {"items": ["a", "b"], "context": {"rec_id": "r1"}}),
+        ("impression", {"items": ["a", "b"], "rec_id": "r1", "context": {"rec_id": "r1"}}),
+        ("purchase", {}),
+        ("purchase", {"value": 0, "currency": "EUR"}),
+        ("purchase", {"value": 1e9, "currency": "JPY", "context": {"rec_id": "r1", "position": 99}}),
+        ("purchase", {"currency": "USD"}),
+        ("click", {"context": {"rec_id": "r1", "position": 0, "session_id": "s", "device": "tv", "other": [1]}}),
         ("user", {"attributes": {"plan": "pro"}, "item_id": ...}),
         ("item", {"categories": ["news"], "created_at": 0, "user_id": ...}),
     ],
@@ -58,6 +65,25 @@ def test_valid_events_pass(event_type, extra):
         ("user", _raw(attributes={"plan": 3}), Reason.WRONG_TYPE, "attributes"),
         ("item", _raw(categories="news", created_at=0), Reason.WRONG_TYPE, "categories"),
         ("click", _raw(context="mobile"), Reason.WRONG_TYPE, "context"),
+        ("purchase", _raw(item_id=...), Reason.MISSING_FIELD, "item_id"),
+        ("purchase", _raw(value=12.5), Reason.MISSING_FIELD, "currency"),
+        ("purchase", _raw(value=-1, currency="EUR"), Reason.OUT_OF_RANGE, "value"),
+        ("purchase", _raw(value=1e9 + 0.5, currency="EUR"), Reason.OUT_OF_RANGE, "value"),
+        ("purchase", _raw(value="12", currency="EUR"), Reason.WRONG_TYPE, "value"),
+        ("purchase", _raw(value=float("inf"), currency="EUR"), Reason.WRONG_TYPE, "value"),
+        ("purchase", _raw(value=3, currency="eur"), Reason.OUT_OF_RANGE, "currency"),
+        ("purchase", _raw(currency="EURO"), Reason.OUT_OF_RANGE, "currency"),
+        ("purchase", _raw(value=3, currency=978), Reason.WRONG_TYPE, "currency"),
+        ("purchase", _raw(type="click"), Reason.TYPE_MISMATCH, "type"),
+        ("purchase", _raw(context=[]), Reason.WRONG_TYPE, "context"),
+        ("purchase", _raw(context={"position": 100}), Reason.OUT_OF_RANGE, "context.position"),
+        ("click", _raw(context={"position": -1}), Reason.OUT_OF_RANGE, "context.position"),
+        ("dwell", _raw(seconds=1, context={"position": 2.0}), Reason.WRONG_TYPE, "context.position"),
+        ("skip", _raw(after_seconds=1, context={"position": True}), Reason.WRONG_TYPE, "context.position"),
+        ("click", _raw(context={"rec_id": ""}), Reason.OUT_OF_RANGE, "context.rec_id"),
+        ("impression", _raw(items=["a"], context={"rec_id": 5}), Reason.WRONG_TYPE, "context.rec_id"),
+        ("impression", _raw(items=["a"], rec_id="r1", context={"rec_id": "r2"}), Reason.FIELD_MISMATCH,
+         "context.rec_id"),
     ],
 )
 def test_invalid_events_name_reason_and_field(event_type, raw, reason, field):
@@ -88,8 +114,48 @@ def test_impression_item_id_defaults_to_first_item():
 
 def test_unknown_event_type():
     with pytest.raises(InvalidEvent) as err:
-        validate_event("purchase", _raw())
+        validate_event("refund", _raw())
     assert err.value.reason == Reason.UNKNOWN_TYPE
+
+
+# What producers sent before rec_id, position and purchases were checked: the simulator's
+# events (producers/simulator.py: a 0-based position, no rec_id on clicks), events with no
+# context, a null one, and a user event whose context is anything of an object.
+OLD_STYLE = [
+    ("impression", {"items": ["a", "b"], "rec_id": "sim1-s1-0", "context": {"session_id": "sim1-s1", "device": "tv"}}),
+    ("click", {"context": {"session_id": "sim1-s1", "device": "tv", "position": 0}}),
+    ("dwell", {"seconds": 31.5, "context": {"session_id": "sim1-s1", "device": "web", "position": 7}}),
+    ("skip", {"after_seconds": 2, "context": {"device": "web", "position": 3}}),
+    ("click", {}),
+    ("click", {"context": None}),
+    ("click", {"context": {}, "rec_id": 12, "position": "top"}),  # top-level: unknown fields, ignored
+    ("user", {"item_id": ..., "attributes": {}, "context": {"rec_id": 7, "position": "x"}}),
+]
+
+
+@pytest.mark.parametrize("event_type, extra", OLD_STYLE)
+def test_old_style_messages_stay_valid(event_type, extra):
+    ev = validate_event(event_type, _raw(**extra))
+    context = extra.get("context") or {}
+    assert ev.rec_id == (extra["rec_id"] if event_type == "impression" else None)
+    assert ev.position == (context.get("position") if event_type != "user" else None)
+    assert (ev.value, ev.currency) == (None, None)
+
+
+def test_purchase_properties():
+    ev = validate_event("purchase", _raw(value=12, currency="EUR", context={"rec_id": "r", "position": 4}))
+    assert (ev.item_id, ev.value, type(ev.value), ev.currency, ev.rec_id, ev.position) == ("i1", 12.0, float, "EUR", "r", 4)
+    bare = validate_event("purchase", _raw())
+    assert (bare.value, bare.currency, bare.rec_id, bare.position) == (None, None, None, None)
+
+
+def test_make_event_builds_purchases():
+    payload = make_event("purchase", event_id="p", user_id="u", item_id="i", ts=3, value=9.5, currency="USD",
+                         context={"rec_id": "r", "position": 0})
+    assert validate_event("purchase", encode(payload)).value == 9.5
+    with pytest.raises(InvalidEvent) as err:
+        make_event("purchase", event_id="p", user_id="u", item_id="i", ts=3, value=9.5)
+    assert (err.value.reason, err.value.field) == (Reason.MISSING_FIELD, "currency")
 
 
 def test_make_event_round_trips_through_encode():

@@ -13,7 +13,7 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
-TYPES = ("click", "dwell", "skip", "impression")
+TYPES = ("click", "dwell", "skip", "impression", "purchase")
 FLOAT_MAX_HALFWAY = 2**1024 - 2**970  # rounds to inf as a float: Python raises, msgspec does not
 
 
@@ -60,6 +60,11 @@ def a_number(rng: random.Random, low: float, high: float) -> Any:
                            "-0.0" if low <= 0 else f"{high}", f"{value:.0f}", f"{int(value)}.000"]))
 
 
+def a_position(rng: random.Random) -> Any:
+    """A list position (0..99), as an int or a literal of another spelling json reads as one."""
+    return rng.choice([0, 1, 5, 99, rng.randint(0, 99), Lit("-0"), Lit("0"), Lit("42")])
+
+
 def any_value(rng: random.Random, depth: int = 0) -> Any:
     """Any JSON value (an unknown field's), now and then one json reads and msgspec refuses."""
     pick = rng.random()
@@ -82,13 +87,28 @@ def valid_pairs(rng: random.Random, event_type: str) -> Obj:
         pairs.append(("after_seconds", a_number(rng, 0, 1e6)))
     elif event_type == "impression":
         n = rng.choice([1, 2, 5, 20, 100]) if rng.random() < 0.5 else rng.randint(1, 10)
-        pairs += [("items", [an_id(rng) for _ in range(n)]), ("rec_id", an_id(rng))]
+        pairs.append(("items", [an_id(rng) for _ in range(n)]))
+    elif event_type == "purchase":
+        if rng.random() < 0.7:
+            pairs += [("value", a_number(rng, 0, 1e9)), ("currency", rng.choice(["EUR", "USD", "JPY", "XAU"]))]
+        elif rng.random() < 0.5:  # a currency alone, or a null value
+            pairs += [("currency", "GBP")] + ([("value", None)] if rng.random() < 0.5 else [])
+    rec_id = an_id(rng)
+    # Where the list is named: an impression needs it somewhere; other types' top-level rec_id is unknown.
+    where = rng.choice(["top", "context", "both"] if event_type == "impression" else ["none", "context", "top"])
+    if where in ("top", "both"):
+        pairs.append(("rec_id", rec_id))
     if rng.random() < 0.5:
         pairs.append(("type", event_type if rng.random() < 0.8 else None))
-    if rng.random() < 0.8:
-        pairs.append(("context", rng.choice([None, Obj(), Obj([("session_id", an_id(rng)), ("device", "tv"),
-                                                               ("position", rng.randint(0, 9))]),
-                                             Obj([("deep", any_value(rng))])])))
+    if where in ("context", "both") or rng.random() < 0.8:
+        context = rng.choice([None, Obj(), Obj([("session_id", an_id(rng)), ("device", "tv"),
+                                                ("position", rng.randint(0, 9))]),
+                              Obj([("deep", any_value(rng))]),
+                              Obj([("rec_id", rec_id), ("position", rng.choice([0, 1, 7, 99, None]))]),
+                              Obj([("position", a_position(rng)), ("session_id", None), ("rec_id", rec_id)])])
+        if where in ("context", "both"):  # the list is named here: the context must say so
+            context = Obj([*(context or []), ("rec_id", rec_id)])
+        pairs.append(("context", context))
     for _ in range(rng.choice([0, 0, 0, 1, 3])):
         pairs.append((rng.choice(["experiment", "rec", "Seconds", "TS", "attributes", "categories", "items",
                                   "seconds", "after_seconds", an_id(rng, 5)]), any_value(rng)))
@@ -119,8 +139,10 @@ def _set(pairs: Obj, key: str, value: Any) -> Obj:
 
 
 def _fields(event_type: str) -> list[str]:
-    extra = {"dwell": ["seconds"], "skip": ["after_seconds"], "impression": ["items", "rec_id"]}.get(event_type, [])
-    return ["event_id", "user_id", "item_id", "ts", "schema", "type", "context", *extra]
+    extra = {"dwell": ["seconds"], "skip": ["after_seconds"], "impression": ["items", "rec_id"],
+             "purchase": ["value", "currency"]}.get(event_type, [])
+    return ["event_id", "user_id", "item_id", "ts", "schema", "type", "context", "context.rec_id",
+            "context.position", *extra]
 
 
 def _bad_value(rng: random.Random, key: str) -> Any:
@@ -132,8 +154,13 @@ def _bad_value(rng: random.Random, key: str) -> Any:
     ids = ["", "x" * 129, "é" * 128, "é" * 129, "😀" * 128, "😀" * 129, "\ud800", "a\udc00b", 7, ["a"]]
     generic = [None, True, False, "", "1", [], Obj(), 0, 1.5, [1, 2], Obj([("a", 1)]), "v1", "click", "dwell",
                "skip", "impression", "CLICK", "v2", "V1", "user"]
-    if key in ("ts", "seconds", "after_seconds"):
-        return rng.choice(numbers + generic)
+    if key in ("ts", "seconds", "after_seconds", "context.position"):
+        return rng.choice(numbers + generic + [100, 99, 1, Lit("1.0"), Lit("1e1"), -(2**63) - 1, Lit("-1")])
+    if key == "value":
+        return rng.choice(numbers + generic + [1e9, Lit("1000000000.0000001"), Lit("1e9"), 10**9 + 1,
+                                               Lit("1000000000.00000001")])
+    if key == "currency":
+        return rng.choice(generic + ["usd", "US", "USDX", "US1", "ÉUR", "EUR\n", "E\u00dcR", " EUR", "EUR"])
     if key == "items":
         return rng.choice([[], [an_id(rng) for _ in range(101)], ["a", 3], ["a", ""], ["a", None], ["x" * 129],
                            ["é" * 128], "a", Obj(), [an_id(rng) for _ in range(100)]] + generic)
@@ -145,6 +172,8 @@ def mutate(pairs: Obj, rng: random.Random, event_type: str) -> tuple[Obj | str |
     kind = rng.choice(["drop", "null", "bad", "bad", "bad", "duplicate", "extra", "not_object", "text", "bytes",
                        "bytes", "size", "deep"])
     key = rng.choice(_fields(event_type))
+    if key.startswith("context.") and kind in ("drop", "null", "bad", "duplicate"):
+        return _mutate_context(pairs, rng, key.split(".", 1)[1], kind), f"{kind} {key}"
     if kind == "drop":
         return Obj((k, v) for k, v in pairs if k != key), f"drop {key}"
     if kind == "null":
@@ -171,6 +200,23 @@ def mutate(pairs: Obj, rng: random.Random, event_type: str) -> tuple[Obj | str |
                             '"nl\nin"', "01", "1.", ".5", "+1", "1e", "tru", "nan", "[1,]", "{,}", '"\\u00"'])
         return Obj([*pairs, ("odd", Lit(token))]), f"text {token!r}"
     return pairs, "bytes"  # changed after writing (see _damage)
+
+
+def _mutate_context(pairs: Obj, rng: random.Random, key: str, kind: str) -> Obj:
+    """The message with its context's ``key`` dropped, nulled, bad or repeated (a context made if none)."""
+    context = dict(pairs).get("context")
+    context = Obj(context) if isinstance(context, Obj) else Obj()
+    if kind == "drop":
+        context = Obj((k, v) for k, v in context if k != key)
+    elif kind == "null":
+        context = _set(context, key, None)
+    elif kind == "bad":
+        context = _set(context, key, _bad_value(rng, f"context.{key}"))
+    else:
+        bad, good = _bad_value(rng, f"context.{key}"), dict(context).get(key, 3 if key == "position" else "r")
+        first, last = (bad, good) if rng.random() < 0.5 else (good, bad)
+        context = Obj([(key, first), *context, (key, last)])
+    return _set(pairs, "context", context)
 
 
 def _damage(data: bytes, rng: random.Random) -> tuple[bytes, str]:

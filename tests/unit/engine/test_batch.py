@@ -93,3 +93,14 @@ def test_exploration_is_a_stable_draw_per_user_and_minute():
     assert [explores("u1", t, 0.5) for t in (0.0, 30.0, 59.9)] == [explores("u1", 0.0, 0.5)] * 3
     share = sum(explores(f"u{n}", 120.0, 0.25) for n in range(4000)) / 4000
     assert 0.22 < share < 0.28
+
+
+def test_a_purchase_is_a_strong_positive_that_marks_seen_and_is_no_trial():
+    before = UserRecord("p", history=["x"], seen=Seen.of({"x": 0.0}), events=1)
+    batch = _walk([ev("purchase", 1, "p", "a", value=9.5, currency="EUR"), ev("click", 2, "p", "a"),
+                   ev("click", 3, "p", "b")], {"p": before})
+    assert batch.weights == [2.0, 1.0, 1.0]
+    assert [(m.position, m.event.item_id) for m in batch.trials] == [(2, "b")]  # a was bought: seen
+    after = batch.after["p"]
+    assert (after.events, after.history, "a" in after.seen) == (4, ["x", "a", "b"], True)
+    assert batch.new_positives == ["a", "b"]

@@ -14,10 +14,11 @@ from stream.contract import MAX_MESSAGE_BYTES, Event, validate_event
 from stream.engine.decode import MAX_DEPTH, decode_event
 from stream.engine.validate import Record, validate_records
 
-TOPICS = {"clicks": "click", "dwell": "dwell", "skips": "skip", "impressions": "impression"}
+TOPICS = {"clicks": "click", "dwell": "dwell", "skips": "skip", "impressions": "impression", "purchases": "purchase"}
 TOPIC_OF = {t: topic for topic, t in TOPICS.items()}
 BASE = {"event_id": "e1", "user_id": "u1", "item_id": "i1", "ts": 1700000000.5, "schema": "v1"}
-EXTRA = {"click": {}, "dwell": {"seconds": 12.5}, "skip": {"after_seconds": 3}, "impression": {"items": ["a", "b"], "rec_id": "r"}}
+EXTRA = {"click": {}, "dwell": {"seconds": 12.5}, "skip": {"after_seconds": 3}, "impression": {"items": ["a", "b"], "rec_id": "r"},
+         "purchase": {"value": 19.99, "currency": "EUR"}}
 
 
 def msg(event_type="click", text_after: str = "", **changes) -> bytes:
@@ -47,7 +48,8 @@ def accepted(event_type: str, value: bytes, key: bytes | None = b"u1", fast_path
     assert status == "ok"
     assert (fast is not None) == fast_path
     ref = validate_event(event_type, value)
-    for name in ("type", "event_id", "user_id", "item_id", "ts", "seconds", "after_seconds", "items"):
+    for name in ("type", "event_id", "user_id", "item_id", "ts", "seconds", "after_seconds", "items", "rec_id",
+                 "position", "value", "currency"):
         assert repr(getattr(ev, name)) == repr(getattr(ref, name)), name
     assert list(ev.raw.items()) == list(ref.raw.items())
     return ev
@@ -197,7 +199,7 @@ def test_the_key_must_be_the_user_id():
 
 
 def test_unknown_topic_and_tombstone():
-    assert rejected("purchase", msg()) == ("unknown_topic", "topic 'elsewhere' carries no known event type")
+    assert rejected("user", msg()) == ("unknown_topic", "topic 'elsewhere' carries no known event type")
     assert rejected("click", None) == (
         "not_json", "message has no value (a tombstone): events must be JSON objects")
 
@@ -245,3 +247,78 @@ def test_the_properties_need_no_raw_and_raw_is_decoded_on_first_use():
     assert (ev == ref, hash(ev) == hash(ref), repr(ev) == repr(ref)) == (True, True, True)
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         ev.nothing  # noqa: B018
+
+
+def test_purchases():
+    ev = accepted("purchase", msg("purchase", context={"rec_id": "r7", "position": 2, "device": "tv"}))
+    assert (ev.item_id, ev.value, ev.currency, ev.rec_id, ev.position) == ("i1", 19.99, "EUR", "r7", 2)
+    assert "raw" not in vars(decode_event("purchase", msg("purchase")))
+    ev = accepted("purchase", msg("purchase", value=5))  # an integer value is read as a float
+    assert (type(ev.value), ev.value, ev.raw["value"]) == (float, 5.0, 5)
+    assert accepted("purchase", msg("purchase", value=..., currency=...)).value is None
+    assert accepted("purchase", msg("purchase", value=None, currency="JPY")).currency == "JPY"  # no value: fine
+    accepted("purchase", msg("purchase", value=1e9))
+    accepted("purchase", msg("purchase", value=0))
+    assert rejected("purchase", msg("purchase", value=-0.01)) == (
+        "out_of_range", "field 'value' is -0.01: must be >= 0 and <= 1e+09")
+    assert rejected("purchase", msg("purchase", value=1e9 + 1))[0] == "out_of_range"
+    assert rejected("purchase", msg("purchase", value="9.99"))[0] == "wrong_type"
+    assert rejected("purchase", msg("purchase", value=True))[0] == "wrong_type"
+    assert rejected("purchase", msg("purchase", value=..., text_after=', "value": NaN'))[0] == "wrong_type"
+    assert rejected("purchase", msg("purchase", currency=...)) == (
+        "missing_field", "field 'currency' is missing: it is required")
+    assert rejected("purchase", msg("purchase", currency=None))[0] == "missing_field"
+    assert rejected("purchase", msg("purchase", item_id=...))[0] == "missing_field"
+    assert rejected("purchase", msg("purchase", type="click"))[0] == "type_mismatch"
+
+
+@pytest.mark.parametrize("currency, reason", [("usd", "out_of_range"), ("US", "out_of_range"), ("EURO", "out_of_range"),
+                                              ("US1", "out_of_range"), ("EUR\n", "out_of_range"), ("ÉUR", "out_of_range"),
+                                              ("", "out_of_range"), (978, "wrong_type"), (["EUR"], "wrong_type")])
+def test_a_currency_is_three_uppercase_ascii_letters(currency, reason):
+    assert rejected("purchase", msg("purchase", currency=currency))[0] == reason
+    assert rejected("purchase", msg("purchase", value=..., currency=currency))[0] == reason  # checked without a value too
+
+
+def test_context_rec_id_and_position_on_every_interaction():
+    for event_type in EXTRA:
+        ev = accepted(event_type, msg(event_type, context={"rec_id": "r", "position": 0, "session_id": "s"}))
+        assert (ev.rec_id, ev.position) == ("r", 0)
+        ev = accepted(event_type, msg(event_type, context={"rec_id": None, "position": None}))
+        assert (ev.position, ev.rec_id) == (None, "r" if event_type == "impression" else None)
+        accepted(event_type, msg(event_type, context={"position": 99}))
+        assert rejected(event_type, msg(event_type, context={"position": 100})) == (
+            "out_of_range", "field 'context.position' is 100: must be >= 0 and <= 99")
+        assert rejected(event_type, msg(event_type, context={"position": -1}))[0] == "out_of_range"
+        for bad in (1.0, True, "3", [1]):
+            assert rejected(event_type, msg(event_type, context={"position": bad}))[0] == "wrong_type", bad
+        assert rejected(event_type, msg(event_type, context={"rec_id": ""})) == (
+            "out_of_range", "field 'context.rec_id' has length 0: must be 1..128 characters")
+        assert rejected(event_type, msg(event_type, context={"rec_id": "x" * 129}))[0] == "out_of_range"
+        assert rejected(event_type, msg(event_type, context={"rec_id": 7}))[0] == "wrong_type"
+        assert rejected(event_type, msg(event_type, context="tv"))[0] == "wrong_type"
+
+
+def test_a_repeated_context_field_the_last_one_counts():
+    value = msg(context=...).replace(b"}", b', "context": {"position": 500, "position": 4}}')
+    assert accepted("click", value, fast_path=False).position == 4  # msgspec refuses the first: json reads the last
+    value = msg(context=...).replace(b"}", b', "context": {"position": 4, "position": 500}}')
+    assert rejected("click", value)[0] == "out_of_range"
+
+
+def test_an_impression_names_its_list_in_rec_id_or_context_and_both_agree():
+    assert accepted("impression", msg("impression", rec_id=..., context={"rec_id": "r2"})).rec_id == "r2"
+    assert accepted("impression", msg("impression", context={"rec_id": "r"})).rec_id == "r"
+    assert rejected("impression", msg("impression", context={"rec_id": "r2"})) == (
+        "field_mismatch", "field 'context.rec_id' is 'r2' and field 'rec_id' is 'r': they must be the same list")
+    assert rejected("impression", msg("impression", rec_id=..., context={"position": 1}))[0] == "missing_field"
+    # another type's top-level rec_id is an unknown field: kept, not read
+    ev = accepted("click", msg(rec_id=3))
+    assert (ev.rec_id, ev.raw["rec_id"]) == (None, 3)
+
+
+def test_user_and_item_events_have_no_list_or_value():
+    user = validate_event("user", {**BASE, "attributes": {}, "context": {"rec_id": 7, "position": "x"}, "value": 3})
+    assert (user.rec_id, user.position, user.value, user.currency) == (None, None, None, None)
+    click = accepted("click", msg(value=3, currency=["x"]))  # unknown fields of a click
+    assert (click.value, click.currency) == (None, None)

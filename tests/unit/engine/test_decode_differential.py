@@ -35,7 +35,7 @@ def observed(ev: Event) -> dict:
     """Everything code can read from an event, values with their types."""
     seen = {name: _outcome(lambda name=name: getattr(ev, name))
             for name in ("type", "event_id", "user_id", "item_id", "ts", "seconds", "after_seconds", "items",
-                         "attributes", "categories")}
+                         "attributes", "categories", "rec_id", "position", "value", "currency")}
     seen["raw"] = _outcome(lambda: list(ev.raw.items()))  # keys in order, values by repr (NaN, -0.0, 1 vs 1.0)
     seen["repr"], seen["hash"], seen["class"] = repr(ev), hash(ev), type(ev)
     return seen
