@@ -244,8 +244,8 @@ def build(registry: CollectorRegistry | None = None) -> Metrics:
             "converted / shown).", LIST_LABELS, registry=r,
         ),
         list_clicks_total=Counter(
-            "streamrec_list_clicks_total", "Clicks on served lists by 1-based position (CTR@position: clicks at "
-            "a position / lists shown; positions past the list length as \"other\").", LIST_LABELS + ["position"],
+            "streamrec_list_clicks_total", "Clicks on served lists by position, as the list's 1-based rank "
+            "(CTR@position: clicks at a position / lists shown; past rank 20, or without a position, \"other\").", LIST_LABELS + ["position"],
             registry=r,
         ),
         list_purchases_total=Counter(

@@ -6,7 +6,8 @@ segment, the experiment and variant it was served under, its length. An event th
 within the window counts against it:
 
 * the list is **shown** once (by its impression, or by the first event that proves it was shown);
-* a **click** counts at its position, and the list as **clicked** once; **dwell** seconds,
+* a **click** counts at its position (labelled as the list's 1-based ``rank``: ``context.position``
+  is 0-based), and the list as **clicked** once; **dwell** seconds,
   **skips** and **purchases** (with their value, per currency) add up, and a purchase makes the
   list **converted** once;
 * for users in an experiment the same numbers add up per user (the unit of analysis:
@@ -28,7 +29,7 @@ Examples
 ...        "items": [{"item_id": "a"}, {"item_id": "b"}]}
 >>> asyncio.run(att.record([msg]))
 >>> click = validate_event("click", make_event("click", event_id="e1", user_id="u1", item_id="b", ts=5.0,
-...                                          context={"rec_id": "r1", "position": 2}))
+...                                          context={"rec_id": "r1", "position": 1}))
 >>> out = asyncio.run(att.attribute([click, click]))
 >>> out.shown, out.clicked, dict(out.clicks)
 (1, 1, {('all', 'none', 'none', '2'): 1})
@@ -139,7 +140,7 @@ class Attribution:
     window
         Seconds a served list can be attributed to (its record's lifetime).
     max_position_label
-        Clicks past this position are labelled ``other`` (bounded series).
+        Clicks past this rank are labelled ``other`` (bounded series).
     """
 
     MAX_ATTEMPTS = 20
@@ -201,8 +202,8 @@ class Attribution:
             if etok in rec.ev:
                 res.repeats += 1
                 continue
-            pos = ev.position
-            if pos is not None and pos > rec.n:
+            pos = ev.position  # 0-based (the contract's context.position)
+            if pos is not None and pos >= rec.n:
                 res.unmatched["bad_position"] += 1
                 continue
             if len(rec.ev) >= MAX_EVENTS:
@@ -230,7 +231,7 @@ class Attribution:
                     rec.f |= _CLICKED
                     res.clicked += 1
                     add("clicked")
-                where = "other" if pos is None or pos > self.max_position_label else str(pos)
+                where = "other" if pos is None or pos >= self.max_position_label else str(pos + 1)
                 res.clicks[(*labels, where)] += 1
                 if user is not None:
                     user.clicks += 1

@@ -54,3 +54,103 @@ def register(sub) -> None:
     check = actions.add_parser("check", help="check an experiments file (default STREAMREC_EXPERIMENTS_PATH)")
     check.add_argument("file", nargs="?", default=None)
     check.set_defaults(func=_cmd_check)
+    report = actions.add_parser("report", help="per-variant KPIs with intervals, the sequential test's decision "
+                                "and the sample-ratio check, from the worker's Redis (each run is a look)")
+    report.add_argument("name", help="the experiment's name in STREAMREC_EXPERIMENTS_PATH")
+    report.add_argument("--currency", default="EUR", help="the currency revenue is reported in (default EUR)")
+    report.add_argument("--look-every", type=int, default=50, help="replay a look every N users (default 50)")
+    report.add_argument("--png", default=None, help="also draw the report into this PNG")
+    report.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    report.set_defaults(func=_cmd_report)
+
+
+async def collect(experiment, state, currency: str):
+    """An experiment's :class:`~stream.experiments.stats.ExperimentData` from the state: every
+    exposed user's counters per variant, in assignment order (all variants on one clock), and the
+    assignment counts. Revenue in ``currency`` only."""
+    import numpy as np
+
+    from stream.experiments.attribution import decode_counters
+    from stream.experiments.stats import ExperimentData, VariantData
+
+    assigned = await state.assigned(experiment.name)
+    variants = []
+    for v in experiment.variants:
+        users = sorted((decode_counters(raw) for raw in await state.counters(experiment.name, v.name)),
+                       key=lambda c: c.at)
+        users = [c for c in users if c.shown]  # exposed users: a list of theirs was shown
+        col = lambda f: np.array([f(c) for c in users], dtype=np.float64)  # noqa: E731
+        variants.append(VariantData(
+            v.name, v.share, max(int(assigned.get(v.name, 0)), len(users)), shown=col(lambda c: c.shown),
+            clicked=col(lambda c: c.clicked), clicks=col(lambda c: c.clicks), purchases=col(lambda c: c.purchases),
+            converted=col(lambda c: c.converted), revenue=col(lambda c: c.revenue.get(currency, 0.0)),
+            dwell_seconds=col(lambda c: c.dwell_s), dwell_events=col(lambda c: c.dwell_n), skips=col(lambda c: c.skips)))
+    return ExperimentData(experiment.name, tuple(variants), alpha=experiment.alpha, primary=experiment.primary,
+                          currency=currency)
+
+
+async def report_experiment(experiment, state, *, currency: str = "EUR", look_every: int = 50, png: str | None = None,
+                            now: float | None = None):
+    """Analyse one experiment from the state, remember the look, draw the PNG; (report, history)."""
+    import json
+    import time
+
+    from stream.experiments.report import analyse, render_png
+
+    data = await collect(experiment, state, currency)
+    report, history = analyse(data, look_every=look_every)
+    look = {"at": time.time() if now is None else now, "users": sum(v.users for v in data.variants),
+            "assigned": {v.name: v.assigned for v in data.variants}, "decision": report.decision}
+    await state.add_look(experiment.name, json.dumps(look, separators=(",", ":")).encode())
+    if png:
+        render_png(report, history, png)
+    return report, history
+
+
+def _cmd_report(args, settings) -> int:
+    import asyncio
+    import json
+
+    import redis.asyncio as aioredis
+
+    from stream.experiments.definition import ExperimentError, load
+    from stream.experiments.report import render_text
+    from stream.experiments.state import RedisExperiments
+    from stream.state.keys import Keys
+    from stream.state.redis import RedisState
+
+    if not settings.experiments_path:
+        print("streamrec experiment report: set STREAMREC_EXPERIMENTS_PATH to the worker's experiments file",
+              file=sys.stderr)
+        return 2
+    try:
+        experiments = {e.name: e for e in load(settings.experiments_path)}
+    except ExperimentError as exc:
+        print(f"streamrec experiment report: {exc}", file=sys.stderr)
+        return 2
+    if args.name not in experiments:
+        print(f"streamrec experiment report: no experiment {args.name!r} in {settings.experiments_path} "
+              f"(it has {sorted(experiments) or 'none'})", file=sys.stderr)
+        return 2
+
+    async def run():
+        client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
+        keys = Keys(settings.redis_prefix)
+        tokens = RedisState(client, keys, n_factors=1,
+                            erasure_key=settings.erasure_key.get_secret_value().encode() or None).tokens
+        try:
+            return await report_experiment(experiments[args.name], RedisExperiments(client, keys, tokens),
+                                           currency=args.currency, look_every=args.look_every, png=args.png)
+        finally:
+            await client.aclose()
+
+    try:
+        report, _ = asyncio.run(run())
+    except (OSError, ConnectionError) as exc:
+        print(f"streamrec experiment report: cannot read the experiment from Redis at {settings.redis_url}: {exc}",
+              file=sys.stderr)
+        return 2
+    print(json.dumps(report.as_dict(), indent=2) if args.json else render_text(report))
+    if args.png:
+        print(f"wrote {args.png}", file=sys.stderr)
+    return 0

@@ -69,8 +69,8 @@ OVERRIDES: dict[str, str] = {
     "model_config": "the path of a model configuration file (`streamrec tune`'s): its blend weights are served",
 }
 
-#: Metrics the sequential test can decide on.
-METRICS = ("list_ctr", "conversion_rate", "revenue_per_list", "clicks_per_user")
+#: Metrics the sequential test can decide on (stream.experiments.stats.METRICS, by name).
+METRICS = ("list_ctr", "conversion_rate", "revenue_per_list", "mean_dwell", "skip_rate", "clicks_per_user")
 
 
 class ExperimentError(ValueError):
