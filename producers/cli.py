@@ -2,7 +2,7 @@
 
     streamrec-produce simulate --rate 500 --duration 60 --seed 7
     streamrec-produce replay movielens-100k --speedup 100000
-    streamrec-produce file events.jsonl            # each line {"type": "click", ...payload}
+    streamrec-produce file events.jsonl            # each line {"type": "click", ...payload}; any type, purchases too
     streamrec-produce request --user u000042 --k 5 # ask for a list, print the answer
     streamrec-produce erase --user u000042 --wait  # erase a user, print the worker's reply
 
@@ -22,6 +22,7 @@ import uuid
 from typing import Any, Iterable, Iterator
 
 from stream.config import Settings
+from stream.contract import EVENT_TYPES
 
 __all__ = ["main", "build_parser", "publish"]
 
@@ -157,7 +158,7 @@ def _read_lines(path: str, default_type: str | None) -> Iterator[tuple[str, dict
                 raise SystemExit(f"{path}:{lineno}: not JSON ({exc.msg})")
             etype = obj.get("type") or default_type
             if not isinstance(obj, dict) or etype is None:
-                raise SystemExit(f"{path}:{lineno}: needs a 'type' field (click, dwell, skip, impression, user, item) or --type")
+                raise SystemExit(f"{path}:{lineno}: needs a 'type' field ({', '.join(EVENT_TYPES)}) or --type")
             obj.pop("type", None)
             yield etype, obj
     finally:

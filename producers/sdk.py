@@ -16,6 +16,7 @@ Examples
 
     with EventProducer() as producer:
         producer.send("click", make_event("click", event_id="e1", user_id="u1", item_id="i9", ts=time.time()))
+        producer.purchase("u1", "i9", value=12.5, currency="EUR", context={"rec_id": rec_id, "position": 0})
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from stream.config import Settings, get_settings
-from stream.contract import encode, validate_event
+from stream.contract import TOPIC_OF, encode, make_event, validate_event
 from stream.preflight import KafkaErrorWatch
 from stream.pseudonyms import Pseudonyms
 
@@ -34,15 +35,6 @@ __all__ = ["EventProducer", "DeliveryError", "TOPIC_OF", "DeliveryStats"]
 
 log = logging.getLogger(__name__)
 
-#: Event type -> logical topic.
-TOPIC_OF = {
-    "click": "clicks",
-    "dwell": "dwell",
-    "skip": "skips",
-    "impression": "impressions",
-    "user": "users",
-    "item": "items",
-}
 
 
 class DeliveryError(RuntimeError):
@@ -123,6 +115,40 @@ class EventProducer:
             validate_event(event_type, payload)
         key = payload.get("item_id") if event_type == "item" else payload.get("user_id")
         self.send_raw(TOPIC_OF[event_type], str(key).encode() if key is not None else None, encode(payload))
+
+    def purchase(self, user_id: str, item_id: str, *, value: float | None = None, currency: str | None = None,
+                 context: dict[str, Any] | None = None, event_id: str | None = None, ts: float | None = None) -> str:
+        """Publish a purchase (a conversion) of ``item_id`` by ``user_id`` to the purchases topic;
+        returns its event id.
+
+        Parameters
+        ----------
+        value, currency
+            What it was worth, in an ISO 4217 currency (``"EUR"``): a value needs its currency.
+        context
+            Which served list led to it: ``{"rec_id": ..., "position": ...}`` (0-based), as the
+            recommendation message named it, beside any other context (``session_id``, ``device``).
+        event_id
+            The dedupe key (default: a random one). Pass your own order id to make retries safe.
+        ts
+            Event time, epoch seconds (default: now).
+
+        Raises
+        ------
+        InvalidEvent
+            When the purchase breaks the contract (a negative value, a value without currency...).
+        """
+        import time
+        import uuid
+
+        extra: dict[str, Any] = {}
+        for name, given in (("value", value), ("currency", currency), ("context", context)):
+            if given is not None:
+                extra[name] = given
+        payload = make_event("purchase", event_id=event_id or uuid.uuid4().hex, user_id=user_id, item_id=item_id,
+                             ts=time.time() if ts is None else ts, **extra)
+        self.send("purchase", payload)
+        return payload["event_id"]
 
     def request_recommendations(self, user_id: str, k: int = 10, request_id: str | None = None) -> str:
         """Ask the worker for ``user_id``'s top-k; the answer arrives on the recommendations topic

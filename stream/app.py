@@ -8,6 +8,7 @@ by autodiscovery. Run it with ``streamrec worker``, which runs
 from __future__ import annotations
 
 from stream.config import get_settings
+from stream.contract import INTERACTION_TYPES, TOPIC_OF
 from stream.faustapp import build_app
 
 __all__ = ["app", "settings", "event_topic", "users_topic", "items_topic", "recommendations_topic", "dlq_topic", "rec_requests_topic", "alerts_topic",
@@ -18,13 +19,9 @@ settings = get_settings()
 # Faust's settings come from the one builder (stream/faustapp/app.py), which the benchmark's no-op app shares.
 app = build_app(settings.app_id, settings, autodiscover=["stream.agents", "stream.web"], origin="stream")
 
-#: Real topic name -> event type, for the co-partitioned interaction topics (key = user_id).
-TOPIC_EVENT_TYPES = {
-    settings.topic("clicks"): "click",
-    settings.topic("dwell"): "dwell",
-    settings.topic("skips"): "skip",
-    settings.topic("impressions"): "impression",
-}
+#: Real topic name -> event type, for the co-partitioned interaction topics (key = user_id):
+#: clicks, dwell, skips, impressions and purchases.
+TOPIC_EVENT_TYPES = {settings.topic(TOPIC_OF[t]): t for t in INTERACTION_TYPES}
 
 event_topic = app.topic(*TOPIC_EVENT_TYPES, partitions=settings.partitions)
 users_topic = app.topic(settings.topic("users"), partitions=settings.partitions, compacting=True)

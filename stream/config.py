@@ -25,16 +25,13 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from stream.contract import TOPIC_OF
+
 __all__ = ["Settings", "get_settings", "default_cache_dir", "TOPIC_NAMES"]
 
-#: Logical topic names; the real name is ``topic_prefix + name``.
+#: Logical topic names; the real name is ``topic_prefix + name``. The event topics first.
 TOPIC_NAMES = (
-    "clicks",
-    "dwell",
-    "skips",
-    "impressions",
-    "users",
-    "items",
+    *TOPIC_OF.values(),
     "recommendations",
     "rec-requests",
     "events.dlq",
@@ -76,7 +73,7 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: str = Field("", description="CA bundle for SSL/SASL_SSL. STREAMREC_KAFKA_SSL_CAFILE")
     event_retention_hours: float = Field(
         168.0, gt=0, description="How long Kafka keeps the event topics (clicks, dwell, skips, impressions, "
-        "rec-requests): `streamrec topics` and the worker set retention.ms when they create or check the topics. "
+        "purchases, rec-requests): `streamrec topics` and the worker set retention.ms when they create or check the topics. "
         "Without pseudonymous ids these records carry raw user ids until then. STREAMREC_EVENT_RETENTION_HOURS")
     recommendation_retention_hours: float = Field(
         168.0, gt=0, description="How long Kafka keeps the recommendations topic (its keys and lists name users). "

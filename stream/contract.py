@@ -36,6 +36,7 @@ __all__ = [
     "MAX_PURCHASE_VALUE",
     "EVENT_TYPES",
     "INTERACTION_TYPES",
+    "TOPIC_OF",
     "Reason",
     "InvalidEvent",
     "Event",
@@ -66,6 +67,9 @@ MAX_REQUEST_K = 100
 INTERACTION_TYPES = ("click", "dwell", "skip", "impression", "purchase")
 #: Every event type of contract v1. ``user`` and ``item`` go to compacted topics.
 EVENT_TYPES = INTERACTION_TYPES + ("user", "item")
+#: Event type -> the logical topic that carries it (the real name adds STREAMREC_TOPIC_PREFIX).
+TOPIC_OF = {"click": "clicks", "dwell": "dwell", "skip": "skips", "impression": "impressions",
+            "purchase": "purchases", "user": "users", "item": "items"}
 
 
 class Reason:

@@ -1,7 +1,7 @@
 """Creating streamrec's topics with the right partitions, cleanup policies and retention.
 
 Retention (``retention.ms``) is set on the topics whose records name users and are kept by time:
-the event topics, rec-requests and user-erasures (STREAMREC_EVENT_RETENTION_HOURS), recommendations
+the interaction event topics (clicks, dwell, skips, impressions, purchases), rec-requests and user-erasures (STREAMREC_EVENT_RETENTION_HOURS), recommendations
 (STREAMREC_RECOMMENDATION_RETENTION_HOURS) and the dead-letter topic
 (STREAMREC_DLQ_RETENTION_HOURS). Kafka deletes whole segments, once a segment's newest record is
 older than the retention, and rolls a quiet topic's segment only after ``segment.ms``: so
@@ -25,6 +25,7 @@ import sys
 import time
 
 from stream.config import TOPIC_NAMES, Settings
+from stream.contract import INTERACTION_TYPES, TOPIC_OF
 
 __all__ = ["ensure_topics", "drop_topics", "COMPACTED", "RETENTION", "topic_specs"]
 
@@ -33,7 +34,7 @@ COMPACTED = ("users", "items", "item-factors")
 
 #: Topics kept by time whose records name users -> the setting of their retention, in hours.
 RETENTION = {
-    **{name: "event_retention_hours" for name in ("clicks", "dwell", "skips", "impressions", "rec-requests",
+    **{name: "event_retention_hours" for name in (*(TOPIC_OF[t] for t in INTERACTION_TYPES), "rec-requests",
                                                   "user-erasures")},
     "recommendations": "recommendation_retention_hours",
     "events.dlq": "dlq_retention_hours",

@@ -1,4 +1,4 @@
-"""Interaction events (clicks, dwell, skips, impressions) in micro-batches, into the engine."""
+"""Interaction events (clicks, dwell, skips, impressions, purchases) in micro-batches, into the engine."""
 
 from __future__ import annotations
 

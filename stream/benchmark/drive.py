@@ -34,7 +34,7 @@ def time_until(counter, n: int, log, label: str, members: list[Member], timeout:
 def encoded(events) -> list[tuple[str, bytes, bytes]]:
     """Events as (logical topic, key, value bytes), checked against the contract once, so that
     producing them in a phase is only handing bytes to librdkafka."""
-    from producers.sdk import TOPIC_OF
+    from stream.contract import TOPIC_OF
     from stream.contract import encode, validate_event
 
     out = []

@@ -12,13 +12,14 @@ import time
 from bisect import bisect_left
 
 from stream.config import get_settings
+from stream.contract import INTERACTION_TYPES, TOPIC_OF
 from stream.faustapp import build_app
 from stream.metrics import FRESHNESS_BUCKETS
 
 settings = get_settings()
 
 app = build_app(f"{settings.app_id}-noop", settings)
-topic = app.topic(*(settings.topic(t) for t in ("clicks", "dwell", "skips", "impressions")),
+topic = app.topic(*(settings.topic(TOPIC_OF[t]) for t in INTERACTION_TYPES),
                   partitions=settings.partitions)
 _redis = None
 

@@ -24,8 +24,8 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 
-from producers.sdk import TOPIC_OF
 from stream.config import Settings
+from stream.contract import INTERACTION_TYPES, TOPIC_OF
 from stream.engine.stages import OFF, STAGE_NAMES, Stages
 
 __all__ = ["StepBenchResult", "run_step_bench", "main_bench_step", "WindowBus"]
@@ -33,7 +33,7 @@ __all__ = ["StepBenchResult", "run_step_bench", "main_bench_step", "WindowBus"]
 WORLD = {"n_users": 20_000, "n_items": 10_000, "n_segments": 4, "n_categories": 8, "seed": 3}
 #: Key kinds that exist once per user (the memory a user costs).
 USER_KINDS = ("user record", "user reader row", "user last list", "user profile")
-EVENT_TYPES = ("click", "dwell", "skip", "impression")  # what the ingest agent reads
+EVENT_TYPES = INTERACTION_TYPES  # what the ingest agent reads
 
 
 class WindowBus:

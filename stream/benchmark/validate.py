@@ -45,7 +45,7 @@ class ValidateBenchResult:
 
 
 def _batches(settings: Settings, n_events: int) -> tuple[list, dict[str, str]]:
-    from producers.sdk import TOPIC_OF
+    from stream.contract import TOPIC_OF
     from producers.simulator import World, WorldConfig
     from stream.benchmark.step import EVENT_TYPES, WORLD, _records
 

@@ -17,12 +17,11 @@ import pathlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from stream.contract import Event, InvalidEvent, validate_event
+from stream.contract import EVENT_TYPES, INTERACTION_TYPES, Event, InvalidEvent, validate_event
 
 __all__ = ["EventStream", "load_stream", "DATASETS"]
 
 DATASETS = ("movielens-100k", "simulator")
-_INTERACTIONS = ("click", "dwell", "skip", "impression")
 
 
 @dataclass
@@ -93,9 +92,9 @@ def _read_file(path: pathlib.Path) -> EventStream:
                 raw = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{path}:{n}: not JSON: {exc}") from None
-            if not isinstance(raw, dict) or raw.get("type") not in (*_INTERACTIONS, "user", "item"):
+            if not isinstance(raw, dict) or raw.get("type") not in EVENT_TYPES:
                 raise ValueError(f"{path}:{n}: each line must be a JSON object with \"type\" one of "
-                                 f"{', '.join((*_INTERACTIONS, 'user', 'item'))}")
+                                 f"{', '.join(EVENT_TYPES)}")
             kind = raw["type"]
             payload = {k: v for k, v in raw.items() if k != "type"}
             try:
@@ -109,5 +108,5 @@ def _read_file(path: pathlib.Path) -> EventStream:
             else:
                 out.interactions.append((kind, payload))
     if not out.interactions:
-        raise ValueError(f"{path}: no interaction events (click, dwell, skip, impression)")
+        raise ValueError(f"{path}: no interaction events ({', '.join(INTERACTION_TYPES)})")
     return out

@@ -129,16 +129,21 @@ def test_a_json_lines_file_is_a_stream(tmp_path):
          "created_at": 0},
         {"type": "click", "event_id": "e1", "user_id": "u1", "item_id": "i1", "ts": 1, "schema": "v1"},
         {"type": "dwell", "event_id": "e2", "user_id": "u1", "item_id": "i1", "ts": 2, "schema": "v1", "seconds": 40},
+        {"type": "purchase", "event_id": "e3", "user_id": "u1", "item_id": "i1", "ts": 3, "schema": "v1", "value": 9,
+         "currency": "EUR", "context": {"rec_id": "r1", "position": 0}},
     ])
     stream = load_stream(path)
     assert [p["user_id"] for p in stream.profiles] == ["u1"] and [p["item_id"] for p in stream.catalogue] == ["i1"]
-    assert [(t, p["event_id"]) for t, p in stream.interactions] == [("click", "e1"), ("dwell", "e2")]
+    assert [(t, p["event_id"]) for t, p in stream.interactions] == [("click", "e1"), ("dwell", "e2"), ("purchase", "e3")]
+    assert stream.events()[2].value == 9.0
     assert "type" not in stream.interactions[0][1]
 
 
 @pytest.mark.parametrize("rows, message", [
     (["{not json"], ":1: not JSON"),
-    ([{"type": "purchase", "event_id": "e"}], ":1: each line must be a JSON object with \"type\" one of"),
+    ([{"type": "refund", "event_id": "e"}], ":1: each line must be a JSON object with \"type\" one of"),
+    ([{"type": "purchase", "event_id": "e", "user_id": "u", "item_id": "i", "ts": 1, "schema": "v1", "value": 3}],
+     ":1: invalid purchase event (missing_field)"),
     ([{"type": "click", "event_id": "e", "user_id": "u", "ts": 1, "schema": "v1"}], ":1: invalid click event (missing_field)"),
     ([{"type": "user", "event_id": "p", "user_id": "u", "ts": 0, "schema": "v1", "attributes": {}}],
      "no interaction events"),

@@ -8,7 +8,7 @@ def test_every_topic_kept_by_time_that_names_users_has_a_retention_setting():
     s = Settings(topic_prefix="x.", event_retention_hours=1, recommendation_retention_hours=2, dlq_retention_hours=3)
     specs = topic_specs(s)
     assert set(specs) == {f"x.{n}" for n in TOPIC_NAMES}
-    for name in ("clicks", "dwell", "skips", "impressions", "rec-requests", "user-erasures"):
+    for name in ("clicks", "dwell", "skips", "impressions", "purchases", "rec-requests", "user-erasures"):
         assert specs[f"x.{name}"] == {"retention.ms": "3600000", "segment.ms": "3600000"}
     assert specs["x.recommendations"] == {"retention.ms": "7200000", "segment.ms": "7200000"}
     assert specs["x.events.dlq"] == {"retention.ms": "10800000", "segment.ms": "10800000"}
