@@ -1,4 +1,5 @@
-"""``streamrec experiment check|report``: check an experiments file; report an experiment.
+"""``streamrec experiment check|report|simulate``: check an experiments file; report an experiment;
+run one against the simulator's ground truth (:mod:`stream.experiments.simulate`).
 
 ``check [FILE]`` reads the file (default STREAMREC_EXPERIMENTS_PATH) and builds every variant's
 engine configuration, so a file the worker would refuse is refused here first, with the same
@@ -47,6 +48,12 @@ def _cmd_check(args, settings) -> int:
     return check_experiments(settings, "streamrec experiment check", path)
 
 
+def _cmd_simulate(args, settings) -> int:
+    from stream.experiments.simulate import main_simulate
+
+    return main_simulate(args, settings)
+
+
 def register(sub) -> None:
     """Add ``experiment`` to the ``streamrec`` parser's subcommands."""
     exp = sub.add_parser("experiment", help="check an experiments file; report an experiment's results")
@@ -62,6 +69,19 @@ def register(sub) -> None:
     report.add_argument("--png", default=None, help="also draw the report into this PNG")
     report.add_argument("--json", action="store_true", help="print JSON instead of the table")
     report.set_defaults(func=_cmd_report)
+    sim = actions.add_parser("simulate", help="run an experiment against the simulator's ground truth: seed a world, "
+                             "show its users what the running worker serves (the closed loop), look after each round")
+    sim.add_argument("name", help="the experiment's name in STREAMREC_EXPERIMENTS_PATH (the worker's)")
+    sim.add_argument("--users", type=int, default=200, help="users shown a list per round (default 200)")
+    sim.add_argument("--rounds", type=int, default=30, help="at most this many rounds (default 30)")
+    sim.add_argument("--warmup", type=int, default=20_000, help="open-stream events before the loop (default 20,000)")
+    sim.add_argument("--world-users", type=int, default=2000, help="users in the world (default 2,000)")
+    sim.add_argument("--world-items", type=int, default=500, help="items in the world (default 500)")
+    sim.add_argument("--seed", type=int, default=7)
+    sim.add_argument("--look-every", type=int, default=50, help="the report's replayed looks (default every 50 users)")
+    sim.add_argument("--png", default=None, help="draw the last look's report into this PNG")
+    sim.add_argument("--all-rounds", action="store_true", help="run every round, even after a decision")
+    sim.set_defaults(func=_cmd_simulate)
 
 
 async def collect(experiment, state, currency: str):
