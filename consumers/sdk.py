@@ -27,7 +27,8 @@ from stream.preflight import KafkaErrorWatch
 from stream.pseudonyms import Pseudonyms
 
 __all__ = ["TopicReader", "Message", "DeadLetter", "murmur2_partition", "recommendations", "dead_letters",
-           "drift_alerts", "latest_recommendations", "similar_items", "served_recommendations", "erasure_done"]
+           "drift_alerts", "latest_recommendations", "similar_items", "served_recommendations", "erasure_done",
+           "watermarks"]
 
 
 def _murmur2(data: bytes) -> int:
@@ -64,6 +65,30 @@ def murmur2_partition(key: bytes, partitions: int) -> int:
     True
     """
     return (_murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def watermarks(consumer, partitions, *, timeout: float = 10.0) -> list[tuple[int, int]]:
+    """``(low, high)`` offsets of each of ``partitions`` (confluent-kafka ``TopicPartition``s),
+    retrying what Kafka says may pass (a topic just created has no leaders for a moment) for up
+    to ``timeout`` seconds; then a RuntimeError that names the partition."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    # the broker electing leaders: not marked retriable by librdkafka, but it passes
+    electing = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_PARTITION}
+    deadline = time.monotonic() + timeout
+    out = []
+    for tp in partitions:
+        while True:
+            try:
+                out.append(consumer.get_watermark_offsets(tp, timeout=max(deadline - time.monotonic(), 0.5)))
+                break
+            except KafkaException as exc:
+                err = exc.args[0]
+                if not (err.retriable() or err.code() in electing) or time.monotonic() >= deadline:
+                    raise RuntimeError(f"reading the offsets of {tp.topic} [{tp.partition}]: {err.str()}") from None
+                time.sleep(0.2)
+    return out
 
 
 @dataclass(frozen=True)
@@ -152,6 +177,26 @@ class TopicReader:
         if meta is None or meta.error is not None or not meta.partitions:
             return []
         return sorted(meta.partitions)
+
+    def tail(self, timeout: float = 10.0):
+        """A confluent-kafka consumer assigned every partition at its end as it is now: it reads
+        only what is written after this call (the caller closes it)."""
+        from confluent_kafka import TopicPartition
+
+        consumer = self._consumer()
+        try:
+            parts = self._partitions(consumer, timeout)
+            if not parts:
+                raise RuntimeError(f"reading {self.topic}: the topic has no partitions (not created yet? "
+                                   "`streamrec topics` or a worker's start creates it)")
+            tps = [TopicPartition(self.topic, p) for p in parts]
+            ends = [high for _, high in watermarks(consumer, tps, timeout=timeout)]
+            # explicit end offsets, not OFFSET_END (resolved at the first fetch, later than now)
+            consumer.assign([TopicPartition(self.topic, p, end) for p, end in zip(parts, ends)])
+        except BaseException:
+            consumer.close()
+            raise
+        return consumer
 
     def read(self, *, key: bytes | None = None, follow: bool = False, timeout: float = 10.0,
              idle_timeout: float | None = None) -> Iterator[Message]:

@@ -5,6 +5,7 @@
     streamrec-produce file events.jsonl            # each line {"type": "click", ...payload}; any type, purchases too
     streamrec-produce request --user u000042 --k 5 # ask for a list, print the answer
     streamrec-produce erase --user u000042 --wait  # erase a user, print the worker's reply
+    streamrec-produce closed-loop --users 100 --rounds 10   # users shown what the worker serves
 
 With STREAMREC_ID_KEY set, user ids and event ids go out as their pseudonyms (stream/pseudonyms.py).
 A Kafka that cannot be used (unreachable, a refused login, a failed TLS handshake, a missing
@@ -24,7 +25,7 @@ from typing import Any, Iterable, Iterator
 from stream.config import Settings
 from stream.contract import EVENT_TYPES
 
-__all__ = ["main", "build_parser", "publish"]
+__all__ = ["main", "build_parser", "publish", "publish_world"]
 
 
 class _Progress:
@@ -106,26 +107,35 @@ def _live(events: Iterator[tuple[str, dict[str, Any]]]) -> Iterator[tuple[str, d
         yield etype, payload
 
 
-def _cmd_simulate(args, settings: Settings) -> int:
-    from producers.sdk import EventProducer
+def publish_world(producer, world, n_events: int | None, *, run_id: str, catalogue: bool = True,
+                  rate: float | None = None, duration: float | None = None, quiet: bool = False) -> int:
+    """The simulate path: the world's profiles and catalogue (unless ``catalogue`` is False), then
+    ``n_events`` of its stream stamped with the wall clock, through :func:`publish`. Returns the
+    number of stream events sent."""
+    if catalogue:
+        for etype, payload in world.setup(ts=time.time()):
+            producer.send(etype, payload)
+        producer.flush()
+        if not quiet:
+            print(f"published {len(world.user_ids)} user profiles and {len(world.item_ids)} items", file=sys.stderr)
+    return publish(producer, _live(world.generate(n_events, run_id=run_id)), rate=rate, duration=duration, quiet=quiet)
+
+
+def _world(args):
     from producers.simulator import World, WorldConfig
 
-    world = World(WorldConfig(n_users=args.users, n_items=args.items, n_segments=args.segments,
-                              n_categories=args.categories, seed=args.seed, drift_at=args.drift_at,
-                              drift_segment=args.drift_segment))
+    return World(WorldConfig(n_users=args.users, n_items=args.items, n_segments=args.segments,
+                             n_categories=args.categories, seed=args.seed, drift_at=args.drift_at,
+                             drift_segment=args.drift_segment))
+
+
+def _cmd_simulate(args, settings: Settings) -> int:
+    from producers.sdk import EventProducer
+
     run_id = args.run_id or uuid.uuid4().hex[:10]
     with EventProducer(settings) as producer:
-        if not args.no_catalogue:
-            now = time.time()
-            for payload in world.profiles(ts=now):
-                producer.send("user", payload)
-            for payload in world.catalogue(ts=now):
-                producer.send("item", payload)
-            producer.flush()
-            if not args.quiet:
-                print(f"published {args.users} user profiles and {args.items} items", file=sys.stderr)
-        n = publish(producer, _live(world.generate(args.events, run_id=run_id)), rate=args.rate,
-                    duration=args.duration, quiet=args.quiet)
+        n = publish_world(producer, _world(args), args.events, run_id=run_id, catalogue=not args.no_catalogue,
+                          rate=args.rate, duration=args.duration, quiet=args.quiet)
     print(json.dumps({"sent": n, "run_id": run_id, "delivered": producer.stats.delivered}))
     return 0
 
@@ -214,6 +224,43 @@ def _cmd_erase(args, settings: Settings) -> int:
     return 0
 
 
+def _cmd_closed_loop(args, settings: Settings) -> int:
+    from consumers.answers import RequestAnswers
+    from producers.closed_loop import ClosedLoop, LoopConfig, seed_stack
+    from producers.response import ResponseModel
+    from producers.sdk import EventProducer
+
+    world = _world(args)
+    config = LoopConfig(users=args.round_users, rounds=args.rounds, k=args.k, seed=args.loop_seed,
+                        answer_timeout=args.answer_timeout, pause_seconds=args.pause,
+                        run_id=args.run_id or uuid.uuid4().hex[:10])
+    say = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    with EventProducer(settings) as producer, RequestAnswers(settings) as answers:
+        loop = ClosedLoop(world, producer, answers, config, ResponseModel(purchases=args.purchases), progress=say)
+        if args.warmup_events or not args.no_catalogue:
+            sent = seed_stack(world, producer, settings, warmup_events=args.warmup_events, run_id=f"{config.run_id}-w",
+                              catalogue=not args.no_catalogue, wait_seconds=args.warmup_wait, quiet=args.quiet)
+            say(f"seeded: {sent:,} warm-up events applied by the workers")
+        summary = loop.run()
+    if args.lists:
+        with open(args.lists, "w", encoding="utf-8") as fh:
+            for rec in loop.lists:
+                fh.write(json.dumps(rec.__dict__) + "\n")
+    print(json.dumps(summary))
+    if summary["asked"] and summary["unanswered"] == summary["asked"]:
+        print("streamrec-produce: no request was answered (is a worker running?)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _world_arguments(p: argparse.ArgumentParser, users_flag: str) -> None:
+    p.add_argument(users_flag, dest="users", type=int, default=2000, help="users in the world (default 2000)")
+    p.add_argument("--items", type=int, default=500)
+    p.add_argument("--segments", type=int, default=4)
+    p.add_argument("--categories", type=int, default=8)
+    p.add_argument("--seed", type=int, default=7, help="the world's seed (default 7)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamrec-produce", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -222,11 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--rate", type=float, default=200.0, help="events per second (default 200; 0 = as fast as possible)")
     sim.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     sim.add_argument("--events", type=int, default=None, help="stop after this many events")
-    sim.add_argument("--users", type=int, default=2000)
-    sim.add_argument("--items", type=int, default=500)
-    sim.add_argument("--segments", type=int, default=4)
-    sim.add_argument("--categories", type=int, default=8)
-    sim.add_argument("--seed", type=int, default=7)
+    _world_arguments(sim, "--users")
     sim.add_argument("--run-id", default=None, help="event_id prefix (default: random, so runs never collide)")
     sim.add_argument("--no-catalogue", action="store_true", help="skip publishing profiles and items first")
     sim.add_argument("--drift-at", type=int, default=None,
@@ -266,7 +309,28 @@ def build_parser() -> argparse.ArgumentParser:
     era.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the reply")
     era.set_defaults(func=_cmd_erase)
 
-    for p in (sim, rep, fil):
+    loop = sub.add_parser("closed-loop", help="simulated users shown the lists the worker serves (rec-requests), "
+                                              "clicking, dwelling, skipping and buying from the world's true tastes")
+    loop.add_argument("--users", dest="round_users", type=int, default=100, help="users a round (default 100)")
+    loop.add_argument("--rounds", type=int, default=10)
+    loop.add_argument("--k", type=int, default=10, help="length of the lists asked for (default 10)")
+    loop.add_argument("--loop-seed", type=int, default=0, help="seed of the users' draw and their responses")
+    _world_arguments(loop, "--world-users")
+    loop.add_argument("--warmup-events", type=int, default=20_000,
+                      help="events of the open stream published first, so the worker has models (default 20,000)")
+    loop.add_argument("--warmup-wait", type=float, default=300.0,
+                      help="seconds to wait for the workers to apply the warm-up (0: do not wait)")
+    loop.add_argument("--no-catalogue", action="store_true", help="skip publishing profiles and items first")
+    loop.add_argument("--answer-timeout", type=float, default=30.0,
+                      help="seconds a round waits for its answers; later ones are counted unanswered")
+    loop.add_argument("--pause", type=float, default=0.0, help="seconds between rounds")
+    loop.add_argument("--no-purchases", dest="purchases", action="store_false",
+                      help="draw no purchases (for a worker whose contract predates the purchase event)")
+    loop.add_argument("--run-id", default=None, help="request and event id prefix (default: random)")
+    loop.add_argument("--lists", default=None, help="write every list shown and what was done with it, as JSON lines")
+    loop.set_defaults(func=_cmd_closed_loop, drift_at=None, drift_segment=0)
+
+    for p in (sim, rep, fil, loop):
         p.add_argument("--quiet", action="store_true", help="no progress lines")
     return parser
 

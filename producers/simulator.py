@@ -55,6 +55,9 @@ class WorldConfig:
     #: (a random orthogonal rotation of its users' vectors). None: a stationary world.
     drift_at: int | None = None
     drift_segment: int = 0
+    #: Item prices (what a purchase is worth): log-normal with this median and log-scale spread.
+    price_median: float = 20.0
+    price_sigma: float = 0.8
 
     def __post_init__(self):
         if self.drift_at is not None and not 0 <= self.drift_segment < self.n_segments:
@@ -62,12 +65,35 @@ class WorldConfig:
         for name in ("n_users", "n_items", "n_segments", "n_categories", "dim", "slate_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"WorldConfig.{name} is {getattr(self, name)}: must be >= 1")
+        if not (self.price_median > 0 and self.price_sigma >= 0):
+            raise ValueError(f"WorldConfig.price_median is {self.price_median} and price_sigma {self.price_sigma}: "
+                             "the median must be > 0 and the spread >= 0")
         if self.slate_size > self.n_items:
             raise ValueError(f"WorldConfig.slate_size is {self.slate_size}: must be <= n_items ({self.n_items})")
 
 
 def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
+
+
+def click_probability(affinity):
+    """How likely a user who looks at an item clicks it, from their true affinity for it (the
+    one click rule of the open stream and of :func:`producers.response.respond`).
+
+    >>> round(float(click_probability(0.0)), 4), round(float(click_probability(3.0)), 4)
+    (0.0759, 0.7503)
+    """
+    return _sigmoid(1.2 * affinity - 2.5)
+
+
+def after_click(rng: np.random.Generator, affinity: float) -> tuple[str, dict[str, float]]:
+    """What follows a click: ``("dwell", {"seconds"})``, longer for a higher affinity, or
+    ``("skip", {"after_seconds"})``; the dwell is more likely the higher the affinity. Two
+    draws from ``rng`` (the order :meth:`World.generate` has always drawn them in)."""
+    if rng.random() < _sigmoid(1.5 * affinity - 1.5):
+        seconds = float(np.clip(rng.lognormal(np.log(30.0) + 0.8 * affinity, 0.5), 1.0, 3600.0))
+        return "dwell", {"seconds": round(seconds, 2)}
+    return "skip", {"after_seconds": round(float(rng.uniform(1.0, 15.0)), 2)}
 
 
 class World:
@@ -105,12 +131,19 @@ class World:
             for u in range(c.n_users)
         ]
         self._rng = np.random.default_rng(c.seed + 1)  # the event stream's own generator
+        # Prices have a generator of their own: the draws above, and so every stream, stay as they were.
+        self.item_price = np.maximum(np.round(np.random.default_rng([c.seed, 2]).lognormal(
+            np.log(c.price_median), c.price_sigma, c.n_items), 2), 0.01)
         self.drifted_at: int | None = None
 
     # --- ground truth ---------------------------------------------------------
     def affinity(self, user_index: int) -> np.ndarray:
         """True affinity of one user for every item, shape (n_items,)."""
         return self.user_vectors[user_index] @ self.item_vectors.T / np.sqrt(self.config.dim) + self.item_bias
+
+    def affinities(self, user_index: int, items) -> np.ndarray:
+        """True affinity of one user for the items at these indices, in their order."""
+        return self.user_vectors[user_index] @ self.item_vectors[items].T / np.sqrt(self.config.dim) + self.item_bias[items]
 
     def rotate_segment(self, segment_index: int) -> None:
         """Drift: the segment's tastes turn by a random rotation (seeded), the rest stay."""
@@ -123,7 +156,22 @@ class World:
     def user_segment(self, user_index: int) -> str:
         return self.segment_names[self.user_segment_index[user_index]]
 
+    def item_index(self, item_id: str) -> int | None:
+        """The index of a world item by its id (``i000042`` -> 42), None for an id not of this world."""
+        if len(item_id) == 7 and item_id[0] == "i" and item_id[1:].isdigit():
+            i = int(item_id[1:])
+            return i if i < self.config.n_items else None
+        return None
+
     # --- catalogue events -------------------------------------------------------
+    def setup(self, ts: float = 0.0) -> Iterator[tuple[str, dict[str, Any]]]:
+        """What a stack needs before the clickstream: every profile (``"user"``) and every item
+        (``"item"``), as ``(event_type, payload)``."""
+        for payload in self.profiles(ts):
+            yield "user", payload
+        for payload in self.catalogue(ts):
+            yield "item", payload
+
     def profiles(self, ts: float = 0.0) -> Iterator[dict[str, Any]]:
         """One users-topic record per user."""
         for u, uid in enumerate(self.user_ids):
@@ -169,7 +217,7 @@ class World:
                     ]
                 )
                 slate = list(dict.fromkeys(int(i) for i in slate))  # unique, order kept
-                aff = self.user_vectors[u] @ self.item_vectors[slate].T / np.sqrt(c.dim) + self.item_bias[slate]
+                aff = self.affinities(u, slate)
                 rec_id = f"{run}-s{session}-{n}"
                 context = {"session_id": f"{run}-s{session}", "device": device}
                 out: list[tuple[str, dict[str, Any]]] = [
@@ -179,14 +227,10 @@ class World:
                 choice = int(np.argmax(aff + rng.gumbel(0.0, 0.5, len(slate))))
                 item = slate[choice]
                 a = float(aff[choice])
-                if rng.random() < _sigmoid(1.2 * a - 2.5):
+                if rng.random() < click_probability(a):
                     out.append(("click", {"item_id": self.item_ids[item]}))
-                    if rng.random() < _sigmoid(1.5 * a - 1.5):
-                        seconds = float(np.clip(rng.lognormal(np.log(30.0) + 0.8 * a, 0.5), 1.0, 3600.0))
-                        out.append(("dwell", {"item_id": self.item_ids[item], "seconds": round(seconds, 2)}))
-                    else:
-                        out.append(("skip", {"item_id": self.item_ids[item],
-                                             "after_seconds": round(float(rng.uniform(1.0, 15.0)), 2)}))
+                    etype, extra = after_click(rng, a)
+                    out.append((etype, {"item_id": self.item_ids[item], **extra}))
                 for etype, extra in out:
                     if n_events is not None and n >= n_events:
                         return
