@@ -2,6 +2,7 @@
 panel uses the provisioned datasource and the metric names of stream/metrics.py.
 
     python dashboards/build_dashboards.py      # rewrites the JSON files; commit them
+    python dashboards/build_dashboards.py deploy/experiments.toml   # and one per experiment in that file
 """
 
 from __future__ import annotations
@@ -125,13 +126,63 @@ def build(uid: str, title: str, panels) -> dict:
             "time": {"from": "now-30m", "to": "now"}, "refresh": "10s", "panels": out}
 
 
-def main() -> None:
+def experiment_panels(name: str) -> list:
+    """The panels of one experiment's dashboard: its KPIs per variant (attribution's counters,
+    stream/experiments/attribution.py), from the lists served under it."""
+    sel = f'experiment="{name}"'
+
+    def per_list(counter: str) -> str:
+        return (f"sum by (variant) (increase({counter}{{{sel}}}[1h])) / "
+                f"sum by (variant) (increase(streamrec_lists_shown_total{{{sel}}}[1h]))")
+
+    return [
+        ("Users assigned, by variant (sample ratio)", "short",
+         [(f"sum by (variant) (streamrec_experiment_assignments_total{{{sel}}})", "{{variant}}")]),
+        ("Lists shown per second, by variant", "ops",
+         [(f"sum by (variant) (rate(streamrec_lists_shown_total{{{sel}}}[5m]))", "{{variant}}")]),
+        ("List CTR (clicked lists / shown lists, last hour)", "percentunit",
+         [(per_list("streamrec_lists_clicked_total"), "{{variant}}")]),
+        ("CTR@position (clicks at a rank / lists shown, last hour)", "percentunit",
+         [(f"sum by (variant, position) (increase(streamrec_list_clicks_total{{{sel}}}[1h])) / ignoring (position) "
+           f"group_left sum by (variant) (increase(streamrec_lists_shown_total{{{sel}}}[1h]))",
+           "{{variant}} @{{position}}")]),
+        ("Conversion rate (lists with a purchase / shown lists, last hour)", "percentunit",
+         [(per_list("streamrec_lists_converted_total"), "{{variant}}")]),
+        ("Revenue per list shown, by currency (last hour)", "short",
+         [(f"sum by (variant, currency) (increase(streamrec_list_revenue_total{{{sel}}}[1h])) / ignoring (currency) "
+           f"group_left sum by (variant) (increase(streamrec_lists_shown_total{{{sel}}}[1h]))",
+           "{{variant}} {{currency}}")]),
+        ("Mean dwell on listed items (s, last hour)", "s",
+         [(f"sum by (variant) (increase(streamrec_list_dwell_seconds_total{{{sel}}}[1h])) / "
+           f"sum by (variant) (increase(streamrec_list_dwell_events_total{{{sel}}}[1h]))", "{{variant}}")]),
+        ("Skips per list shown (last hour)", "short",
+         [(per_list("streamrec_list_skips_total"), "{{variant}}")]),
+        ("List CTR by segment and variant (last hour)", "percentunit",
+         [(f"sum by (segment, variant) (increase(streamrec_lists_clicked_total{{{sel}}}[1h])) / "
+           f"sum by (segment, variant) (increase(streamrec_lists_shown_total{{{sel}}}[1h]))", "{{segment}} {{variant}}")]),
+    ]
+
+
+def experiment_dashboard(name: str) -> dict:
+    """One experiment's Grafana dashboard (uid ``streamrec-experiment-<name>``). The decision is
+    the report's (`streamrec experiment report`): these are live KPIs, not a test."""
+    return build(f"streamrec-experiment-{name}", f"streamrec / experiment {name}", experiment_panels(name))
+
+
+def main(experiments_file: str | None = None) -> None:
+    """Write every dashboard; with an experiments file, one dashboard per experiment in it too."""
     OUT.mkdir(parents=True, exist_ok=True)
-    for uid, (title, panels) in DASHBOARDS.items():
-        name = uid.removeprefix("streamrec-") + ".json"
-        (OUT / name).write_text(json.dumps(build(uid, title, panels), indent=2) + "\n")
-        print(f"wrote {OUT / name}")
+    boards = [(uid.removeprefix("streamrec-"), build(uid, title, panels)) for uid, (title, panels) in DASHBOARDS.items()]
+    if experiments_file:
+        from stream.experiments.definition import load
+
+        boards += [(f"experiment-{e.name}", experiment_dashboard(e.name)) for e in load(experiments_file)]
+    for name, board in boards:
+        (OUT / f"{name}.json").write_text(json.dumps(board, indent=2) + "\n")
+        print(f"wrote {OUT / name}.json")
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(sys.argv[1] if len(sys.argv) > 1 else None)

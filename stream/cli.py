@@ -67,6 +67,11 @@ def _cmd_worker(args, settings: Settings) -> int:
             print(f"streamrec worker: STREAMREC_MODEL_CONFIG_PATH: {exc}", file=sys.stderr)
             return 2
         print(f"model configuration: {config['model']} from {settings.model_config_path}", file=sys.stderr)
+    if settings.experiments_path:
+        from stream.experiments.cli import check_experiments
+
+        if check_experiments(settings, "streamrec worker: STREAMREC_EXPERIMENTS_PATH") != 0:
+            return 2
     from stream.faustapp import worker_argv
 
     settings.datadir_path.mkdir(parents=True, exist_ok=True)
@@ -116,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--prometheus", default=None, help="Prometheus URL (default the local stack's)")
     report.set_defaults(func=_cmd_report)
 
+    from stream.experiments.cli import register as register_experiments
+
+    register_experiments(sub)
     try:
         from stream.evaluation.cli import register
     except ImportError:  # the learning core's tools are optional for the worker

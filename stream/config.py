@@ -171,6 +171,12 @@ class Settings(BaseSettings):
     rec_min_interval_seconds: float = Field(
         1.0, ge=0, description="At most one push per user per this many seconds. STREAMREC_REC_MIN_INTERVAL_SECONDS"
     )
+    experiments_path: str = Field(
+        "", description="A TOML file of experiments (stream/experiments/definition.py: segments, variants, shares, "
+        "serving overrides); the worker checks it at start. Empty: no experiments. STREAMREC_EXPERIMENTS_PATH")
+    attribution_window_seconds: int = Field(
+        3600, ge=0, le=30 * 86400, description="How long a served list can be attributed the events that name its "
+        "rec_id (its record's lifetime in Redis); 0 turns attribution off. STREAMREC_ATTRIBUTION_WINDOW_SECONDS")
     popularity_half_life_seconds: float = Field(
         86400.0, gt=0, description="Half-life of segment popularity, in event time. STREAMREC_POPULARITY_HALF_LIFE_SECONDS"
     )

@@ -66,6 +66,22 @@ class Metrics:
     consumer_lag_messages: Gauge
     erasures_total: Counter
     erased_events_dropped_total: Counter
+    lists_shown_total: Counter
+    lists_clicked_total: Counter
+    lists_converted_total: Counter
+    list_clicks_total: Counter
+    list_purchases_total: Counter
+    list_revenue_total: Counter
+    list_dwell_seconds_total: Counter
+    list_dwell_events_total: Counter
+    list_skips_total: Counter
+    attribution_unmatched_total: Counter
+    experiment_assignments_total: Counter
+
+
+#: The labels of every attribution KPI: a list's segment, experiment and variant when it was served
+#: ("none" outside experiments).
+LIST_LABELS = ["segment", "experiment", "variant"]
 
 
 def build(registry: CollectorRegistry | None = None) -> Metrics:
@@ -214,6 +230,50 @@ def build(registry: CollectorRegistry | None = None) -> Metrics:
         erased_events_dropped_total=Counter(
             "streamrec_erased_events_dropped_total", "Events and profiles of erased users with a ts at or before "
             "their erasure, dropped while the user's erasure marker lives, by type.", ["type"], registry=r,
+        ),
+        lists_shown_total=Counter(
+            "streamrec_lists_shown_total", "Served lists shown (an impression, or any event, naming their rec_id), "
+            "each once.", LIST_LABELS, registry=r,
+        ),
+        lists_clicked_total=Counter(
+            "streamrec_lists_clicked_total", "Served lists clicked at least once (list CTR: clicked / shown).",
+            LIST_LABELS, registry=r,
+        ),
+        lists_converted_total=Counter(
+            "streamrec_lists_converted_total", "Served lists with at least one purchase (conversion rate: "
+            "converted / shown).", LIST_LABELS, registry=r,
+        ),
+        list_clicks_total=Counter(
+            "streamrec_list_clicks_total", "Clicks on served lists by position, as the list's 1-based rank "
+            "(CTR@position: clicks at a position / lists shown; past rank 20, or without a position, \"other\").", LIST_LABELS + ["position"],
+            registry=r,
+        ),
+        list_purchases_total=Counter(
+            "streamrec_list_purchases_total", "Purchases attributed to a served list.", LIST_LABELS, registry=r,
+        ),
+        list_revenue_total=Counter(
+            "streamrec_list_revenue_total", "Purchase value attributed to served lists, per currency (revenue per "
+            "list: this / lists shown).", LIST_LABELS + ["currency"], registry=r,
+        ),
+        list_dwell_seconds_total=Counter(
+            "streamrec_list_dwell_seconds_total", "Dwell seconds on items of served lists (mean dwell: this / "
+            "streamrec_list_dwell_events_total).", LIST_LABELS, registry=r,
+        ),
+        list_dwell_events_total=Counter(
+            "streamrec_list_dwell_events_total", "Dwell events on items of served lists.", LIST_LABELS, registry=r,
+        ),
+        list_skips_total=Counter(
+            "streamrec_list_skips_total", "Skips of items of served lists (skip rate: this / lists shown).",
+            LIST_LABELS, registry=r,
+        ),
+        attribution_unmatched_total=Counter(
+            "streamrec_attribution_unmatched_total", "Events naming a rec_id not attributed, by reason: "
+            "unknown_list (never served, or past the join window), other_user (the list was served to someone "
+            "else), bad_position (past the list's end), list_full (the list's event cap).", ["reason"], registry=r,
+        ),
+        experiment_assignments_total=Counter(
+            "streamrec_experiment_assignments_total", "Users assigned to an experiment's variant by this worker.",
+            ["experiment", "variant"], registry=r,
         ),
     )
 

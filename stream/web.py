@@ -63,7 +63,9 @@ async def recommendations(web, request, user_id: str):
         if not 1 <= len(user_id) <= 128:
             return web.json({"error": "user_id must have 1..128 characters"}, status=400)
         segment, ranked = (await runtime.engine.recommend([user_id], k))[user_id]
-        return web.json(message(user_id, segment, ranked, "request"))
+        body = message(user_id, segment, ranked, "request")
+        await runtime.pusher.record([body])
+        return web.json(body)
     finally:
         METRICS.serving_seconds.labels("recommendations").observe(time.perf_counter() - started)
 

@@ -65,8 +65,31 @@ class Runtime:
         return KafkaBus(self.publisher, self.state)
 
     @cached_property
+    def experiment_state(self):
+        from stream.experiments.state import RedisExperiments
+        from stream.state.keys import Keys
+
+        return RedisExperiments(self.redis, Keys(settings.redis_prefix), self.state.tokens)
+
+    @cached_property
+    def experiments(self):
+        """The experiments of STREAMREC_EXPERIMENTS_PATH (checked at start), or None."""
+        from stream.experiments.serving import Serving
+
+        return Serving.from_settings(settings, self.config, self.table, self.experiment_state, METRICS)
+
+    @cached_property
+    def attribution(self):
+        """Served lists and the events naming them (None when STREAMREC_ATTRIBUTION_WINDOW_SECONDS is 0)."""
+        if not settings.attribution_window_seconds:
+            return None
+        from stream.experiments.attribution import Attribution
+
+        return Attribution(self.experiment_state, window=settings.attribution_window_seconds)
+
+    @cached_property
     def engine(self) -> Engine:
-        return Engine(self.config, self.state, self.table, self.bus)
+        return Engine(self.config, self.state, self.table, self.bus, experiments=self.experiments)
 
     @cached_property
     def owner(self) -> ItemOwner:
@@ -78,7 +101,7 @@ class Runtime:
 
     @cached_property
     def pusher(self) -> Pusher:
-        return Pusher.from_settings(self.engine, self.publisher, METRICS, settings)
+        return Pusher.from_settings(self.engine, self.publisher, METRICS, settings, lists=self.attribution)
 
     @cached_property
     def drift(self) -> DriftWatch:
@@ -87,7 +110,7 @@ class Runtime:
     @cached_property
     def ingest(self) -> Ingest:
         return Ingest(self.engine, self.pusher, self.publisher, METRICS, topic_types=TOPIC_EVENT_TYPES,
-                      drift=self.drift, batch_log=settings.batch_log_path or None)
+                      drift=self.drift, batch_log=settings.batch_log_path or None, attribution=self.attribution)
 
     @cached_property
     def eraser(self) -> Eraser:

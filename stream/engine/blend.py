@@ -32,6 +32,7 @@ class View:
     history: list[str]
     seen: Seen  # (item ids are taken too: tests, tools)
     explore: bool = False
+    variant: tuple[str, str] | None = None  # (experiment, variant) the user is served under
 
     def __post_init__(self) -> None:
         if not isinstance(self.seen, Seen):

@@ -121,12 +121,15 @@ class Engine:
         Delivers the batches' item updates to their owners.
     clock
         Wall-clock seconds (rows' ``updated_at``; exploration of served lists).
+    experiments
+        :class:`stream.experiments.serving.Serving`: users in an experiment are ranked with their
+        variant's configuration (None: every user with ``config``).
     """
 
     MAX_ATTEMPTS = 50
 
     def __init__(self, config: EngineConfig, state: StateStore, table: ItemTable, bus: ItemBus,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, experiments=None) -> None:
         self.config = config
         self.state = state
         self.table = table
@@ -138,6 +141,7 @@ class Engine:
         self._segments: set[str] = set()  # segments whose shared state every batch loads
         self._profile_segments: set[str] = set()  # profile segments known to exist (the cap's count)
         self.stages = OFF  # where the step's time goes (stream.engine.stages; `streamrec bench step`)
+        self.experiments = experiments  # stream.experiments.serving.Serving (None: no experiments)
 
     # -- segments -------------------------------------------------------------------
     def segment_of(self, rec: UserRecord) -> str:
@@ -210,9 +214,10 @@ class Engine:
                 keep = np.sort(rng.choice(len(batch.moments), size=cfg.max_trials, replace=False))
                 batch.moments = [batch.moments[j] for j in keep.tolist()]
             layers = SegmentLayers(COLUMNS, cfg.rerank, shared.layers) if cfg.rerank is not None else None
-            views = [View(m.event.user_id, m.segment, loaded.users[m.event.user_id].row, m.history, m.seen, m.explore)
-                     for m in batch.moments]
-            ranked = await self.ranking.rank(views, cfg.top_k, shared, layers, self.state) if views else []
+            assigned = await self._assigned(segments)
+            views = [View(m.event.user_id, m.segment, loaded.users[m.event.user_id].row, m.history, m.seen, m.explore,
+                          assigned.get(m.event.user_id)) for m in batch.moments]
+            ranked = await self._rank(views, cfg.top_k, shared, layers) if views else []
             trials = self._outcomes(batch, ranked)
         with stages("learn"):
             now = self.clock()
@@ -246,6 +251,15 @@ class Engine:
                 for m, r in zip(batch.moments, ranked) if m.trial]
 
     # -- serving ----------------------------------------------------------------------
+    async def _assigned(self, segments: dict[str, str]) -> dict:
+        """Each user's (experiment, variant) or None (no experiments: {})."""
+        return {} if self.experiments is None else await self.experiments.assign(segments)
+
+    async def _rank(self, views: list[View], k: int, shared: SharedState, layers, reasons: bool = False) -> list[Ranked]:
+        if self.experiments is None:
+            return await self.ranking.rank(views, k, shared, layers, self.state, reasons=reasons)
+        return await self.experiments.rank(self.ranking, views, k, shared, layers, self.state, reasons=reasons)
+
     async def rank_records(self, records: dict[str, UserRecord], k: int, shared: SharedState | None = None,
                            now: float | None = None, reasons: bool = True) -> dict[str, tuple[str, Ranked]]:
         """Each user's (segment, list) from their records; ``shared``: the segments' state to
@@ -263,10 +277,11 @@ class Engine:
         cfg = self.config
         layers = SegmentLayers(COLUMNS, cfg.rerank, shared.layers) if cfg.rerank is not None else None
         uids = list(records)
+        assigned = await self._assigned(segments)
         views = [View(uid, segments[uid], records[uid].row, records[uid].history, records[uid].seen,
-                      explores(uid, now, cfg.explore_share)) for uid in uids]
+                      explores(uid, now, cfg.explore_share), assigned.get(uid)) for uid in uids]
         with self.stages("rank"):
-            ranked = await self.ranking.rank(views, k, shared, layers, self.state, reasons=reasons)
+            ranked = await self._rank(views, k, shared, layers, reasons=reasons)
         return {uid: (segments[uid], r) for uid, r in zip(uids, ranked)}
 
     async def recommend(self, user_ids: list[str], k: int | None = None, now: float | None = None,

@@ -102,6 +102,8 @@ class Eraser:
             async with self.ingest.lock:  # no batch of this worker between its load and its push
                 done = await self.pusher.forgetting(
                     [req.user_id], lambda r=req: self.state.erase(r.user_id, r.ts))
+                if self.ingest.engine.experiments is not None:
+                    await self.ingest.engine.experiments.forget(req.user_id)
             await self.sink.user_tombstone(req.user_id)
             await self.sink.erasure_done(req.request_id, done_message(req.request_id, done.status, done.found,
                                                                       done.erased_at, self.clock()))

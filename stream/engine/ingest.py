@@ -85,10 +85,13 @@ class Ingest:
     batch_log
         A file to append one JSON line per committed batch to (its event ids in order): the
         order and boundaries ``evaluate --through-worker`` replays offline. None: no log.
+    attribution
+        :class:`stream.experiments.attribution.Attribution`: a batch's events that name a served
+        list are counted against it (None: not).
     """
 
     def __init__(self, engine: Engine, pusher: Pusher, sink: Sink, metrics, *, topic_types: dict[str, str],
-                 drift: DriftWatch | None = None, batch_log: str | None = None,
+                 drift: DriftWatch | None = None, batch_log: str | None = None, attribution=None,
                  retry_delays: tuple[float, ...] = (0.1, 0.5, 1.0, 2.0, 5.0)) -> None:
         self.engine = engine
         self.pusher = pusher
@@ -98,6 +101,7 @@ class Ingest:
         self.drift = drift
         self.kpis = Kpis(metrics, drift)
         self.batch_log = batch_log
+        self.attribution = attribution
         self.retry_delays = retry_delays
         self.lock = asyncio.Lock()  # a batch from its load to its push (see the module docstring)
 
@@ -121,6 +125,7 @@ class Ingest:
         """The valid events' step(s), KPIs, and the changed users' lists."""
         for valid_part, result in await self._step_isolating(valid, out):
             self.kpis.record(result, [valid_part[j][0] for j in result.order])
+            await self._attribute(result)
             self._log_batch([ev for _, ev in valid_part])
             # a list changes with a user's signal or seen items: an impression alone changes neither
             self.pusher.changed(ev.user_id for ev, f in zip(result.events, result.fresh) if f and marks_seen(ev))
@@ -133,6 +138,20 @@ class Ingest:
                 out.pushed += await self.with_retries("push", lambda r=result: self.pusher.push_due(r.users, r.shared))
             except Exception:  # applied already; the users stay pending and are pushed later
                 log.exception("pushing recommendations failed; will retry with the next batch")
+
+    async def _attribute(self, result: StepResult) -> None:
+        """Count the batch's events against the lists they name: all but an erased user's (a
+        duplicate too: attribution counts each event once by itself, so a batch applied again after
+        a crash between the step's commit and this one is counted now, and only once)."""
+        if self.attribution is None:
+            return
+        kept = [ev for ev, gone in zip(result.events, result.erased or [False] * len(result.events)) if not gone]
+        try:
+            counted = await self.with_retries("attribute", lambda: self.attribution.attribute(kept))
+        except Exception:  # the step is committed; the events' KPIs are lost, never the events
+            log.exception("attribution of a batch failed; its events are applied, not attributed")
+            return
+        counted.observe(self.metrics)
 
     async def _step_isolating(self, valid: list, out: BatchOutcome) -> list[tuple[list, StepResult]]:
         """The batch in one step; if it fails for a reason other than a transient one, event by

@@ -9,8 +9,8 @@ only for users this process has not pushed to.
 
 A list message (topic and HTTP)::
 
-    {"schema": "v1", "user_id", "rec_id", "segment", "model", "trigger": "event|request",
-     "generated_at", "request_id" (answers to rec-requests only),
+    {"schema": "v1", "user_id", "rec_id", "segment", "model", "experiment", "variant" (null outside
+     experiments), "trigger": "event|request", "generated_at", "request_id" (answers to rec-requests only),
      "items": [{"item_id", "score", "rank", "reason": {"kind": ..., ...}}]}
 """
 
@@ -29,13 +29,19 @@ from stream.engine.engine import Engine
 from stream.engine.rank import Ranked
 from stream.state.base import SharedState, UserRecord
 
-__all__ = ["Pusher", "payload", "message", "ListSink"]
+__all__ = ["Pusher", "message", "ListSink", "ListLog"]
 
 _encode = msgspec.json.Encoder().encode
 
 
 class ListSink(Protocol):
     async def recommendations(self, user_id: str, payload: bytes) -> None: ...
+
+
+class ListLog(Protocol):
+    """Keeps served lists for attribution (:class:`stream.experiments.attribution.Attribution`)."""
+
+    async def record(self, messages: list[dict[str, Any]]) -> None: ...
 
 
 def message(user_id: str, segment: str, ranked: Ranked, trigger: str, request_id: str | None = None,
@@ -45,19 +51,13 @@ def message(user_id: str, segment: str, ranked: Ranked, trigger: str, request_id
     reasons = ranked.reasons or []
     body: dict[str, Any] = {
         "schema": "v1", "user_id": user_id, "rec_id": uuid.uuid4().hex, "segment": segment, "model": ranked.model,
-        "trigger": trigger, "generated_at": time.time(),
+        "experiment": ranked.experiment, "variant": ranked.variant, "trigger": trigger, "generated_at": time.time(),
         "items": [{"item_id": i, "score": round(s, 6), "rank": r + 1, **({"reason": reasons[r]} if r < len(reasons) else {})}
                   for r, (i, s) in enumerate(items)],
     }
     if request_id is not None:
         body["request_id"] = request_id
     return body
-
-
-def payload(user_id: str, segment: str, ranked: Ranked, trigger: str, request_id: str | None = None,
-            k: int | None = None) -> bytes:
-    """:func:`message` as the bytes that go on the topic (compact JSON, UTF-8)."""
-    return _encode(message(user_id, segment, ranked, trigger, request_id, k))
 
 
 class Pusher:
@@ -73,11 +73,16 @@ class Pusher:
         :class:`stream.metrics.Metrics` (pushes counted per segment, explored lists).
     top_k, min_interval
         List length; at most one push per user per ``min_interval`` seconds.
+    lists
+        Where served lists are recorded before they go out, so that the events naming them can
+        be attributed (None: not recorded).
     """
 
     def __init__(self, engine: Engine, sink: ListSink, metrics, *, top_k: int, min_interval: float,
-                 clock: Callable[[], float] = time.monotonic, max_tracked_users: int = 200_000) -> None:
+                 clock: Callable[[], float] = time.monotonic, max_tracked_users: int = 200_000,
+                 lists: ListLog | None = None) -> None:
         self.engine = engine
+        self.lists = lists
         self.sink = sink
         self.metrics = metrics
         self.top_k = top_k
@@ -90,10 +95,11 @@ class Pusher:
         self._lock = asyncio.Lock()
 
     @classmethod
-    def from_settings(cls, engine: Engine, sink: ListSink, metrics, settings) -> "Pusher":
+    def from_settings(cls, engine: Engine, sink: ListSink, metrics, settings, lists: ListLog | None = None) -> "Pusher":
         """With the list length and the rate limit of the settings (STREAMREC_TOP_K,
         STREAMREC_REC_MIN_INTERVAL_SECONDS)."""
-        return cls(engine, sink, metrics, top_k=settings.top_k, min_interval=settings.rec_min_interval_seconds)
+        return cls(engine, sink, metrics, top_k=settings.top_k, min_interval=settings.rec_min_interval_seconds,
+                   lists=lists)
 
     def changed(self, user_ids) -> None:
         """These users' state changed: their list is due for a look."""
@@ -152,12 +158,15 @@ class Pusher:
                     self._last_lists[uid] = tuple(x["item_id"] for x in json.loads(prev)["items"])
         now = self.clock()
         saved: dict[str, bytes] = {}
+        bodies = {}
         for uid in user_ids:
             segment, r = ranked[uid]
-            items = tuple(r.ids)
-            if self._last_lists.get(uid) == items:
-                continue
-            body = payload(uid, segment, r, "event")
+            if self._last_lists.get(uid) != tuple(r.ids):
+                bodies[uid] = message(uid, segment, r, "event")
+        await self.record(list(bodies.values()))
+        for uid, msg in bodies.items():
+            segment, r = ranked[uid]
+            body = _encode(msg)
             await self.sink.recommendations(uid, body)
             saved[uid] = body
             self.metrics.recommendations_pushed_total.labels(segment).inc()
@@ -165,7 +174,7 @@ class Pusher:
                 self.metrics.explored_total.labels(segment).inc()
             self._last_push[uid] = now
             self._last_push.move_to_end(uid)
-            self._last_lists[uid] = items
+            self._last_lists[uid] = tuple(r.ids)
         while len(self._last_push) > self.max_tracked_users:
             uid, _ = self._last_push.popitem(last=False)
             self._last_lists.pop(uid, None)
@@ -177,9 +186,16 @@ class Pusher:
         if not requests:
             return 0
         ranked = await self.engine.recommend(sorted({r.user_id for r in requests}), max(r.k for r in requests))
-        for req in requests:
-            segment, r = ranked[req.user_id]
-            await self.sink.recommendations(req.user_id, payload(req.user_id, segment, r, "request", req.request_id,
-                                                                 k=req.k))
-            self.metrics.recommendations_pushed_total.labels(segment).inc()
+        bodies = [message(req.user_id, ranked[req.user_id][0], ranked[req.user_id][1], "request", req.request_id, k=req.k)
+                  for req in requests]
+        await self.record(bodies)
+        for req, body in zip(requests, bodies):
+            await self.sink.recommendations(req.user_id, _encode(body))
+            self.metrics.recommendations_pushed_total.labels(body["segment"]).inc()
         return len(requests)
+
+    async def record(self, messages: list[dict[str, Any]]) -> None:
+        """Record served lists for attribution (before they go out: an event naming one cannot
+        arrive before its record)."""
+        if self.lists is not None and messages:
+            await self.lists.record(messages)

@@ -73,6 +73,8 @@ class Ranked:
     explored: bool = False  # the last slot is a fresh item
     reasons: list[dict] | None = None
     candidates: Candidates | None = None
+    experiment: str | None = None  # the experiment and variant it was ranked under (None: none)
+    variant: str | None = None
 
     @property
     def ids(self) -> list[str]:

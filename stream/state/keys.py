@@ -32,6 +32,13 @@ Every key starts with the configured prefix ``{p}``::
     {p}:stats                      hash: events_total:<type>, duplicates_total
     {p}:hll:users / :items         HyperLogLog of distinct user / item ids seen
     {p}:hll:recommended            HyperLogLog of items served in prequential trials (coverage)
+    {p}:rec:{rec_id}               string: a served list's attribution record (stream.experiments.attribution;
+                                   user token, experiment, variant, segment, length, flags, event tokens), TTL =
+                                   the join window
+    {p}:exp:{name}:users:{variant} hash: user token -> the user's counters in that variant (JSON); a user's
+                                   presence is their assignment
+    {p}:exp:{name}:assigned        hash: variant -> users assigned
+    {p}:exp:{name}:looks           list: the report's looks (JSON), oldest first
 
 The keys named by a user id are exactly :meth:`Keys.per_user`'s (an erasure deletes them).
 """
@@ -141,6 +148,18 @@ class Keys:
     @property
     def hll_items(self) -> str:
         return f"{self.prefix}:hll:items"
+
+    def served_list(self, rec_id: str) -> str:
+        return f"{self.prefix}:rec:{rec_id}"
+
+    def experiment_users(self, experiment: str, variant: str) -> str:
+        return f"{self.prefix}:exp:{experiment}:users:{variant}"
+
+    def experiment_assigned(self, experiment: str) -> str:
+        return f"{self.prefix}:exp:{experiment}:assigned"
+
+    def experiment_looks(self, experiment: str) -> str:
+        return f"{self.prefix}:exp:{experiment}:looks"
 
     @property
     def hll_recommended(self) -> str:

@@ -11,9 +11,11 @@ after a NOSCRIPT (a restarted Redis without its script cache).
     erase           a user's keys deleted and their erasure marker set
     profile         a profile stored unless its user was erased after it
     save_lists      the lists just pushed, for users who still have a record
+    assign          users assigned to experiment variants, each at most once
+    attribute       what events added to the lists they name and to their users' experiment counters
 
 >>> sorted(SCRIPTS)
-['commit', 'erase', 'load', 'owner_commit', 'profile', 'save_lists', 'segment_scores']
+['assign', 'attribute', 'commit', 'erase', 'load', 'owner_commit', 'profile', 'save_lists', 'segment_scores']
 >>> "redis.call('HMGET'" in source("load")
 True
 """
@@ -25,7 +27,8 @@ from importlib import resources
 
 __all__ = ["SCRIPTS", "source", "Scripts"]
 
-SCRIPTS = ("load", "commit", "owner_commit", "segment_scores", "erase", "profile", "save_lists")
+SCRIPTS = ("load", "commit", "owner_commit", "segment_scores", "erase", "profile", "save_lists", "assign",
+           "attribute")
 
 
 @lru_cache(maxsize=None)

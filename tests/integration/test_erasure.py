@@ -31,7 +31,7 @@ from tests.secure import new_secret
 pytestmark = pytest.mark.integration
 
 REPLAY_RATINGS = 300
-EVENT_TOPICS = ("clicks", "dwell", "skips", "impressions")
+EVENT_TOPICS = ("clicks", "dwell", "skips", "impressions", "purchases")
 
 
 _run = run_module

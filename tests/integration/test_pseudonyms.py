@@ -83,8 +83,8 @@ def test_no_raw_id_reaches_kafka_redis_or_logs(isolated, worker_factory, tmp_pat
     _assert_no_raw_ids(stored, [("worker log", worker.log_path), ("CLI output", cli_log)], raw_users)
     # MovieLens ids are numbers that are item ids too, so they are checked where users are named:
     # every user_id in a JSON value, every key of a user-keyed topic, every Redis key about a user.
-    user_keyed = {settings.topic(t) for t in ("clicks", "dwell", "skips", "impressions", "users", "recommendations",
-                                               "rec-requests")}
+    user_keyed = {settings.topic(t) for t in ("clicks", "dwell", "skips", "impressions", "purchases", "users",
+                                               "recommendations", "rec-requests")}
     for s in stored:
         for part in s.parts:
             for value in json_field_values(part, "user_id"):

@@ -28,21 +28,21 @@ def _retention(settings, names, config="retention.ms") -> dict[str, tuple[str, b
 def test_retention_is_set_at_creation_and_follows_the_settings(isolated):
     from stream.topics import ensure_topics
 
-    names = ["clicks", "dwell", "skips", "impressions", "rec-requests", "recommendations", "events.dlq", "users",
-             "items", "item-factors"]
+    names = ["clicks", "dwell", "skips", "impressions", "purchases", "rec-requests", "recommendations", "events.dlq",
+             "users", "items", "item-factors"]
     created = _retention(isolated, names)  # `isolated` created them with the defaults: 7 days
-    for name in names[:7]:
+    for name in names[:8]:
         assert created[name] == ("604800000", True), name
-    for name in names[7:]:
+    for name in names[8:]:
         assert not created[name][1], f"{name} is compacted: no retention of its own"
 
     changed = isolated.model_copy(update={"event_retention_hours": 2.0, "recommendation_retention_hours": 24.0,
                                           "dlq_retention_hours": 0.5})
     assert ensure_topics(changed, quiet=True) == []  # nothing created: the existing topics changed
-    wanted = {**{n: "7200000" for n in names[:5]}, "recommendations": "86400000", "events.dlq": "1800000"}
+    wanted = {**{n: "7200000" for n in names[:6]}, "recommendations": "86400000", "events.dlq": "1800000"}
     # the change goes through the broker's metadata log: visible within moments
-    now = wait_for(lambda: (r := _retention(isolated, names)) and {n: r[n][0] for n in names[:7]} == wanted and r,
+    now = wait_for(lambda: (r := _retention(isolated, names)) and {n: r[n][0] for n in names[:8]} == wanted and r,
                    10, "the new retention on every topic that names users")
-    assert all(not now[n][1] for n in names[7:])
+    assert all(not now[n][1] for n in names[8:])
     segments = _retention(isolated, names, "segment.ms")
-    assert {n: segments[n] for n in names[:7]} == {n: (ms, True) for n, ms in wanted.items()}
+    assert {n: segments[n] for n in names[:8]} == {n: (ms, True) for n, ms in wanted.items()}

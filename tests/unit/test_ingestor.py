@@ -24,7 +24,7 @@ from stream.models.hybrid import HybridParams
 from stream.models.items import ItemTable
 from stream.state.memory import MemoryState
 
-TOPICS = {"clicks": "click", "dwell": "dwell", "impressions": "impression"}
+TOPICS = {"clicks": "click", "dwell": "dwell", "impressions": "impression", "purchases": "purchase"}
 CONFIG = EngineConfig(hybrid=HybridParams(mf={"n_factors": 4, "seed": 1}), rerank=None, behaviour=None,
                       explore_share=0.0, top_k=3, partitions=1)
 
@@ -245,3 +245,18 @@ def test_a_ctr_jump_raises_one_drift_alert_counter_and_active_gauge():
         assert m.drift_active.labels("all", "ctr")._value.get() == 0 and len(sink.alerts) == 1
 
     asyncio.run(main())
+
+
+def test_purchases_are_applied_and_counted_per_segment_and_bad_ones_dead_lettered():
+    ing, sink, state = _ingest()
+    purchase = encode(make_event("purchase", event_id="p1", user_id="u1", item_id="i7", ts=5.0, value=30, currency="EUR",
+                                 context={"rec_id": "r1", "position": 1}))
+    bad = encode({"event_id": "p2", "user_id": "u1", "item_id": "i8", "ts": 6.0, "schema": "v1", "value": 30,
+                  "currency": "euro"})
+    out = asyncio.run(ing.handle([_rec(0, _click(0)), _rec(0, purchase, topic="purchases"),
+                                  _rec(1, bad, topic="purchases")]))
+    assert (out.applied, out.invalid) == (2, 1)
+    assert [(r.topic, reason) for r, reason, _ in sink.dead] == [("purchases", "out_of_range")]
+    assert "'currency'" in sink.dead[0][2]
+    assert "i7" in state.user_records["u1"].seen and state.stats["events_total:purchase"] == 1
+    assert ing.metrics.events_total.labels("purchase", "all")._value.get() == 1

@@ -18,3 +18,11 @@ def test_every_topic_kept_by_time_that_names_users_has_a_retention_setting():
     for name in COMPACTED:
         assert specs[f"x.{name}"] == {"cleanup.policy": "compact"}
     assert not set(RETENTION) & set(COMPACTED)
+
+
+def test_every_interaction_type_has_a_topic_kept_by_event_retention():
+    from stream.contract import INTERACTION_TYPES, TOPIC_OF
+
+    assert TOPIC_OF["purchase"] == "purchases"
+    for event_type in INTERACTION_TYPES:
+        assert TOPIC_OF[event_type] in TOPIC_NAMES and RETENTION[TOPIC_OF[event_type]] == "event_retention_hours"
