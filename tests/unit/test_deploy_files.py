@@ -96,8 +96,15 @@ def test_dashboard_json_is_what_the_builder_makes():
     for uid, (title, panels) in mod.DASHBOARDS.items():
         path = ROOT / "dashboards/grafana/dashboards" / (uid.removeprefix("streamrec-") + ".json")
         assert json.loads(path.read_text()) == mod.build(uid, title, panels), path.name
+    from stream.experiments.definition import load
+
+    experiments = load(ROOT / "deploy/experiments.toml")  # the example experiments file's dashboards
+    for e in experiments:
+        path = ROOT / "dashboards/grafana/dashboards" / f"experiment-{e.name}.json"
+        assert json.loads(path.read_text()) == mod.experiment_dashboard(e.name), path.name
     names = {p.stem for p in (ROOT / "dashboards/grafana/dashboards").glob("*.json")}
-    assert names == {"overview", "segments", "model-quality", "drift", "pipeline"}
+    assert names == {"overview", "segments", "model-quality", "drift", "pipeline"} | {
+        f"experiment-{e.name}" for e in experiments}
 
 
 # --- secrets: never on a command line -------------------------------------------------------
