@@ -262,7 +262,7 @@ def render_png(report: Report, history: History, path: str | Path) -> Path:
         ax.fill_between(p.users[finite], p.ci_low[finite], p.ci_high[finite], alpha=0.2, color=line.get_color())
         if p.crossed >= 0:
             ax.axvline(p.users[p.crossed], linestyle="--", color=line.get_color(),
-                       label=f"{name} decided at {p.users[p.crossed]} users")
+                       label=f"{name} vs {report.variants[0].name}: decided at {p.users[p.crossed]} users")
     ax.axhline(0.0, color="black", linewidth=0.8)
     limits = _later_extent(history)
     if limits is not None:
