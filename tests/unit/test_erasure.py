@@ -141,6 +141,31 @@ def test_an_erasure_removes_the_user_from_the_state_and_the_pusher_and_is_answer
     asyncio.run(main())
 
 
+def test_an_erasure_removes_the_users_experiment_counters():
+    from stream.experiments.assign import Assigner
+    from stream.experiments.attribution import new_counters
+    from stream.experiments.definition import parse
+    from stream.experiments.serving import Serving
+    from stream.experiments.state import MemoryExperiments
+
+    async def main():
+        eraser, ingest, state, sink = _worker()
+        experiments = parse('[[experiment]]\nname = "e"\n[[experiment.variant]]\nname = "a"\nshare = 0.5\n'
+                            '[[experiment.variant]]\nname = "b"\nshare = 0.5\n')
+        store = MemoryExperiments()
+        ingest.engine.experiments = Serving(experiments, Assigner(experiments, store, new_counters), CONFIG,
+                                            ingest.engine.table)
+        await ingest.handle([_click(1), _click(2, user="keep")])
+        assert sum([len(await store.counters("e", v)) for v in ("a", "b")]) == 2  # both ranked: both assigned
+        await eraser.handle([_request(0)])
+        left = (await store.counters("e", "a")) + (await store.counters("e", "b"))
+        assert len(left) == 1 and (await store.tokens()).user("keep") in {
+            tok for users in store.users.values() for tok in users}
+        assert USER not in ingest.engine.experiments.assigner._known
+
+    asyncio.run(main())
+
+
 def test_an_erasure_waits_for_the_batch_in_flight():
     async def main():
         eraser, ingest, state, _ = _worker()
