@@ -163,10 +163,18 @@ async def _bench(settings: Settings, warmup: int, per_run: int, runs: int, progr
     owner = ItemOwner(table, state)
     engine = Engine(config, state, table, WindowBus(owner, settings.item_publish_seconds))
     sink = _Recorder()
-    pusher = Pusher.from_settings(engine, sink, METRICS, settings)
+    attribution = None  # as the worker: served lists recorded, events naming one attributed
+    if settings.attribution_window_seconds:
+        from stream.experiments.attribution import Attribution
+        from stream.experiments.state import RedisExperiments
+        from stream.state.keys import Keys
+
+        attribution = Attribution(RedisExperiments(client, Keys(settings.redis_prefix), state.tokens),
+                                  window=settings.attribution_window_seconds)
+    pusher = Pusher.from_settings(engine, sink, METRICS, settings, lists=attribution)
     drift = DriftWatch.from_settings(settings, METRICS)
     topic_types = {settings.topic(t): e for e, t in TOPIC_OF.items() if e in EVENT_TYPES}
-    ingest = Ingest(engine, pusher, sink, METRICS, topic_types=topic_types, drift=drift)
+    ingest = Ingest(engine, pusher, sink, METRICS, topic_types=topic_types, drift=drift, attribution=attribution)
 
     if dataset == "simulator":
         world_info = dict(WORLD)
@@ -248,7 +256,7 @@ def _kind(key: str, prefix: str) -> str:
             if rest.count(":") > 1 else "user record"
     for start, kind in (("emb:user:", "user reader row"), ("emb:item:", "item row"), ("ids:", "event-id sets"),
                         ("applied:", "applied item updates"), ("pop:", "segment popularity"),
-                        ("erased:", "erasure markers")):
+                        ("erased:", "erasure markers"), ("rec:", "served lists (attribution)")):
         if rest.startswith(start):
             return kind
     return "other"

@@ -147,7 +147,8 @@ class Ingest:
             return
         kept = [ev for ev, gone in zip(result.events, result.erased or [False] * len(result.events)) if not gone]
         try:
-            counted = await self.with_retries("attribute", lambda: self.attribution.attribute(kept))
+            with self.engine.stages("attribute"):
+                counted = await self.with_retries("attribute", lambda: self.attribution.attribute(kept))
         except Exception:  # the step is committed; the events' KPIs are lost, never the events
             log.exception("attribution of a batch failed; its events are applied, not attributed")
             return

@@ -22,7 +22,7 @@ from typing import Iterator
 __all__ = ["Stages", "OFF", "STAGE_NAMES"]
 
 #: The stages in the order a batch goes through them.
-STAGE_NAMES = ("validate", "load", "score_trials", "learn", "commit", "owner", "rank", "push", "other")
+STAGE_NAMES = ("validate", "load", "score_trials", "learn", "commit", "owner", "attribute", "rank", "push", "other")
 
 
 class Stages:
