@@ -161,16 +161,18 @@ async def _bench(settings: Settings, warmup: int, per_run: int, runs: int, progr
     client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
     state = RedisState.for_engine(client, settings, config, table.mf.k)
     owner = ItemOwner(table, state)
-    engine = Engine(config, state, table, WindowBus(owner, settings.item_publish_seconds))
-    sink = _Recorder()
-    attribution = None  # as the worker: served lists recorded, events naming one attributed
-    if settings.attribution_window_seconds:
-        from stream.experiments.attribution import Attribution
-        from stream.experiments.state import RedisExperiments
-        from stream.state.keys import Keys
+    from stream.experiments.attribution import Attribution
+    from stream.experiments.serving import Serving
+    from stream.experiments.state import RedisExperiments
+    from stream.state.keys import Keys
 
-        attribution = Attribution(RedisExperiments(client, Keys(settings.redis_prefix), state.tokens),
-                                  window=settings.attribution_window_seconds)
+    # as the worker: STREAMREC_EXPERIMENTS_PATH's variants served, served lists recorded, events naming one attributed
+    experiment_state = RedisExperiments(client, Keys(settings.redis_prefix), state.tokens)
+    engine = Engine(config, state, table, WindowBus(owner, settings.item_publish_seconds),
+                    experiments=Serving.from_settings(settings, config, table, experiment_state, METRICS))
+    sink = _Recorder()
+    attribution = Attribution(experiment_state, window=settings.attribution_window_seconds) \
+        if settings.attribution_window_seconds else None
     pusher = Pusher.from_settings(engine, sink, METRICS, settings, lists=attribution)
     drift = DriftWatch.from_settings(settings, METRICS)
     topic_types = {settings.topic(t): e for e, t in TOPIC_OF.items() if e in EVENT_TYPES}
