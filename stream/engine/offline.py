@@ -31,7 +31,7 @@ from stream.engine.engine import Engine, StepResult
 from stream.engine.items import DirectBus, ItemOwner
 from stream.engine.messages import ItemInit
 from stream.models.base import Ranker, Trial
-from stream.models.diversity import list_diversity
+from stream.models.diversity import table_diversity
 from stream.models.items import ItemTable
 from stream.state.memory import MemoryState
 
@@ -82,9 +82,8 @@ class EngineRanker(Ranker):
 
     def diversity(self, lists: list[list[str]]) -> np.ndarray:
         """Each list's intra-list diversity in this engine's MF item space as it stands
-        (:func:`stream.models.diversity.list_diversity`; items it does not know are left out)."""
-        get = self.table.get
-        return list_diversity(self.table.mf.model.item_factors, [[get(i) for i in ids] for ids in lists])
+        (:func:`stream.models.diversity.table_diversity`; items it does not know are left out)."""
+        return table_diversity(self.table, lists)
 
     def recommend(self, user_id: str, k: int = 10) -> list[str]:
         out = self.run(self.engine.recommend([user_id], k, reasons=False))

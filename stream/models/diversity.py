@@ -41,11 +41,14 @@ Examples
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-__all__ = ["mmr", "intra_list_diversity", "list_diversity", "unit_rows", "check_lambda"]
+if TYPE_CHECKING:
+    from stream.models.items import ItemTable
+
+__all__ = ["mmr", "intra_list_diversity", "list_diversity", "table_diversity", "unit_rows", "check_lambda"]
 
 
 def check_lambda(lam: float, where: str) -> float:
@@ -120,7 +123,7 @@ def mmr(relevance: np.ndarray, vectors: np.ndarray, k: int, lam: float,
         return np.where(np.arange(slots) < count[:, None], order, -1).astype(np.int64)
     gain = np.where(valid, (1.0 - lam) * _normalised(relevance, valid), -np.inf)  # -inf: no candidate
     X = unit_rows(vectors)
-    closest = np.zeros((U, P))  # each candidate's max similarity to the picks so far
+    closest = np.zeros((U, P))  # each candidate's max similarity to the picks so far (none yet: 0)
     users = np.arange(U)
     out = np.full((U, slots), -1, dtype=np.int64)
     for t in range(slots):
@@ -130,7 +133,7 @@ def mmr(relevance: np.ndarray, vectors: np.ndarray, k: int, lam: float,
         out[:, t] = np.where(live, pick, -1)
         gain[users, pick] = -np.inf  # picked: never again
         sim = np.einsum("upd,ud->up", X, X[users, pick])
-        np.maximum(closest, sim, out=closest)
+        closest = sim if t == 0 else np.maximum(closest, sim, out=closest)  # a max may be below 0
     return out
 
 
@@ -179,3 +182,10 @@ def list_diversity(vectors: np.ndarray, lists: Sequence[Sequence[int]]) -> np.nd
     if not len(vectors):
         return np.full(len(lists), np.nan)
     return intra_list_diversity(np.asarray(vectors)[np.where(valid, rows, 0)], valid)
+
+
+def table_diversity(table: "ItemTable", lists: Sequence[Sequence[str]]) -> np.ndarray:
+    """ILD of lists of item ids in ``table``'s MF item space as it stands (items it does not
+    know are left out): what ``evaluate`` reports and the worker exports."""
+    get = table.get
+    return list_diversity(table.mf.model.item_factors, [[get(i) for i in ids] for ids in lists])
