@@ -112,3 +112,15 @@ def test_lists_sent_are_measured_live_diversity_per_segment_and_catalogue_covera
     assert 0.0 < total <= 2.0 * measured
     distinct = {i["item_id"] for p in sent for i in p["items"]}
     assert m.registry.get_sample_value("streamrec_pushed_coverage_ratio") == pytest.approx(len(distinct) / 6)
+
+
+def test_an_experiment_variant_serves_mmr_with_its_own_lambda():
+    from stream.experiments.definition import Variant, variant_config
+
+    config = variant_config(CONFIG, Variant("mmr", 0.5, {"diversity": 0.7}))
+    assert config.diversity == 0.7 and CONFIG.diversity == 0.0
+    table = _rank.table
+    served = _rank(_views(), k=4, config=config)
+    assert [r.items for r in served] == [r.items for r in _rank(_views(), k=4, config=CONFIG.with_changes(diversity=0.7))]
+    assert table_diversity(table, [r.ids for r in served]).mean() > \
+        table_diversity(table, [r.ids for r in _rank(_views(), k=4)]).mean()
