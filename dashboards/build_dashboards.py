@@ -84,6 +84,11 @@ DASHBOARDS = {
          [("sum by (segment, to) (increase(streamrec_segment_guard_switches_total[1h]))", "{{segment}} to {{to}}")]),
         ("Re-ranker examples learned per second", "ops",
          [("sum by (segment) (rate(streamrec_rerank_examples_total[5m]))", "{{segment}}")]),
+        ("Intra-list diversity of lists sent (mean, by segment)", "short",
+         [("sum by (segment) (rate(streamrec_list_diversity_sum[5m])) / "
+           "sum by (segment) (rate(streamrec_list_diversity_count[5m]))", "{{segment}}")]),
+        ("Catalogue coverage of lists sent (window, per worker)", "percentunit",
+         [("max by (instance) (streamrec_pushed_coverage_ratio)", "{{instance}}")]),
     ]),
     "streamrec-drift": ("streamrec / drift", [
         ("Detector active (1 = drift seen recently)", "short",

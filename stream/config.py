@@ -168,6 +168,13 @@ class Settings(BaseSettings):
         5.0, ge=0, description="An item is fresh while its summed positive signal is below this. "
         "STREAMREC_EXPLORE_MAX_POSITIVE_WEIGHT")
     top_k: int = Field(10, ge=1, le=1000, description="Length of a pushed recommendation list. STREAMREC_TOP_K")
+    diversity_lambda: float = Field(
+        0.0, ge=0, le=1, description="λ of the MMR re-ranking of warm users' lists (stream/models/diversity.py): "
+        "each slot takes the candidate maximising (1-λ)·relevance - λ·(max cosine of its MF row to those picked); "
+        "0 is pure relevance (no re-ranking). STREAMREC_DIVERSITY_LAMBDA")
+    coverage_window_seconds: float = Field(
+        3600.0, gt=0, description="Catalogue coverage of pushed lists (streamrec_pushed_coverage_ratio) counts the "
+        "distinct items pushed within this many seconds. STREAMREC_COVERAGE_WINDOW_SECONDS")
     rec_min_interval_seconds: float = Field(
         1.0, ge=0, description="At most one push per user per this many seconds. STREAMREC_REC_MIN_INTERVAL_SECONDS"
     )

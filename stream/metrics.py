@@ -25,6 +25,8 @@ LOSS_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.5, 2.0, 5.0
 AGE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 86400.0)
 #: Seconds of dwell.
 DWELL_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+#: Intra-list diversity: mean pairwise 1 - cosine, in [0, 2] (1: unrelated on average).
+DIVERSITY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0)
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ class Metrics:
     list_skips_total: Counter
     attribution_unmatched_total: Counter
     experiment_assignments_total: Counter
+    list_diversity: Histogram
+    pushed_coverage_ratio: Gauge
 
 
 #: The labels of every attribution KPI: a list's segment, experiment and variant when it was served
@@ -274,6 +278,16 @@ def build(registry: CollectorRegistry | None = None) -> Metrics:
         experiment_assignments_total=Counter(
             "streamrec_experiment_assignments_total", "Users assigned to an experiment's variant by this worker.",
             ["experiment", "variant"], registry=r,
+        ),
+        list_diversity=Histogram(
+            "streamrec_list_diversity", "Intra-list diversity of each list sent (pushes and answers to requests): "
+            "mean pairwise 1 - cosine of its items' MF rows (stream/models/diversity.py), by segment, experiment "
+            "and variant; lists of fewer than two items are left out.", LIST_LABELS, buckets=DIVERSITY_BUCKETS, registry=r,
+        ),
+        pushed_coverage_ratio=Gauge(
+            "streamrec_pushed_coverage_ratio", "Distinct items in the lists this worker sent within the last "
+            "STREAMREC_COVERAGE_WINDOW_SECONDS / items in its copy of the catalogue. Updated as lists are sent.",
+            registry=r,
         ),
     )
 

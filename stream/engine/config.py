@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from stream.models.config_io import hybrid_params, rerank_params
+from stream.models.diversity import check_lambda
 from stream.models.hybrid import HybridParams
 from stream.models.rerank.params import RerankParams
 from stream.models.segments.behaviour import BehaviourParams
@@ -68,6 +69,9 @@ class EngineConfig:
         At most this many prequential trials are scored per micro-batch (a draw seeded by the
         batch's event ids when there are more); None: every one. Each scored trial is a ranking
         over the whole catalogue; the unscored ones are not counted (hit rates stay unbiased).
+    diversity
+        λ of the MMR re-ranking of warm users' lists (:mod:`stream.models.diversity`), in [0, 1];
+        0 (the default): pure relevance, no re-ranking at all.
     """
 
     hybrid: HybridParams = field(default_factory=HybridParams)
@@ -83,6 +87,7 @@ class EngineConfig:
     default_segment: str = "all"
     partitions: int = 4
     max_trials: int | None = None
+    diversity: float = 0.0
 
     def __post_init__(self) -> None:
         if self.max_trials is not None and self.max_trials < 1:
@@ -91,6 +96,7 @@ class EngineConfig:
             raise ValueError(f"EngineConfig: top_k and history_max must be >= 1, got {self.top_k}, {self.history_max}")
         if not 0.0 <= self.explore_share <= 1.0:
             raise ValueError(f"EngineConfig: explore_share must be in [0, 1], got {self.explore_share}")
+        check_lambda(self.diversity, "EngineConfig: diversity")
 
     def profile_segmenter(self) -> ProfileSegmenter:
         return ProfileSegmenter(**self.segmenter)
@@ -104,7 +110,8 @@ class EngineConfig:
                 "behaviour": None if self.behaviour is None else self.behaviour.as_dict(), "top_k": self.top_k,
                 "history_max": self.history_max, "segment_half_life": self.segment_half_life,
                 "explore_share": self.explore_share, "segmenter": self.segmenter,
-                "default_segment": self.default_segment, "max_trials": self.max_trials}
+                "default_segment": self.default_segment, "max_trials": self.max_trials,
+                "diversity": self.diversity}
 
     @classmethod
     def from_settings(cls, settings, model_config: dict[str, Any] | None = None) -> "EngineConfig":
@@ -132,4 +139,5 @@ class EngineConfig:
             default_segment=settings.default_segment,
             partitions=settings.partitions,
             max_trials=settings.max_trials_per_batch or None,
+            diversity=settings.diversity_lambda,
         )

@@ -23,12 +23,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Sequence
 
+import numpy as np
+
 from stream.contract import Event
 from stream.engine.config import EngineConfig
 from stream.engine.engine import Engine, StepResult
 from stream.engine.items import DirectBus, ItemOwner
 from stream.engine.messages import ItemInit
 from stream.models.base import Ranker, Trial
+from stream.models.diversity import table_diversity
 from stream.models.items import ItemTable
 from stream.state.memory import MemoryState
 
@@ -76,6 +79,11 @@ class EngineRanker(Ranker):
         result = self.run(self.engine.step(events))
         self.last = result
         return [Trial(t.position, t.event.user_id, t.event.item_id, t.served, t.segment) for t in result.trials]
+
+    def diversity(self, lists: list[list[str]]) -> np.ndarray:
+        """Each list's intra-list diversity in this engine's MF item space as it stands
+        (:func:`stream.models.diversity.table_diversity`; items it does not know are left out)."""
+        return table_diversity(self.table, lists)
 
     def recommend(self, user_id: str, k: int = 10) -> list[str]:
         out = self.run(self.engine.recommend([user_id], k, reasons=False))

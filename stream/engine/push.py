@@ -22,11 +22,14 @@ import time
 import uuid
 
 import msgspec
+import numpy as np
 from collections import OrderedDict
 from typing import Any, Awaitable, Callable, Protocol
 
+from stream.engine.coverage import CoverageWindow
 from stream.engine.engine import Engine
 from stream.engine.rank import Ranked
+from stream.models.diversity import table_diversity
 from stream.state.base import SharedState, UserRecord
 
 __all__ = ["Pusher", "message", "ListSink", "ListLog"]
@@ -70,9 +73,12 @@ class Pusher:
     sink
         Where lists go (the worker's publisher: the recommendations topic).
     metrics
-        :class:`stream.metrics.Metrics` (pushes counted per segment, explored lists).
+        :class:`stream.metrics.Metrics` (pushes counted per segment, explored lists, the lists'
+        diversity per segment and variant, the catalogue coverage of what was sent).
     top_k, min_interval
         List length; at most one push per user per ``min_interval`` seconds.
+    coverage_window
+        Seconds of sent lists the coverage gauge counts.
     lists
         Where served lists are recorded before they go out, so that the events naming them can
         be attributed (None: not recorded).
@@ -80,7 +86,7 @@ class Pusher:
 
     def __init__(self, engine: Engine, sink: ListSink, metrics, *, top_k: int, min_interval: float,
                  clock: Callable[[], float] = time.monotonic, max_tracked_users: int = 200_000,
-                 lists: ListLog | None = None) -> None:
+                 lists: ListLog | None = None, coverage_window: float = 3600.0) -> None:
         self.engine = engine
         self.lists = lists
         self.sink = sink
@@ -93,13 +99,14 @@ class Pusher:
         self._last_push: OrderedDict[str, float] = OrderedDict()
         self._last_lists: dict[str, tuple[str, ...]] = {}
         self._lock = asyncio.Lock()
+        self._coverage = CoverageWindow(coverage_window)
 
     @classmethod
     def from_settings(cls, engine: Engine, sink: ListSink, metrics, settings, lists: ListLog | None = None) -> "Pusher":
-        """With the list length and the rate limit of the settings (STREAMREC_TOP_K,
-        STREAMREC_REC_MIN_INTERVAL_SECONDS)."""
+        """With the list length, the rate limit and the coverage window of the settings
+        (STREAMREC_TOP_K, STREAMREC_REC_MIN_INTERVAL_SECONDS, STREAMREC_COVERAGE_WINDOW_SECONDS)."""
         return cls(engine, sink, metrics, top_k=settings.top_k, min_interval=settings.rec_min_interval_seconds,
-                   lists=lists)
+                   lists=lists, coverage_window=settings.coverage_window_seconds)
 
     def changed(self, user_ids) -> None:
         """These users' state changed: their list is due for a look."""
@@ -175,6 +182,7 @@ class Pusher:
             self._last_push[uid] = now
             self._last_push.move_to_end(uid)
             self._last_lists[uid] = tuple(r.ids)
+        self._measure(list(bodies.values()), now)
         while len(self._last_push) > self.max_tracked_users:
             uid, _ = self._last_push.popitem(last=False)
             self._last_lists.pop(uid, None)
@@ -192,6 +200,7 @@ class Pusher:
         for req, body in zip(requests, bodies):
             await self.sink.recommendations(req.user_id, _encode(body))
             self.metrics.recommendations_pushed_total.labels(body["segment"]).inc()
+        self._measure(bodies, self.clock())
         return len(requests)
 
     async def record(self, messages: list[dict[str, Any]]) -> None:
@@ -199,3 +208,19 @@ class Pusher:
         arrive before its record)."""
         if self.lists is not None and messages:
             await self.lists.record(messages)
+
+    def _measure(self, messages: list[dict[str, Any]], now: float) -> None:
+        """The diversity of lists just sent (their messages), all at once, and the coverage."""
+        if not messages:
+            return
+        table = self.engine.table
+        lists = [[x["item_id"] for x in m["items"]] for m in messages]
+        for m, ild in zip(messages, table_diversity(table, lists).tolist()):
+            if ild == ild:  # NaN: fewer than two items
+                self.metrics.list_diversity.labels(m["segment"], m.get("experiment") or "none",
+                                                   m.get("variant") or "none").observe(ild)
+        get = table.get
+        self._coverage.add(np.fromiter((get(i) for ids in lists for i in ids), dtype=np.int64), now)
+        named = table.named()
+        servable = named if named is not None else np.ones(table.n_items, dtype=bool)
+        self.metrics.pushed_coverage_ratio.set(self._coverage.ratio(now, servable))

@@ -10,9 +10,13 @@ For a user with signal (a learned MF row, or positives in their history):
    (:mod:`stream.models.rerank.features`, with the segment's popularity) with the segment's
    River layers; the user is served the layer's order, or the blend's while the segment's guard
    says so;
-3. **exploration**: a stable share of lists gives its last slot to the best fresh item.
+3. **diversity** (when ``EngineConfig.diversity`` λ > 0): MMR (:mod:`stream.models.diversity`)
+   picks the ``k`` served items from that order's top ``max(3k, n_candidates)``, trading the
+   score it was ordered by against the cosine of the items' MF rows; λ = 0 does nothing;
+4. **exploration**: a stable share of lists gives its last slot to the best fresh item.
 
-A user without signal gets their segment's trending items (the global ones fill a short list).
+A user without signal gets their segment's trending items (the global ones fill a short list),
+not diversified (no relevance to trade, and few of their items have learned MF rows).
 
 Many users are ranked at once: each part is one matrix over (users, items), so a batch's
 trials cost a few NumPy calls, not a Python loop per user.
@@ -30,13 +34,18 @@ import numpy as np
 from stream.engine.blend import Blend, View
 from stream.engine.config import MODEL_NAMES, EngineConfig
 from stream.models.base import top_k, top_many
+from stream.models.diversity import mmr
 from stream.models.items import ItemTable
 from stream.models.rerank.features import raw_features, scaled
 from stream.models.rerank.layers import SegmentLayers
 from stream.state.base import SharedState, StateStore
 from stream.state.seen import Seen
 
-__all__ = ["View", "Candidates", "Ranked", "Ranking"]
+__all__ = ["View", "Candidates", "Ranked", "Ranking", "POOL_FACTOR"]
+
+#: With diversity on, MMR picks a list of k from each warm user's top ``POOL_FACTOR·k`` candidates
+#: at least (the re-ranker's ``n_candidates`` when larger).
+POOL_FACTOR = 3
 
 
 @dataclass
@@ -107,23 +116,33 @@ class Ranking:
             wviews = [views[j] for j in warm]
             G, mf_rows, cooc_rows = self.blend_matrix(wviews, N)
             sizes = [max(int(rr.of(v.segment, "n_candidates")), k) if rr is not None else k for v in wviews]
+            lam = self.config.diversity
+            if lam:  # MMR picks k from a wider pool
+                sizes = [max(size, POOL_FACTOR * k) for size in sizes]
             tops = self._top(G, wviews, sizes)
             pop = self.blend.popularity(N)
             cands = await self._rerank(wviews, tops, G, mf_rows, cooc_rows, pop, shared, layers, state) \
                 if rr is not None else {}
+            pools: list[tuple[np.ndarray, np.ndarray]] = []  # each warm view's served order: (rows, scores)
+            cut = None if lam else k  # without MMR only the first k are served
+            models: list[str] = []
+            for n in range(len(warm)):
+                top, c = tops[n], cands.get(n)
+                if c is not None and _serving_segment(shared, c.segment):
+                    pools.append((top[c.order[:cut]], c.seg[c.order[:cut]]))
+                    models.append(MODEL_NAMES["rerank"])
+                else:
+                    pools.append((top[:cut], G[n][top[:cut]]))
+                    models.append(MODEL_NAMES["hybrid"])
+            picks = self._diversify(pools, k, lam) if lam else [slice(None)] * len(pools)
             fresh = None
             ids = self.table.item_ids
             for n, j in enumerate(warm):
-                v, top, g = views[j], tops[n], G[n]
+                v, top, g, c = views[j], tops[n], G[n], cands.get(n)
                 glob = [ids[r] for r in top[:k].tolist()]
-                c = cands.get(n)
-                if c is not None and _serving_segment(shared, c.segment):
-                    rows = top[c.order[:k]]
-                    items = [(ids[r], float(s)) for r, s in zip(rows.tolist(), c.seg[c.order[:k]].tolist())]
-                    model = MODEL_NAMES["rerank"]
-                else:
-                    items = [(ids[r], float(g[r])) for r in top[:k].tolist()]
-                    model = MODEL_NAMES["hybrid"]
+                rows, scores = pools[n]
+                at = picks[n]
+                items = [(ids[r], float(s)) for r, s in zip(rows[at].tolist(), scores[at].tolist())]
                 seg = [ids[r] for r in c.rows[c.order[:k]].tolist()] if c is not None else None
                 explored = False
                 if v.explore and len(items) == k and k > 1:
@@ -135,13 +154,25 @@ class Ranking:
                     if pick is not None:
                         items = items[:-1] + [(ids[pick], float(g[pick]))]
                         explored = True
-                out[j] = Ranked(items, model, glob, seg, explored, None, c)
+                out[j] = Ranked(items, models[n], glob, seg, explored, None, c)
             if reasons:
                 self._reasons([out[j] for j in warm], wviews, [n in mf_rows for n in range(len(warm))])
         cold = [j for j in range(len(views)) if out[j] is None]
         if cold:
             await self._cold(views, cold, k, state, reasons, out)
         return out  # type: ignore[return-value]
+
+    def _diversify(self, pools: list[tuple[np.ndarray, np.ndarray]], k: int, lam: float) -> list[np.ndarray]:
+        """Each pool's MMR picks (positions into it, :func:`stream.models.diversity.mmr`), all
+        pools at once: relevance the score it was ordered by, similarity the cosine of MF rows."""
+        P = max((len(rows) for rows, _ in pools), default=0)
+        R = np.full((len(pools), P), -np.inf)
+        rows = np.zeros((len(pools), P), dtype=np.int64)
+        for n, (r, s) in enumerate(pools):
+            R[n, : len(r)], rows[n, : len(r)] = s, r
+        valid = np.arange(P) < np.array([len(r) for r, _ in pools])[:, None]
+        picked = mmr(R, self.table.mf.model.item_factors[rows], k, lam, valid)
+        return [p[p >= 0] for p in picked]
 
     def _top(self, G: np.ndarray, views: list[View], sizes: list[int]) -> list[np.ndarray]:
         """Each view's top rows by its blend row, seen items left out, best first (ties: lower row).

@@ -31,6 +31,15 @@ def _json_arg(text: str | None, option: str) -> dict | None:
     return value
 
 
+def _lambda(text: str) -> float:
+    from stream.models.diversity import check_lambda
+
+    try:
+        return check_lambda(float(text), "--diversity")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _cmd_evaluate(args, settings=None) -> int:
     from stream.evaluation.streams import load_stream
     from stream.models.config_io import load_model_config
@@ -59,7 +68,8 @@ def _cmd_evaluate(args, settings=None) -> int:
     from stream.evaluation.run import evaluate
 
     evaluate(args.dataset, k=args.k, progress_every=args.progress_every, config=config,
-             baselines=not args.no_baselines, batch_size=args.batch_size, stream=stream)
+             baselines=not args.no_baselines, batch_size=args.batch_size, stream=stream, diversity=args.diversity,
+             json_path=args.json)
     return 0
 
 
@@ -174,7 +184,11 @@ def register(subparsers) -> None:
                          "next to the offline engine and popularity on the worker's own batches")
     ev.add_argument("--rate", type=float, default=1000.0,
                     help="with --through-worker: events per second produced (0: as fast as it goes; default 1000)")
-    ev.add_argument("--json", default=None, help="with --through-worker: also write the figures to this JSON file")
+    ev.add_argument("--json", default=None, help="also write the figures to this JSON file (the prequential run, "
+                                                 "or with --through-worker its figures)")
+    ev.add_argument("--diversity", type=_lambda, default=0.0, metavar="λ",
+                    help="MMR weight λ in [0, 1] of every streamrec row (engine option `diversity`, the worker's "
+                         "STREAMREC_DIVERSITY_LAMBDA); 0, the default, is pure relevance")
     ev.add_argument("--segments", default=None,
                     help="per segment, the blend against the segment re-rankers: comma-separated profile "
                          "attributes (movielens-100k: age_band,gender,occupation; simulator: segment (the true "

@@ -9,6 +9,9 @@ events are trials, and their weights, is :mod:`stream.signals`' one rule:
     hit        the clicked item is in the top ``k`` the user would have been served
     recall@k   hits / trials;  NDCG@k: mean of 1 / log2(rank + 1), 0 for a miss
     coverage   distinct items served in trials / distinct items in the stream
+    ILD@k      mean over trials of the list's intra-list diversity (mean pairwise 1 − cosine,
+               :mod:`stream.models.diversity`), every ranker's lists measured in one reference
+               item space (``evaluate``: the served engine's MF rows after the batch)
 
 The batches are either fixed-size slices, or the boundaries a worker logged
 (``evaluate --through-worker``), so the offline side replays exactly what the worker applied.
@@ -20,13 +23,15 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence, TextIO
+from typing import Any, Callable, Iterable, Mapping, Sequence, TextIO
+
+import numpy as np
 
 from stream.contract import Event
 from stream.models.base import Ranker, Trial
 from stream.signals import event_order, is_trial, marks_seen, signal_weight
 
-__all__ = ["HitCounts", "PrequentialMetrics", "PerEvent", "prequential", "format_table", "fixed_batches"]
+__all__ = ["HitCounts", "PrequentialMetrics", "PerEvent", "prequential", "format_table", "as_json", "fixed_batches"]
 
 
 @dataclass
@@ -58,12 +63,28 @@ class PrequentialMetrics(HitCounts):
     >>> m.record(["a", "b", "c"], "z")
     >>> m.recall, round(m.ndcg, 3), m.coverage(catalogue_size=6)
     (0.5, 0.315, 0.5)
+    >>> m.record_diversity([0.5, float("nan"), 0.25]); m.ild  # a list too short for pairs is left out
+    0.375
     """
 
     k: int = 10
     recommended: set = field(default_factory=set)
     seconds: float = 0.0  # in the ranker's steps (scoring and learning)
     events: int = 0
+    ild_sum: float = 0.0
+    ild_lists: int = 0
+
+    def record_diversity(self, ild: Sequence[float]) -> None:
+        """Add trials' lists' ILD (NaN: a list of fewer than two items, not counted)."""
+        ild = np.asarray(ild, dtype=np.float64)
+        ok = np.isfinite(ild)
+        self.ild_sum += float(ild[ok].sum())
+        self.ild_lists += int(ok.sum())
+
+    @property
+    def ild(self) -> float:
+        """Mean ILD@k over the trials' lists measured (NaN: none)."""
+        return self.ild_sum / self.ild_lists if self.ild_lists else float("nan")
 
     def record(self, ranked: list[str], target: str) -> None:
         self.trials += 1
@@ -150,10 +171,13 @@ def prequential(
     k: int = 10,
     progress_every: int = 10_000,
     progress: TextIO | None = sys.stderr,
+    diversity: Callable[[list[list[str]]], np.ndarray] | None = None,
 ) -> tuple[dict[str, PrequentialMetrics], int]:
     """Run the protocol; returns per-ranker metrics and the catalogue size (distinct items).
 
     ``batches``: index lists into ``events`` (every event once, in order, for a fair run).
+    ``diversity``: the ILD of lists of item ids (one reference for every ranker), applied to
+    each batch's trials' top-``k`` after every ranker has stepped; None: no ILD.
     """
     metrics = {name: PrequentialMetrics(k=k) for name in rankers}
     catalogue: set[str] = set()
@@ -162,6 +186,7 @@ def prequential(
     next_report = progress_every
     for batch in batches:
         chunk = [events[i] for i in batch]
+        lists: dict[str, list[list[str]]] = {}
         for name, ranker in rankers.items():
             t0 = time.perf_counter()
             trials = ranker.step(chunk)
@@ -170,6 +195,11 @@ def prequential(
             m.events += len(chunk)
             for t in trials:
                 m.record(t.ranked, t.item_id)
+            lists[name] = [t.ranked[:k] for t in trials]
+        if diversity is not None:
+            for name, ranked in lists.items():
+                if ranked:
+                    metrics[name].record_diversity(diversity(ranked))
         catalogue.update(ev.item_id for ev in chunk)
         done += len(chunk)
         if progress is not None and progress_every and done >= next_report:
@@ -181,12 +211,24 @@ def prequential(
 
 
 def format_table(metrics: Mapping[str, PrequentialMetrics], catalogue_size: int, k: int = 10) -> str:
-    """A Markdown table: ranker, trials, recall@k, NDCG@k, coverage, events/s."""
+    """A Markdown table: ranker, trials, recall@k, NDCG@k, ILD@k (– when not measured), coverage, events/s."""
     lines = [
-        f"| model | trials | recall@{k} | NDCG@{k} | coverage | events/s |",
-        "|---|---:|---:|---:|---:|---:|",
+        f"| model | trials | recall@{k} | NDCG@{k} | ILD@{k} | coverage | events/s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, m in metrics.items():
-        lines.append(f"| {name} | {m.trials} | {m.recall:.4f} | {m.ndcg:.4f} | {m.coverage(catalogue_size):.3f} "
+        ild = f"{m.ild:.4f}" if m.ild_lists else "–"
+        lines.append(f"| {name} | {m.trials} | {m.recall:.4f} | {m.ndcg:.4f} | {ild} | {m.coverage(catalogue_size):.3f} "
                      f"| {m.throughput:,.0f} |")
     return "\n".join(lines)
+
+
+def as_json(metrics: Mapping[str, PrequentialMetrics], catalogue_size: int) -> dict[str, dict[str, Any]]:
+    """Each ranker's figures as plain data (``evaluate --json``); None for a figure not measured
+    (ILD of no list, events/s of no time)."""
+    def finite(x: float) -> float | None:
+        return x if math.isfinite(x) else None
+
+    return {name: {"trials": m.trials, "hits": m.hits, "recall": m.recall, "ndcg": m.ndcg, "ild": finite(m.ild),
+                   "coverage": m.coverage(catalogue_size), "events_per_second": finite(m.throughput)}
+            for name, m in metrics.items()}

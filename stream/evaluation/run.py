@@ -7,6 +7,7 @@ the external reference. All see the same contract events in the same micro-batch
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from typing import Any, TextIO
@@ -16,13 +17,13 @@ import numpy as np
 from stream.engine.config import EngineConfig
 from stream.engine.offline import EngineRanker
 from stream.evaluation.baselines import baseline_models
-from stream.evaluation.prequential import PerEvent, fixed_batches, format_table, prequential
+from stream.evaluation.prequential import PerEvent, as_json, fixed_batches, format_table, prequential
 from stream.evaluation.streams import EventStream, load_stream
 from stream.models.base import IdIndex, SeenItems, top_k
 from stream.models.config_io import hybrid_params
 from stream.models.hybrid import HybridParams
 
-__all__ = ["Oracle", "streamrec_rankers", "served_config", "evaluate", "DEFAULT_BATCH"]
+__all__ = ["Oracle", "streamrec_rankers", "served_config", "evaluate", "DEFAULT_BATCH", "SERVED"]
 
 #: The default micro-batch of ``evaluate`` (docs/EVALUATION.md: how much it matters).
 DEFAULT_BATCH = 100
@@ -66,11 +67,15 @@ def served_config(model_config: dict[str, Any] | None = None, settings=None) -> 
     return EngineConfig.from_settings(settings or Settings(), model_config)
 
 
-def streamrec_rankers(model_config: dict[str, Any] | None = None) -> dict[str, EngineRanker]:
+#: The row whose MF item space every row's ILD is measured in.
+SERVED = "streamrec (as the worker serves)"
+
+
+def streamrec_rankers(model_config: dict[str, Any] | None = None, diversity: float = 0.0) -> dict[str, EngineRanker]:
     """streamrec's rows: MF alone, the blend alone (defaults), the blend with a tuned file, and
     what the worker serves (the blend, segment re-rankers and guards, behaviour segments,
-    exploration)."""
-    alone = {"rerank": None, "behaviour": None, "explore_share": 0.0}
+    exploration); every row with the MMR weight ``diversity`` (λ)."""
+    alone = {"rerank": None, "behaviour": None, "explore_share": 0.0, "diversity": diversity}
     rows = {
         "streamrec-mf (MF alone)": EngineConfig(hybrid=HybridParams(mf_weight=1.0, cooccurrence_weight=0.0,
                                                                     popularity_weight=0.0), **alone),
@@ -79,7 +84,7 @@ def streamrec_rankers(model_config: dict[str, Any] | None = None) -> dict[str, E
     if model_config is not None:
         rows[f"streamrec-tuned {model_config['model']} (the blend alone)"] = EngineConfig(
             hybrid=hybrid_params(model_config), **alone)
-    rows["streamrec (as the worker serves)"] = served_config(model_config)
+    rows[SERVED] = served_config(model_config).with_changes(diversity=diversity)
     return {name: EngineRanker(config) for name, config in rows.items()}
 
 
@@ -96,28 +101,45 @@ def evaluate(
     out: TextIO | None = None,
     progress: TextIO | None | str = "stderr",
     stream: EventStream | None = None,
+    diversity: float = 0.0,
+    json_path: str | None = None,
 ) -> dict:
     """Run the protocol and print the table (to ``out``, default stdout; progress lines to
-    ``progress``, default stderr, None for none); returns {row name: metrics}."""
+    ``progress``, default stderr, None for none); returns {row name: metrics}.
+
+    ``diversity``: λ of the MMR re-ranking for every streamrec row. Every row's ILD@k is
+    measured in the MF item space of the served row (:data:`SERVED`) after each batch, so the
+    rows, baselines included, are compared in one space. ``json_path``: the figures are also
+    written there as JSON."""
     out = sys.stdout if out is None else out
     progress = sys.stderr if progress == "stderr" else progress
     started = time.perf_counter()
     stream = stream if stream is not None else load_stream(dataset, limit=limit, sim_events=sim_events, seed=seed)
     events = stream.events()
     print(f"streamrec evaluate: {stream.name}, {len(events):,} events ({stream.positives:,} positive), k={k}, "
-          f"micro-batches of {batch_size}", file=out, flush=True)
+          f"micro-batches of {batch_size}, diversity λ={diversity:g}", file=out, flush=True)
     rankers: dict[str, Any] = dict(baseline_models()) if baselines else {}
-    rankers.update(streamrec_rankers(config))
+    engines = streamrec_rankers(config, diversity)
+    rankers.update(engines)
     if stream.world is not None:
         rankers["oracle (true affinity)"] = PerEvent(Oracle(stream.world), k=k)
     for r in rankers.values():
         if hasattr(r, "prepare"):
             r.prepare(stream)
     metrics, catalogue = prequential(events, rankers, fixed_batches(len(events), batch_size), k=k,
-                                     progress_every=progress_every, progress=progress)
+                                     progress_every=progress_every, progress=progress,
+                                     diversity=engines[SERVED].diversity)
     print(format_table(metrics, catalogue, k=k), file=out)
-    print(f"catalogue: {catalogue} items; events/s: the whole step (scoring the trials and learning), "
-          f"in micro-batches of {batch_size}; wall time {time.perf_counter() - started:.0f} s", file=out, flush=True)
+    print(f"catalogue: {catalogue} items; coverage: distinct items in trials' lists / catalogue; ILD@{k}: mean "
+          f"pairwise 1 - cosine of a list's MF rows (the served row's), over trials; events/s: the whole step "
+          f"(scoring the trials and learning), in micro-batches of {batch_size}; wall time "
+          f"{time.perf_counter() - started:.0f} s", file=out, flush=True)
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as fh:
+            json.dump({"dataset": stream.name, "events": len(events), "k": k, "batch_size": batch_size,
+                       "diversity": diversity, "catalogue": catalogue, "rows": as_json(metrics, catalogue)},
+                      fh, indent=2, allow_nan=False)
+            fh.write("\n")
     ours = {n: m.recall for n, m in metrics.items() if n.startswith("streamrec")}
     theirs = {n: m.recall for n, m in metrics.items() if not n.startswith(("streamrec", "oracle"))}
     if ours and theirs:

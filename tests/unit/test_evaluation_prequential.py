@@ -109,7 +109,9 @@ def test_metrics_ndcg_coverage_and_table():
     assert m.ndcg == pytest.approx(0.5)
     assert m.coverage(6) == 0.5
     table = format_table({"m": m}, 6, k=3)
-    assert "| m | 1 | 1.0000 | 0.5000 | 0.500 |" in table
+    assert "| m | 1 | 1.0000 | 0.5000 | – | 0.500 |" in table
+    m.record_diversity([0.25])
+    assert "| m | 1 | 1.0000 | 0.5000 | 0.2500 | 0.500 |" in format_table({"m": m}, 6, k=3)
 
 
 def test_oracle_ranks_by_true_affinity_without_seen_items():
