@@ -156,3 +156,13 @@ def publish_world(settings: Settings, world, events, raw=()) -> "object":
             producer.send_raw(topic, key, value)
     return producer.stats
 
+
+
+def experiment_toml(name: str = "e", variants: tuple[str, str] = ("a", "b"), shares: tuple[float, float] = (0.5, 0.5),
+                    segments: str = '["*"]', overrides: str = "") -> str:
+    """An experiments file (TOML) of one experiment with two variants; ``overrides``: the second
+    variant's, as a TOML inline table's contents."""
+    second = f"\noverrides = {{ {overrides} }}" if overrides else ""
+    return (f'[[experiment]]\nname = "{name}"\nsegments = {segments}\n'
+            f'[[experiment.variant]]\nname = "{variants[0]}"\nshare = {shares[0]}\n'
+            f'[[experiment.variant]]\nname = "{variants[1]}"\nshare = {shares[1]}{second}\n')

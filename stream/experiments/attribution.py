@@ -40,7 +40,6 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable
 
 import msgspec
 

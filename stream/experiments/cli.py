@@ -127,31 +127,34 @@ async def report_experiment(experiment, state, *, currency: str = "EUR", look_ev
     return report, history
 
 
-def _cmd_report(args, settings) -> int:
-    import asyncio
-    import json
-
-    import redis.asyncio as aioredis
-
+def named_experiment(settings, name: str, command: str):
+    """The experiment ``name`` of STREAMREC_EXPERIMENTS_PATH; None (after saying why) when there is none."""
     from stream.experiments.definition import ExperimentError, load
-    from stream.experiments.report import render_text
-    from stream.experiments.state import RedisExperiments
-    from stream.state.keys import Keys
-    from stream.state.redis import RedisState
 
     if not settings.experiments_path:
-        print("streamrec experiment report: set STREAMREC_EXPERIMENTS_PATH to the worker's experiments file",
-              file=sys.stderr)
-        return 2
+        print(f"{command}: set STREAMREC_EXPERIMENTS_PATH to the worker's experiments file", file=sys.stderr)
+        return None
     try:
         experiments = {e.name: e for e in load(settings.experiments_path)}
     except ExperimentError as exc:
-        print(f"streamrec experiment report: {exc}", file=sys.stderr)
-        return 2
-    if args.name not in experiments:
-        print(f"streamrec experiment report: no experiment {args.name!r} in {settings.experiments_path} "
+        print(f"{command}: {exc}", file=sys.stderr)
+        return None
+    if name not in experiments:
+        print(f"{command}: no experiment {name!r} in {settings.experiments_path} "
               f"(it has {sorted(experiments) or 'none'})", file=sys.stderr)
-        return 2
+        return None
+    return experiments[name]
+
+
+def report_from_redis(settings, experiment, **kwargs):
+    """:func:`report_experiment` over the worker's Redis (STREAMREC_REDIS_*): (report, history)."""
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from stream.experiments.state import RedisExperiments
+    from stream.state.keys import Keys
+    from stream.state.redis import RedisState
 
     async def run():
         client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
@@ -159,13 +162,24 @@ def _cmd_report(args, settings) -> int:
         tokens = RedisState(client, keys, n_factors=1,
                             erasure_key=settings.erasure_key.get_secret_value().encode() or None).tokens
         try:
-            return await report_experiment(experiments[args.name], RedisExperiments(client, keys, tokens),
-                                           currency=args.currency, look_every=args.look_every, png=args.png)
+            return await report_experiment(experiment, RedisExperiments(client, keys, tokens), **kwargs)
         finally:
             await client.aclose()
 
+    return asyncio.run(run())
+
+
+def _cmd_report(args, settings) -> int:
+    import json
+
+    from stream.experiments.report import render_text
+
+    experiment = named_experiment(settings, args.name, "streamrec experiment report")
+    if experiment is None:
+        return 2
     try:
-        report, _ = asyncio.run(run())
+        report, _ = report_from_redis(settings, experiment, currency=args.currency, look_every=args.look_every,
+                                      png=args.png)
     except (OSError, ConnectionError) as exc:
         print(f"streamrec experiment report: cannot read the experiment from Redis at {settings.redis_url}: {exc}",
               file=sys.stderr)

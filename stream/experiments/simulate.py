@@ -14,7 +14,6 @@ so a winner can be checked against the truth.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
@@ -37,30 +36,17 @@ def run_simulation(settings, experiment, *, users: int, rounds: int, warmup: int
                    world_items: int, seed: int, look_every: int = 50, png: str | None = None,
                    until_decided: bool = True, log=print) -> SimulatedRun:
     """Seed, then loop and look until a decision (see the module docstring)."""
-    import redis.asyncio as aioredis
-
     from consumers.answers import RequestAnswers, worker_lag
     from producers.closed_loop import ClosedLoop, LoopConfig, seed_stack
     from producers.response import ResponseModel
     from producers.sdk import EventProducer
     from producers.simulator import World, WorldConfig
-    from stream.experiments.cli import report_experiment
-    from stream.experiments.state import RedisExperiments
-    from stream.state.keys import Keys
-    from stream.state.redis import RedisState
+    from stream.experiments.cli import report_from_redis
 
     world = World(WorldConfig(n_users=world_users, n_items=world_items, seed=seed))
 
-    async def look(final_png: str | None):
-        client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
-        keys = Keys(settings.redis_prefix)
-        tokens = RedisState(client, keys, n_factors=1,
-                            erasure_key=settings.erasure_key.get_secret_value().encode() or None).tokens
-        try:
-            return await report_experiment(experiment, RedisExperiments(client, keys, tokens), look_every=look_every,
-                                           png=final_png)
-        finally:
-            await client.aclose()
+    def look(final_png: str | None):
+        return report_from_redis(settings, experiment, look_every=look_every, png=final_png)
 
     def drained(timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
@@ -80,7 +66,7 @@ def run_simulation(settings, experiment, *, users: int, rounds: int, warmup: int
         for r in range(rounds):
             loop.run_round(r)
             drained()
-            report, _ = asyncio.run(look(None))
+            report, _ = look(None)
             exposed = sum(v.users for v in report.variants)
             line = {"round": r + 1, "lists": len(loop.lists), "exposed_users": exposed,
                     "assigned": {v.name: v.assigned for v in report.variants}, "decision": report.decision,
@@ -90,7 +76,7 @@ def run_simulation(settings, experiment, *, users: int, rounds: int, warmup: int
             if until_decided and report.winner is not None:
                 break
         if png:
-            report, _ = asyncio.run(look(png))
+            report, _ = look(png)
         summary = loop.summary()
     truth = {key.split("/", 1)[1]: {k: fig[k] for k in ("users", "lists", "clicks_per_list", "expected_clicks_per_list",
                                                         "mean_affinity", "purchases", "revenue")}
@@ -100,22 +86,12 @@ def run_simulation(settings, experiment, *, users: int, rounds: int, warmup: int
 
 def main_simulate(args, settings) -> int:
     """``streamrec experiment simulate``."""
-    from stream.experiments.definition import ExperimentError, load
+    from stream.experiments.cli import named_experiment
 
-    if not settings.experiments_path:
-        print("streamrec experiment simulate: set STREAMREC_EXPERIMENTS_PATH to the running worker's experiments file",
-              file=sys.stderr)
+    experiment = named_experiment(settings, args.name, "streamrec experiment simulate")
+    if experiment is None:
         return 2
-    try:
-        experiments = {e.name: e for e in load(settings.experiments_path)}
-    except ExperimentError as exc:
-        print(f"streamrec experiment simulate: {exc}", file=sys.stderr)
-        return 2
-    if args.name not in experiments:
-        print(f"streamrec experiment simulate: no experiment {args.name!r} in {settings.experiments_path}",
-              file=sys.stderr)
-        return 2
-    run = run_simulation(settings, experiments[args.name], users=args.users, rounds=args.rounds, warmup=args.warmup,
+    run = run_simulation(settings, experiment, users=args.users, rounds=args.rounds, warmup=args.warmup,
                          world_users=args.world_users, world_items=args.world_items, seed=args.seed,
                          look_every=args.look_every, png=args.png, until_decided=not args.all_rounds,
                          log=lambda line: print(line, file=sys.stderr, flush=True))

@@ -8,7 +8,6 @@ every count the worker attributed (per variant, per position, per user) must equ
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -30,23 +29,13 @@ from stream.experiments.assign import pick
 from stream.experiments.attribution import decode_counters
 from stream.experiments.definition import load
 from stream.stack.prometheus import register_scrape_target, unregister_scrape_target
-from tests.helpers import wait_for
+from tests.helpers import experiment_toml, wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
-EXPERIMENTS = '''
-[[experiment]]
-name = "blend"
-segments = ["*"]
-[[experiment.variant]]
-name = "hybrid"
-share = 0.5
-[[experiment.variant]]
-name = "mf-only"
-share = 0.5
-overrides = { cooccurrence_weight = 0.0, popularity_weight = 0.0, segment_models = false }
-'''
+EXPERIMENTS = experiment_toml("blend", ("hybrid", "mf-only"),
+                              overrides="cooccurrence_weight = 0.0, popularity_weight = 0.0, segment_models = false")
 
 
 def _samples(url: str) -> dict[str, list]:

@@ -147,11 +147,11 @@ def test_an_erasure_removes_the_users_experiment_counters():
     from stream.experiments.definition import parse
     from stream.experiments.serving import Serving
     from stream.experiments.state import MemoryExperiments
+    from tests.helpers import experiment_toml
 
     async def main():
         eraser, ingest, state, sink = _worker()
-        experiments = parse('[[experiment]]\nname = "e"\n[[experiment.variant]]\nname = "a"\nshare = 0.5\n'
-                            '[[experiment.variant]]\nname = "b"\nshare = 0.5\n')
+        experiments = parse(experiment_toml())
         store = MemoryExperiments()
         ingest.engine.experiments = Serving(experiments, Assigner(experiments, store, new_counters), CONFIG,
                                             ingest.engine.table)

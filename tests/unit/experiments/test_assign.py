@@ -20,19 +20,10 @@ from stream.experiments.state import MemoryExperiments
 from stream.models.hybrid import HybridParams
 from stream.models.items import ItemTable
 from stream.state.memory import MemoryState
+from tests.helpers import experiment_toml
 
-FILE = '''
-[[experiment]]
-name = "blend"
-segments = ["students"]
-[[experiment.variant]]
-name = "hybrid"
-share = 0.6
-[[experiment.variant]]
-name = "mf-only"
-share = 0.4
-overrides = { cooccurrence_weight = 0.0, popularity_weight = 0.0 }
-'''
+FILE = experiment_toml("blend", ("hybrid", "mf-only"), (0.6, 0.4), '["students"]',
+                      "cooccurrence_weight = 0.0, popularity_weight = 0.0")
 
 
 def _assigner(state, experiments=None):

@@ -13,7 +13,7 @@ from stream.experiments.cli import report_experiment
 from stream.experiments.definition import parse
 from stream.experiments.state import MemoryExperiments
 from stream.metrics import build
-from tests.helpers import Clock
+from tests.helpers import Clock, experiment_toml
 
 
 def _list(user: str, rec_id: str, n: int = 5, experiment=None, variant=None, segment: str = "all") -> dict:
@@ -60,8 +60,7 @@ def test_a_lists_events_count_against_it_once():
 
 def test_the_user_counters_of_an_experiment():
     state = MemoryExperiments()
-    exp = parse('[[experiment]]\nname = "exp"\n[[experiment.variant]]\nname = "a"\nshare = 0.5\n'
-                '[[experiment.variant]]\nname = "b"\nshare = 0.5\n')[0]
+    exp = parse(experiment_toml("exp"))[0]
     (e, v), = asyncio.run(Assigner([exp], state, new_counters).assign({"ann": "all"})).values()
     att = Attribution(state, window=60)
     asyncio.run(att.record([_list("ann", "r1", experiment=e, variant=v), _list("ann", "r2", experiment=e, variant=v)]))
@@ -108,8 +107,7 @@ def test_the_report_finds_the_better_variant_from_attributed_events():
     """Users assigned, served lists recorded, clicks from a planted CTR (variant b: 0.30 against
     0.20 a list): the report, on what attribution stored, names b, with no sample-ratio alarm."""
     state = MemoryExperiments()
-    exp = parse('[[experiment]]\nname = "exp"\n[[experiment.variant]]\nname = "a"\nshare = 0.5\n'
-                '[[experiment.variant]]\nname = "b"\nshare = 0.5\n')[0]
+    exp = parse(experiment_toml("exp"))[0]
     assigner = Assigner([exp], state, new_counters, clock=Clock(0.0))
     att = Attribution(state, window=3600)
     rng = np.random.default_rng(5)
