@@ -16,7 +16,7 @@ from stream.contract import make_event
 from tests.helpers import applied, free_port, learned, stats, wait_for
 
 pytestmark = pytest.mark.integration
-FAUST_PARTITIONS = 8 * 4  # clicks, dwell, skips, impressions, users, items, rec-requests, user-erasures; 4 each
+FAUST_PARTITIONS = 9 * 4  # clicks, dwell, skips, impressions, purchases, users, items, rec-requests, user-erasures; 4 each
 OWNER_PARTITIONS = 4  # item-updates: read by the item owners' own consumer group
 
 
