@@ -98,5 +98,5 @@ def main_simulate(args, settings) -> int:
     truth = run.truth
     best = max(truth, key=lambda v: truth[v]["expected_clicks_per_list"] or 0.0) if truth else None
     print(json.dumps({"decision": run.decision, "winner": run.winner, "decided_after_users": run.decided_after_users,
-                      "truly_better": best, "truth": truth, "looks": len(run.looks)}, indent=2))
+                      "higher_expected_clicks": best, "truth": truth, "looks": len(run.looks)}, indent=2))
     return 0
