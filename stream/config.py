@@ -17,6 +17,7 @@ False
 
 from __future__ import annotations
 
+import math
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -157,6 +158,14 @@ class Settings(BaseSettings):
     outbox_resend_seconds: float = Field(
         30.0, gt=0, description="Item updates committed this long ago and still in the outbox (a crash, a broker "
         "outage) are sent to their owners again; owners drop repeats. STREAMREC_OUTBOX_RESEND_SECONDS")
+    owner_dedupe_seconds: int = Field(
+        3600, ge=60, description="How long an item owner remembers the id of an item update it applied, at least "
+        "(at most 1.5 times as long): an outbox resend (the same update again, at a new offset) within it is "
+        "dropped; Kafka's redeliveries of item-updates are dropped by each partition's applied offset, whatever "
+        "their age. A resend later than this is applied a second time (its MF gradients, co-occurrence counts and "
+        "popularity twice): that takes an outbox entry left undelivered longer than this, i.e. a broker outage "
+        "that long. Ids are kept as they are (an update's id is a hash of its batch's event ids; it names no "
+        "user). Default: max(3600, 10 x STREAMREC_OUTBOX_RESEND_SECONDS). STREAMREC_OWNER_DEDUPE_SECONDS")
     batch_log_path: str = Field(
         "", description="A file the worker appends one JSON line per committed batch to (the batch's event ids, "
         "in order): what `streamrec evaluate --through-worker` replays offline. Empty: no log. "
@@ -256,6 +265,8 @@ class Settings(BaseSettings):
             data["redis_url"] = f"redis://localhost:{redis_port}/0"
         if not data.get("prometheus_targets"):
             data["prometheus_targets"] = f"localhost:{web_port}"
+        if not data.get("owner_dedupe_seconds"):
+            data["owner_dedupe_seconds"] = max(3600, math.ceil(10 * float(data.get("outbox_resend_seconds") or 30.0)))
         if not data.get("erasure_marker_hours"):
             data["erasure_marker_hours"] = 2 * float(data.get("event_retention_hours") or 168.0)
         return data
@@ -267,6 +278,10 @@ class Settings(BaseSettings):
             if key and len(key) < 16:
                 raise ValueError(f"STREAMREC_{name.upper()} has {len(key)} characters: it needs at least 16 (a random "
                                  f"32-byte hex string is recommended), or {what} can be guessed")
+        if self.owner_dedupe_seconds < 2 * self.outbox_resend_seconds:
+            raise ValueError(f"STREAMREC_OWNER_DEDUPE_SECONDS is {self.owner_dedupe_seconds}: it must be at least twice "
+                             f"STREAMREC_OUTBOX_RESEND_SECONDS ({self.outbox_resend_seconds:g}), or an outbox resend "
+                             "could come after its update's id was forgotten and be applied twice")
         if self.erasure_marker_hours < self.event_retention_hours:
             raise ValueError(f"STREAMREC_ERASURE_MARKER_HOURS is {self.erasure_marker_hours:g}: it must be at least "
                              f"STREAMREC_EVENT_RETENTION_HOURS ({self.event_retention_hours:g}), or an erased user's "

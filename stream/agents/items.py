@@ -28,7 +28,8 @@ async def own_items() -> None:
     which would starve these large messages, and librdkafka fetches in its own threads. The group
     assigns each partition to one worker; a partition taken over is loaded from Redis first
     (ItemOwner.take). Offsets are committed after the updates are applied and their rows
-    published; a redelivered update is dropped by its owner (its id is applied already).
+    published; a redelivered update is dropped by its owner (at or below its partition's applied
+    offset), and so is an outbox resend (its id, applied within STREAMREC_OWNER_DEDUPE_SECONDS).
     """
     from confluent_kafka import Consumer, TopicPartition
 
@@ -85,19 +86,21 @@ async def _apply(batch: dict[int, list]) -> None:
     """Apply each partition's updates once and publish the rows they changed."""
     owner = runtime.owner
     for partition, msgs in sorted(batch.items()):
-        updates, bad = [], []
+        updates, offsets, bad = [], [], []
         for m in msgs:
             try:
                 updates.append(decode_update(m.value() or b""))
+                offsets.append(m.offset())
             except ValueError as exc:
                 rec = Record(m.topic(), m.partition(), m.offset(), m.key(), m.value())
                 bad.append((rec, "invalid_item_update", str(exc)))
         if bad:
             await until_done("dead-lettering item updates", lambda b=bad: runtime.ingest.dead_letter(b))
         applied, initialised = owner.applied, owner.initialised
-        # applied once (the owner drops what it applied before); publishing is retried until it passes
+        # applied once (the owner drops what it applied before: redeliveries by their offsets, outbox
+        # resends by their ids); publishing is retried until it passes
         rows = await until_done(f"applying {len(updates)} item updates",
-                                lambda p=partition, u=updates: owner.apply(p, u))
+                                lambda p=partition, u=updates, o=offsets: owner.apply(p, u, o))
         METRICS.item_updates_applied_total.inc(owner.applied - applied)
         METRICS.items_initialised_total.inc(owner.initialised - initialised)
         if rows:

@@ -3,9 +3,9 @@
 The step is the one the ingest agent runs (:class:`stream.engine.ingest.Ingest`: validate,
 load, score the trials, learn, commit, push), against the local Redis, with the item owner's
 work in the same process as the worker does it (:class:`WindowBus`: each update encoded and
-decoded as on item-updates, gathered per owner partition for STREAMREC_ITEM_PUBLISH_SECONDS,
-applied and committed by the owner, the changed rows encoded as on item-factors; no Kafka
-between them), lists recorded instead of sent, and simulator events at steady state: a
+decoded as on item-updates and numbered as its partition's offsets would be, gathered per owner
+partition for STREAMREC_ITEM_PUBLISH_SECONDS, applied and committed by the owner, the changed
+rows encoded as on item-factors; no Kafka between them), lists recorded instead of sent, and simulator events at steady state: a
 warm-up fills the world's users and items first.
 
 The world has a fixed size (printed with the result). Each of ``--runs`` runs times the same
@@ -46,17 +46,21 @@ class WindowBus:
         self.owner = owner
         self.window = Gather(seconds)
         self.rows = 0  # rows published
+        self.offsets: dict[int, int] = {}  # partition -> the next offset, as item-updates would number them
 
     async def deliver(self, entries) -> None:
         from stream.engine.messages import decode_update, encode_row
 
         for e in entries:
-            self.window.add(e.partition, decode_update(e.payload))
+            offset = self.offsets.get(e.partition, 0)
+            self.offsets[e.partition] = offset + 1
+            self.window.add(e.partition, (offset, decode_update(e.payload)))
         if entries:
             await self.owner.state.outbox_done([e.entry_id for e in entries])
         if self.window.due():
-            for partition, updates in sorted(self.window.take().items()):
-                for row in await self.owner.apply(partition, updates):
+            for partition, held in sorted(self.window.take().items()):
+                updates = [u for _, u in held]
+                for row in await self.owner.apply(partition, updates, [o for o, _ in held]):
                     encode_row(row)
                     self.rows += 1
 
@@ -128,6 +132,11 @@ class StepBenchResult:
                       f"{per_user * 1e6 / 2**30:.2f} GiB per million users; per event id kept {per_id:.0f} B, "
                       f"{per_id * 1000 * 1.5 * self.dedupe_ttl_seconds / 2**20:,.0f} MiB per 1,000 events/s "
                       f"(three half-windows of STREAMREC_DEDUPE_TTL_SECONDS = {self.dedupe_ttl_seconds} s at most)"]
+            owned = self.memory.get("applied item updates", {})
+            if owned.get("ids_each"):
+                held = owned["ids_each"] * owned["keys"]
+                lines.append(f"item update ids kept by the owners: {held:,.0f} in {owned['keys']:,} sets, "
+                             f"{owned['bytes_each'] * owned['keys'] / held:.0f} B each")
         return "\n".join(lines)
 
 
@@ -256,8 +265,10 @@ def _kind(key: str, prefix: str) -> str:
     if rest.startswith("user:"):
         return {"profile": "user profile", "recs": "user last list"}.get(rest.rsplit(":", 1)[-1], "user record") \
             if rest.count(":") > 1 else "user record"
+    if rest.startswith("owner:") and ":ids:" in rest:
+        return "applied item updates"  # the owners' id sets (one a partition and half-window)
     for start, kind in (("emb:user:", "user reader row"), ("emb:item:", "item row"), ("ids:", "event-id sets"),
-                        ("applied:", "applied item updates"), ("pop:", "segment popularity"),
+                        ("owner:offsets", "owner applied offsets"), ("pop:", "segment popularity"),
                         ("erased:", "erasure markers"), ("rec:", "served lists (attribution)")):
         if rest.startswith(start):
             return kind
@@ -280,7 +291,7 @@ async def _memory(client, prefix: str, sample: int = 2000) -> dict:
             pipe.memory_usage(key, samples=0)
         sizes = [s or 0 for s in await pipe.execute()]
         entry = {"keys": len(keys), "bytes_each": sum(sizes) / max(1, len(sizes))}
-        if kind == "event-id sets":
+        if kind in ("event-id sets", "applied item updates"):
             pipe = client.pipeline(transaction=False)
             for key in picked:
                 pipe.scard(key)

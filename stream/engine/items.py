@@ -2,14 +2,18 @@
 
     user side: a batch's ItemUpdate, split by owner partition, committed to the outbox
                (atomically with the batch, stream.state), then delivered
-    owner:     ItemOwner.apply  - drops updates it applied before (their ids, kept by the state,
-               atomically with the rows they changed), applies the rest (ItemTable.apply), commits
+    owner:     ItemOwner.apply  - drops updates it applied before (a redelivery: at or below its
+               item-updates partition's applied offset; a resend from the outbox: its id applied
+               within the owner's dedupe window), applies the rest (ItemTable.apply), commits the
+               rows with the ids and the offset, atomically
     copies:    ItemCopy.apply   - every worker's table takes the owners' published rows
 
 An update's id comes from the events that made it (:func:`entry_id`), and an update is made
 once: in the commit that claims those events. So a batch redelivered after a crash makes no
-second update (its events are claimed), and an update delivered twice (a resend from the
-outbox) is dropped by its owner: each item-side effect is applied exactly once.
+second update (its events are claimed), and an update delivered twice is dropped by its owner
+(Kafka's redelivery by its offset, whatever its age; a resend from the outbox by its id, within
+STREAMREC_OWNER_DEDUPE_SECONDS): each item-side effect is applied exactly once, unless an update
+waited in the outbox longer than that window (a broker outage that long), when it is applied twice.
 
 Offline, :class:`DirectBus` hands each batch's updates to the owner right after the commit
 (one process owns every item).
@@ -62,7 +66,8 @@ class ItemOwner:
     table
         The item table (the owner's rows are the authoritative ones of its partitions).
     state
-        Keeps the applied ids and the committed rows (:meth:`StateStore.owner_commit`).
+        Keeps the applied offsets, the applied ids of the dedupe window and the committed rows
+        (:meth:`StateStore.owner_commit`).
     clock
         Wall-clock seconds (rows' ``updated_at``).
     keep_rows
@@ -82,7 +87,7 @@ class ItemOwner:
         self._assigned: set[int] = set()
         self._by_category: dict[str, list[str]] = {}  # of the items this owner was told about
         self.applied = 0  # updates applied
-        self.dropped = 0  # updates dropped as applied before
+        self.dropped = 0  # updates dropped as applied before (redeliveries and resends)
         self.initialised = 0  # new items started from their categories
 
     async def take(self, partition: int) -> list[ItemRow]:
@@ -114,23 +119,47 @@ class ItemOwner:
         self._taken.discard(partition)
         self._assigned.discard(partition)
 
-    async def apply(self, partition: int, updates: list[tuple[str, ItemUpdate | ItemInit]]) -> list[ItemRow]:
+    async def apply(self, partition: int, updates: list[tuple[str, ItemUpdate | ItemInit]],
+                    offsets: list[int] | None = None) -> list[ItemRow]:
         """Apply one partition's updates (entry id, update) in order; returns the changed rows,
-        plus, on a take-over, every row of the partition (to publish again)."""
+        plus, on a take-over, every row of the partition (to publish again).
+
+        ``offsets``: each update's offset on its item-updates partition, ascending (the owner's
+        consumer); None when they came in process (:class:`DirectBus`). An update at or below the
+        partition's last applied offset is a redelivery: dropped without looking its id up. The
+        rest are dropped when their id was applied within the owner's dedupe window (an outbox
+        resend: a new offset, the same id) or came earlier in the call. The commit stores the
+        rows, the ids applied and the highest offset seen, refused if the offset moved meanwhile.
+        """
+        if offsets is not None and len(offsets) != len(updates):
+            raise ValueError(f"item owner, partition {partition}: {len(offsets)} offsets for {len(updates)} updates; "
+                             "each update needs its offset")
         republish: list[ItemRow] = []
         if partition not in self._taken:
             republish = await self.take(partition)
         while True:
-            ids = [e for e, _ in updates]
-            done = await self.state.owner_applied(ids)
+            mark = await self.state.owner_offset(partition) if offsets else None
+            after = mark
+            dropped = 0  # counted once the pass commits (a refused one is computed again)
+            candidates = []  # (entry id, update): not redeliveries
+            for n, item in enumerate(updates):
+                if offsets:
+                    if mark is not None and offsets[n] <= mark:
+                        dropped += 1
+                        continue
+                    after = offsets[n] if after is None else max(after, offsets[n])
+                candidates.append(item)
+            done = await self.state.owner_applied(partition, [e for e, _ in candidates]) if candidates else []
             fresh, seen = [], set()
-            for (eid, upd), was in zip(updates, done):
+            for (eid, upd), was in zip(candidates, done):
                 if was or eid in seen:
-                    self.dropped += 1
+                    dropped += 1
                     continue
                 seen.add(eid)
                 fresh.append((eid, upd))
-            if not fresh:
+            moved = None if after == mark else (mark, after)
+            if not fresh and moved is None:
+                self.dropped += dropped
                 return republish
             now = self.clock()
             changed: set[int] = set()
@@ -149,12 +178,14 @@ class ItemOwner:
                 changed.update(self.table.apply_many(run, now))
             rows = [self.table.row(r) for r in sorted(changed)] if self.keep_rows else []
             try:
-                await self.state.owner_commit(partition, [e for e, _ in fresh], rows)
+                # resends alone still move the offset, so a redelivery of them is dropped by it
+                await self.state.owner_commit(partition, [e for e, _ in fresh], rows, moved)
             except Conflict as exc:  # another owner applied some meanwhile (a rebalance): start again
                 log.warning("item-updates partition %d: %s; reloading its rows", partition, exc)
                 await self.take(partition)
                 continue
             self.applied += len(fresh)
+            self.dropped += dropped
             by_id = {r.item_id: r for r in republish}
             by_id.update({r.item_id: r for r in rows})
             return list(by_id.values())

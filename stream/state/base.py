@@ -26,10 +26,14 @@ models'; a store only keeps and returns data. :mod:`stream.state.memory` keeps i
 (``evaluate``, tests), :mod:`stream.state.redis` in Redis (the worker), where the commit is
 one Lua script call.
 
-The item side has its own two calls (the owner of an item-updates partition):
-:meth:`StateStore.owner_applied` and :meth:`StateStore.owner_commit` (rows and the ids of
-the updates they contain, atomically), :meth:`StateStore.owner_rows` to take a partition
-over; and the outbox of updates committed by the user side and not yet delivered.
+The item side has its own calls (the owner of an item-updates partition), shaped like the user
+side's dedupe: :meth:`StateStore.owner_offset` (the last item-updates offset the partition's owner
+applied: a redelivery is at or below it), :meth:`StateStore.owner_applied` (which update ids were
+applied within the owner's dedupe window: an outbox resend comes at a new offset with the same
+id) and :meth:`StateStore.owner_commit` (rows, the updates' ids and the new offset, atomically,
+refused when the offset moved or an id was applied meanwhile), :meth:`StateStore.owner_rows` to
+take a partition over; and the outbox of updates committed by the user side and not yet
+delivered.
 """
 
 from __future__ import annotations
@@ -261,13 +265,21 @@ class StateStore(ABC):
 
     # -- the item side ------------------------------------------------------------------
     @abstractmethod
-    async def owner_applied(self, entry_ids: list[str]) -> list[bool]:
-        """Which of these item updates their owner applied already."""
+    async def owner_offset(self, partition: int) -> int | None:
+        """The last item-updates offset of ``partition`` its owner applied (None: none yet)."""
 
     @abstractmethod
-    async def owner_commit(self, partition: int, entry_ids: list[str], rows: list[ItemRow]) -> None:
-        """As the owner of ``partition``: the rows these updates changed, and the updates' ids as
-        applied, atomically; :class:`Conflict` when one of the ids was applied meanwhile."""
+    async def owner_applied(self, partition: int, entry_ids: list[str]) -> list[bool]:
+        """Which of these item updates the owner of ``partition`` applied within its dedupe window
+        (the store's ``owner_dedupe_seconds`` at least; older ids are forgotten)."""
+
+    @abstractmethod
+    async def owner_commit(self, partition: int, entry_ids: list[str], rows: list[ItemRow],
+                           mark: tuple[int | None, int] | None = None) -> None:
+        """As the owner of ``partition``: the rows these updates changed, the updates' ids as
+        applied, and, with ``mark`` = (offset as loaded, new offset), the partition's last applied
+        offset, atomically; :class:`Conflict`, writing nothing, when one of the ids was applied
+        (within the window) or the offset moved from the one loaded meanwhile."""
 
     @abstractmethod
     async def owner_rows(self, partition: int) -> list[ItemRow]:

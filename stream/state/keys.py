@@ -25,7 +25,11 @@ Every key starts with the configured prefix ``{p}``::
     {p}:emb:item:{item_id}         hash: the item's row as its owner last committed it: for readers vec,
                                    dim, bias, version, updated_at; the whole row in row (item-row-v3)
     {p}:owner:{partition}:items    set: the item ids whose rows the owner of that item-updates partition wrote
-    {p}:applied:{entry_id}         string "1", TTL: an item update its owner applied (drops repeats)
+    {p}:owner:offsets              hash: item-updates partition -> the last offset its owner applied (redeliveries)
+    {p}:owner:{partition}:ids:{bucket}
+                                   set: the ids of the item updates that partition's owner applied in that
+                                   time bucket (outbox resends); buckets of owner_dedupe_seconds / 2, the
+                                   last three read (stream.state.window)
     {p}:outbox                     hash: entry_id -> an item update committed but not yet delivered
     {p}:outbox:at                  zset: entry_id -> when it was committed
     {p}:item:{item_id}             hash: catalogue metadata: categories (JSON), created_at, features (JSON)
@@ -123,8 +127,12 @@ class Keys:
     def owner_items(self, partition: int) -> str:
         return f"{self.prefix}:owner:{partition}:items"
 
-    def applied(self, entry_id: str) -> str:
-        return f"{self.prefix}:applied:{entry_id}"
+    @property
+    def owner_offsets(self) -> str:
+        return f"{self.prefix}:owner:offsets"
+
+    def owner_ids(self, partition: int, bucket: int) -> str:
+        return f"{self.prefix}:owner:{partition}:ids:{bucket}"
 
     @property
     def outbox(self) -> str:

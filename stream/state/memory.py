@@ -5,7 +5,8 @@ the same events through both (tests/contract/). Reads hand out copies, so a batc
 recomputed after a :class:`~stream.state.base.Conflict` starts from the state as it was.
 
 Like the Redis store it keeps tokens (:mod:`stream.state.tokens`), not ids, of the event ids
-applied and of erased users; erasure markers expire by :attr:`MemoryState.clock`.
+applied and of erased users; erasure markers expire by :attr:`MemoryState.clock`, and so do the
+item owners' applied update ids (:mod:`stream.state.window`: the same buckets as in Redis).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from stream.models.segments.behaviour import Clusterer
 from stream.state.base import (Commit, Conflict, Erasure, Loaded, OutboxEntry, Profile, SharedState, StateStore,
                                UserRecord)
 from stream.state.tokens import Tokens
+from stream.state.window import window_buckets
 
 __all__ = ["MemoryState"]
 
@@ -36,11 +38,14 @@ class MemoryState(StateStore):
         The tokens' key (default: a fixed one; nothing here outlives the process).
     marker_ttl_seconds
         How long an erasure marker is kept, in :attr:`clock` seconds.
+    owner_dedupe_seconds
+        How long an item owner remembers an applied update's id at least, in :attr:`clock` seconds
+        (STREAMREC_OWNER_DEDUPE_SECONDS).
     """
 
     def __init__(self, features: list[str] | tuple[str, ...] = ("activity", "dwell", "skip", "taste_0", "taste_1"),
-                 *, erasure_key: bytes = b"streamrec memory state tokens", marker_ttl_seconds: float = 14 * 86400.0
-                 ) -> None:
+                 *, erasure_key: bytes = b"streamrec memory state tokens", marker_ttl_seconds: float = 14 * 86400.0,
+                 owner_dedupe_seconds: int = 3600) -> None:
         self.features = list(features)
         self.tokens = Tokens(erasure_key)
         self.marker_ttl_seconds = marker_ttl_seconds
@@ -64,7 +69,9 @@ class MemoryState(StateStore):
         self.users_seen: set[str] = set()  # tokens (Redis keeps a HyperLogLog, which names nobody either)
         self.items_seen: set[str] = set()
         self.recommended: set[str] = set()
-        self.applied: set[str] = set()
+        self.owner_dedupe_seconds = owner_dedupe_seconds
+        self.owner_marks: dict[int, int] = {}  # item-updates partition -> last offset applied
+        self.owner_ids: dict[int, dict[int, set[str]]] = {}  # partition -> time bucket -> update ids applied
         self.owner: dict[int, dict[str, ItemRow]] = {}
         self.outbox: dict[str, OutboxEntry] = {}
         self.outbox_at: dict[str, float] = {}
@@ -241,14 +248,37 @@ class MemoryState(StateStore):
         return len(self.recommended), len(self.items_seen)
 
     # -- the item side ------------------------------------------------------------------
-    async def owner_applied(self, entry_ids: list[str]) -> list[bool]:
-        return [e in self.applied for e in entry_ids]
+    async def owner_offset(self, partition: int) -> int | None:
+        return self.owner_marks.get(partition)
 
-    async def owner_commit(self, partition: int, entry_ids: list[str], rows: list[ItemRow]) -> None:
-        again = [e for e in entry_ids if e in self.applied]
+    def _owner_window(self, partition: int) -> tuple[list[int], dict[int, set[str]]]:
+        buckets = window_buckets(self.clock, self.owner_dedupe_seconds)
+        kept = self.owner_ids.setdefault(partition, {})
+        for b in [b for b in kept if b < buckets[-1]]:  # expired, as Redis expires the sets
+            del kept[b]
+        return buckets, kept
+
+    async def owner_applied(self, partition: int, entry_ids: list[str]) -> list[bool]:
+        return self._owner_has(partition, entry_ids)
+
+    def _owner_has(self, partition: int, entry_ids: list[str]) -> list[bool]:
+        buckets, kept = self._owner_window(partition)
+        sets = [kept.get(b, ()) for b in buckets]
+        return [any(e in ids for ids in sets) for e in entry_ids]
+
+    async def owner_commit(self, partition: int, entry_ids: list[str], rows: list[ItemRow],
+                           mark: tuple[int | None, int] | None = None) -> None:
+        if mark is not None and self.owner_marks.get(partition) != mark[0]:
+            raise Conflict(f"item-updates partition {partition} was applied meanwhile (offset {mark[0]} -> "
+                           f"{self.owner_marks.get(partition)})")
+        again = [e for e, was in zip(entry_ids, self._owner_has(partition, entry_ids)) if was]
         if again:
             raise Conflict(f"item updates applied meanwhile, e.g. {again[0]!r}")
-        self.applied.update(entry_ids)
+        buckets, kept = self._owner_window(partition)
+        if entry_ids:
+            kept.setdefault(buckets[0], set()).update(entry_ids)
+        if mark is not None:
+            self.owner_marks[partition] = mark[1]
         owned = self.owner.setdefault(partition, {})
         for row in rows:
             owned[row.item_id] = row

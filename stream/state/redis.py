@@ -2,7 +2,8 @@
 
 A batch loads in one script call (``load.lua``) and commits in one (``commit.lua``), which
 checks what the batch was computed from before it writes anything; an item owner commits its
-rows and the ids of the updates they contain with the same script. Both scripts only read,
+rows, the ids of the updates they contain and its partition's offset with one script
+(``owner_commit.lua``, :mod:`stream.state.redis_items`). The scripts only read,
 check and store: every value is computed in Python. Keys are built here, from
 :class:`~stream.state.keys.Keys`, and passed to the scripts.
 
@@ -32,6 +33,7 @@ from stream.state.redis_args import CommitArgs, num as _f, pairs_float, pairs_te
 from stream.state.redis_items import RedisItemSide
 from stream.state.scripts import Scripts
 from stream.state.tokens import Tokens, random_key
+from stream.state.window import bucket_expiry, window_buckets
 
 __all__ = ["RedisState", "MODEL_VERSION"]
 
@@ -52,9 +54,10 @@ class RedisState(RedisItemSide, StateStore):
     dedupe_ttl_seconds
         How long an applied event id is remembered at least (producer resends; redeliveries are
         caught by the applied offsets, whatever their age).
-    applied_ttl_seconds
-        How long an item owner remembers an applied update's id (a resend from the outbox, or a
-        redelivery of item-updates, is dropped within it).
+    owner_dedupe_seconds
+        How long an item owner remembers an applied update's id at least (a resend from the
+        outbox is dropped within it; redeliveries of item-updates are caught by the partitions'
+        applied offsets, whatever their age).
     erasure_key
         The key of the tokens (:mod:`stream.state.tokens`); None: the one kept in Redis, made once.
     marker_ttl_seconds
@@ -62,7 +65,7 @@ class RedisState(RedisItemSide, StateStore):
     """
 
     def __init__(self, redis, keys: Keys, *, n_factors: int, behaviour_features: list[str] | None = None,
-                 dedupe_ttl_seconds: int = 600, applied_ttl_seconds: int = 7 * 86400, clock=None,
+                 dedupe_ttl_seconds: int = 600, owner_dedupe_seconds: int = 3600, clock=None,
                  erasure_key: bytes | None = None, marker_ttl_seconds: int = 14 * 86400) -> None:
         import time
 
@@ -71,7 +74,7 @@ class RedisState(RedisItemSide, StateStore):
         self.n_factors = n_factors
         self.features = list(behaviour_features or [])
         self.dedupe_ttl_seconds = dedupe_ttl_seconds
-        self.applied_ttl_seconds = applied_ttl_seconds
+        self.owner_dedupe_seconds = int(owner_dedupe_seconds)
         self.clock = clock or time.time
         self.scripts = Scripts(redis)
         self.marker_ttl_seconds = int(marker_ttl_seconds)
@@ -93,20 +96,20 @@ class RedisState(RedisItemSide, StateStore):
     @classmethod
     def for_engine(cls, redis, settings, config, n_factors: int) -> "RedisState":
         """The worker's state: keys under STREAMREC_REDIS_PREFIX, the engine's behaviour features,
-        dedupe ids kept STREAMREC_DEDUPE_TTL_SECONDS, erasure markers STREAMREC_ERASURE_MARKER_HOURS,
+        dedupe ids kept STREAMREC_DEDUPE_TTL_SECONDS, the item owners' update ids
+        STREAMREC_OWNER_DEDUPE_SECONDS, erasure markers STREAMREC_ERASURE_MARKER_HOURS,
         tokens keyed by STREAMREC_ERASURE_KEY (or the key kept in Redis)."""
         features = config.behaviour.features if config.behaviour is not None else []
         return cls(redis, Keys(settings.redis_prefix), n_factors=n_factors, behaviour_features=features,
                    dedupe_ttl_seconds=settings.dedupe_ttl_seconds,
+                   owner_dedupe_seconds=settings.owner_dedupe_seconds,
                    erasure_key=settings.erasure_key.get_secret_value().encode() or None,
                    marker_ttl_seconds=round(settings.erasure_marker_hours * 3600))
 
     def _buckets(self) -> list[str]:
         """The event-id sets of the dedupe window: this half-window's (written) and the two
         before it (read), so an id is remembered for at least ``dedupe_ttl_seconds``."""
-        half = max(1, self.dedupe_ttl_seconds // 2)
-        now = int(self.clock() // half)
-        return [self.keys.ids(now), self.keys.ids(now - 1), self.keys.ids(now - 2)]
+        return [self.keys.ids(b) for b in window_buckets(self.clock(), self.dedupe_ttl_seconds)]
 
     async def load(self, event_ids: list[str], user_ids: list[str], segments: Iterable[str],
                    clusterer: bool, partitions: Iterable[tuple[str, int]] = ()) -> Loaded:
@@ -171,7 +174,7 @@ class RedisState(RedisItemSide, StateStore):
             a.not_in = [buckets, ids]
             a.op("sadd", buckets[0], *ids)
             # read while it is one of the last three half-windows: at most two more after its own
-            a.op("expire", buckets[0], str(3 * max(1, self.dedupe_ttl_seconds // 2) + 60))
+            a.op("expire", buckets[0], str(bucket_expiry(self.dedupe_ttl_seconds)))
         if commit.marks:
             marks = sorted(commit.marks.items())
             for (t, p), (before, _) in marks:

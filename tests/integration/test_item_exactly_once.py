@@ -2,8 +2,8 @@
 
 The worker is every item-updates partition's owner here, so the kill lands wherever it lands:
 between a batch's commit and the delivery of its item updates (the outbox sends them again), between
-an owner's commit and its offsets' (the owner drops the updates it applied: their ids are kept with
-its rows), between an owner's commit and the publishing of its rows (a restarted owner publishes its
+an owner's commit and its offsets' (the owner drops the updates it applied: its partitions' applied
+offsets and the ids of its dedupe window are kept with its rows), between an owner's commit and the publishing of its rows (a restarted owner publishes its
 partitions' rows again). A crash-free run of the same events, in another namespace, is the reference.
 
 Per item, the positives counted and the co-occurrence pair totals must match the crash-free run's

@@ -77,3 +77,15 @@ def test_new_secrets_never_print_and_the_redis_user_is_passed(monkeypatch):
     assert "s3cret" not in repr(s) and "s3cret" not in str(s.model_dump())
     assert s.redis_kwargs() == {"username": "worker", "password": "s3cret-redis"}
     assert Settings().redis_kwargs() == {}
+
+
+def test_the_owners_dedupe_window_follows_the_outbox_resend_period(monkeypatch):
+    assert Settings().owner_dedupe_seconds == 3600  # max(1 h, 10 x 30 s)
+    monkeypatch.setenv("STREAMREC_OUTBOX_RESEND_SECONDS", "600")
+    assert Settings().owner_dedupe_seconds == 6000
+    monkeypatch.setenv("STREAMREC_OWNER_DEDUPE_SECONDS", "1200")
+    assert Settings().owner_dedupe_seconds == 1200
+    # a window shorter than two resend periods would forget ids before their resends come
+    monkeypatch.setenv("STREAMREC_OWNER_DEDUPE_SECONDS", "1199")
+    with pytest.raises(ValidationError, match="STREAMREC_OWNER_DEDUPE_SECONDS"):
+        Settings()

@@ -200,3 +200,9 @@ def test_binary_update_ids_must_be_a_list_of_strings():
         bad = data[:8] + len(blob).to_bytes(4, "little") + data[12:start] + blob + data[start + ids_len:]
         with pytest.raises(ValueError, match="ids"):
             decode_update(bad)
+
+
+def test_an_owner_refuses_offsets_that_do_not_match_its_updates():
+    owner, _ = _owner()
+    with pytest.raises(ValueError, match="2 offsets for 1 updates"):
+        asyncio.run(owner.apply(0, [("e1/0", _update())], [1, 2]))
