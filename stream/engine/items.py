@@ -85,6 +85,7 @@ class ItemOwner:
         self.keep_rows = keep_rows
         self._taken: set[int] = set()
         self._assigned: set[int] = set()
+        self._committed: dict[int, set[str]] = {}  # per partition taken: the items whose rows the state has
         self._by_category: dict[str, list[str]] = {}  # of the items this owner was told about
         self.applied = 0  # updates applied
         self.dropped = 0  # updates dropped as applied before (redeliveries and resends)
@@ -96,6 +97,7 @@ class ItemOwner:
         for row in rows:
             self.table.load_row(row, force=True)
         self._taken.add(partition)
+        self._committed[partition] = {row.item_id for row in rows}
         if rows:
             log.info("item-updates partition %d taken over: %d item rows loaded", partition, len(rows))
         return rows
@@ -118,6 +120,7 @@ class ItemOwner:
         """The partition went to another owner: take it again (fresh rows) if it comes back."""
         self._taken.discard(partition)
         self._assigned.discard(partition)
+        self._committed.pop(partition, None)
 
     async def apply(self, partition: int, updates: list[tuple[str, ItemUpdate | ItemInit]],
                     offsets: list[int] | None = None) -> list[ItemRow]:
@@ -162,6 +165,7 @@ class ItemOwner:
                 self.dropped += dropped
                 return republish
             now = self.clock()
+            saved = self._first_states(partition, fresh)
             changed: set[int] = set()
             run: list[ItemUpdate] = []  # consecutive updates, applied together (ItemTable.apply_many)
             for _, upd in fresh:
@@ -183,12 +187,38 @@ class ItemOwner:
             except Conflict as exc:  # another owner applied some meanwhile (a rebalance): start again
                 log.warning("item-updates partition %d: %s; reloading its rows", partition, exc)
                 await self.take(partition)
+                committed = self._committed[partition]
+                for item_id, row in saved.items():  # rows the state lacks: back to before this pass
+                    if item_id not in committed:
+                        self.table.load_row(row, force=True)
                 continue
+            if self.keep_rows:
+                self._committed.setdefault(partition, set()).update(r.item_id for r in rows)
             self.applied += len(fresh)
             self.dropped += dropped
             by_id = {r.item_id: r for r in republish}
             by_id.update({r.item_id: r for r in rows})
             return list(by_id.values())
+
+    def _first_states(self, partition: int, fresh) -> dict:
+        """The rows a pass can change that the state does not have (no owner committed them yet),
+        as they are before it: a refused pass puts them back (the rows the state has come back
+        from it). Their rows are made now if they are new, as the pass would make them."""
+        if not self.keep_rows:  # one process, the whole truth: no other owner to race with
+            return {}
+        committed = self._committed.get(partition, set())
+        ids: set[str] = set()
+        for _, upd in fresh:
+            if isinstance(upd, ItemInit):
+                ids.add(upd.item_id)
+            else:
+                ids.update(upd.ids)
+                ids.update(upd.grads.item_ids)
+        new = sorted(ids - committed)
+        if not new:
+            return {}
+        rows = self.table.rows(new)
+        return {item_id: self.table.row(int(r)) for item_id, r in zip(new, rows.tolist())}
 
     def _init(self, init: ItemInit, now: float) -> int | None:
         like: list[str] = []

@@ -205,9 +205,6 @@ def test_an_owner_racing_another_computes_again_from_the_new_offset(make_state):
     asyncio.run(run())
 
 
-@pytest.mark.xfail(strict=True, reason="known, older than the owners' offsets: after a refused owner commit the "
-                   "owner takes back the rows the state has, but a row only the refused pass changed (here c, named "
-                   "by u2 alone) keeps that pass's change in the owner's table, and the retry applies u2 to it again")
 def test_a_refused_owner_pass_leaves_no_trace_in_rows_the_state_does_not_have(make_state):
     clock = Clock(1000.0)
 
