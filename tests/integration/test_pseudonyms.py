@@ -101,7 +101,8 @@ def test_no_raw_id_reaches_kafka_redis_or_logs(isolated, worker_factory, tmp_pat
         assert pseudonym(user, key.encode()) in redis_keys, f"no Redis key for {user}'s pseudonym"
     # The worker remembers every applied event (for producer resends) by a keyed hash of its id
     # (stream/state/tokens.py), so not even the pseudonymous event ids are kept.
-    remembered = [p for s in stored if s.kind == "set" and ":ids:" in s.where for p in s.parts[1:]]
+    event_id_sets = re.compile(re.escape(settings.redis_prefix) + r":ids:\d+")  # not the item owners' update ids
+    remembered = [p for s in stored if s.kind == "set" and event_id_sets.fullmatch(s.where) for p in s.parts[1:]]
     assert len(remembered) >= n + replayed, "every applied event is remembered"
     assert all(len(p) == 16 for p in remembered), "an event id is remembered as its 16-character token"
     # a pseudonymous event id is "e1_" and 32 hex characters; a token, 16 random base64url characters,
