@@ -166,3 +166,20 @@ def experiment_toml(name: str = "e", variants: tuple[str, str] = ("a", "b"), sha
     return (f'[[experiment]]\nname = "{name}"\nsegments = {segments}\n'
             f'[[experiment.variant]]\nname = "{variants[0]}"\nshare = {shares[0]}\n'
             f'[[experiment.variant]]\nname = "{variants[1]}"\nshare = {shares[1]}{second}\n')
+
+
+def user_side_update(params, items=("a", "b"), user: str = "u", popularity: bool = False):
+    """An item update as a user side's batch makes it: MF gradients of ``user``'s positives on
+    ``items``, their pairs and counts (and popularity, 1, 2, ... at ref 5.0, when asked)."""
+    from stream.models.items import ItemTable, ItemUpdate
+
+    user_side = ItemTable(params)
+    grads = user_side.mf.learn_users([user_side.mf.new_user(user)], [0] * len(items), list(items),
+                                     [1.0] * len(items))
+    u = ItemUpdate(grads)
+    a, b = list(items[1:]), list(items[:-1])
+    u.add_pairs(a + b, b + a, [1.0] * (2 * len(a)))
+    u.add_counts(list(items), [1.0] * len(items))
+    if popularity:
+        u.add_popularity(list(items), [float(n + 1) for n in range(len(items))], ref=5.0)
+    return u

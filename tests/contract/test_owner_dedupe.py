@@ -18,7 +18,7 @@ from stream.state.base import Conflict
 from stream.state.keys import Keys
 from stream.state.memory import MemoryState
 from stream.state.redis import RedisState
-from tests.helpers import Clock
+from tests.helpers import Clock, user_side_update
 
 pytestmark = pytest.mark.integration
 
@@ -50,15 +50,7 @@ def _at(store, clock: Clock, now: float) -> None:
 
 
 def _update(items=("a", "b"), user="u") -> ItemUpdate:
-    """A user side's update: MF gradients of positives on ``items``, their pairs and counts."""
-    user_side = ItemTable(PARAMS)
-    grads = user_side.mf.learn_users([user_side.mf.new_user(user)], [0] * len(items), list(items),
-                                     [1.0] * len(items))
-    u = ItemUpdate(grads)
-    a, b = list(items[1:]), list(items[:-1])
-    u.add_pairs(a + b, b + a, [1.0] * (2 * len(a)))
-    u.add_counts(list(items), [1.0] * len(items))
-    return u
+    return user_side_update(PARAMS, items, user)
 
 
 def _snapshot(table: ItemTable) -> dict:

@@ -16,22 +16,14 @@ from stream.engine.messages import (ItemInit, decode_row, decode_update, encode_
 from stream.models.hybrid import HybridParams
 from stream.models.items import ItemTable, ItemUpdate
 from stream.state.memory import MemoryState
+from tests.helpers import user_side_update
 
 PARAMS = HybridParams(mf={"n_factors": 4, "learning_rate": 0.2, "n_negatives": 0, "seed": 1})
 K = 4
 
 
 def _update(items=("a", "b"), user="u") -> ItemUpdate:
-    """A user side's update: MF gradients of positives on ``items``, their pairs, counts and popularity."""
-    user_side = ItemTable(PARAMS)
-    grads = user_side.mf.learn_users([user_side.mf.new_user(user)], [0] * len(items), list(items),
-                                     [1.0] * len(items))
-    u = ItemUpdate(grads)
-    a, b = list(items[1:]), list(items[:-1])
-    u.add_pairs(a + b, b + a, [1.0] * (2 * len(a)))
-    u.add_counts(list(items), [1.0] * len(items))
-    u.add_popularity(list(items), [float(n + 1) for n in range(len(items))], ref=5.0)
-    return u
+    return user_side_update(PARAMS, items, user, popularity=True)
 
 
 def _owner(state=None, clock=lambda: 7.0):
