@@ -16,12 +16,12 @@ from typing import Any, Iterable
 
 from consumers.sdk import TopicReader, watermarks
 from stream.config import Settings, get_settings
-from stream.contract import INTERACTION_TYPES, TOPIC_OF
+from stream.contract import INTERACTION_TOPICS
 
 __all__ = ["RequestAnswers", "worker_lag", "EVENT_TOPICS"]
 
 #: The topics a worker's ingest reads (logical names): every interaction event's.
-EVENT_TOPICS = tuple(TOPIC_OF[t] for t in INTERACTION_TYPES)
+EVENT_TOPICS = INTERACTION_TOPICS
 
 
 class RequestAnswers:

@@ -36,6 +36,7 @@ __all__ = [
     "MAX_PURCHASE_VALUE",
     "EVENT_TYPES",
     "INTERACTION_TYPES",
+    "INTERACTION_TOPICS",
     "TOPIC_OF",
     "Reason",
     "InvalidEvent",
@@ -70,6 +71,8 @@ EVENT_TYPES = INTERACTION_TYPES + ("user", "item")
 #: Event type -> the logical topic that carries it (the real name adds STREAMREC_TOPIC_PREFIX).
 TOPIC_OF = {"click": "clicks", "dwell": "dwell", "skip": "skips", "impression": "impressions",
             "purchase": "purchases", "user": "users", "item": "items"}
+#: The logical topics of the interaction events: what the worker's ingest agent reads.
+INTERACTION_TOPICS = tuple(TOPIC_OF[t] for t in INTERACTION_TYPES)
 
 
 class Reason:

@@ -67,9 +67,8 @@ class Runtime:
     @cached_property
     def experiment_state(self):
         from stream.experiments.state import RedisExperiments
-        from stream.state.keys import Keys
 
-        return RedisExperiments(self.redis, Keys(settings.redis_prefix), self.state.tokens)
+        return RedisExperiments.beside(self.state)
 
     @cached_property
     def experiments(self):
@@ -81,11 +80,9 @@ class Runtime:
     @cached_property
     def attribution(self):
         """Served lists and the events naming them (None when STREAMREC_ATTRIBUTION_WINDOW_SECONDS is 0)."""
-        if not settings.attribution_window_seconds:
-            return None
         from stream.experiments.attribution import Attribution
 
-        return Attribution(self.experiment_state, window=settings.attribution_window_seconds)
+        return Attribution.from_settings(self.experiment_state, settings)
 
     @cached_property
     def engine(self) -> Engine:

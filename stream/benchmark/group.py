@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stream.config import Settings
-from stream.contract import INTERACTION_TYPES, TOPIC_OF
+from stream.contract import INTERACTION_TOPICS
 from stream.stack.process import free_port, stop_child
 
 __all__ = ["Member", "start_members", "stop_members", "wait_group_spread", "EVENT_TOPICS"]
 
 #: The logical topics the no-op agent and the ingest agent read.
-EVENT_TOPICS = tuple(TOPIC_OF[t] for t in INTERACTION_TYPES)  # what the ingest agent reads
+EVENT_TOPICS = INTERACTION_TOPICS  # what the ingest agent reads
 
 
 @dataclass

@@ -173,15 +173,13 @@ async def _bench(settings: Settings, warmup: int, per_run: int, runs: int, progr
     from stream.experiments.attribution import Attribution
     from stream.experiments.serving import Serving
     from stream.experiments.state import RedisExperiments
-    from stream.state.keys import Keys
 
     # as the worker: STREAMREC_EXPERIMENTS_PATH's variants served, served lists recorded, events naming one attributed
-    experiment_state = RedisExperiments(client, Keys(settings.redis_prefix), state.tokens)
+    experiment_state = RedisExperiments.beside(state)
     engine = Engine(config, state, table, WindowBus(owner, settings.item_publish_seconds),
                     experiments=Serving.from_settings(settings, config, table, experiment_state, METRICS))
     sink = _Recorder()
-    attribution = Attribution(experiment_state, window=settings.attribution_window_seconds) \
-        if settings.attribution_window_seconds else None
+    attribution = Attribution.from_settings(experiment_state, settings)
     pusher = Pusher.from_settings(engine, sink, METRICS, settings, lists=attribution)
     drift = DriftWatch.from_settings(settings, METRICS)
     topic_types = {settings.topic(t): e for e, t in TOPIC_OF.items() if e in EVENT_TYPES}

@@ -98,20 +98,27 @@ def decode_counters(raw: bytes) -> UserCounters:
 
 @dataclass
 class Attributed:
-    """What one call to :meth:`Attribution.attribute` counted, by (segment, experiment, variant)."""
+    """What one call to :meth:`Attribution.attribute` counted, by (segment, experiment, variant);
+    the totals (``shown``, ``clicked``, ...) are summed over the labels."""
 
-    shown: int = 0
-    clicked: int = 0
-    converted: int = 0
-    purchases: int = 0
-    skips: int = 0
-    dwell_events: int = 0
     by_label: Counter = field(default_factory=Counter)  # (kind, labels...) -> amount
     clicks: Counter = field(default_factory=Counter)  # (segment, experiment, variant, position) -> clicks
     revenue: Counter = field(default_factory=Counter)  # (segment, experiment, variant, currency) -> value
     unmatched: Counter = field(default_factory=Counter)  # reason -> events
     repeats: int = 0  # events counted before (a redelivery)
     attempts: int = 1
+
+    def total(self, kind: str) -> float:
+        """A kind of count (``shown``, ``clicked``, ``converted``, ``purchases``, ``skips``,
+        ``dwell_n``, ``dwell_s``) over every label."""
+        return sum(amount for (k, *_), amount in self.by_label.items() if k == kind)
+
+    shown = property(lambda self: int(self.total("shown")))
+    clicked = property(lambda self: int(self.total("clicked")))
+    converted = property(lambda self: int(self.total("converted")))
+    purchases = property(lambda self: int(self.total("purchases")))
+    skips = property(lambda self: int(self.total("skips")))
+    dwell_events = property(lambda self: int(self.total("dwell_n")))
 
     def observe(self, metrics) -> None:
         """Add these counts to the Prometheus metrics (:mod:`stream.metrics`)."""
@@ -148,6 +155,12 @@ class Attribution:
         self.state = state
         self.window = int(window)
         self.max_position_label = max_position_label
+
+    @classmethod
+    def from_settings(cls, state: ExperimentState, settings) -> "Attribution | None":
+        """The worker's: a join window of STREAMREC_ATTRIBUTION_WINDOW_SECONDS (None when 0: off)."""
+        window = settings.attribution_window_seconds
+        return cls(state, window=window) if window else None
 
     async def record(self, messages: list[dict]) -> None:
         """Keep these served lists' records (list messages: :func:`stream.engine.push.message`)."""
@@ -216,43 +229,40 @@ class Attribution:
             if user is not None:
                 c.touched_users.add(member)
 
-            def add(kind: str, amount: float = 1, attr: str | None = None) -> None:
-                res.by_label[(kind, *labels)] += amount
-                if user is not None:
-                    setattr(user, attr or kind, getattr(user, attr or kind) + amount)
-
-            if not rec.f & _SHOWN:
-                rec.f |= _SHOWN
-                res.shown += 1
-                add("shown")
+            _once(res, labels, user, rec, _SHOWN, "shown")
             if ev.type == "click":
-                if not rec.f & _CLICKED:
-                    rec.f |= _CLICKED
-                    res.clicked += 1
-                    add("clicked")
+                _once(res, labels, user, rec, _CLICKED, "clicked")
                 where = "other" if pos is None or pos >= self.max_position_label else str(pos + 1)
                 res.clicks[(*labels, where)] += 1
                 if user is not None:
                     user.clicks += 1
             elif ev.type == "dwell":
-                res.dwell_events += 1
-                add("dwell_s", float(ev.seconds or 0.0))
-                add("dwell_n")
+                _add(res, labels, user, "dwell_s", float(ev.seconds or 0.0))
+                _add(res, labels, user, "dwell_n")
             elif ev.type == "skip":
-                res.skips += 1
-                add("skips")
+                _add(res, labels, user, "skips")
             elif ev.type == "purchase":
-                res.purchases += 1
-                add("purchases")
-                if not rec.f & _CONVERTED:
-                    rec.f |= _CONVERTED
-                    res.converted += 1
-                    add("converted")
+                _add(res, labels, user, "purchases")
+                _once(res, labels, user, rec, _CONVERTED, "converted")
                 if ev.value is not None and ev.currency:
                     res.revenue[(*labels, ev.currency)] += float(ev.value)
                     if user is not None:
                         user.revenue[ev.currency] = user.revenue.get(ev.currency, 0.0) + float(ev.value)
         return c
+
+
+def _add(res: Attributed, labels: tuple, user: UserCounters | None, kind: str, amount: float = 1) -> None:
+    """Count ``amount`` of ``kind`` for the list's labels, and in its user's counters (if any)."""
+    res.by_label[(kind, *labels)] += amount
+    if user is not None:
+        setattr(user, kind, getattr(user, kind) + amount)
+
+
+def _once(res: Attributed, labels: tuple, user: UserCounters | None, rec: ListRecord, flag: int, kind: str) -> None:
+    """A list is shown, clicked, converted once: count ``kind`` the first time only."""
+    if not rec.f & flag:
+        rec.f |= flag
+        _add(res, labels, user, kind)
 
 
 @dataclass

@@ -158,11 +158,10 @@ def report_from_redis(settings, experiment, **kwargs):
 
     async def run():
         client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
-        keys = Keys(settings.redis_prefix)
-        tokens = RedisState(client, keys, n_factors=1,
-                            erasure_key=settings.erasure_key.get_secret_value().encode() or None).tokens
+        state = RedisState(client, Keys(settings.redis_prefix), n_factors=1,
+                           erasure_key=settings.erasure_key.get_secret_value().encode() or None)
         try:
-            return await report_experiment(experiment, RedisExperiments(client, keys, tokens), **kwargs)
+            return await report_experiment(experiment, RedisExperiments.beside(state), **kwargs)
         finally:
             await client.aclose()
 

@@ -157,11 +157,16 @@ class RedisExperiments(ExperimentState):
     """Redis (see :mod:`stream.state.keys` for the keys). ``tokens``: the worker state's
     (:meth:`stream.state.redis.RedisState.tokens`), so erasure and experiments hash alike."""
 
-    def __init__(self, redis, keys: Keys, tokens: Callable) -> None:
+    def __init__(self, redis, keys: Keys, tokens: Callable, scripts: Scripts | None = None) -> None:
         self.redis = redis
         self.keys = keys
         self._tokens = tokens
-        self.scripts = Scripts(redis)
+        self.scripts = scripts or Scripts(redis)
+
+    @classmethod
+    def beside(cls, state) -> "RedisExperiments":
+        """Beside the worker's :class:`~stream.state.redis.RedisState`: its client, keys, tokens, scripts."""
+        return cls(state.redis, state.keys, state.tokens, state.scripts)
 
     async def tokens(self) -> Tokens:
         return await self._tokens()

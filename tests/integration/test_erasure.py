@@ -24,6 +24,7 @@ from collections import Counter
 import pytest
 from pydantic import SecretStr
 
+from stream.contract import INTERACTION_TOPICS
 from stream.state.keys import Keys
 from tests.helpers import applied, run_module, stats, wait_for, worker_metric
 from tests.scan import json_field_values, redis_contents
@@ -32,7 +33,7 @@ from tests.secure import new_secret
 pytestmark = pytest.mark.integration
 
 REPLAY_RATINGS = 300
-EVENT_TOPICS = ("clicks", "dwell", "skips", "impressions", "purchases")
+EVENT_TOPICS = INTERACTION_TOPICS
 
 
 _run = run_module
