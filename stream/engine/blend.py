@@ -93,16 +93,17 @@ class Blend:
             js = [j for j, v in enumerate(views) if v.history]
             if js:
                 user, rows, w = self.histories([views[j].history for j in js])
-                C = self.table.cooc.score_many(user, rows, w, len(js), N, hp.cooc.alpha)
                 has = np.bincount(user, minlength=len(js)) > 0  # a history with no known item has no part
                 if not has.all():
-                    js, C = [j for j, h in zip(js, has.tolist()) if h], C[has]
+                    js = [j for j, h in zip(js, has.tolist()) if h]
+                    user = (np.cumsum(has) - 1)[user]  # the users with a part, numbered again
                 if js:
+                    C = self.table.cooc.score_many(user, rows, w, len(js), N, hp.cooc.alpha)
                     cooc_rows = {j: C[n] for n, j in enumerate(js)}
                     if hp.normalise == "max":
                         # scores are >= 0, and 0 wherever a user's neighbours do not reach: the
                         # span is the maximum unless they reach every item (then min-max as usual)
-                        reach = np.bincount(user, weights=self.table.cooc.length[rows], minlength=len(has))[has]
+                        reach = np.bincount(user, weights=self.table.cooc.length[rows], minlength=len(js))
                         a = C.max(axis=1)
                         full = np.flatnonzero(reach >= N)
                         a[full] -= C[full].min(axis=1)

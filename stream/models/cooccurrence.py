@@ -291,12 +291,14 @@ class NeighbourTable:
         if not cols.size:
             return np.zeros((n_users, n_items))
         coef = weights / c[rows] ** alpha
+        # each entry divided by its column's count here (the padding's count 0 is taken as 1): the
+        # same sums as dividing every cell after, without a pass over the (n_users, n_items) matrix
+        per_col = np.where(cols >= 0, c.take(cols, mode="clip"), 1.0) ** (1.0 - alpha)
         # slot 0 of each user's block takes the padding (column -1); item row j is slot j + 1
         keys = (user * (n_items + 1) + 1)[:, None] + cols
-        flat = np.bincount(keys.ravel(), weights=(vals * coef[:, None]).ravel(), minlength=n_users * (n_items + 1))
-        out = flat.reshape(n_users, n_items + 1)[:, 1:]
-        out /= c ** (1.0 - alpha)
-        return out
+        flat = np.bincount(keys.ravel(), weights=(vals * coef[:, None] / per_col).ravel(),
+                           minlength=n_users * (n_items + 1))
+        return flat.reshape(n_users, n_items + 1)[:, 1:]
 
     def counts(self, n_items: int) -> np.ndarray:
         """``max(n, 1)`` of every item row (the similarity's denominators)."""
