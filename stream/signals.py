@@ -20,6 +20,12 @@ user would have been served? A purchase is not a trial (it mostly follows a clic
 was one): trials stay clicks, so served-recall figures compare with those measured before
 purchases existed.
 
+Each trial costs a ranking of the whole catalogue, so a deployment may score only a **share**
+of them (STREAMREC_TRIAL_SHARE): a trial is scored when a stable hash of its event id falls in
+that share (:func:`scored`). The draw does not look at the user, the item or the time, so the
+scored trials are a uniform sample (hit rates stay unbiased), and it is the same draw wherever
+the rule runs: the worker, its replay after a crash, and the offline protocol score the same trials.
+
 A micro-batch is applied in **event-time order** (:func:`event_order`): events of one user
 arrive on different topics (clicks, dwell, ...), whose partitions the consumer reads in no
 fixed order, so a dwell can arrive before the click it follows. Ties keep the order of
@@ -38,11 +44,12 @@ purchase (what is shown is clicked, and a dwell, skip or purchase reports what f
 
 from __future__ import annotations
 
+import zlib
 from typing import Container
 
 from stream.contract import Event
 
-__all__ = ["signal_weight", "marks_seen", "is_trial", "event_order"]
+__all__ = ["signal_weight", "marks_seen", "is_trial", "scored", "event_order"]
 
 DWELL_UNIT_SECONDS = 60.0
 DWELL_CAP_UNITS = 3.0
@@ -70,9 +77,20 @@ def marks_seen(event: Event) -> bool:
     return event.type in _SEEN
 
 
-def is_trial(event: Event, earlier_events: int, seen: Container[str]) -> bool:
-    """Whether an event is a prequential trial, given the user's state just before it."""
-    return event.type == "click" and earlier_events > 0 and event.item_id not in seen
+def is_trial(event: Event, earlier_events: int, seen: Container[str], share: float = 1.0) -> bool:
+    """Whether an event is a prequential trial, given the user's state just before it, and is
+    scored under a trial share of ``share`` (:func:`scored`)."""
+    return event.type == "click" and earlier_events > 0 and event.item_id not in seen and scored(event.event_id, share)
+
+
+def scored(event_id: str, share: float) -> bool:
+    """Whether a trial with this event id is scored when a share ``share`` of trials is: a stable
+    draw from the id alone (salted, so that it is not the draw of :func:`stream.engine.batch.explores`).
+
+    >>> scored("e1", 1.0), sum(scored(f"e{n}", 0.25) for n in range(10_000))
+    (True, 2520)
+    """
+    return share >= 1.0 or zlib.crc32(b"trial:" + event_id.encode("utf-8")) % 10_000 < share * 10_000
 
 
 _RANK = {"impression": 0, "click": 1, "dwell": 2, "skip": 2, "purchase": 2}

@@ -138,7 +138,7 @@ def walk(events: list[Event], fresh: list[bool], users: dict[str, UserRecord], s
         rec = after[ev.user_id]
         w = signal_weight(ev)
         batch.weights.append(w)
-        if is_trial(ev, rec.events, rec.seen):
+        if is_trial(ev, rec.events, rec.seen, config.trial_share):
             batch.moments.append(Moment(n, ev, True, segments[ev.user_id], list(rec.history), rec.seen.copy(),
                                         explores(ev.user_id, ev.ts, config.explore_share)))
         rec.events += 1

@@ -69,6 +69,10 @@ class EngineConfig:
         At most this many prequential trials are scored per micro-batch (a draw seeded by the
         batch's event ids when there are more); None: every one. Each scored trial is a ranking
         over the whole catalogue; the unscored ones are not counted (hit rates stay unbiased).
+    trial_share
+        The share of prequential trials scored (:func:`stream.signals.scored`: a stable draw by
+        event id), in (0, 1]; 1: every one. A trial not scored is not counted, and the re-rankers
+        and guards do not learn from it.
     diversity
         λ of the MMR re-ranking of warm users' lists (:mod:`stream.models.diversity`), in [0, 1];
         0 (the default): pure relevance, no re-ranking at all.
@@ -87,11 +91,14 @@ class EngineConfig:
     default_segment: str = "all"
     partitions: int = 4
     max_trials: int | None = None
+    trial_share: float = 1.0
     diversity: float = 0.0
 
     def __post_init__(self) -> None:
         if self.max_trials is not None and self.max_trials < 1:
             raise ValueError(f"EngineConfig: max_trials must be >= 1 or None, got {self.max_trials}")
+        if not 0.0 < self.trial_share <= 1.0:
+            raise ValueError(f"EngineConfig: trial_share must be in (0, 1], got {self.trial_share}")
         if self.top_k < 1 or self.history_max < 1:
             raise ValueError(f"EngineConfig: top_k and history_max must be >= 1, got {self.top_k}, {self.history_max}")
         if not 0.0 <= self.explore_share <= 1.0:
@@ -111,7 +118,7 @@ class EngineConfig:
                 "history_max": self.history_max, "segment_half_life": self.segment_half_life,
                 "explore_share": self.explore_share, "segmenter": self.segmenter,
                 "default_segment": self.default_segment, "max_trials": self.max_trials,
-                "diversity": self.diversity}
+                "trial_share": self.trial_share, "diversity": self.diversity}
 
     @classmethod
     def from_settings(cls, settings, model_config: dict[str, Any] | None = None) -> "EngineConfig":
@@ -139,5 +146,6 @@ class EngineConfig:
             default_segment=settings.default_segment,
             partitions=settings.partitions,
             max_trials=settings.max_trials_per_batch or None,
+            trial_share=settings.trial_share,
             diversity=settings.diversity_lambda,
         )

@@ -99,14 +99,16 @@ def cooccurrence_config(recency: bool) -> EngineConfig:
                         rerank=None, behaviour=None, explore_share=0.0)
 
 
-def baseline_models(seed: int = 0) -> dict[str, Ranker]:
+def baseline_models(seed: int = 0, trial_share: float = 1.0) -> dict[str, Ranker]:
     """The baselines of the evaluation table, fresh, keyed by display name: popularity and
-    item-kNN run by the engine (one implementation of each concept), River's FunkMF beside it."""
+    item-kNN run by the engine (one implementation of each concept), River's FunkMF beside it;
+    each scoring the share ``trial_share`` of trials (:func:`stream.signals.scored`)."""
+    share = {"trial_share": trial_share}
     return {
-        "popularity": EngineRanker(popularity_config()),
-        "river-funkmf-k32": PerEvent(RiverFunkMF(n_factors=32, seed=seed)),
-        "item-knn": EngineRanker(cooccurrence_config(recency=False)),
+        "popularity": EngineRanker(popularity_config().with_changes(**share)),
+        "river-funkmf-k32": PerEvent(RiverFunkMF(n_factors=32, seed=seed), **share),
+        "item-knn": EngineRanker(cooccurrence_config(recency=False).with_changes(**share)),
         # pairs also limited to the last 30 positives: this matches the reference figure
         # (0.194) best, so it is the stronger baseline to beat
-        "item-knn-recency": EngineRanker(cooccurrence_config(recency=True)),
+        "item-knn-recency": EngineRanker(cooccurrence_config(recency=True).with_changes(**share)),
     }

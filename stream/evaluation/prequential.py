@@ -123,9 +123,10 @@ class PerEvent(Ranker):
     [Trial(position=1, user_id='a', item_id='y', ranked=['x'], segment='all'), Trial(position=3, user_id='b', item_id='z', ranked=['y'], segment='all')]
     """
 
-    def __init__(self, model: Any, k: int = 10) -> None:
+    def __init__(self, model: Any, k: int = 10, trial_share: float = 1.0) -> None:
         self.model = model
         self.k = k
+        self.trial_share = trial_share  # the share of trials scored (stream.signals.scored)
         self._events: dict[str, int] = {}
         self._seen: dict[str, set[str]] = {}
 
@@ -141,7 +142,7 @@ class PerEvent(Ranker):
             ev = events[n]
             seen = self._seen.setdefault(ev.user_id, set())
             count = self._events.get(ev.user_id, 0)
-            if is_trial(ev, count, seen):
+            if is_trial(ev, count, seen, self.trial_share):
                 trials.append(Trial(n, ev.user_id, ev.item_id, list(self.model.rank(ev.user_id, self.k))))
             self._events[ev.user_id] = count + 1
             if marks_seen(ev):

@@ -74,8 +74,11 @@ SERVED = "streamrec (as the worker serves)"
 def streamrec_rankers(model_config: dict[str, Any] | None = None, diversity: float = 0.0) -> dict[str, EngineRanker]:
     """streamrec's rows: MF alone, the blend alone (defaults), the blend with a tuned file, and
     what the worker serves (the blend, segment re-rankers and guards, behaviour segments,
-    exploration); every row with the MMR weight ``diversity`` (λ)."""
-    alone = {"rerank": None, "behaviour": None, "explore_share": 0.0, "diversity": diversity}
+    exploration); every row with the MMR weight ``diversity`` (λ) and the worker's share of
+    trials scored (STREAMREC_TRIAL_SHARE), so that every row is scored on the same trials."""
+    served = served_config(model_config)
+    alone = {"rerank": None, "behaviour": None, "explore_share": 0.0, "diversity": diversity,
+             "trial_share": served.trial_share}
     rows = {
         "streamrec-mf (MF alone)": EngineConfig(hybrid=HybridParams(mf_weight=1.0, cooccurrence_weight=0.0,
                                                                     popularity_weight=0.0), **alone),
@@ -84,7 +87,7 @@ def streamrec_rankers(model_config: dict[str, Any] | None = None, diversity: flo
     if model_config is not None:
         rows[f"streamrec-tuned {model_config['model']} (the blend alone)"] = EngineConfig(
             hybrid=hybrid_params(model_config), **alone)
-    rows[SERVED] = served_config(model_config).with_changes(diversity=diversity)
+    rows[SERVED] = served.with_changes(diversity=diversity)
     return {name: EngineRanker(config) for name, config in rows.items()}
 
 
@@ -118,11 +121,15 @@ def evaluate(
     events = stream.events()
     print(f"streamrec evaluate: {stream.name}, {len(events):,} events ({stream.positives:,} positive), k={k}, "
           f"micro-batches of {batch_size}, diversity λ={diversity:g}", file=out, flush=True)
-    rankers: dict[str, Any] = dict(baseline_models()) if baselines else {}
     engines = streamrec_rankers(config, diversity)
+    share = engines[SERVED].config.trial_share
+    if share < 1.0:
+        print(f"trials: a share of {share:g} scored in every row (STREAMREC_TRIAL_SHARE, the same draw by event id "
+              "as the worker's)", file=out, flush=True)
+    rankers: dict[str, Any] = dict(baseline_models(trial_share=share)) if baselines else {}
     rankers.update(engines)
     if stream.world is not None:
-        rankers["oracle (true affinity)"] = PerEvent(Oracle(stream.world), k=k)
+        rankers["oracle (true affinity)"] = PerEvent(Oracle(stream.world), k=k, trial_share=share)
     for r in rankers.values():
         if hasattr(r, "prepare"):
             r.prepare(stream)
