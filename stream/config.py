@@ -205,7 +205,7 @@ class Settings(BaseSettings):
         0, ge=0, description="At most this many prequential trials scored per micro-batch, a seeded draw when "
         "there are more (each is a ranking of the whole catalogue); 0: every one. STREAMREC_MAX_TRIALS_PER_BATCH")
     trial_share: float = Field(
-        1.0, gt=0, le=1, description="The share of prequential trials (clicks on items new to the user) scored "
+        0.25, gt=0, le=1, description="The share of prequential trials (clicks on items new to the user) scored "
         "for the online hit rate and learned from by the re-rankers and guards: a stable draw by event id. Each "
         "is a ranking of the whole catalogue. STREAMREC_TRIAL_SHARE")
     segment_attributes: str = Field(

@@ -26,6 +26,7 @@ def _click(n: int, user: str, item: str, ts: float = 1_700_000_000.0) -> dict:
 
 
 def test_round_trip_recommendations_reach_topic_and_http(isolated, worker_factory):
+    isolated = isolated.model_copy(update={"trial_share": 1.0})  # every trial counted (the hit rate below)
     worker = worker_factory(isolated).start()
     profiles = redis.Redis.from_url(isolated.redis_url)
     users = ["alice", "bob", "carol", "dave"]

@@ -19,7 +19,8 @@ from stream.evaluation.through_worker import through_worker
 
 pytestmark = pytest.mark.integration
 
-#: 0.85 x the served recall@10 reached on this slice, 0.163 (docs/EVALUATION.md, "Served and offline, side by side").
+#: 0.85 x the served recall@10 reached on this slice, 0.163 over every trial (docs/EVALUATION.md, "Served and
+#: offline, side by side"); 0.1757 over the default quarter of them (2,766 trials).
 SERVED_FLOOR = 0.138
 
 
@@ -30,7 +31,8 @@ def test_the_worker_serves_what_the_engine_evaluates(stack_settings, tmp_path):
     report = out.getvalue()
     print(report)
     assert r.events == len(stream.interactions), report
-    assert r.served.trials == r.offline.trials > 5_000, report  # one trial rule on both sides
+    # one trial rule on both sides; the default share of trials scored (STREAMREC_TRIAL_SHARE, 0.25) of about 11,000
+    assert r.served.trials == r.offline.trials > 2_000, report
     assert r.served.recall >= SERVED_FLOOR, f"served recall@10 {r.served.recall:.4f} < {SERVED_FLOOR}\n{report}"
     assert r.served.recall > r.popularity.recall, report
     assert r.served.recall >= 0.8 * r.offline.recall, report

@@ -20,6 +20,13 @@ from stream.signals import is_trial, marks_seen
 TRUE_SEGMENTS = {"segment:commuters", "segment:night-owls", "segment:weekenders", "segment:students"}
 
 
+@pytest.fixture(autouse=True)
+def every_trial(monkeypatch):
+    """The segment evaluation runs what a worker with the settings serves; these tests count and
+    pair every trial (STREAMREC_TRIAL_SHARE=1), the power their thresholds were set with."""
+    monkeypatch.setenv("STREAMREC_TRIAL_SHARE", "1")
+
+
 @pytest.fixture(scope="module")
 def sim():
     return load_stream("simulator", sim_events=3000)
