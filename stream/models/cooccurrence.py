@@ -291,14 +291,21 @@ class NeighbourTable:
         if not cols.size:
             return np.zeros((n_users, n_items))
         coef = weights / c[rows] ** alpha
-        # each entry divided by its column's count here (the padding's count 0 is taken as 1): the
-        # same sums as dividing every cell after, without a pass over the (n_users, n_items) matrix
-        per_col = np.where(cols >= 0, c.take(cols, mode="clip"), 1.0) ** (1.0 - alpha)
+        # every score is divided by its column's count ** (1 - alpha): per neighbour entry when
+        # there are fewer entries than cells (a pass over the (n_users, n_items) matrix saved),
+        # else per cell after. The factors are made once per item, with a last one of 1 that the
+        # padding's column -1 picks.
+        per_cell = cols.size > n_users * n_items
+        contrib = vals * coef[:, None]
+        if not per_cell:
+            contrib *= np.append(c ** (alpha - 1.0), 1.0)[cols]
         # slot 0 of each user's block takes the padding (column -1); item row j is slot j + 1
         keys = (user * (n_items + 1) + 1)[:, None] + cols
-        flat = np.bincount(keys.ravel(), weights=(vals * coef[:, None] / per_col).ravel(),
-                           minlength=n_users * (n_items + 1))
-        return flat.reshape(n_users, n_items + 1)[:, 1:]
+        flat = np.bincount(keys.ravel(), weights=contrib.ravel(), minlength=n_users * (n_items + 1))
+        out = flat.reshape(n_users, n_items + 1)[:, 1:]
+        if per_cell:
+            out /= c ** (1.0 - alpha)
+        return out
 
     def counts(self, n_items: int) -> np.ndarray:
         """``max(n, 1)`` of every item row (the similarity's denominators)."""

@@ -90,3 +90,25 @@ def test_contributors_of_many_users_are_each_users_own():
         one = table.contributors(h, w, targets[n][valid], 0.5)
         assert many[n][valid].tolist() == one.tolist(), n
         assert (many[n][~valid] == -1).all()
+
+
+@pytest.mark.parametrize("n_items,history", [(400, 2), (12, 8)])  # fewer neighbour entries than cells, and more
+def test_many_users_scores_are_the_formula_written_out(n_items, history):
+    rng = np.random.default_rng(7)
+    table = NeighbourTable(max_neighbours=None)
+    table.grow(n_items)
+    m = 4 * n_items
+    table.add(rng.integers(0, n_items, m), rng.integers(0, n_items, m), rng.choice([1.0, 0.5], m),
+              rng.integers(0, n_items, m), np.ones(m))
+    users, alpha = 3, 0.3
+    user = np.repeat(np.arange(users), history)
+    rows = rng.integers(0, n_items, users * history)
+    weights = rng.random(users * history)
+    got = table.score_many(user, rows, weights, users, n_items, alpha)
+    c = np.maximum(table.n[:n_items], 1.0)
+    want = np.zeros((users, n_items))
+    for u, r, w in zip(user.tolist(), rows.tolist(), weights.tolist()):
+        cols, vals = table.row(r)
+        for j, v in zip(cols.tolist(), vals.tolist()):
+            want[u, j] += w * v / (c[r] ** alpha * c[j] ** (1.0 - alpha))
+    np.testing.assert_allclose(got, want, rtol=1e-9)
