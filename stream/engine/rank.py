@@ -248,10 +248,11 @@ class Ranking:
             best = self.table.cooc.contributors_many(user, hrows, hw, targets, self.table.n_items,
                                                      self.config.hybrid.cooc.alpha)
         ids = self.table.item_ids
+        best_lists = best.tolist() if best is not None else None
         for n, r in enumerate(ranked):
             out = []
             for j in range(len(r.items)):
-                b = -1 if best is None else int(best[n, j])
+                b = -1 if best_lists is None else best_lists[n][j]
                 if r.explored and j == len(r.items) - 1:
                     out.append({"kind": "explore"})
                 elif b >= 0:
