@@ -180,7 +180,7 @@ class ItemOwner:
                     run.append(upd)
             if run:
                 changed.update(self.table.apply_many(run, now))
-            rows = [self.table.row(r) for r in sorted(changed)] if self.keep_rows else []
+            rows = self.table.rows_at(sorted(changed)) if self.keep_rows else []
             try:
                 # resends alone still move the offset, so a redelivery of them is dropped by it
                 await self.state.owner_commit(partition, [e for e, _ in fresh], rows, moved)
@@ -217,8 +217,7 @@ class ItemOwner:
         new = sorted(ids - committed)
         if not new:
             return {}
-        rows = self.table.rows(new)
-        return {item_id: self.table.row(int(r)) for item_id, r in zip(new, rows.tolist())}
+        return dict(zip(new, self.table.rows_at(self.table.rows(new))))
 
     def _init(self, init: ItemInit, now: float) -> int | None:
         like: list[str] = []

@@ -358,10 +358,24 @@ class ItemTable:
         return None if state is None else self.get(item_id)
 
     def row(self, r: int) -> ItemRow:
+        return self.rows_at([r])[0]
+
+    def rows_at(self, rows) -> list[ItemRow]:
+        """The rows at these positions, as their owner publishes them (each array a copy of the table's)."""
+        rs = np.asarray(rows, dtype=np.int64)
+        if not len(rs):
+            return []
         ids = self.mf.item_ids
-        cols, vals = self.cooc.row(r, ordered=False)
-        return ItemRow(ids[r], self.mf.item_state(r), float(self.cooc.n[r]), self.keys[cols],
-                       vals, float(self.pop.values[r]), float(self.pop.refs[r]))
+        states = self.mf.item_states(rs)
+        lengths = self.cooc.length[rs].tolist()
+        width = max(lengths)
+        cols = self.cooc.cols[rs, :width]
+        keys = self.keys[np.where(cols >= 0, cols, 0)]
+        vals = self.cooc.vals[rs, :width].copy()
+        n = self.cooc.n[rs].tolist()
+        pop, ref = self.pop.values[rs].tolist(), self.pop.refs[rs].tolist()
+        return [ItemRow(ids[r], states[j], n[j], keys[j, :m], vals[j, :m], pop[j], ref[j])
+                for j, (r, m) in enumerate(zip(rs.tolist(), lengths))]
 
     def neighbours(self, r: int) -> tuple[list[str], np.ndarray]:
         """Row ``r``'s co-occurrence neighbours by id (sorted by row) and their counts."""

@@ -284,10 +284,18 @@ class ShardedMF:
         return rows
 
     def item_state(self, row: int) -> ItemState:
+        return self.item_states([row])[0]
+
+    def item_states(self, rows) -> list[ItemState]:
+        """The item rows at these positions as their owner publishes them (vectors copied)."""
         m = self.model
-        return ItemState(m._items.ids[row], m._Q[row].copy(), float(m._bi[row]), float(m._aQ[row]),
-                         float(m._abi[row]), float(m._pop[row]), int(self._meta.version[row]),
-                         float(self._meta.updated_at[row]))
+        rs = np.asarray(rows, dtype=np.int64)
+        Q = m._Q[rs]
+        ids = m._items.ids
+        bi, aQ, abi, pop = m._bi[rs].tolist(), m._aQ[rs].tolist(), m._abi[rs].tolist(), m._pop[rs].tolist()
+        version, updated = self._meta.version[rs].tolist(), self._meta.updated_at[rs].tolist()
+        return [ItemState(ids[r], Q[j], bi[j], aQ[j], abi[j], pop[j], int(version[j]), updated[j])
+                for j, r in enumerate(rs.tolist())]
 
     def load_item(self, state: ItemState, force: bool = False) -> bool:
         """Take an item row published by its owner; older versions than the one held are ignored
