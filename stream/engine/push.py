@@ -29,7 +29,7 @@ from typing import Any, Awaitable, Callable, Protocol
 from stream.engine.coverage import CoverageWindow
 from stream.engine.engine import Engine
 from stream.engine.rank import Ranked
-from stream.models.diversity import table_diversity
+from stream.models.diversity import flat_diversity
 from stream.state.base import SharedState, UserRecord
 
 __all__ = ["Pusher", "message", "ListSink", "ListLog"]
@@ -52,11 +52,16 @@ def message(user_id: str, segment: str, ranked: Ranked, trigger: str, request_id
     """A list message (see the module docstring) of the first ``k`` items (all by default)."""
     items = ranked.items if k is None else ranked.items[:k]
     reasons = ranked.reasons or []
+    if len(reasons) >= len(items):  # the usual case: every item has its reason
+        entries = [{"item_id": i, "score": round(s, 6), "rank": r, "reason": why}
+                   for r, ((i, s), why) in enumerate(zip(items, reasons), 1)]
+    else:
+        entries = [{"item_id": i, "score": round(s, 6), "rank": r + 1, **({"reason": reasons[r]} if r < len(reasons) else {})}
+                   for r, (i, s) in enumerate(items)]
     body: dict[str, Any] = {
         "schema": "v1", "user_id": user_id, "rec_id": uuid.uuid4().hex, "segment": segment, "model": ranked.model,
         "experiment": ranked.experiment, "variant": ranked.variant, "trigger": trigger, "generated_at": time.time(),
-        "items": [{"item_id": i, "score": round(s, 6), "rank": r + 1, **({"reason": reasons[r]} if r < len(reasons) else {})}
-                  for r, (i, s) in enumerate(items)],
+        "items": entries,
     }
     if request_id is not None:
         body["request_id"] = request_id
@@ -166,10 +171,13 @@ class Pusher:
         now = self.clock()
         saved: dict[str, bytes] = {}
         bodies = {}
+        new_lists = {}
         for uid in user_ids:
             segment, r = ranked[uid]
-            if self._last_lists.get(uid) != tuple(r.ids):
+            ids = tuple(r.ids)
+            if self._last_lists.get(uid) != ids:
                 bodies[uid] = message(uid, segment, r, "event")
+                new_lists[uid] = ids
         await self.record(list(bodies.values()))
         for uid, msg in bodies.items():
             segment, r = ranked[uid]
@@ -181,8 +189,8 @@ class Pusher:
                 self.metrics.explored_total.labels(segment).inc()
             self._last_push[uid] = now
             self._last_push.move_to_end(uid)
-            self._last_lists[uid] = tuple(r.ids)
-        self._measure(list(bodies.values()), now)
+            self._last_lists[uid] = new_lists[uid]
+        self._measure(list(bodies.values()), now, list(new_lists.values()))
         while len(self._last_push) > self.max_tracked_users:
             uid, _ = self._last_push.popitem(last=False)
             self._last_lists.pop(uid, None)
@@ -200,7 +208,7 @@ class Pusher:
         for req, body in zip(requests, bodies):
             await self.sink.recommendations(req.user_id, _encode(body))
             self.metrics.recommendations_pushed_total.labels(body["segment"]).inc()
-        self._measure(bodies, self.clock())
+        self._measure(bodies, self.clock(), [[x["item_id"] for x in b["items"]] for b in bodies])
         return len(requests)
 
     async def record(self, messages: list[dict[str, Any]]) -> None:
@@ -209,18 +217,19 @@ class Pusher:
         if self.lists is not None and messages:
             await self.lists.record(messages)
 
-    def _measure(self, messages: list[dict[str, Any]], now: float) -> None:
-        """The diversity of lists just sent (their messages), all at once, and the coverage."""
+    def _measure(self, messages: list[dict[str, Any]], now: float, lists: list) -> None:
+        """The diversity of lists just sent (their messages, and their item ids), all at once,
+        and the coverage."""
         if not messages:
             return
         table = self.engine.table
-        lists = [[x["item_id"] for x in m["items"]] for m in messages]
-        for m, ild in zip(messages, table_diversity(table, lists).tolist()):
+        rows = table.known_rows([i for ids in lists for i in ids])
+        lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+        for m, ild in zip(messages, flat_diversity(table.mf.model.item_factors, rows, lengths).tolist()):
             if ild == ild:  # NaN: fewer than two items
                 self.metrics.list_diversity.labels(m["segment"], m.get("experiment") or "none",
                                                    m.get("variant") or "none").observe(ild)
-        get = table.get
-        self._coverage.add(np.fromiter((get(i) for ids in lists for i in ids), dtype=np.int64), now)
+        self._coverage.add(rows, now)
         named = table.named()
         servable = named if named is not None else np.ones(table.n_items, dtype=bool)
         self.metrics.pushed_coverage_ratio.set(self._coverage.ratio(now, servable))

@@ -22,6 +22,7 @@ The MF kernel (:class:`~stream.models.mf.OnlineMF`) has the array-level shape of
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from abc import ABC, abstractmethod
@@ -162,6 +163,8 @@ class IdIndex:
     [0, 1, 0]
     >>> index.get("b"), index.get("zzz"), len(index)
     (1, -1, 2)
+    >>> index.get_many(["b", "zzz", "a"]).tolist()
+    [1, -1, 0]
     """
 
     def __init__(self, ids: Iterable[str] = ()) -> None:
@@ -174,6 +177,10 @@ class IdIndex:
 
     def get(self, key: str) -> int:
         return self._pos.get(key, -1)
+
+    def get_many(self, keys: Sequence[str]) -> np.ndarray:
+        """:meth:`get` of many keys at once (-1: unknown; nothing is added), at C speed."""
+        return np.fromiter(map(self._pos.get, keys, itertools.repeat(-1)), dtype=np.int64, count=len(keys))
 
     def add(self, key: str) -> int:
         pos = self._pos.get(key)

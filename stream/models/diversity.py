@@ -48,7 +48,7 @@ import numpy as np
 if TYPE_CHECKING:
     from stream.models.items import ItemTable
 
-__all__ = ["mmr", "intra_list_diversity", "list_diversity", "table_diversity", "unit_rows", "check_lambda"]
+__all__ = ["mmr", "intra_list_diversity", "list_diversity", "flat_diversity", "table_diversity", "unit_rows", "check_lambda"]
 
 
 def check_lambda(lam: float, where: str) -> float:
@@ -174,18 +174,26 @@ def list_diversity(vectors: np.ndarray, lists: Sequence[Sequence[int]]) -> np.nd
     >>> list_diversity(V, [[0, 1, 2], [0, 2], [1, -1]]).round(3).tolist()
     [0.667, 0.0, nan]
     """
-    n = max((len(x) for x in lists), default=0)
-    rows = np.full((len(lists), max(n, 1)), -1, dtype=np.int64)
-    for j, x in enumerate(lists):
-        rows[j, : len(x)] = x
-    valid = (rows >= 0) & (rows < len(vectors))
+    lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+    flat = np.fromiter((r for x in lists for r in x), dtype=np.int64, count=int(lengths.sum()))
+    return flat_diversity(vectors, flat, lengths)
+
+
+def flat_diversity(vectors: np.ndarray, rows: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """:func:`list_diversity` of lists given end to end: ``rows`` holds them one after another,
+    ``lengths`` says how many rows each has."""
+    rows, lengths = np.asarray(rows, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
+    L, n = len(lengths), max(int(lengths.max()) if len(lengths) else 0, 1)
     if not len(vectors):
-        return np.full(len(lists), np.nan)
-    return intra_list_diversity(np.asarray(vectors)[np.where(valid, rows, 0)], valid)
+        return np.full(L, np.nan)
+    padded = np.full((L, n), -1, dtype=np.int64)
+    padded[np.repeat(np.arange(L), lengths), np.arange(len(rows)) - np.repeat(np.cumsum(lengths) - lengths, lengths)] = rows
+    valid = (padded >= 0) & (padded < len(vectors))
+    return intra_list_diversity(np.asarray(vectors)[np.where(valid, padded, 0)], valid)
 
 
 def table_diversity(table: "ItemTable", lists: Sequence[Sequence[str]]) -> np.ndarray:
     """ILD of lists of item ids in ``table``'s MF item space as it stands (items it does not
     know are left out): what ``evaluate`` reports and the worker exports."""
-    get = table.get
-    return list_diversity(table.mf.model.item_factors, [[get(i) for i in ids] for ids in lists])
+    lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+    return flat_diversity(table.mf.model.item_factors, table.known_rows([i for ids in lists for i in ids]), lengths)

@@ -294,6 +294,10 @@ class ItemTable:
         """The row of a known item, -1 for an unknown one (nothing is added)."""
         return self.mf.model._items.get(item_id)
 
+    def known_rows(self, item_ids: Sequence[str]) -> np.ndarray:
+        """:meth:`get` of many items at once."""
+        return self.mf.model._items.get_many(item_ids)
+
     # -- the owner ---------------------------------------------------------------
     def apply(self, update: ItemUpdate, now: float) -> list[int]:
         """As the owner of the update's items: apply it once; returns the changed rows, sorted."""
