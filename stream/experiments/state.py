@@ -1,8 +1,8 @@
 """Where experiments keep their state: assignments, per-user counters, served lists, looks.
 
 One interface, :class:`ExperimentState`, with an in-memory implementation (tests, tools) and a
-Redis one (the worker; keys in :mod:`stream.state.keys`, scripts ``assign.lua`` and
-``attribute.lua``). Values are computed in Python (:mod:`stream.experiments.attribution`);
+Redis one (the worker; keys in :mod:`stream.state.keys`, scripts ``assign.lua``,
+``served_lists.lua`` and ``attribute.lua``). Values are computed in Python (:mod:`stream.experiments.attribution`);
 the state only reads them and stores them all or nothing.
 
 Users are named by their token (HMAC of the user id, :meth:`stream.state.tokens.Tokens.user`),
@@ -188,10 +188,9 @@ class RedisExperiments(ExperimentState):
 
     async def save_lists(self, lists: dict[str, bytes], ttl: int) -> None:
         if lists:
-            pipe = self.redis.pipeline(transaction=False)
-            for rec_id, value in lists.items():
-                pipe.set(self.keys.served_list(rec_id), value, ex=int(ttl))
-            await pipe.execute()
+            key = self.keys.served_list
+            await self.scripts.served_lists(args=[int(ttl), *(x for rec_id, value in lists.items()
+                                                               for x in (key(rec_id), value))])
 
     async def load(self, rec_ids, members):
         pipe = self.redis.pipeline(transaction=False)

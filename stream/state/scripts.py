@@ -13,9 +13,10 @@ after a NOSCRIPT (a restarted Redis without its script cache).
     save_lists      the lists just pushed, for users who still have a record
     assign          users assigned to experiment variants, each at most once
     attribute       what events added to the lists they name and to their users' experiment counters
+    served_lists    served lists' records, kept for the attribution window
 
 >>> sorted(SCRIPTS)
-['assign', 'attribute', 'commit', 'erase', 'load', 'owner_commit', 'profile', 'save_lists', 'segment_scores']
+['assign', 'attribute', 'commit', 'erase', 'load', 'owner_commit', 'profile', 'save_lists', 'segment_scores', 'served_lists']
 >>> "redis.call('HMGET'" in source("load")
 True
 """
@@ -28,7 +29,7 @@ from importlib import resources
 __all__ = ["SCRIPTS", "source", "Scripts"]
 
 SCRIPTS = ("load", "commit", "owner_commit", "segment_scores", "erase", "profile", "save_lists", "assign",
-           "attribute")
+           "attribute", "served_lists")
 
 
 @lru_cache(maxsize=None)
