@@ -198,7 +198,8 @@ class Ranking:
         if not by_seg:
             return {}
         wanted_rows = {seg: np.unique(np.concatenate([tops[n] for n in ns])) for seg, ns in by_seg.items()}
-        seg_pop = await state.segment_scores({seg: [ids[r] for r in rows.tolist()] for seg, rows in wanted_rows.items()})
+        seg_pop = await state.segment_scores({seg: list(map(ids.__getitem__, rows.tolist()))
+                                             for seg, rows in wanted_rows.items()})
         N = G.shape[1]
         out = {}
         for seg, ns in by_seg.items():

@@ -236,7 +236,7 @@ class RedisState(RedisItemSide, StateStore):
         order = sorted(wanted)
         arg = json.dumps([[self.keys.pop(s), wanted[s]] for s in order], separators=(",", ":"))
         answers = await self.scripts.segment_scores(args=[arg])
-        return {s: np.array([float(x) if x else 0.0 for x in ans], dtype=np.float64) for s, ans in zip(order, answers)}
+        return {s: np.array(ans, dtype=np.float64) for s, ans in zip(order, answers)}  # numbers as bytes
 
     async def segment_top(self, wanted: dict[str, int]) -> dict[str, list[tuple[str, float]]]:
         order = sorted(wanted)
