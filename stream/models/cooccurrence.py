@@ -168,6 +168,8 @@ class NeighbourTable:
         new = max(needed, 2 * width)
         if cap is not None:
             new = min(new, cap)
+        if new <= width:  # at the cap already: a row past it is pruned, the arrays stay
+            return
         cols = np.full((len(self.cols), new), -1, dtype=np.int32)
         vals = np.zeros((len(self.vals), new), dtype=np.float32)
         cols[:, :width], vals[:, :width] = self.cols, self.vals

@@ -50,6 +50,19 @@ def test_batches_of_pairs_give_the_rows_the_rule_gives(cap):
             assert len(cols) <= cap
 
 
+def test_rows_at_the_cap_are_pruned_in_place_not_copied():
+    """Once the table is as wide as ``max_neighbours``, a row that passes it is pruned inside the
+    arrays it has: a merge does not build new (rows, width) arrays again."""
+    table = NeighbourTable(max_neighbours=8)
+    table.grow(40)
+    table.add(np.zeros(8, dtype=np.int64), np.arange(1, 9), np.ones(8), np.zeros(0), np.zeros(0))
+    assert table.width == 8
+    cols, vals = table.cols, table.vals
+    table.add(np.zeros(5, dtype=np.int64), np.arange(20, 25), np.full(5, 2.0), np.zeros(0), np.zeros(0))
+    assert table.cols is cols and table.vals is vals
+    assert table.row(0)[0].tolist() == [1, 20, 21, 22, 23, 24]  # 8 * 3 // 4 kept: the larger counts, then the lower row
+
+
 def test_scores_and_contributors_follow_the_rows():
     table = NeighbourTable(max_neighbours=None)
     table.grow(4)
