@@ -27,6 +27,8 @@ import time
 from abc import ABC, abstractmethod
 from typing import Callable
 
+import numpy as np
+
 from stream.engine.messages import ItemInit, decode_row, decode_update, encode_update
 from stream.models.items import ItemRow, ItemTable, ItemUpdate
 from stream.state.base import Conflict, OutboxEntry, StateStore
@@ -211,8 +213,8 @@ class ItemOwner:
         for _, upd in fresh:
             if isinstance(upd, ItemInit):
                 ids.add(upd.item_id)
-            else:
-                ids.update(upd.ids)
+            else:  # the rows an update changes; a pair's neighbour (pair_b) is only a column of them
+                ids.update(upd.names(np.unique(np.concatenate([upd.pop_idx, upd.count_idx, upd.pair_a]))))
                 ids.update(upd.grads.item_ids)
         new = sorted(ids - committed)
         if not new:

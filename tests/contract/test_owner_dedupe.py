@@ -156,13 +156,13 @@ def test_an_owner_commit_from_a_stale_offset_is_refused_and_writes_nothing(make_
     asyncio.run(run())
 
 
-async def _race(store):
+async def _race(store, u2: ItemUpdate | None = None):
     """This owner loads partition 0's offset; right then another owner (a zombie, a rebalance)
     applies offset 20 (u1); this owner applies u1 (20) and u2 (21). Returns its table, the table
     of one owner applying both, and the owner."""
     table = ItemTable(PARAMS)
     owner = ItemOwner(table, store, clock=lambda: 7.0)
-    u1, u2 = _update(("a", "b")), _update(("b", "c"), user="v")
+    u1, u2 = _update(("a", "b")), u2 or _update(("b", "c"), user="v")
     real = store.owner_offset
     raced = []
 
@@ -204,6 +204,25 @@ def test_a_refused_owner_pass_leaves_no_trace_in_rows_the_state_does_not_have(ma
         store = make_state(clock)
         table, alone, _, _ = await _race(store)
         assert _snapshot(table)["c"] == _snapshot(alone)["c"]
+        await store.close()
+
+    asyncio.run(run())
+
+
+def test_a_refused_pass_restores_rows_it_changed_by_counts_pairs_or_popularity_alone(make_state):
+    """Rows the refused pass changed without a gradient (d: a pair, g: a count, e: popularity)
+    are put back too; f, only a pair's neighbour there, is a column, not a changed row."""
+    clock = Clock(1000.0)
+
+    async def run():
+        store = make_state(clock)
+        u2 = ItemUpdate.empty(4)
+        u2.add_pairs(["d"], ["f"], [1.0])
+        u2.add_counts(["g"], [1.0])
+        u2.add_popularity(["e"], [2.0], ref=5.0)
+        table, alone, _, _ = await _race(store, u2)
+        mine, expected = _snapshot(table), _snapshot(alone)
+        assert {i: mine[i] for i in "defg"} == {i: expected[i] for i in "defg"}
         await store.close()
 
     asyncio.run(run())
