@@ -142,6 +142,10 @@ class Settings(BaseSettings):
         True, description="Hand each fetched message to the streams directly when that needs no waiting, instead "
         "of through mode's wait_first (four tasks a message); a shim over faust-streaming 0.15.3's "
         "Consumer._drain_messages, off by itself on any other version. STREAMREC_FAUST_LEAN_DRAIN")
+    gc_threshold: int = Field(
+        50_000, ge=0, description="The worker's garbage collector: what is alive at start-up is frozen (never "
+        "walked again) and the youngest generation is collected every this many allocations (CPython's default: "
+        "700). 0 leaves CPython's defaults. STREAMREC_GC_THRESHOLD")
     batch_size: int = Field(500, ge=1, description="Micro-batch size. STREAMREC_BATCH_SIZE")
     batch_within_seconds: float = Field(
         0.05, gt=0, description="Micro-batch time bound (under load batches fill to STREAMREC_BATCH_SIZE first). "

@@ -14,6 +14,7 @@ from bisect import bisect_left
 from stream.config import get_settings
 from stream.contract import INTERACTION_TYPES, TOPIC_OF
 from stream.faustapp import build_app
+from stream.gctune import tune_gc
 from stream.metrics import FRESHNESS_BUCKETS
 
 settings = get_settings()
@@ -27,6 +28,11 @@ _redis = None
 def counter_key(prefix: str) -> str:
     """The Redis key the no-op agents count their events under (``:by-worker`` beside it: per worker)."""
     return f"{prefix}:bench:noop"
+
+
+@app.task
+async def tune_collector() -> None:  # as the worker does (stream/agents/process.py)
+    tune_gc(settings.gc_threshold)
 
 
 @app.agent(topic, concurrency=1)

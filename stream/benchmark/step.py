@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from stream.config import Settings
 from stream.contract import INTERACTION_TYPES, TOPIC_OF
 from stream.engine.stages import OFF, STAGE_NAMES, Stages
+from stream.gctune import tuned_gc
 
 __all__ = ["StepBenchResult", "run_step_bench", "main_bench_step", "WindowBus"]
 
@@ -308,7 +309,8 @@ def run_step_bench(settings: Settings, *, warmup: int = 50_000, events: int = 20
     say = progress or (lambda msg: None)
     Stack(settings, services=("redis",)).up(log=say)
     run = settings.model_copy(update={"redis_prefix": f"bench-step-{uuid.uuid4().hex[:8]}"})
-    return asyncio.run(_bench(run, warmup, events, runs, say, dataset))
+    with tuned_gc(settings.gc_threshold):  # as a worker's collector is (stream/agents/process.py)
+        return asyncio.run(_bench(run, warmup, events, runs, say, dataset))
 
 
 def main_bench_step(settings: Settings, args) -> int:

@@ -61,6 +61,8 @@ def test_round_trip_recommendations_reach_topic_and_http(isolated, worker_factor
     with urllib.request.urlopen(f"{worker.url}/metrics", timeout=5) as resp:
         metrics = resp.read().decode()
     assert 'streamrec_events_total{segment="segment:readers",type="click"} 7.0' in metrics
+    # the worker's collector was tuned once its app had started (STREAMREC_GC_THRESHOLD)
+    assert f"objects frozen, thresholds ({isolated.gc_threshold}, " in worker.log_path.read_text(errors="replace")
 
     stored = redis.Redis.from_url(isolated.redis_url).get(Keys(isolated.redis_prefix).user("alice"))
     alice = unpack_user("alice", stored, dim=isolated.mf_factors)
