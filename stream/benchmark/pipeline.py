@@ -202,15 +202,10 @@ def _noop_ages(client, key: str) -> list[tuple[float, float]]:
 
 
 def _cleanup(phases: list[Settings], client) -> None:
-    from confluent_kafka.admin import AdminClient
+    from stream.topics import drop_topics
 
-    from stream.config import TOPIC_NAMES
-
-    for s in phases:
-        try:
-            AdminClient(s.kafka_client_config()).delete_topics([s.topic(t) for t in TOPIC_NAMES], operation_timeout=30)
-        except Exception:
-            pass
+    for s in phases:  # waits for the deletions: a request left in flight at exit is never sent
+        drop_topics(s)
     for key in client.scan_iter(f"{phases[0].redis_prefix}:*", count=1000):
         client.delete(key)
 

@@ -39,3 +39,9 @@ def test_every_phase_of_the_pipeline_bench_reports(stack_settings, workers):
     tag = next(line.split()[2].rstrip(":") for line in lines if line.startswith("pipeline benchmark "))
     client = redis.Redis.from_url(stack_settings.redis_url, **stack_settings.redis_kwargs())
     assert not list(client.scan_iter(f"bench:{tag}:*", count=1000))
+    # nor a topic of either phase (theirs and their Faust apps' own)
+    from confluent_kafka.admin import AdminClient
+
+    left = [t for t in AdminClient(stack_settings.kafka_client_config()).list_topics(timeout=10).topics
+            if t.startswith((f"bench{tag}a.", f"bench{tag}b.", f"bench-{tag}-"))]
+    assert not left, left
