@@ -197,10 +197,14 @@ class Ranking:
                 by_seg.setdefault(views[n].segment, []).append(n)
         if not by_seg:
             return {}
-        wanted_rows = {seg: np.unique(np.concatenate([tops[n] for n in ns])) for seg, ns in by_seg.items()}
+        N = G.shape[1]
+        wanted_rows = {}  # each segment's candidate rows, ascending, once each (a mask: no sort)
+        for seg, ns in by_seg.items():
+            mask = np.zeros(N, dtype=bool)
+            mask[np.concatenate([tops[n] for n in ns])] = True
+            wanted_rows[seg] = np.flatnonzero(mask)
         seg_pop = await state.segment_scores({seg: list(map(ids.__getitem__, rows.tolist()))
                                              for seg, rows in wanted_rows.items()})
-        N = G.shape[1]
         out = {}
         for seg, ns in by_seg.items():
             at = np.zeros(N)
