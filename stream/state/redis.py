@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 from typing import Iterable
 
-import msgspec
 import numpy as np
 
 from stream.engine.messages import MODEL_VERSION
@@ -35,8 +34,6 @@ from stream.state.redis_items import RedisItemSide
 from stream.state.scripts import Scripts
 from stream.state.tokens import Tokens, random_key
 from stream.state.window import bucket_expiry, window_buckets
-
-_encode_json = msgspec.json.Encoder().encode
 
 __all__ = ["RedisState", "MODEL_VERSION"]
 
@@ -237,7 +234,7 @@ class RedisState(RedisItemSide, StateStore):
 
     async def segment_scores(self, wanted: dict[str, list[str]]) -> dict[str, np.ndarray]:
         order = sorted(wanted)
-        arg = _encode_json([[self.keys.pop(s), wanted[s]] for s in order])  # strings only: as json.dumps, faster
+        arg = json.dumps([[self.keys.pop(s), wanted[s]] for s in order], separators=(",", ":"))
         answers = await self.scripts.segment_scores(args=[arg])
         return {s: np.array(ans, dtype=np.float64) for s, ans in zip(order, answers)}  # numbers as bytes
 

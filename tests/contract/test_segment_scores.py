@@ -27,8 +27,8 @@ def test_segment_scores_read_every_member_asked_for_in_order(isolated):
         state = RedisState(client, keys, n_factors=4)
         await client.zadd(keys.pop("segment:é"), SCORES)
         await client.zadd(keys.pop("other"), {"plain": 7.0})
-        asked = {"segment:é": ["😀 emoji", "absent", "café", "quote\"and\\slash", "plain"], "other": ["café", "plain"],
-                 "empty": ["plain"]}
+        asked = {"segment:é": ["😀 emoji", "absent", "café", "quote\"and\\slash", "plain"],
+                 "other": ["café", "plain"], "empty": ["plain"]}
         got = await state.segment_scores(asked)
         await client.aclose()
         return got
