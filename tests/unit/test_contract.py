@@ -45,6 +45,9 @@ def test_valid_events_pass(event_type, extra):
     [
         ("click", b"\xff\x00", Reason.NOT_UTF8, None),
         ("click", b"{oops", Reason.NOT_JSON, None),
+        ("click", _raw(item_id="i\ud800"), Reason.NOT_UTF8, "item_id"),  # an escape with no UTF-8 form
+        ("item", _raw(user_id=..., categories=["news", "\udc00"], created_at=0), Reason.NOT_UTF8, "categories[1]"),
+        ("user", _raw(item_id=..., attributes={"plan\ud800": "pro"}), Reason.NOT_UTF8, "attributes.plan\\ud800"),
         ("click", b"[1, 2]", Reason.NOT_OBJECT, None),
         ("click", _raw(user_id=...), Reason.MISSING_FIELD, "user_id"),
         ("click", _raw(event_id=7), Reason.WRONG_TYPE, "event_id"),
@@ -194,3 +197,16 @@ def test_an_integer_longer_than_python_converts_is_not_json():
         validate_event("click", raw)
     assert err.value.reason == Reason.NOT_JSON
     assert str(err.value) == "message is not JSON: a number has more than 4300 digits"
+
+
+def test_strings_with_no_utf8_form_are_refused_from_dicts_and_text_too():
+    """The SDKs validate dicts, and a str may hold a raw surrogate: refused the same way, and the
+    message names the place without the character (a dead letter's detail is UTF-8 itself)."""
+    with pytest.raises(InvalidEvent) as exc:
+        validate_event("click", {**BASE, "user_id": "u\udfff"})
+    assert (exc.value.reason, exc.value.field) == (Reason.NOT_UTF8, "user_id")
+    assert str(exc.value).encode("utf-8")
+    with pytest.raises(InvalidEvent) as exc:
+        validate_event("click", json.dumps({**BASE, "item_id": "i"}).replace('"i"', '"i\ud800"'))
+    assert exc.value.reason == Reason.NOT_UTF8
+    assert validate_event("click", {**BASE, "item_id": "caf\u00e9 \U0001f600"}).item_id == "café 😀"

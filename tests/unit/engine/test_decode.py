@@ -136,9 +136,13 @@ def test_utf8_beyond_ascii_and_escapes_take_the_fast_path():
     assert (ev.user_id, ev.item_id) == ("é中😀", "\u2028\x7f")
 
 
-def test_a_lone_surrogate_escape_is_taken_by_the_per_record_way():
-    ev = accepted("click", msg(text_after=', "event_id": "\\ud800"', event_id=...), fast_path=False)
-    assert ev.event_id == "\ud800"
+def test_a_lone_surrogate_escape_is_refused_by_both_ways():
+    """msgspec refuses it, and the per-record way says why: an id with no UTF-8 form could
+    be neither hashed nor stored (a pair of surrogate escapes is one character: taken)."""
+    assert rejected("click", msg(text_after=', "event_id": "\\ud800"', event_id=...)) == \
+        ("not_utf8", "field 'event_id' holds a lone surrogate (U+D800): strings must be UTF-8 text")
+    assert rejected("click", msg(text_after=', "context": {"note": ["ok", "\\udfff"]}'))[0] == "not_utf8"
+    assert accepted("click", msg(text_after=', "event_id": "\\ud83d\\ude00"', event_id=...)).event_id == "\U0001f600"
 
 
 def test_duplicate_keys_the_last_one_counts():
