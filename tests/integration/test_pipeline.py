@@ -117,10 +117,16 @@ def test_malformed_messages_go_to_dlq_and_valid_ones_around_them_are_applied(iso
         producer.send_raw("clicks", b"u1", b"x" * (70 * 1024))
         producer.send("click", _click(2, "u1", "i3"))
         producer.send_raw("users", b"u9", b'{"event_id": "p9", "user_id": "u9", "ts": 1, "schema": "v1", "attributes": [1]}')
+        lone = b'{"event_id": "c-lone", "user_id": "u1", "item_id": "i\\ud800", "ts": 7.0, "schema": "v1"}'
+        producer.send_raw("clicks", b"u1", lone)  # an escape with no UTF-8 form: refused, not a failed batch
 
-    letters = wait_for(lambda: (lambda d: d if len(d) >= 6 else None)(list(dead_letters(isolated))), 30,
-                       "six dead letters")
-    by_reason = {d.reason: d for d in letters}
+    letters = wait_for(lambda: (lambda d: d if len(d) >= 7 else None)(list(dead_letters(isolated))), 30,
+                       "seven dead letters")
+    by_reason: dict = {}
+    for d in letters:
+        by_reason.setdefault(d.reason, []).append(d)
+    assert sorted(d.value for d in by_reason["not_utf8"]) == sorted([b"\xff\xfe", lone])  # as sent
+    by_reason = {reason: ds[0] for reason, ds in by_reason.items()}
     assert set(by_reason) == {"not_json", "out_of_range", "key_mismatch", "not_utf8", "too_large", "wrong_type"}
     assert by_reason["wrong_type"].source_topic == isolated.topic("users")
     assert by_reason["not_json"].value == b"{not json"  # the original bytes, untouched
