@@ -160,9 +160,10 @@ class Pusher:
             shared = None  # some users were loaded now: their segments' state too
         ranked = await self.engine.rank_records(known, self.top_k, shared)
         wall = time.time()
+        observe_age = self.metrics.embedding_age_seconds.labels("user").observe
         for rec in known.values():  # how old the user rows are that lists are made from
             if rec.row is not None and rec.row.updated_at:
-                self.metrics.embedding_age_seconds.labels("user").observe(max(0.0, wall - rec.row.updated_at))
+                observe_age(max(0.0, wall - rec.row.updated_at))
         unknown = [uid for uid in user_ids if uid not in self._last_lists]
         if unknown:
             for uid, prev in (await self.engine.state.last_lists(unknown)).items():
@@ -179,17 +180,24 @@ class Pusher:
                 bodies[uid] = message(uid, segment, r, "event")
                 new_lists[uid] = ids
         await self.record(list(bodies.values()))
-        for uid, msg in bodies.items():
-            segment, r = ranked[uid]
-            body = _encode(msg)
-            await self.sink.recommendations(uid, body)
-            saved[uid] = body
-            self.metrics.recommendations_pushed_total.labels(segment).inc()
-            if r.explored:
-                self.metrics.explored_total.labels(segment).inc()
-            self._last_push[uid] = now
-            self._last_push.move_to_end(uid)
-            self._last_lists[uid] = new_lists[uid]
+        pushed: dict[str, list[int]] = {}  # segment -> [lists sent, explored ones]: one increment each
+        try:
+            for uid, msg in bodies.items():
+                segment, r = ranked[uid]
+                body = _encode(msg)
+                await self.sink.recommendations(uid, body)
+                saved[uid] = body
+                counts = pushed.setdefault(segment, [0, 0])
+                counts[0] += 1
+                counts[1] += bool(r.explored)
+                self._last_push[uid] = now
+                self._last_push.move_to_end(uid)
+                self._last_lists[uid] = new_lists[uid]
+        finally:  # what was sent counts, even when a later send fails
+            for segment, (n, explored) in pushed.items():
+                self.metrics.recommendations_pushed_total.labels(segment).inc(n)
+                if explored:
+                    self.metrics.explored_total.labels(segment).inc(explored)
         self._measure(list(bodies.values()), now, list(new_lists.values()))
         while len(self._last_push) > self.max_tracked_users:
             uid, _ = self._last_push.popitem(last=False)

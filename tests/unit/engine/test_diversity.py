@@ -112,6 +112,25 @@ def test_lists_sent_are_measured_live_diversity_per_segment_and_catalogue_covera
     assert 0.0 < total <= 2.0 * measured
     distinct = {i["item_id"] for p in sent for i in p["items"]}
     assert m.registry.get_sample_value("streamrec_pushed_coverage_ratio") == pytest.approx(len(distinct) / 6)
+    assert m.registry.get_sample_value("streamrec_recommendations_pushed_total", {"segment": "all"}) == len(sent)
+
+
+def test_lists_sent_and_explored_ones_are_counted_per_segment():
+    """Every list may explore; items clicked once (r*) are fresh, the p* items clicked by many are
+    not: the second batch's lists give their last slot to a fresh item."""
+    config = EngineConfig(hybrid=HybridParams(mf={"n_factors": 4, "seed": 1}), rerank=None, behaviour=None,
+                          explore_share=1.0, explore_max_positive_weight=1.5, top_k=3, partitions=1)
+    ing, sink, _ = _ingest(config=config)
+    clicks = [(f"u{u}", f"p{(u + p) % 6}") for u in range(8) for p in range(4)] + [(f"x{r}", f"r{r}") for r in range(6)]
+    clicks += [(f"u{u}", f"p{(u + 5) % 6}") for u in range(8)]
+    recs = [_rec(n, _click(n, user=u, item=i), key=u.encode()) for n, (u, i) in enumerate(clicks)]
+    asyncio.run(ing.handle(recs[:38]))
+    asyncio.run(ing.handle(recs[38:]))
+    sent = [payload for _, payload in sink.recs]
+    explored = sum(1 for p in sent if p["items"] and p["items"][-1].get("reason") == {"kind": "explore"})
+    value = ing.metrics.registry.get_sample_value
+    assert value("streamrec_recommendations_pushed_total", {"segment": "all"}) == len(sent) > 0
+    assert value("streamrec_explored_total", {"segment": "all"}) == explored > 0
 
 
 def test_an_experiment_variant_serves_mmr_with_its_own_lambda():
