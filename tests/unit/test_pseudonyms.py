@@ -84,7 +84,7 @@ def test_the_producer_sdk_sends_pseudonyms_only(monkeypatch):
 
     monkeypatch.setattr(confluent_kafka, "Producer", _FakeProducer)
     _FakeProducer.sent = []
-    producer = EventProducer(Settings(id_key=KEY))
+    producer = EventProducer(Settings(id_key=KEY, topic_prefix=""))  # the bare names, whatever the environment
     producer.send("click", {"event_id": "ml100k-alice-9-click", "user_id": "alice", "item_id": "9", "ts": 1.0,
                             "schema": "v1"})
     producer.send("item", {"event_id": "item-9", "item_id": "9", "ts": 1.0, "schema": "v1", "categories": ["x"],

@@ -25,7 +25,9 @@ def test_missing_maven_without_cached_jars(monkeypatch, tmp_path):
 def test_stack_command_prints_the_message_and_exits_2(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr("shutil.which", lambda name: None)
     monkeypatch.setattr("stream.stack.manager.port_open", lambda port: False)
-    settings = Settings(cache_dir=str(tmp_path), kafka_port=1, redis_port=2, prometheus_port=3)
+    # a stack directory of its own: one named by the environment may hold a running broker
+    settings = Settings(cache_dir=str(tmp_path), stack_dir=str(tmp_path / "stack"), kafka_port=1, redis_port=2,
+                        prometheus_port=3)
     assert main_stack(settings, "up", ("kafka",)) == 2
     err = capsys.readouterr().err
     assert "Java is not installed" in err and "Traceback" not in err
