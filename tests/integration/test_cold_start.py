@@ -21,6 +21,11 @@ pytestmark = pytest.mark.integration
 ITEMS = {"A": [f"a{j}" for j in range(30)], "B": [f"b{j}" for j in range(30)]}
 USERS = {"A": [f"ua{j}" for j in range(40)], "B": [f"ub{j}" for j in range(40)]}
 WATCHER = "ua0"
+#: Clicks by other A-lovers the new item may need to enter the watcher's top-10. Measured
+#: 2026-12-06 (a quarter of the trials scored, the default): 21, 22, 23, 25, 25, 27, and once
+#: still 11th after 25; at 840d6d8 25, 0 and 0 (the batches' timing moves the learning). The
+#: limit was 25, which failed CI once; 40 leaves room above what was measured.
+CLICK_BUDGET = 40
 
 
 def _top(worker, user: str, k: int = 10) -> list[dict]:
@@ -65,7 +70,7 @@ def test_a_new_item_that_earns_clicks_enters_the_top_k(isolated, worker_factory)
         seen.append((clicks, [e["item_id"] for e in _top(worker, WATCHER, 40)].index("new")
                      if "new" in [e["item_id"] for e in _top(worker, WATCHER, 40)] else None,
                      getattr(row, "updated_at", None)))
-        assert clicks < 25, ("the new item is not in an A-lover's top-10 after 25 clicks; (clicks, its rank "
+        assert clicks < CLICK_BUDGET, (f"the new item is not in an A-lover's top-10 after {CLICK_BUDGET} clicks; (clicks, its rank "
                              f"in the top-40 or None, its row's update time) along the way: {seen}; worker log:\n"
                              f"{worker.log_tail(60)}")
         with EventProducer(settings) as producer:
