@@ -392,56 +392,41 @@ def _check_str_list(obj: dict, name: str, max_len: int, min_len: int = 0) -> lis
     return value
 
 
-def _lone_surrogate(value: Any, where: str = "") -> tuple[str, str] | None:
-    """(where, the code point) of the first string in ``value`` (keys too) holding a lone
-    surrogate, which has no UTF-8 (a JSON ``\\ud800`` escape decodes to one); None if none does."""
+def _lone_surrogate(value: Any, path: tuple = ()) -> tuple[tuple, str] | None:
+    """(the path of keys and list positions, the code point) to the first string in ``value``
+    (keys too) holding a lone surrogate, which has no UTF-8 (a JSON ``\\ud800`` escape decodes
+    to one); None if none does."""
     if isinstance(value, str):
         if not value.isascii():
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError as exc:
-                return where or "message", f"U+{ord(value[exc.start]):04X}"
+                return path, f"U+{ord(value[exc.start]):04X}"
         return None
     if isinstance(value, dict):
         for key, item in value.items():
-            key_text = str(key).encode("utf-8", "backslashreplace").decode("utf-8")  # a bad key named escaped
-            path = f"{where}.{key_text}" if where else key_text
-            found = _lone_surrogate(key, path) or _lone_surrogate(item, path)
+            found = _lone_surrogate(key, path + (key,)) or _lone_surrogate(item, path + (key,))
             if found:
                 return found
     elif isinstance(value, list):
         for n, item in enumerate(value):
-            found = _lone_surrogate(item, f"{where}[{n}]")
+            found = _lone_surrogate(item, path + (n,))
             if found:
                 return found
     return None
 
 
-def _any_lone_surrogate(value: Any) -> bool:
-    """Whether :func:`_lone_surrogate` finds one (without the paths: a third of its time)."""
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, str):
-            if not v.isascii():
-                try:
-                    v.encode("utf-8")
-                except UnicodeEncodeError:
-                    return True
-        elif isinstance(v, dict):
-            stack += v.keys()
-            stack += v.values()
-        elif isinstance(v, list):
-            stack += v
-    return False
-
-
 def _check_text(obj: dict) -> None:
     """Every string of the event is text that has a UTF-8 form: ids become Redis keys, hashes and
     binary records, none of which can hold a lone surrogate."""
-    found = _lone_surrogate(obj) if _any_lone_surrogate(obj) else None
+    found = _lone_surrogate(obj)
     if found:
-        where, code = found
+        path, code = found
+        where = ""
+        for step in path:  # a bad key is named escaped: the detail itself must be UTF-8
+            where += f"[{step}]" if isinstance(step, int) else \
+                ("." if where else "") + str(step).encode("utf-8", "backslashreplace").decode("utf-8")
+        where = where or "message"
         raise InvalidEvent(Reason.NOT_UTF8, f"field {where!r} holds a lone surrogate ({code}): strings must be "
                            "UTF-8 text", where)
 

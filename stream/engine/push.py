@@ -29,7 +29,7 @@ from typing import Any, Awaitable, Callable, Protocol
 from stream.engine.coverage import CoverageWindow
 from stream.engine.engine import Engine
 from stream.engine.rank import Ranked
-from stream.models.diversity import flat_diversity
+from stream.models.diversity import flat_diversity, flat_rows
 from stream.state.base import SharedState, UserRecord
 
 __all__ = ["Pusher", "message", "ListSink", "ListLog"]
@@ -52,12 +52,9 @@ def message(user_id: str, segment: str, ranked: Ranked, trigger: str, request_id
     """A list message (see the module docstring) of the first ``k`` items (all by default)."""
     items = ranked.items if k is None else ranked.items[:k]
     reasons = ranked.reasons or []
-    if len(reasons) >= len(items):  # the usual case: every item has its reason
-        entries = [{"item_id": i, "score": round(s, 6), "rank": r, "reason": why}
-                   for r, ((i, s), why) in enumerate(zip(items, reasons), 1)]
-    else:
-        entries = [{"item_id": i, "score": round(s, 6), "rank": r + 1, **({"reason": reasons[r]} if r < len(reasons) else {})}
-                   for r, (i, s) in enumerate(items)]
+    entries = [{"item_id": i, "score": round(s, 6), "rank": r} for r, (i, s) in enumerate(items, 1)]
+    for entry, why in zip(entries, reasons):
+        entry["reason"] = why
     body: dict[str, Any] = {
         "schema": "v1", "user_id": user_id, "rec_id": uuid.uuid4().hex, "segment": segment, "model": ranked.model,
         "experiment": ranked.experiment, "variant": ranked.variant, "trigger": trigger, "generated_at": time.time(),
@@ -231,8 +228,7 @@ class Pusher:
         if not messages:
             return
         table = self.engine.table
-        rows = table.known_rows([i for ids in lists for i in ids])
-        lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+        rows, lengths = flat_rows(table, lists)
         for m, ild in zip(messages, flat_diversity(table.mf.model.item_factors, rows, lengths).tolist()):
             if ild == ild:  # NaN: fewer than two items
                 self.metrics.list_diversity.labels(m["segment"], m.get("experiment") or "none",

@@ -48,7 +48,7 @@ import numpy as np
 if TYPE_CHECKING:
     from stream.models.items import ItemTable
 
-__all__ = ["mmr", "intra_list_diversity", "list_diversity", "flat_diversity", "table_diversity", "unit_rows", "check_lambda"]
+__all__ = ["mmr", "intra_list_diversity", "list_diversity", "flat_diversity", "flat_rows", "table_diversity", "unit_rows", "check_lambda"]
 
 
 def check_lambda(lam: float, where: str) -> float:
@@ -192,8 +192,14 @@ def flat_diversity(vectors: np.ndarray, rows: np.ndarray, lengths: np.ndarray) -
     return intra_list_diversity(np.asarray(vectors)[np.where(valid, padded, 0)], valid)
 
 
+def flat_rows(table: "ItemTable", lists: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """Lists of item ids as :func:`flat_diversity` takes them: their rows in ``table`` end to end
+    (-1: an item it does not know) and each list's length."""
+    lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+    return table.known_rows([i for ids in lists for i in ids]), lengths
+
+
 def table_diversity(table: "ItemTable", lists: Sequence[Sequence[str]]) -> np.ndarray:
     """ILD of lists of item ids in ``table``'s MF item space as it stands (items it does not
     know are left out): what ``evaluate`` reports and the worker exports."""
-    lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
-    return flat_diversity(table.mf.model.item_factors, table.known_rows([i for ids in lists for i in ids]), lengths)
+    return flat_diversity(table.mf.model.item_factors, *flat_rows(table, lists))
