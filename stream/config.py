@@ -200,6 +200,11 @@ class Settings(BaseSettings):
     popularity_half_life_seconds: float = Field(
         86400.0, gt=0, description="Half-life of segment popularity, in event time. STREAMREC_POPULARITY_HALF_LIFE_SECONDS"
     )
+    segment_popularity_cache_seconds: float = Field(
+        1.0, ge=0, le=60, description="How long the worker keeps the segment popularity scores its rankings read "
+        "(the re-ranker's feature), brought up to date with its own commits: with several workers, another "
+        "worker's increments show this much later at most; 0 reads them from Redis every time. "
+        "STREAMREC_SEGMENT_POPULARITY_CACHE_SECONDS")
     dedupe_ttl_seconds: int = Field(
         600, ge=60, description="How long an applied event_id is remembered at least, to drop a producer's resend "
         "(redeliveries by Kafka are dropped by the partitions' applied offsets, whatever their age). "

@@ -86,7 +86,8 @@ class Runtime:
 
     @cached_property
     def engine(self) -> Engine:
-        return Engine(self.config, self.state, self.table, self.bus, experiments=self.experiments)
+        return Engine(self.config, self.state, self.table, self.bus, experiments=self.experiments,
+                      segment_popularity_seconds=settings.segment_popularity_cache_seconds)
 
     @cached_property
     def owner(self) -> ItemOwner:

@@ -101,6 +101,7 @@ class StepBenchResult:
     redis_prefix: str = ""  # the run's own (deleted at the end)
     memory: dict = field(default_factory=dict)  # key kind -> {"keys", "bytes_each"} (Redis MEMORY USAGE)
     dedupe_ttl_seconds: int = 0
+    popularity_read: tuple[int, int, float] = (0, 0, 0.0)  # segment popularity: (asked, read from Redis, seconds kept)
 
     @property
     def ratio(self) -> float:
@@ -120,6 +121,11 @@ class StepBenchResult:
                   f"| reference: json.loads of the same records | {self.json_loads_us_per_event:.2f} |", "",
                   f"total / json.loads: {self.ratio:.0f}; {1e6 / self.total_us_per_event:,.0f} events/s for the step "
                   f"alone; {self.lists_pushed:,} lists pushed in the timed runs"]
+        asked, read, kept = self.popularity_read
+        if asked:
+            lines.append(f"segment popularity read by rankings in the timed runs: {asked:,} scores, {read:,} "
+                         f"({read / asked:.0%}) from Redis, the rest kept (STREAMREC_SEGMENT_POPULARITY_CACHE_SECONDS "
+                         f"= {kept:g})")
         if self.memory:
             lines += ["", "Redis memory after the runs (MEMORY USAGE, sampled per kind of key):", "",
                       "| keys | count | bytes each (mean) |", "|---|---:|---:|"]
@@ -178,7 +184,8 @@ async def _bench(settings: Settings, warmup: int, per_run: int, runs: int, progr
     # as the worker: STREAMREC_EXPERIMENTS_PATH's variants served, served lists recorded, events naming one attributed
     experiment_state = RedisExperiments.beside(state)
     engine = Engine(config, state, table, WindowBus(owner, settings.item_publish_seconds),
-                    experiments=Serving.from_settings(settings, config, table, experiment_state, METRICS))
+                    experiments=Serving.from_settings(settings, config, table, experiment_state, METRICS),
+                    segment_popularity_seconds=settings.segment_popularity_cache_seconds)
     sink = _Recorder()
     attribution = Attribution.from_settings(experiment_state, settings)
     pusher = Pusher.from_settings(engine, sink, METRICS, settings, lists=attribution)
@@ -221,6 +228,8 @@ async def _bench(settings: Settings, warmup: int, per_run: int, runs: int, progr
         results = []
         stages = Stages()
         engine.stages = stages
+        kept = engine.popularity
+        asked_before, read_before = kept.asked, kept.read
         for run in range(runs):
             batches = take(per_run)
             stages.reset()
@@ -251,7 +260,8 @@ async def _bench(settings: Settings, warmup: int, per_run: int, runs: int, progr
             total_us_per_event=statistics.median(r["total"] for r in results),
             json_loads_us_per_event=statistics.median(r["json_loads"] for r in results),
             per_run=results, lists_pushed=sum(r["lists"] for r in results), redis_prefix=settings.redis_prefix,
-            memory=memory, dedupe_ttl_seconds=settings.dedupe_ttl_seconds)
+            memory=memory, dedupe_ttl_seconds=settings.dedupe_ttl_seconds,
+            popularity_read=(kept.asked - asked_before, kept.read - read_before, kept.seconds))
     finally:
         keys = [k async for k in client.scan_iter(f"{settings.redis_prefix}:*", count=5000)]
         for i in range(0, len(keys), 5000):

@@ -39,6 +39,7 @@ from stream.engine.config import EngineConfig
 from stream.engine.items import ItemBus, outbox_entries
 from stream.engine.learn import Learned, batch_seed, learn
 from stream.engine.rank import Ranked, Ranking, View
+from stream.engine.segpop import SegmentPopularity
 from stream.engine.stages import OFF
 from stream.models.items import ItemTable
 from stream.models.rerank.features import COLUMNS
@@ -124,12 +125,16 @@ class Engine:
     experiments
         :class:`stream.experiments.serving.Serving`: users in an experiment are ranked with their
         variant's configuration (None: every user with ``config``).
+    segment_popularity_seconds
+        How long ranking keeps the segment popularity scores it read, brought up to date with
+        this engine's own commits (:mod:`stream.engine.segpop`); 0: read them every time.
     """
 
     MAX_ATTEMPTS = 50
 
     def __init__(self, config: EngineConfig, state: StateStore, table: ItemTable, bus: ItemBus,
-                 clock: Callable[[], float] = time.time, experiments=None) -> None:
+                 clock: Callable[[], float] = time.time, experiments=None,
+                 segment_popularity_seconds: float = 0.0) -> None:
         self.config = config
         self.state = state
         self.table = table
@@ -142,6 +147,7 @@ class Engine:
         self._profile_segments: set[str] = set()  # profile segments known to exist (the cap's count)
         self.stages = OFF  # where the step's time goes (stream.engine.stages; `streamrec bench step`)
         self.experiments = experiments  # stream.experiments.serving.Serving (None: no experiments)
+        self.popularity = SegmentPopularity(state, segment_popularity_seconds)  # what ranking reads through
 
     # -- segments -------------------------------------------------------------------
     def segment_of(self, rec: UserRecord) -> str:
@@ -231,7 +237,14 @@ class Engine:
                     newest[(t, p)] = max(offset, newest.get((t, p), -1))
                 commit.marks = {tp: (marks.get(tp), max(o, marks.get(tp) or -1)) for tp, o in newest.items()}
         with stages("commit"):
-            await self.state.commit(commit)
+            try:
+                await self.state.commit(commit)
+            except Conflict:
+                raise  # nothing was written
+            except BaseException:
+                self.popularity.clear()  # written or not: the kept scores are not known to be current
+                raise
+            self.popularity.committed(commit.popularity)
         after = SharedState({name: dict(w) for name, w in shared.layers.items()}, dict(shared.guards),
                             dict(shared.popularity_refs))
         for name, changes in commit.layers.items():
@@ -256,9 +269,11 @@ class Engine:
         return {} if self.experiments is None else await self.experiments.assign(segments)
 
     async def _rank(self, views: list[View], k: int, shared: SharedState, layers, reasons: bool = False) -> list[Ranked]:
+        state = self.popularity
+        state.sync(shared.popularity_refs)
         if self.experiments is None:
-            return await self.ranking.rank(views, k, shared, layers, self.state, reasons=reasons)
-        return await self.experiments.rank(self.ranking, views, k, shared, layers, self.state, reasons=reasons)
+            return await self.ranking.rank(views, k, shared, layers, state, reasons=reasons)
+        return await self.experiments.rank(self.ranking, views, k, shared, layers, state, reasons=reasons)
 
     async def rank_records(self, records: dict[str, UserRecord], k: int, shared: SharedState | None = None,
                            now: float | None = None, reasons: bool = True) -> dict[str, tuple[str, Ranked]]:

@@ -6,6 +6,10 @@ The same 5,000 simulator events, in the same batches of mixed sizes, go through 
 final top-10 and every learned user row must be identical, and every item row equal to float32
 precision: the state is a plug, the models are written once.
 
+The Redis engine runs twice: reading segment popularity from Redis every time, and keeping what
+it read (:mod:`stream.engine.segpop`) with a half-life short enough for the segments' popularity
+to be rescaled on the way; one writer's kept scores are the stored ones, so nothing may differ.
+
 Item updates are applied synchronously here, by an owner in this process right after each batch
 (:class:`~stream.engine.items.DirectBus`), not through Kafka: in a worker they reach their owner a
 moment later, which changes what later batches see (measured by ``evaluate --through-worker``).
@@ -42,28 +46,35 @@ def _world():
     return events, list(world.profiles())
 
 
-def _engine(state) -> Engine:
-    table = ItemTable(CONFIG.hybrid)
-    return Engine(CONFIG, state, table, DirectBus(ItemOwner(table, state, clock=lambda: 1.0)), clock=lambda: 1.0)
+#: popularity rescaled every 721 s of event time: three times in the 2,500 s of the stream
+RESCALING = CONFIG.with_changes(segment_half_life=10.0)
 
 
-async def _run(redis_url: str, prefix: str):
+def _engine(state, config: EngineConfig = CONFIG, kept_seconds: float = 0.0) -> Engine:
+    table = ItemTable(config.hybrid)
+    return Engine(config, state, table, DirectBus(ItemOwner(table, state, clock=lambda: 1.0)), clock=lambda: 1.0,
+                  segment_popularity_seconds=kept_seconds)
+
+
+async def _run(redis_url: str, prefix: str, config: EngineConfig = CONFIG, kept_seconds: float = 0.0):
     import redis.asyncio as aioredis
 
     events, profiles = _world()
     client = aioredis.Redis.from_url(redis_url)
-    memory = _engine(MemoryState(CONFIG.behaviour.features))
-    redis = _engine(RedisState(client, Keys(prefix), n_factors=16, behaviour_features=CONFIG.behaviour.features))
+    memory = _engine(MemoryState(config.behaviour.features), config)
+    redis = _engine(RedisState(client, Keys(prefix), n_factors=16, behaviour_features=config.behaviour.features),
+                    config, kept_seconds)
     for p in profiles[:120]:  # 120 users have a profile segment; the others get behaviour segments
         for engine in (memory, redis):
             await engine.apply_profile(p["user_id"], p["attributes"], 0.0)
     rng = np.random.default_rng(0)
-    pos, differing, trials = 0, [], 0
+    pos, differing, trials, rescales = 0, [], 0, 0
     while pos < len(events):
         batch = events[pos:pos + int(rng.choice([1, 3, 17, 64, 200]))]
         pos += len(batch)
         a, b = await memory.step(batch), await redis.step(batch)
         trials += len(a.trials)
+        rescales += sum(c.factor is not None for c in b.commit.popularity.values())
         if [(t.position, t.served) for t in a.trials] != [(t.position, t.served) for t in b.trials]:
             differing.append(pos)
         assert a.fresh == b.fresh
@@ -71,13 +82,21 @@ async def _run(redis_url: str, prefix: str):
     lists_a, lists_b = await memory.recommend(users), await redis.recommend(users)
     rows_a, rows_b = await memory.state.users(users), await redis.state.users(users)
     await client.aclose()
-    return memory, redis, differing, trials, users, lists_a, lists_b, rows_a, rows_b
+    return memory, redis, differing, trials, users, lists_a, lists_b, rows_a, rows_b, rescales
 
 
-def test_memory_and_redis_states_give_identical_lists_and_rows(isolated):
-    memory, redis, differing, trials, users, lists_a, lists_b, rows_a, rows_b = asyncio.run(
-        _run(isolated.redis_url, f"{isolated.redis_prefix}:{uuid.uuid4().hex[:6]}"))
+@pytest.mark.parametrize("config, kept_seconds", [(CONFIG, 0.0), (RESCALING, 3600.0)],
+                         ids=["read-every-time", "kept-and-rescaled"])
+def test_memory_and_redis_states_give_identical_lists_and_rows(isolated, config, kept_seconds):
+    memory, redis, differing, trials, users, lists_a, lists_b, rows_a, rows_b, rescales = asyncio.run(
+        _run(isolated.redis_url, f"{isolated.redis_prefix}:{uuid.uuid4().hex[:6]}", config, kept_seconds))
     assert trials > 500, f"only {trials} trials: the stream is too small to say much"
+    kept = redis.popularity
+    if kept_seconds:  # the kept scores were used, and followed rescales
+        assert kept.asked > 10_000 and kept.read < kept.asked / 2, (kept.asked, kept.read)
+        assert rescales >= 3, rescales
+    else:
+        assert kept.asked == 0
     assert not differing, f"trial lists differ in the batches ending at {differing[:5]}"
     different = [u for u in users if lists_a[u][1].ids != lists_b[u][1].ids]
     assert not different, f"{len(different)} users' final lists differ, e.g. {different[:3]}"

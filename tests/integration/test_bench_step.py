@@ -21,6 +21,8 @@ def test_every_stage_of_the_step_bench_reports(stack_settings):
         assert sum(run["stages"].values()) == pytest.approx(run["total"], rel=1e-6)
     assert result.json_loads_us_per_event > 0 and result.ratio > 1
     assert result.lists_pushed > 0
+    asked, read, kept = result.popularity_read  # the worker's default: segment popularity kept a second
+    assert kept == 1.0 and 0 < read < asked and "from Redis, the rest kept" in result.table()
     assert "| **total** |" in result.table() and "20,000 users, 10,000 items" in result.table()
     client = redis.Redis.from_url(stack_settings.redis_url, **stack_settings.redis_kwargs())
     assert result.redis_prefix and not list(client.scan_iter(f"{result.redis_prefix}:*", count=1000))
