@@ -238,7 +238,8 @@ class Engine:
                 commit.marks = {tp: (marks.get(tp), max(o, marks.get(tp) or -1)) for tp, o in newest.items()}
         with stages("commit"):
             try:
-                await self.state.commit(commit)
+                with self.popularity.writing():
+                    await self.state.commit(commit)
             except Conflict:
                 raise  # nothing was written
             except BaseException:

@@ -12,7 +12,9 @@ as the stores apply them). With one writer the scores it gives are therefore the
 exactly. With several workers another worker's increments are seen once the segment's scores
 are read again, at most ``seconds`` later; another worker's rescale (a new reference time, seen
 by every load) drops the segment's scores at once (:meth:`sync`). A commit whose outcome is not
-known (an error other than a conflict) drops every segment's (:meth:`clear`).
+known (an error other than a conflict) drops every segment's (:meth:`clear`). A read that
+overlaps a commit of this engine (a timer's push while a batch commits) is given, not kept: it may
+or may not hold the commit's increments, which :meth:`committed` then adds.
 
 >>> import asyncio
 >>> from stream.state.base import PopularityChange
@@ -52,6 +54,19 @@ class _Kept:
         self.scores: dict[str, float] = {}
 
 
+class _Writing:
+    def __init__(self, kept: "SegmentPopularity") -> None:
+        self.kept = kept
+
+    def __enter__(self) -> None:
+        self.kept._writing += 1
+        self.kept._version += 1
+
+    def __exit__(self, *exc) -> None:
+        self.kept._writing -= 1
+        self.kept._version += 1
+
+
 class SegmentPopularity:
     """``state``'s segment popularity scores, kept up to ``seconds`` (0: read every time).
 
@@ -67,6 +82,7 @@ class SegmentPopularity:
         self._refs: dict[str, float | None] = {}  # each segment's reference time, as last known
         self._kept: dict[str, _Kept] = {}
         self._version = 0  # moves with every change of what is kept (a read meanwhile is not kept)
+        self._writing = 0  # this engine's commits in flight (a read meanwhile is not kept)
         self.asked = 0  # members asked for, and read from the state (a hit rate)
         self.read = 0
 
@@ -82,6 +98,11 @@ class SegmentPopularity:
             if kept is not None and kept.ref != ref:
                 del self._kept[seg]
                 self._version += 1
+
+    def writing(self) -> "_Writing":
+        """Around this engine's commit: ``with kept.writing(): await state.commit(c)``, then
+        :meth:`committed` once it succeeded."""
+        return _Writing(self)
 
     def committed(self, changes: dict[str, PopularityChange]) -> None:
         """This engine's commit of these changes succeeded: the kept scores follow it."""
@@ -126,11 +147,11 @@ class SegmentPopularity:
             self.asked += len(items)
         got: dict[str, dict[str, float]] = {}
         if missing:
-            version = self._version
+            version, idle = self._version, not self._writing
             answers = await self.state.segment_scores(missing)
             got = {seg: dict(zip(items, answers[seg].tolist())) for seg, items in missing.items()}
             self.read += sum(map(len, missing.values()))
-            if self._version == version:  # nothing changed meanwhile: what was read is current
+            if idle and self._version == version:  # no commit meanwhile: what was read is current
                 for seg, values in got.items():
                     kept_now[seg].scores.update(values)
                 got = {}

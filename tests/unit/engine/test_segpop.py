@@ -113,3 +113,35 @@ def test_zero_seconds_reads_every_time(world):
     assert np.isclose(kept.seconds, 0.0) and kept.asked == 0
     with pytest.raises(ValueError, match="seconds"):
         SegmentPopularity(state, seconds=-1.0)
+
+
+def test_a_read_overlapping_an_own_commit_is_given_not_kept(world):
+    """A timer's push reads while a batch commits: its answer may already hold the commit's
+    increments, which committed() then adds to what is kept; so it is not kept."""
+    state, _, clock = world
+
+    class Slow:  # the read reaches Redis after the commit, and returns before committed()
+        def __init__(self):
+            self.go = asyncio.Event()
+
+        async def segment_scores(self, wanted):
+            await self.go.wait()
+            return await state.segment_scores(wanted)
+
+    slow = Slow()
+    kept = SegmentPopularity(slow, seconds=60.0, clock=clock)
+    kept.sync({"s": 100.0})
+    change = PopularityChange(100.0, 100.0, None, {"a": 5.0})
+
+    async def run():
+        read = asyncio.ensure_future(kept.segment_scores({"s": ["a"]}))
+        await asyncio.sleep(0)
+        with kept.writing():
+            await state.commit(Commit(popularity={"s": change}))
+            slow.go.set()
+            first = (await read)["s"].tolist()
+        kept.committed({"s": change})
+        return first, (await kept.segment_scores({"s": ["a"]}))["s"].tolist()
+
+    first, again = asyncio.run(run())
+    assert first == [6.0] and again == [6.0]  # not 11.0: the increment counted once
