@@ -125,23 +125,35 @@ class DriftMonitor:
         return ADWIN(delta=self.delta)
 
     def update(self, segment: str, signal: str, value: float) -> DriftAlert | None:
+        alerts = self.update_many(segment, signal, (value,))
+        return alerts[0] if alerts else None
+
+    def update_many(self, segment: str, signal: str, values) -> list[DriftAlert]:
+        """One (segment, signal)'s observations in order (as :meth:`update` one at a time, in one
+        loop): the alerts they raise."""
         if signal not in SIGNALS:
             raise ValueError(f"signal is {signal!r}: must be one of {', '.join(SIGNALS)}")
         st = self._streams.get((segment, signal))
         if st is None:
             st = self._streams[(segment, signal)] = _Stream(self._new_detector())
-        st.n += 1
-        st.n_slow += 1
-        # A plain mean until there are 1/alpha observations, an exponential average after.
-        st.slow += max(self.slow_alpha, 1.0 / st.n_slow) * (value - st.slow)
-        st.fast += max(self.fast_alpha, 1.0 / st.n) * (value - st.fast)
-        st.detector.update(value)
-        if not st.detector.drift_detected:
-            return None
-        alert = DriftAlert(segment, signal, type(st.detector).__name__, float(st.slow), float(st.fast), st.n)
-        st.slow = st.fast  # the new level is the reference from now on
-        st.n_slow = int(1 / self.fast_alpha)
-        return alert
+        detector = st.detector
+        observe = detector.update
+        slow_alpha, fast_alpha = self.slow_alpha, self.fast_alpha
+        n, n_slow, slow, fast = st.n, st.n_slow, st.slow, st.fast
+        alerts = []
+        for value in values:
+            n += 1
+            n_slow += 1
+            # A plain mean until there are 1/alpha observations, an exponential average after.
+            slow += max(slow_alpha, 1.0 / n_slow) * (value - slow)
+            fast += max(fast_alpha, 1.0 / n) * (value - fast)
+            observe(value)
+            if detector.drift_detected:
+                alerts.append(DriftAlert(segment, signal, type(detector).__name__, float(slow), float(fast), n))
+                slow = fast  # the new level is the reference from now on
+                n_slow = int(1 / fast_alpha)
+        st.n, st.n_slow, st.slow, st.fast = n, n_slow, slow, fast
+        return alerts
 
 
 
@@ -210,10 +222,12 @@ class KpiDrift:
 
     def observe_many(self, observations, now: float) -> list[DriftAlert]:
         """(segment, signal, value) observations in order; the windowed signals summed per
-        (segment, signal) first (the same windows as one at a time, in one step)."""
+        (segment, signal) first (the same windows as one at a time, in one step), the others
+        fed to their detectors in one loop each (each detector sees them in order; the alerts
+        come per detector, not in the observations' order)."""
         alerts: list[DriftAlert] = []
         sums: dict[tuple[str, str], list] = {}
-        update = self.monitor.update
+        each: dict[tuple[str, str], list[float]] = {}  # the others' values, in order, per detector
         for segment, signal, value in observations:
             if signal in WINDOWED:
                 acc = sums.get((segment, signal))
@@ -223,9 +237,13 @@ class KpiDrift:
                     acc[0] += value
                     acc[1] += 1
             else:
-                alert = update(segment, signal, value)
-                if alert is not None:
-                    alerts.append(alert)
+                values = each.get((segment, signal))
+                if values is None:
+                    each[(segment, signal)] = [value]
+                else:
+                    values.append(value)
+        for (segment, signal), values in each.items():
+            alerts += self.monitor.update_many(segment, signal, values)
         for (segment, signal), (total, count) in sums.items():
             alerts += self._feed(self.windows.add(segment, signal, total, count, now))
         return alerts
@@ -237,10 +255,7 @@ class KpiDrift:
         alerts = []
         for segment, signal, total, count in closed:
             ones = int(round(total))
-            for j in range(count):
-                # j-th observation of the window: 1 where the running share of ones steps up
-                value = float((j + 1) * ones // count - j * ones // count)
-                alert = self.monitor.update(segment, signal, value)
-                if alert is not None:
-                    alerts.append(alert)
+            # the j-th observation of the window: 1 where the running share of ones steps up
+            alerts += self.monitor.update_many(segment, signal, [float((j + 1) * ones // count - j * ones // count)
+                                                                 for j in range(count)])
         return alerts
