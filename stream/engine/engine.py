@@ -147,7 +147,7 @@ class Engine:
         self._profile_segments: set[str] = set()  # profile segments known to exist (the cap's count)
         self.stages = OFF  # where the step's time goes (stream.engine.stages; `streamrec bench step`)
         self.experiments = experiments  # stream.experiments.serving.Serving (None: no experiments)
-        self.popularity = SegmentPopularity(state, segment_popularity_seconds)  # what ranking reads through
+        self.popularity = SegmentPopularity(state, segment_popularity_seconds, table)  # what ranking reads through
 
     # -- segments -------------------------------------------------------------------
     def segment_of(self, rec: UserRecord) -> str:

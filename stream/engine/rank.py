@@ -33,6 +33,7 @@ import numpy as np
 
 from stream.engine.blend import Blend, View
 from stream.engine.config import MODEL_NAMES, EngineConfig
+from stream.engine.segpop import SegmentPopularity
 from stream.models.base import top_k, top_many
 from stream.models.diversity import mmr
 from stream.models.items import ItemTable
@@ -203,8 +204,9 @@ class Ranking:
             mask = np.zeros(N, dtype=bool)
             mask[np.concatenate([tops[n] for n in ns])] = True
             wanted_rows[seg] = np.flatnonzero(mask)
-        seg_pop = await state.segment_scores({seg: list(map(ids.__getitem__, rows.tolist()))
-                                             for seg, rows in wanted_rows.items()})
+        if not isinstance(state, SegmentPopularity):
+            state = SegmentPopularity(state, 0.0, self.table)  # read every time
+        seg_pop = await state.scores_at(wanted_rows)
         out = {}
         for seg, ns in by_seg.items():
             at = np.zeros(N)

@@ -16,7 +16,12 @@ known (an error other than a conflict) drops every segment's (:meth:`clear`). A 
 overlaps a commit of this engine (a timer's push while a batch commits) is given, not kept: it may
 or may not hold the commit's increments, which :meth:`committed` then adds.
 
+Scores are kept by item row (a float64 array per segment, NaN for a row not read yet): a
+ranking asks by the rows of its candidates, and only the rows not kept are read, by id.
+
 >>> import asyncio
+>>> from stream.models.hybrid import HybridParams
+>>> from stream.models.items import ItemTable
 >>> from stream.state.base import PopularityChange
 >>> class Store:  # a state with one segment's scores
 ...     scores = {"a": 2.0}
@@ -24,13 +29,15 @@ or may not hold the commit's increments, which :meth:`committed` then adds.
 ...     async def segment_scores(self, wanted):
 ...         self.asked.append(wanted)
 ...         return {s: np.array([self.scores.get(i, 0.0) for i in ids]) for s, ids in wanted.items()}
->>> kept = SegmentPopularity(Store(), seconds=60.0, clock=lambda: 0.0)
+>>> table = ItemTable(HybridParams(mf={"n_factors": 4}))
+>>> rows = table.rows(["a", "b"])
+>>> kept = SegmentPopularity(Store(), 60.0, table, clock=lambda: 0.0)
 >>> kept.sync({"s": 100.0})
->>> asyncio.run(kept.segment_scores({"s": ["a", "b"]}))["s"].tolist()
+>>> asyncio.run(kept.scores_at({"s": rows}))["s"].tolist()
 [2.0, 0.0]
 >>> kept.committed({"s": PopularityChange(100.0, 100.0, None, {"b": 1.5})})
->>> asyncio.run(kept.segment_scores({"s": ["b", "a"]}))["s"].tolist(), len(Store.asked)
-([1.5, 2.0], 1)
+>>> asyncio.run(kept.scores_at({"s": rows[::-1]}))["s"].tolist(), Store.asked
+([1.5, 2.0], [{'s': ['a', 'b']}])
 """
 
 from __future__ import annotations
@@ -46,12 +53,12 @@ __all__ = ["SegmentPopularity"]
 
 
 class _Kept:
-    __slots__ = ("ref", "since", "scores")
+    __slots__ = ("ref", "since", "values")
 
-    def __init__(self, ref: float | None, since: float) -> None:
+    def __init__(self, ref: float | None, since: float, n: int) -> None:
         self.ref = ref  # the reference time the scores are relative to
         self.since = since  # when the first of them was read
-        self.scores: dict[str, float] = {}
+        self.values = np.full(n, np.nan)  # by item row; NaN: not read
 
 
 class _Writing:
@@ -68,22 +75,24 @@ class _Writing:
 
 
 class SegmentPopularity:
-    """``state``'s segment popularity scores, kept up to ``seconds`` (0: read every time).
+    """``state``'s segment popularity scores of ``table``'s item rows, kept up to ``seconds``
+    (0: read every time).
 
-    It stands in for ``state`` where ranking reads: :meth:`segment_scores` is kept, every other
-    attribute is ``state``'s."""
+    It stands in for ``state`` where ranking reads: :meth:`scores_at` reads by item row, every
+    other attribute is ``state``'s."""
 
-    def __init__(self, state, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, state, seconds: float, table, clock: Callable[[], float] = time.monotonic) -> None:
         if seconds < 0:
             raise ValueError(f"SegmentPopularity: seconds must be >= 0, got {seconds}")
         self.state = state
         self.seconds = float(seconds)
+        self.table = table  # the item side: item_ids (row -> id), known_rows (ids -> rows)
         self.clock = clock
         self._refs: dict[str, float | None] = {}  # each segment's reference time, as last known
         self._kept: dict[str, _Kept] = {}
         self._version = 0  # moves with every change of what is kept (a read meanwhile is not kept)
         self._writing = 0  # this engine's commits in flight (a read meanwhile is not kept)
-        self.asked = 0  # members asked for, and read from the state (a hit rate)
+        self.asked = 0  # scores asked for, and read from the state (a hit rate)
         self.read = 0
 
     def __getattr__(self, name: str):
@@ -99,7 +108,7 @@ class SegmentPopularity:
                 del self._kept[seg]
                 self._version += 1
 
-    def writing(self) -> "_Writing":
+    def writing(self) -> _Writing:
         """Around this engine's commit: ``with kept.writing(): await state.commit(c)``, then
         :meth:`committed` once it succeeded."""
         return _Writing(self)
@@ -115,52 +124,53 @@ class SegmentPopularity:
             if kept.ref != change.ref_before:  # kept under another scale: read them again
                 del self._kept[seg]
                 continue
-            scores = kept.scores
+            values = kept.values
             if change.factor is not None:
-                for item in scores:
-                    scores[item] *= change.factor
+                values *= change.factor
             kept.ref = change.ref_after
-            for item, inc in change.increments.items():
-                if item in scores:
-                    scores[item] += inc
+            if change.increments:
+                rows = self.table.known_rows(list(change.increments))
+                inc = np.fromiter(change.increments.values(), dtype=np.float64, count=len(change.increments))
+                ok = (rows >= 0) & (rows < len(values))  # an item without a row was never read by row
+                values[rows[ok]] += inc[ok]  # (NaN, not read, stays NaN)
 
     def clear(self) -> None:
         """Forget every kept score (a commit's outcome is not known)."""
         self._kept.clear()
         self._version += 1
 
-    async def segment_scores(self, wanted: dict[str, list[str]]) -> dict[str, np.ndarray]:
+    async def scores_at(self, wanted: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Per segment, the score of each item row asked for (unique rows; 0 when the segment has
+        none for the item)."""
+        ids = self.table.item_ids
         if not self.seconds:
-            return await self.state.segment_scores(wanted)
+            return await self.state.segment_scores({seg: list(map(ids.__getitem__, rows.tolist()))
+                                                    for seg, rows in wanted.items()})
         now = self.clock()
+        n = len(ids)
+        out: dict[str, np.ndarray] = {}
         kept_now: dict[str, _Kept] = {}
-        missing: dict[str, list[str]] = {}
-        for seg, items in wanted.items():
+        missing: dict[str, np.ndarray] = {}  # positions in the rows asked for
+        for seg, rows in wanted.items():
             kept = self._kept.get(seg)
             if kept is None or now - kept.since > self.seconds:
-                kept = self._kept[seg] = _Kept(self._refs.get(seg), now)
+                kept = self._kept[seg] = _Kept(self._refs.get(seg), now, n)
+            elif len(kept.values) < n:  # the table grew
+                kept.values = np.concatenate([kept.values, np.full(n - len(kept.values), np.nan)])
             kept_now[seg] = kept
-            scores = kept.scores
-            new = [i for i in items if i not in scores]
-            if new:
+            out[seg] = got = kept.values[rows]
+            new = np.flatnonzero(np.isnan(got))
+            if len(new):
                 missing[seg] = new
-            self.asked += len(items)
-        got: dict[str, dict[str, float]] = {}
+            self.asked += len(rows)
         if missing:
             version, idle = self._version, not self._writing
-            answers = await self.state.segment_scores(missing)
-            got = {seg: dict(zip(items, answers[seg].tolist())) for seg, items in missing.items()}
-            self.read += sum(map(len, missing.values()))
-            if idle and self._version == version:  # no commit meanwhile: what was read is current
-                for seg, values in got.items():
-                    kept_now[seg].scores.update(values)
-                got = {}
-        out = {}
-        for seg, items in wanted.items():
-            scores = kept_now[seg].scores
-            if seg in got:  # read while a commit changed the kept ones: given, not kept
-                extra = got[seg]
-                out[seg] = np.array([scores[i] if i in scores else extra[i] for i in items], dtype=np.float64)
-            else:
-                out[seg] = np.fromiter(map(scores.__getitem__, items), dtype=np.float64, count=len(items))
+            answers = await self.state.segment_scores({seg: list(map(ids.__getitem__, wanted[seg][at].tolist()))
+                                                       for seg, at in missing.items()})
+            keep = idle and self._version == version  # no commit meanwhile: what was read is current
+            for seg, at in missing.items():
+                out[seg][at] = answers[seg]
+                self.read += len(at)
+                if keep:
+                    kept_now[seg].values[wanted[seg][at]] = answers[seg]
         return out

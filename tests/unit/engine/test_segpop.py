@@ -26,8 +26,17 @@ def _commit(state: MemoryState, seg: str, change: PopularityChange) -> None:
     asyncio.run(state.commit(Commit(popularity={seg: change})))
 
 
+def _table():
+    from stream.models.hybrid import HybridParams
+    from stream.models.items import ItemTable
+
+    table = ItemTable(HybridParams(mf={"n_factors": 4}))
+    table.rows(["a", "b", "c"])
+    return table
+
+
 def _read(kept: SegmentPopularity, seg: str, items: list[str]) -> list[float]:
-    return asyncio.run(kept.segment_scores({seg: items}))[seg].tolist()
+    return asyncio.run(kept.scores_at({seg: kept.table.known_rows(items)}))[seg].tolist()
 
 
 @pytest.fixture
@@ -35,7 +44,7 @@ def world():
     state = MemoryState([])
     _commit(state, "s", PopularityChange(None, 100.0, None, {"a": 1.0, "b": 2.0}))
     clock = Clock()
-    kept = SegmentPopularity(state, seconds=1.0, clock=clock)
+    kept = SegmentPopularity(state, 1.0, _table(), clock=clock)
     kept.sync({"s": 100.0})
     return state, kept, clock
 
@@ -106,13 +115,13 @@ def test_a_commit_of_unknown_outcome_drops_what_is_kept():
 
 def test_zero_seconds_reads_every_time(world):
     state, _, clock = world
-    kept = SegmentPopularity(state, seconds=0.0, clock=clock)
+    kept = SegmentPopularity(state, 0.0, _table(), clock=clock)
     assert _read(kept, "s", ["a"]) == [1.0]
     _commit(state, "s", PopularityChange(100.0, 100.0, None, {"a": 5.0}))
     assert _read(kept, "s", ["a"]) == [6.0]
     assert np.isclose(kept.seconds, 0.0) and kept.asked == 0
     with pytest.raises(ValueError, match="seconds"):
-        SegmentPopularity(state, seconds=-1.0)
+        SegmentPopularity(state, -1.0, _table())
 
 
 def test_a_read_overlapping_an_own_commit_is_given_not_kept(world):
@@ -129,19 +138,28 @@ def test_a_read_overlapping_an_own_commit_is_given_not_kept(world):
             return await state.segment_scores(wanted)
 
     slow = Slow()
-    kept = SegmentPopularity(slow, seconds=60.0, clock=clock)
+    kept = SegmentPopularity(slow, 60.0, _table(), clock=clock)
     kept.sync({"s": 100.0})
     change = PopularityChange(100.0, 100.0, None, {"a": 5.0})
 
     async def run():
-        read = asyncio.ensure_future(kept.segment_scores({"s": ["a"]}))
+        rows = kept.table.known_rows(["a"])
+        read = asyncio.ensure_future(kept.scores_at({"s": rows}))
         await asyncio.sleep(0)
         with kept.writing():
             await state.commit(Commit(popularity={"s": change}))
             slow.go.set()
             first = (await read)["s"].tolist()
         kept.committed({"s": change})
-        return first, (await kept.segment_scores({"s": ["a"]}))["s"].tolist()
+        return first, (await kept.scores_at({"s": rows}))["s"].tolist()
 
     first, again = asyncio.run(run())
     assert first == [6.0] and again == [6.0]  # not 11.0: the increment counted once
+
+
+def test_rows_added_to_the_table_after_the_first_read_are_read(world):
+    state, kept, _ = world
+    assert _read(kept, "s", ["a"]) == [1.0]
+    _commit(state, "s", PopularityChange(100.0, 100.0, None, {"d": 3.0}))  # another worker, a new item
+    kept.table.rows(["d"])
+    assert _read(kept, "s", ["d", "a"]) == [3.0, 1.0]
