@@ -96,6 +96,8 @@ class SegmentPopularity:
         self.read = 0
 
     def __getattr__(self, name: str):
+        if name == "state":  # not set yet (a half-built object): no recursion
+            raise AttributeError(name)
         return getattr(self.state, name)
 
     def sync(self, refs: dict[str, float | None]) -> None:
@@ -153,9 +155,12 @@ class SegmentPopularity:
         missing: dict[str, np.ndarray] = {}  # positions in the rows asked for
         for seg, rows in wanted.items():
             kept = self._kept.get(seg)
-            if kept is None or now - kept.since > self.seconds:
+            if kept is None:
                 kept = self._kept[seg] = _Kept(self._refs.get(seg), now, n)
-            elif len(kept.values) < n:  # the table grew
+            elif now - kept.since > self.seconds:  # read them again (the array reused: 8 B an item)
+                kept.values.fill(np.nan)
+                kept.ref, kept.since = self._refs.get(seg), now
+            if len(kept.values) < n:  # the table grew
                 kept.values = np.concatenate([kept.values, np.full(n - len(kept.values), np.nan)])
             kept_now[seg] = kept
             out[seg] = got = kept.values[rows]
