@@ -8,7 +8,8 @@ precision: the state is a plug, the models are written once.
 
 The Redis engine runs twice: reading segment popularity from Redis every time, and keeping what
 it read (:mod:`stream.engine.segpop`) with a half-life short enough for the segments' popularity
-to be rescaled on the way; one writer's kept scores are the stored ones, so nothing may differ.
+to be rescaled on the way; one writer's kept scores are the stored ones, so nothing may differ,
+and at the end every kept score must equal Redis' to the bit.
 
 Item updates are applied synchronously here, by an owner in this process right after each batch
 (:class:`~stream.engine.items.DirectBus`), not through Kafka: in a worker they reach their owner a
@@ -81,20 +82,28 @@ async def _run(redis_url: str, prefix: str, config: EngineConfig = CONFIG, kept_
     users = sorted({e.user_id for e in events})
     lists_a, lists_b = await memory.recommend(users), await redis.recommend(users)
     rows_a, rows_b = await memory.state.users(users), await redis.state.users(users)
+    compared = mismatched = 0  # every score kept, against Redis now: to the bit
+    for seg, kept in redis.popularity._kept.items():
+        rows = np.flatnonzero(~np.isnan(kept.values))
+        stored = (await redis.state.segment_scores({seg: [redis.table.item_ids[r] for r in rows]}))[seg]
+        compared += len(rows)
+        mismatched += int((stored != kept.values[rows]).sum())
     await client.aclose()
-    return memory, redis, differing, trials, users, lists_a, lists_b, rows_a, rows_b, rescales
+    return memory, redis, differing, trials, users, lists_a, lists_b, rows_a, rows_b, rescales, (compared, mismatched)
 
 
 @pytest.mark.parametrize("config, kept_seconds", [(CONFIG, 0.0), (RESCALING, 3600.0)],
                          ids=["read-every-time", "kept-and-rescaled"])
 def test_memory_and_redis_states_give_identical_lists_and_rows(isolated, config, kept_seconds):
-    memory, redis, differing, trials, users, lists_a, lists_b, rows_a, rows_b, rescales = asyncio.run(
+    memory, redis, differing, trials, users, lists_a, lists_b, rows_a, rows_b, rescales, scores = asyncio.run(
         _run(isolated.redis_url, f"{isolated.redis_prefix}:{uuid.uuid4().hex[:6]}", config, kept_seconds))
     assert trials > 500, f"only {trials} trials: the stream is too small to say much"
     kept = redis.popularity
     if kept_seconds:  # the kept scores were used, and followed rescales
         assert kept.asked > 10_000 and kept.read < kept.asked / 2, (kept.asked, kept.read)
         assert rescales >= 3, rescales
+        compared, mismatched = scores
+        assert compared > 100 and mismatched == 0, scores
     else:
         assert kept.asked == 0
     assert not differing, f"trial lists differ in the batches ending at {differing[:5]}"
