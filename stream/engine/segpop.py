@@ -144,12 +144,10 @@ class SegmentPopularity:
     async def scores_at(self, wanted: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Per segment, the score of each item row asked for (unique rows; 0 when the segment has
         none for the item)."""
-        ids = self.table.item_ids
         if not self.seconds:
-            return await self.state.segment_scores({seg: list(map(ids.__getitem__, rows.tolist()))
-                                                    for seg, rows in wanted.items()})
+            return await self._read(wanted)
         now = self.clock()
-        n = len(ids)
+        n = len(self.table.item_ids)
         out: dict[str, np.ndarray] = {}
         kept_now: dict[str, _Kept] = {}
         missing: dict[str, np.ndarray] = {}  # positions in the rows asked for
@@ -170,8 +168,7 @@ class SegmentPopularity:
             self.asked += len(rows)
         if missing:
             version, idle = self._version, not self._writing
-            answers = await self.state.segment_scores({seg: list(map(ids.__getitem__, wanted[seg][at].tolist()))
-                                                       for seg, at in missing.items()})
+            answers = await self._read({seg: wanted[seg][at] for seg, at in missing.items()})
             keep = idle and self._version == version  # no commit meanwhile: what was read is current
             for seg, at in missing.items():
                 out[seg][at] = answers[seg]
@@ -179,3 +176,8 @@ class SegmentPopularity:
                 if keep:
                     kept_now[seg].values[wanted[seg][at]] = answers[seg]
         return out
+
+    async def _read(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The state's scores of these item rows, named by id."""
+        ids = self.table.item_ids
+        return await self.state.segment_scores({seg: list(map(ids.__getitem__, r.tolist())) for seg, r in rows.items()})
