@@ -35,10 +35,8 @@ class EmbeddingReader:
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> "EmbeddingReader":
-        import redis
-
         s = settings or get_settings()
-        return cls(redis.Redis.from_url(s.redis_url, **s.redis_kwargs()), Keys(s.redis_prefix),
+        return cls(s.redis_client(), Keys(s.redis_prefix),
                    Pseudonyms.from_settings(s))
 
     def _get(self, kind: str, ids: Sequence[str]) -> list[Embedding | None]:

@@ -92,6 +92,14 @@ class Settings(BaseSettings):
         "", description="Redis ACL user (empty: the default user, as with requirepass). STREAMREC_REDIS_USERNAME")
     redis_password: SecretStr = Field(SecretStr(""), description="STREAMREC_REDIS_PASSWORD")
     redis_prefix: str = Field("streamrec", description="Prefix of every Redis key. STREAMREC_REDIS_PREFIX")
+    redis_cluster_port: int = Field(
+        7000, description="First port of the local stack's Redis Cluster (`streamrec stack up --services "
+        "redis-cluster`): three nodes, on it and the next two ports. STREAMREC_REDIS_CLUSTER_PORT")
+    redis_cluster: bool = Field(
+        False, description="STREAMREC_REDIS_URL names a node of a Redis Cluster (the others are found from it). "
+        "Every key of a deployment then lives in one hash slot, so STREAMREC_REDIS_PREFIX must carry a hash tag, "
+        "for example {streamrec}: one shard holds the data and serves every call (docs/ARCHITECTURE.md, Growing "
+        "past one machine). STREAMREC_REDIS_CLUSTER")
 
     # --- worker -------------------------------------------------------------
     web_host: str = Field("127.0.0.1", description="Worker HTTP bind address. STREAMREC_WEB_HOST")
@@ -295,6 +303,7 @@ class Settings(BaseSettings):
             raise ValueError(f"STREAMREC_OWNER_DEDUPE_SECONDS is {self.owner_dedupe_seconds}: it must be at least twice "
                              f"STREAMREC_OUTBOX_RESEND_SECONDS ({self.outbox_resend_seconds:g}), or an outbox resend "
                              "could come after its update's id was forgotten and be applied twice")
+        self.check_redis_prefix()
         if self.erasure_marker_hours < self.event_retention_hours:
             raise ValueError(f"STREAMREC_ERASURE_MARKER_HOURS is {self.erasure_marker_hours:g}: it must be at least "
                              f"STREAMREC_EVENT_RETENTION_HOURS ({self.event_retention_hours:g}), or an erased user's "
@@ -345,6 +354,43 @@ class Settings(BaseSettings):
                 value = value.get_secret_value()
             env[f"STREAMREC_{name.upper()}"] = str(value)
         return env
+
+    def check_redis_prefix(self) -> None:
+        """On a Redis Cluster, the prefix must carry a hash tag (every script touches keys of one slot).
+
+        >>> Settings(redis_cluster=True, redis_prefix="{shop}").check_redis_prefix()
+        >>> Settings().model_copy(update={"redis_cluster": True, "redis_prefix": "shop"}).check_redis_prefix()
+        Traceback (most recent call last):
+        ...
+        ValueError: STREAMREC_REDIS_CLUSTER is set and STREAMREC_REDIS_PREFIX 'shop' has no hash tag: ...
+        """
+        from stream.state.keys import prefix_hash_tag
+
+        if self.redis_cluster and prefix_hash_tag(self.redis_prefix) is None:
+            raise ValueError(f"STREAMREC_REDIS_CLUSTER is set and STREAMREC_REDIS_PREFIX {self.redis_prefix!r} has no "
+                             "hash tag: every key of a deployment must hash to one slot of the cluster, so give the "
+                             f"prefix one, for example {{{self.redis_prefix.strip('{}') or 'streamrec'}}}")
+
+    def run_prefix(self, name: str) -> str:
+        """A Redis prefix for a run's own keys (a benchmark, an evaluation): ``name``, as a hash
+        tag on a Redis Cluster.
+
+        >>> Settings().run_prefix("bench:1"), Settings(redis_cluster=True, redis_prefix="{s}").run_prefix("bench:1")
+        ('bench:1', '{bench:1}')
+        """
+        return f"{{{name}}}" if self.redis_cluster else name
+
+    def redis_client(self, *, asyncio: bool = False, **options: Any):
+        """A redis-py client of STREAMREC_REDIS_URL with the ACL user and password, async with
+        ``asyncio``; a cluster client when STREAMREC_REDIS_CLUSTER is set. ``options``: more
+        keyword arguments (timeouts, retries)."""
+        self.check_redis_prefix()
+        if asyncio:
+            import redis.asyncio as module
+        else:
+            import redis as module
+        kind = module.RedisCluster if self.redis_cluster else module.Redis
+        return kind.from_url(self.redis_url, **self.redis_kwargs(), **options)
 
     def redis_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``redis.Redis.from_url``: the ACL user and password, when set."""

@@ -22,8 +22,6 @@ __all__ = ["run_demo"]
 
 
 def run_demo(settings: Settings, *, duration: float, rate: float, keep_stack: bool) -> int:
-    import redis
-
     from consumers.sdk import TopicReader
     from stream.stack import Stack, StackError
     from stream.state.keys import Keys
@@ -62,7 +60,7 @@ def run_demo(settings: Settings, *, duration: float, rate: float, keep_stack: bo
             [sys.executable, "-m", "producers", "simulate", "--rate", str(rate), "--duration", str(duration)],
             stdout=sim_log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         say(f"  simulator: publishing (pid {simulator.pid}, log {log_dir / 'simulator.log'})")
-        client = redis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
+        client = settings.redis_client()
         keys = Keys(settings.redis_prefix)
 
         def applied() -> int:
@@ -111,7 +109,7 @@ def run_demo(settings: Settings, *, duration: float, rate: float, keep_stack: bo
         say("  worker and simulator stopped")
         if not keep_stack:
             try:  # the demo's own Redis keys; with --keep-stack they stay for a look
-                r = redis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
+                r = settings.redis_client()
                 for key in r.scan_iter(f"{settings.redis_prefix}:*", count=1000):
                     r.delete(key)
             except Exception:

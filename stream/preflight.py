@@ -170,12 +170,20 @@ def check_redis(settings: Settings, timeout: float = 5.0) -> None:
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    # no retries: redis-py counts a refused login as a connection error and retries it for seconds
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=timeout, socket_timeout=timeout,
-                                  retry=Retry(NoBackoff(), 0), **settings.redis_kwargs())
+    client = None
     try:
+        # no retries: redis-py counts a refused login as a connection error and retries it for seconds;
+        # a cluster client connects here already
+        client = settings.redis_client(socket_connect_timeout=timeout, socket_timeout=timeout,
+                                       retry=Retry(NoBackoff(), 0))
         client.ping()
+        if not settings.redis_cluster and _mode(client.execute_command("HELLO")) == "cluster":
+            raise ServiceError(f"{where} is a node of a Redis Cluster: set STREAMREC_REDIS_CLUSTER=true, and a "
+                               "STREAMREC_REDIS_PREFIX with a hash tag, for example {streamrec}")
         client.exists(f"{settings.redis_prefix}:stats")
+    except redis.exceptions.RedisClusterException as exc:
+        raise ServiceError(f"{where} did not answer as a Redis Cluster, and STREAMREC_REDIS_CLUSTER is set "
+                           f"({exc}): unset it for a single Redis") from None
     except redis.AuthenticationError as exc:
         if not settings.redis_password.get_secret_value():
             raise ServiceError(f"{where} asks for a password and STREAMREC_REDIS_PASSWORD is empty "
@@ -190,4 +198,13 @@ def check_redis(settings: Settings, timeout: float = 5.0) -> None:
     except redis.ResponseError as exc:
         raise ServiceError(f"{where} answered an error ({exc})") from None
     finally:
-        client.close()
+        if client is not None:
+            client.close()
+
+
+def _mode(hello) -> str:
+    """The server's mode in a HELLO reply ("standalone", "cluster", "sentinel"), as a dict or a flat list."""
+    if not isinstance(hello, dict):
+        hello = dict(zip(hello[::2], hello[1::2]))
+    mode = {(k.decode() if isinstance(k, bytes) else k): v for k, v in hello.items()}.get("mode", "")
+    return mode.decode() if isinstance(mode, bytes) else str(mode)

@@ -31,9 +31,7 @@ __all__ = ["runtime"]
 class Runtime:
     @cached_property
     def redis(self):
-        import redis.asyncio as aioredis
-
-        return aioredis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
+        return settings.redis_client(asyncio=True)
 
     @cached_property
     def model_config(self) -> dict | None:

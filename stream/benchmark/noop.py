@@ -38,9 +38,7 @@ async def tune_collector() -> None:  # as the worker does (stream/agents/process
 @app.agent(topic, concurrency=1)
 async def drain(stream):
     global _redis
-    import redis.asyncio as aioredis
-
-    _redis = _redis or aioredis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
+    _redis = _redis or settings.redis_client(asyncio=True)
     key = counter_key(settings.redis_prefix)
     async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
         now = time.time()

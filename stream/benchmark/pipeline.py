@@ -78,7 +78,6 @@ def _shares(results: dict, name: str) -> str:
 
 def run_pipeline_bench(base: Settings, *, n_events: int = 50_000, fresh_rate: float = 5_000.0,
                        fresh_seconds: float = 20.0, workers: int = 1, log=print) -> dict[str, float]:
-    import redis
 
     from producers.simulator import World, WorldConfig
     from stream.benchmark.noop import counter_key
@@ -90,12 +89,12 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 50_000, fresh_rate: fl
     if workers < 1:
         raise ValueError(f"workers is {workers}: the benchmark needs at least one worker process")
     tag = uuid.uuid4().hex[:8]
-    s = base.model_copy(update={"app_id": f"bench-{tag}", "redis_prefix": f"bench:{tag}",
+    s = base.model_copy(update={"app_id": f"bench-{tag}", "redis_prefix": base.run_prefix(f"bench:{tag}"),
                                 "datadir": str(base.cache_path / "bench" / tag)})
     # each phase on topics of its own: its processes join their group before any event is there
     s_noop = s.model_copy(update={"topic_prefix": f"bench{tag}a.", "log_level": "warn"})
     s_work = s.model_copy(update={"topic_prefix": f"bench{tag}b."})
-    client = redis.Redis.from_url(s.redis_url, **s.redis_kwargs())
+    client = s.redis_client()
     keys = Keys(s.redis_prefix)
     world = World(WorldConfig(n_users=10_000, n_items=2_000, seed=1))
     log(f"pipeline benchmark {tag}: {n_events:,} events, {s.partitions} partitions per topic, "

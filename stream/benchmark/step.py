@@ -159,8 +159,6 @@ def _records(settings: Settings, events, first_offset: int):
 
 async def _bench(settings: Settings, warmup: int, per_run: int, runs: int, progress,
                  dataset: str = "simulator") -> StepBenchResult:
-    import redis.asyncio as aioredis
-
     from producers.simulator import World, WorldConfig
     from stream.engine.alerts import DriftWatch
     from stream.engine.config import EngineConfig
@@ -174,7 +172,7 @@ async def _bench(settings: Settings, warmup: int, per_run: int, runs: int, progr
 
     config = EngineConfig.from_settings(settings, None)
     table = ItemTable(config.hybrid)
-    client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
+    client = settings.redis_client(asyncio=True)
     state = RedisState.for_engine(client, settings, config, table.mf.k)
     owner = ItemOwner(table, state)
     from stream.experiments.attribution import Attribution
@@ -318,7 +316,7 @@ def run_step_bench(settings: Settings, *, warmup: int = 50_000, events: int = 20
         raise ValueError(f"bench step: need warmup >= 0, events >= 1, runs >= 1 (got {warmup}, {events}, {runs})")
     say = progress or (lambda msg: None)
     Stack(settings, services=("redis",)).up(log=say)
-    run = settings.model_copy(update={"redis_prefix": f"bench-step-{uuid.uuid4().hex[:8]}"})
+    run = settings.model_copy(update={"redis_prefix": settings.run_prefix(f"bench-step-{uuid.uuid4().hex[:8]}")})
     with tuned_gc(settings.gc_threshold):  # as a worker's collector is (stream/agents/process.py)
         return asyncio.run(_bench(run, warmup, events, runs, say, dataset))
 

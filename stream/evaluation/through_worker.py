@@ -112,7 +112,6 @@ def through_worker(settings: Settings, stream: EventStream, *, rate: float = 100
                    model_config: dict | None = None, out: TextIO | None = None, progress: TextIO | None = sys.stderr,
                    keep_stack: bool = True, work_dir: str | None = None, timeout: float = 3600.0) -> ThroughWorkerResult:
     """Replay ``stream`` through a real worker on the local stack (see the module docstring)."""
-    import redis
 
     from producers.cli import publish
     from producers.sdk import EventProducer
@@ -133,7 +132,8 @@ def through_worker(settings: Settings, stream: EventStream, *, rate: float = 100
     work = Path(work_dir or tempfile.mkdtemp(prefix=f"streamrec-tw-{tag}-"))
     work.mkdir(parents=True, exist_ok=True)
     run = settings.model_copy(update={
-        "app_id": f"tw-{tag}", "topic_prefix": f"tw{tag}.", "redis_prefix": f"tw:{tag}", "web_port": free_port(),
+        "app_id": f"tw-{tag}", "topic_prefix": f"tw{tag}.", "redis_prefix": settings.run_prefix(f"tw:{tag}"),
+        "web_port": free_port(),
         "datadir": str(work / f"worker-{tag}"), "batch_log_path": str(work / f"batches-{tag}.jsonl"),
     })
     if model_config is not None:
@@ -145,7 +145,7 @@ def through_worker(settings: Settings, stream: EventStream, *, rate: float = 100
     proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "worker"], stdout=log_file, stderr=subprocess.STDOUT,
                             env=run.as_env(), start_new_session=True)
     url = f"http://127.0.0.1:{run.web_port}"
-    client = redis.Redis.from_url(run.redis_url, **run.redis_kwargs())
+    client = run.redis_client()
     try:
         say(f"worker {run.app_id} starting (log: {log_path})")
         if not wait_worker_ready(run.web_port, 120.0, proc, run.http_headers()):

@@ -150,14 +150,12 @@ def report_from_redis(settings, experiment, **kwargs):
     """:func:`report_experiment` over the worker's Redis (STREAMREC_REDIS_*): (report, history)."""
     import asyncio
 
-    import redis.asyncio as aioredis
-
     from stream.experiments.state import RedisExperiments
     from stream.state.keys import Keys
     from stream.state.redis import RedisState
 
     async def run():
-        client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
+        client = settings.redis_client(asyncio=True)
         state = RedisState(client, Keys(settings.redis_prefix), n_factors=1,
                            erasure_key=settings.erasure_key.get_secret_value().encode() or None)
         try:

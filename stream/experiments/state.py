@@ -161,7 +161,7 @@ class RedisExperiments(ExperimentState):
         self.redis = redis
         self.keys = keys
         self._tokens = tokens
-        self.scripts = scripts or Scripts(redis)
+        self.scripts = scripts or Scripts(redis, keys.slot)
 
     @classmethod
     def beside(cls, state) -> "RedisExperiments":
@@ -195,7 +195,8 @@ class RedisExperiments(ExperimentState):
     async def load(self, rec_ids, members):
         pipe = self.redis.pipeline(transaction=False)
         if rec_ids:
-            pipe.mget([self.keys.served_list(r) for r in rec_ids])
+            # as a command: a cluster client's pipeline refuses mget(), though its keys share a slot here
+            pipe.execute_command("MGET", *(self.keys.served_list(r) for r in rec_ids))
         for e, v, tok in members:
             pipe.hget(self.keys.experiment_users(e, v), tok)
         got = await pipe.execute() if (rec_ids or members) else []

@@ -1,7 +1,11 @@
 """The Redis key layout, in one place: every key is built here, Lua scripts get them built.
 
-Every key starts with the configured prefix ``{p}``::
+Every key starts with the configured prefix ``{p}``. On a Redis Cluster (STREAMREC_REDIS_CLUSTER) the
+prefix carries a hash tag, for example ``{streamrec}``, so that every key of a deployment hashes to
+one slot (:func:`prefix_hash_tag`); each script call names :attr:`Keys.slot` so that the cluster
+client sends it to the node that holds that slot::
 
+    {p}:slot                       never written: the one key every script call names (routing)
     {p}:offsets                    hash: "<topic>:<partition>" -> the last offset applied (redeliveries)
     {p}:ids:{bucket}               set: tokens of the event ids applied in that time bucket (producer
                                    resends; keyed hashes, stream.state.tokens), kept two buckets of
@@ -51,12 +55,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Keys"]
+__all__ = ["Keys", "prefix_hash_tag"]
+
+
+def prefix_hash_tag(prefix: str) -> str | None:
+    """The hash tag that every key under ``prefix`` hashes by on a Redis Cluster, or None when the
+    prefix has none (its keys then spread over every slot). Redis hashes a key by the text between
+    its first ``{`` and the first ``}`` after it, when that text is not empty; the tag must end
+    inside the prefix, or it would take in part of each key's own name.
+
+    >>> prefix_hash_tag("{streamrec}"), prefix_hash_tag("shop:{recs}:eu")
+    ('streamrec', 'recs')
+    >>> prefix_hash_tag("streamrec"), prefix_hash_tag("{}streamrec"), prefix_hash_tag("{streamrec")
+    (None, None, None)
+    """
+    start = prefix.find("{")
+    end = prefix.find("}", start + 1) if start >= 0 else -1
+    return prefix[start + 1:end] if end > start + 1 else None
 
 
 @dataclass(frozen=True)
 class Keys:
     prefix: str
+
+    @property
+    def slot(self) -> str:
+        """A key named by every script call, never written: on a Redis Cluster it sends the call to
+        the node of the prefix's hash slot, where all the keys the script touches live."""
+        return f"{self.prefix}:slot"
 
     @property
     def offsets(self) -> str:

@@ -76,7 +76,7 @@ class RedisState(RedisItemSide, StateStore):
         self.dedupe_ttl_seconds = dedupe_ttl_seconds
         self.owner_dedupe_seconds = int(owner_dedupe_seconds)
         self.clock = clock or time.time
-        self.scripts = Scripts(redis)
+        self.scripts = Scripts(redis, keys.slot)
         self.marker_ttl_seconds = int(marker_ttl_seconds)
         self._tokens = Tokens(erasure_key) if erasure_key else None
 

@@ -23,7 +23,7 @@ True
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import lru_cache, partial
 from importlib import resources
 
 __all__ = ["SCRIPTS", "source", "Scripts"]
@@ -41,8 +41,12 @@ def source(name: str) -> str:
 
 
 class Scripts:
-    """The scripts registered on one (async) redis-py client: ``scripts.load(args=[...])``."""
+    """The scripts registered on one (async) redis-py client: ``scripts.load(args=[...])``.
 
-    def __init__(self, redis) -> None:
+    Every call names ``route`` as its one key (:attr:`stream.state.keys.Keys.slot`): the scripts
+    build their keys from their arguments, and a Redis Cluster client sends a call to the node of
+    its keys' slot (without a key, to any node, which refuses keys it does not hold)."""
+
+    def __init__(self, redis, route: str) -> None:
         for name in SCRIPTS:
-            setattr(self, name, redis.register_script(source(name)))
+            setattr(self, name, partial(redis.register_script(source(name)), [route]))

@@ -89,3 +89,17 @@ def test_the_owners_dedupe_window_follows_the_outbox_resend_period(monkeypatch):
     monkeypatch.setenv("STREAMREC_OWNER_DEDUPE_SECONDS", "1199")
     with pytest.raises(ValidationError, match="STREAMREC_OWNER_DEDUPE_SECONDS"):
         Settings()
+
+
+def test_a_cluster_needs_a_prefix_with_a_hash_tag(monkeypatch):
+    monkeypatch.setenv("STREAMREC_REDIS_CLUSTER", "true")
+    with pytest.raises(ValidationError, match="STREAMREC_REDIS_PREFIX 'streamrec' has no hash tag.*{streamrec}"):
+        Settings()
+    monkeypatch.setenv("STREAMREC_REDIS_PREFIX", "{shop}")
+    s = Settings()
+    assert s.redis_cluster and s.run_prefix("bench:1") == "{bench:1}"
+    untagged = s.model_copy(update={"redis_prefix": "shop"})  # a copy is not validated again: the client checks
+    with pytest.raises(ValueError, match="has no hash tag"):
+        untagged.redis_client()
+    monkeypatch.delenv("STREAMREC_REDIS_CLUSTER")
+    assert Settings(redis_prefix="shop").run_prefix("bench:1") == "bench:1"
