@@ -90,6 +90,42 @@ def isolated(stack_settings, request):
         client.delete(*keys[i:i + 500])
 
 
+@pytest.fixture(scope="session")
+def redis_cluster_settings(stack_settings):
+    """The test stack with its Redis swapped for a local Redis Cluster of three primaries
+    (stream/stack/redis_cluster.py, on STREAMREC_TEST_REDIS_CLUSTER_PORT and the two ports after
+    it), up for the session; stopped at the end if this session started it."""
+    from stream.stack import Stack, StackError
+
+    port = int(os.environ.get("STREAMREC_TEST_REDIS_CLUSTER_PORT", "17000"))
+    settings = stack_settings.model_copy(update={"redis_cluster_port": port, "redis_cluster": True,
+                                                 "redis_url": f"redis://127.0.0.1:{port}/0"})
+    stack = Stack(settings, ("redis-cluster",))
+    already = all(s.healthy for s in stack.status())
+    try:
+        stack.up(log=lambda m: print(f"[stack] {m}", file=sys.stderr))
+    except StackError as exc:
+        unavailable(f"the local Redis Cluster could not start: {exc}")
+    yield settings
+    if not already and not os.environ.get("STREAMREC_TEST_KEEP_STACK"):
+        stack.down(log=lambda m: print(f"[stack] {m}", file=sys.stderr))
+
+
+@pytest.fixture
+def isolated_cluster(isolated, redis_cluster_settings):
+    """``isolated`` on the Redis Cluster: its Redis prefix a hash tag (every key in one slot)."""
+    cluster = redis_cluster_settings
+    settings = isolated.model_copy(update={
+        "redis_cluster": True, "redis_cluster_port": cluster.redis_cluster_port, "redis_url": cluster.redis_url,
+        "redis_prefix": "{" + isolated.redis_prefix + "}"})
+    yield settings
+    client = settings.redis_client()
+    keys = list(client.scan_iter(f"{settings.redis_prefix}:*", count=1000))
+    for i in range(0, len(keys), 500):
+        client.delete(*keys[i:i + 500])
+    client.close()
+
+
 class WorkerProcess:
     """A real `streamrec worker` subprocess."""
 

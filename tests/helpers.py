@@ -29,12 +29,10 @@ def unavailable(what: str) -> NoReturn:
 
 def stats(settings: Settings) -> dict[str, int]:
     """The worker's counters in Redis under this test's prefix."""
-    import redis
-
     from stream.state.keys import Keys
     from stream.state.stats import read_stats
 
-    return read_stats(redis.Redis.from_url(settings.redis_url, **settings.redis_kwargs()), Keys(settings.redis_prefix))
+    return read_stats(settings.redis_client(), Keys(settings.redis_prefix))
 
 
 def applied(settings: Settings) -> int:
@@ -46,11 +44,9 @@ def applied(settings: Settings) -> int:
 
 def learned(settings: Settings) -> float:
     """Events the MF model's user rows have learned from, summed over every user row in Redis."""
-    import redis
-
     from stream.state.packing import unpack_user
 
-    client = redis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
+    client = settings.redis_client()
     prefix = f"{settings.redis_prefix}:user:"
     keys = [k for k in client.scan_iter(f"{prefix}*", count=1000) if k.count(b":") == prefix.count(":")]
     total = 0.0

@@ -33,9 +33,7 @@ class Stored:
 
 def redis_contents(settings: Settings) -> list[Stored]:
     """Every key under ``settings.redis_prefix`` with its whole value, read as its type says."""
-    import redis
-
-    client = redis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
+    client = settings.redis_client()
     out = []
     for key in client.scan_iter(f"{settings.redis_prefix}:*", count=1000):
         kind = client.type(key).decode()

@@ -1,4 +1,5 @@
-"""`streamrec stack up|down|status`: the local Kafka, Redis and Prometheus as processes."""
+"""`streamrec stack up|down|status`: the local Kafka, Redis and Prometheus as processes (and, asked
+for by name, a local Redis Cluster: :mod:`stream.stack.redis_cluster`)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from stream.stack.kafka import KafkaService
 from stream.stack.process import StackError, port_open
 from stream.stack.prometheus import PrometheusService
 from stream.stack.redis import RedisService
+from stream.stack.redis_cluster import RedisClusterService
 
 __all__ = ["Stack", "ServiceStatus"]
 
-_START_TIMEOUT = {"kafka": 90.0, "redis": 15.0, "prometheus": 30.0}
+_START_TIMEOUT = {"kafka": 90.0, "redis": 15.0, "prometheus": 30.0, "redis-cluster": 30.0}
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class Stack:
             "kafka": KafkaService(settings),
             "redis": RedisService(settings),
             "prometheus": PrometheusService(settings),
+            "redis-cluster": RedisClusterService(settings),
         }
         unknown = set(services) - set(all_services)
         if unknown:
@@ -62,7 +65,7 @@ class Stack:
             if port_open(service.port):
                 raise StackError(
                     f"{service.name}: port {service.port} is already in use by a process this stack did not start; "
-                    f"stop it or choose another port (STREAMREC_{service.name.upper()}_PORT)."
+                    f"stop it or choose another port (STREAMREC_{service.port_setting.upper()})."
                 )
             log(f"{service.name}: starting on port {service.port} (logs: {service.proc.logfile})")
             started = time.monotonic()

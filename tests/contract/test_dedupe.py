@@ -30,16 +30,16 @@ def _click(event_id: str, user: str, item: str, ts: float):
     return validate_event("click", {"event_id": event_id, "user_id": user, "item_id": item, "ts": ts, "schema": "v1"})
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-cluster"])
 def make_state(request, isolated):
     """Makes the state inside the test's event loop (a Redis client belongs to one loop)."""
+    where = request.getfixturevalue("isolated_cluster") if request.param == "redis-cluster" else isolated
+
     def make(clock):
         if request.param == "memory":
             return MemoryState()
-        import redis.asyncio as aioredis
-
-        return RedisState(aioredis.Redis.from_url(isolated.redis_url),
-                          Keys(f"{isolated.redis_prefix}:{uuid.uuid4().hex[:6]}"), n_factors=4,
+        return RedisState(where.redis_client(asyncio=True),
+                          Keys(f"{where.redis_prefix}:{uuid.uuid4().hex[:6]}"), n_factors=4,
                           dedupe_ttl_seconds=10, clock=clock)
     return make
 

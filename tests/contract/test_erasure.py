@@ -36,24 +36,23 @@ def _event(kind: str, event_id: str, user: str, item: str, ts: float):
                                  **extra})
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-cluster"])
 def make_state(request, isolated):
     """(make the state inside the test's event loop, the traces it keeps as bytes)."""
-    prefix = f"{isolated.redis_prefix}:{uuid.uuid4().hex[:6]}"
+    where = request.getfixturevalue("isolated_cluster") if request.param == "redis-cluster" else isolated
+    prefix = f"{where.redis_prefix}:{uuid.uuid4().hex[:6]}"
 
     def make(clock):
         if request.param == "memory":
             return MemoryState()
-        import redis.asyncio as aioredis
-
-        return RedisState(aioredis.Redis.from_url(isolated.redis_url), Keys(prefix), n_factors=4,
+        return RedisState(where.redis_client(asyncio=True), Keys(prefix), n_factors=4,
                           dedupe_ttl_seconds=60, clock=clock, marker_ttl_seconds=3600)
 
     def traces(store) -> list[tuple[str, bytes]]:
         """Everything the state holds, as (where, bytes): Redis by a type-aware scan of the prefix,
         memory by its dicts' keys and values."""
-        if request.param == "redis":
-            return [(s.where, part) for s in redis_contents(isolated.model_copy(update={"redis_prefix": prefix}))
+        if request.param != "memory":
+            return [(s.where, part) for s in redis_contents(where.model_copy(update={"redis_prefix": prefix}))
                     for part in s.parts]
         held = [("claimed", t.encode()) for t in store.claimed] + [("markers", repr(store.markers).encode())]
         for name in ("user_records", "profiles", "lists", "users_seen"):

@@ -26,19 +26,19 @@ PARAMS = HybridParams(mf={"n_factors": 4, "learning_rate": 0.2, "n_negatives": 0
 WINDOW = 120  # the owners' dedupe window in these tests (STREAMREC_OWNER_DEDUPE_SECONDS)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-cluster"])
 def make_state(request, isolated):
     """Makes the state inside the test's event loop (a Redis client belongs to one loop); both read
     the test's clock (the memory state's ``clock`` is a value the test moves with :func:`_at`)."""
+    where = request.getfixturevalue("isolated_cluster") if request.param == "redis-cluster" else isolated
+
     def make(clock: Clock):
         if request.param == "memory":
             state = MemoryState(owner_dedupe_seconds=WINDOW)
             state.clock = clock.now
             return state
-        import redis.asyncio as aioredis
-
-        return RedisState(aioredis.Redis.from_url(isolated.redis_url),
-                          Keys(f"{isolated.redis_prefix}:{uuid.uuid4().hex[:6]}"), n_factors=4,
+        return RedisState(where.redis_client(asyncio=True),
+                          Keys(f"{where.redis_prefix}:{uuid.uuid4().hex[:6]}"), n_factors=4,
                           owner_dedupe_seconds=WINDOW, clock=clock)
     return make
 

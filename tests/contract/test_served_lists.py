@@ -21,17 +21,17 @@ async def _unused_tokens():
     raise AssertionError("served lists need no tokens")
 
 
-@pytest.mark.parametrize("kind", ["memory", "redis"])
-def test_served_lists_are_kept_for_the_window_then_gone(kind, isolated):
+@pytest.mark.parametrize("kind", ["memory", "redis", "redis-cluster"])
+def test_served_lists_are_kept_for_the_window_then_gone(kind, isolated, request):
+    where = request.getfixturevalue("isolated_cluster") if kind == "redis-cluster" else isolated
+
     async def run():
         clock = Clock(1000.0)
         if kind == "memory":
             state = MemoryExperiments(clock=clock)
         else:
-            import redis.asyncio as aioredis
-
-            client = aioredis.Redis.from_url(isolated.redis_url)
-            state = RedisExperiments(client, Keys(f"{isolated.redis_prefix}:{uuid.uuid4().hex[:6]}"), _unused_tokens)
+            client = where.redis_client(asyncio=True)
+            state = RedisExperiments(client, Keys(f"{where.redis_prefix}:{uuid.uuid4().hex[:6]}"), _unused_tokens)
         await state.save_lists(RECORDS, ttl=60)
         names = ["rec-0", "rec-299", "never-served", "rec-150"]
         lists, members = await state.load(names, [])
@@ -46,7 +46,7 @@ def test_served_lists_are_kept_for_the_window_then_gone(kind, isolated):
             await asyncio.sleep(1.2)
             names = ["short"]
         assert (await state.load(names, []))[0] == [None] * len(names)
-        if kind == "redis":
+        if kind != "memory":
             await client.aclose()
 
     asyncio.run(run())

@@ -9,7 +9,9 @@ precision: the state is a plug, the models are written once.
 The Redis engine runs twice: reading segment popularity from Redis every time, and keeping what
 it read (:mod:`stream.engine.segpop`) with a half-life short enough for the segments' popularity
 to be rescaled on the way; one writer's kept scores are the stored ones, so nothing may differ,
-and at the end every kept score must equal Redis' to the bit.
+and at the end every kept score must equal Redis' to the bit. It keeps them a third time on a
+local Redis Cluster of three primaries (stream/stack/redis_cluster.py), its prefix a hash tag: the
+cluster client sends every call to the node of that slot (:attr:`~stream.state.keys.Keys.slot`).
 
 Item updates are applied synchronously here, by an owner in this process right after each batch
 (:class:`~stream.engine.items.DirectBus`), not through Kafka: in a worker they reach their owner a
@@ -19,7 +21,6 @@ moment later, which changes what later batches see (measured by ``evaluate --thr
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import numpy as np
 import pytest
@@ -57,11 +58,10 @@ def _engine(state, config: EngineConfig = CONFIG, kept_seconds: float = 0.0) -> 
                   segment_popularity_seconds=kept_seconds)
 
 
-async def _run(redis_url: str, prefix: str, config: EngineConfig = CONFIG, kept_seconds: float = 0.0):
-    import redis.asyncio as aioredis
-
+async def _run(settings, config: EngineConfig = CONFIG, kept_seconds: float = 0.0):
     events, profiles = _world()
-    client = aioredis.Redis.from_url(redis_url)
+    client = settings.redis_client(asyncio=True)
+    prefix = settings.redis_prefix
     memory = _engine(MemoryState(config.behaviour.features), config)
     redis = _engine(RedisState(client, Keys(prefix), n_factors=16, behaviour_features=config.behaviour.features),
                     config, kept_seconds)
@@ -92,11 +92,12 @@ async def _run(redis_url: str, prefix: str, config: EngineConfig = CONFIG, kept_
     return memory, redis, differing, trials, users, lists_a, lists_b, rows_a, rows_b, rescales, (compared, mismatched)
 
 
-@pytest.mark.parametrize("config, kept_seconds", [(CONFIG, 0.0), (RESCALING, 3600.0)],
-                         ids=["read-every-time", "kept-and-rescaled"])
-def test_memory_and_redis_states_give_identical_lists_and_rows(isolated, config, kept_seconds):
+@pytest.mark.parametrize("where, config, kept_seconds", [("isolated", CONFIG, 0.0), ("isolated", RESCALING, 3600.0),
+                                                        ("isolated_cluster", RESCALING, 3600.0)],
+                         ids=["read-every-time", "kept-and-rescaled", "on-a-redis-cluster"])
+def test_memory_and_redis_states_give_identical_lists_and_rows(request, where, config, kept_seconds):
     memory, redis, differing, trials, users, lists_a, lists_b, rows_a, rows_b, rescales, scores = asyncio.run(
-        _run(isolated.redis_url, f"{isolated.redis_prefix}:{uuid.uuid4().hex[:6]}", config, kept_seconds))
+        _run(request.getfixturevalue(where), config, kept_seconds))
     assert trials > 500, f"only {trials} trials: the stream is too small to say much"
     kept = redis.popularity
     if kept_seconds:  # the kept scores were used, and followed rescales

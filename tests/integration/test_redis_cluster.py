@@ -1,0 +1,83 @@
+"""The worker on a Redis Cluster of three primaries (stream/stack/redis_cluster.py), its prefix a
+hash tag (STREAMREC_REDIS_CLUSTER): a stream applied exactly once across a SIGKILL, lists served
+over HTTP, rows read back by the consumer SDK, and every key of the deployment in the one slot of
+its tag, on the one node that serves it. Kafka is the shared test stack's."""
+
+from __future__ import annotations
+
+import json
+import signal
+import urllib.request
+
+import pytest
+
+from consumers.embeddings import EmbeddingReader
+from producers.simulator import World, WorldConfig
+from stream.state.keys import Keys, prefix_hash_tag
+from stream.state.packing import unpack_user
+from tests.helpers import applied, publish_world, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def _events_in_records(settings) -> int:
+    """Events applied, summed over every user's record (each event counts once in its user's)."""
+    client = settings.redis_client()
+    prefix = f"{settings.redis_prefix}:user:"
+    keys = [k for k in client.scan_iter(f"{prefix}*", count=1000) if k.count(b":") == prefix.count(":")]
+    total = 0
+    for key in keys:
+        rec = unpack_user(key.decode()[len(prefix):], client.get(key), dim=settings.mf_factors)
+        total += rec.events
+    client.close()
+    return total
+
+
+def test_a_worker_on_a_redis_cluster_applies_each_event_once_and_serves(isolated_cluster, worker_factory):
+    settings = isolated_cluster
+    world = World(WorldConfig(n_users=60, n_items=80, seed=11))
+    events = list(world.generate(1500, start_ts=1.7e9, step_seconds=0.5, run_id="cl"))
+    worker = worker_factory(settings).start()
+    publish_world(settings, world, events[:700])
+    wait_for(lambda: applied(settings) >= 200, 60, "the first events applied")
+    worker.stop(signal.SIGKILL)  # mid-stream: what it applied must count once, what it had not must come
+    publish_world(settings, world, events[700:])
+    worker = worker_factory(settings, "again").start()
+    wait_for(lambda: applied(settings) >= len(events), 120, f"{len(events)} events applied")
+    assert applied(settings) == len(events)
+    assert _events_in_records(settings) == len(events)  # each event's effect once, across the kill
+
+    user = events[-1][1]["user_id"]
+    with urllib.request.urlopen(f"{worker.url}/recommendations/{user}?k=5", timeout=10) as resp:
+        served = json.loads(resp.read())
+    assert served["user_id"] == user and len(served["items"]) == 5
+    reader = EmbeddingReader.from_settings(settings)
+    assert reader.user(user) is not None and reader.user(user).vector.shape == (settings.mf_factors,)
+    item = served["items"][0]["item_id"]
+    wait_for(lambda: reader.item(item), 30, f"item {item}'s row for readers")
+
+    # every key of the deployment hashes to its tag's slot, and only the node of that slot holds any
+    client = settings.redis_client()
+    keys = list(client.scan_iter(f"{settings.redis_prefix}:*", count=1000))
+    assert len(keys) > 100
+    slot = client.keyslot(Keys(settings.redis_prefix).slot)
+    assert slot == client.keyslot(prefix_hash_tag(settings.redis_prefix))
+    assert {client.keyslot(k) for k in keys} == {slot}
+    holders = {node.port for node in client.get_primaries()
+               if client.execute_command("CLUSTER", "COUNTKEYSINSLOT", slot, target_nodes=node)}
+    assert holders == {client.get_node_from_key(Keys(settings.redis_prefix).slot).port}
+    assert len(client.get_primaries()) == 3
+    client.close()
+
+
+def test_preflight_names_a_cluster_setting_that_does_not_match_the_server(isolated, redis_cluster_settings):
+    from stream.preflight import ServiceError, check_redis
+
+    on_cluster_as_single = isolated.model_copy(update={"redis_url": redis_cluster_settings.redis_url})
+    with pytest.raises(ServiceError, match="is a node of a Redis Cluster: set STREAMREC_REDIS_CLUSTER=true"):
+        check_redis(on_cluster_as_single, timeout=2)
+    on_single_as_cluster = isolated.model_copy(update={"redis_cluster": True, "redis_prefix": "{x}"})
+    with pytest.raises(ServiceError, match="did not answer as a Redis Cluster, and STREAMREC_REDIS_CLUSTER is set"):
+        check_redis(on_single_as_cluster, timeout=2)
+    check_redis(redis_cluster_settings.model_copy(update={"redis_prefix": "{x}"}), timeout=2)
+    check_redis(isolated, timeout=2)
