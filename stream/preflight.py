@@ -183,7 +183,8 @@ def check_redis(settings: Settings, timeout: float = 5.0) -> None:
         client.exists(f"{settings.redis_prefix}:stats")
     except redis.exceptions.RedisClusterException as exc:
         raise ServiceError(f"{where} did not answer as a Redis Cluster, and STREAMREC_REDIS_CLUSTER is set "
-                           f"({exc}): unset it for a single Redis") from None
+                           f"({exc}): unset it for a single Redis; on a cluster, user {user} needs CLUSTER SLOTS "
+                           "(stream.stack.redis.worker_acl allows it)") from None
     except redis.AuthenticationError as exc:
         if not settings.redis_password.get_secret_value():
             raise ServiceError(f"{where} asks for a password and STREAMREC_REDIS_PASSWORD is empty "

@@ -8,9 +8,9 @@ no password of theirs at all.
 Examples
 --------
 >>> worker_acl("streamrec")
-'resetkeys ~streamrec:* resetchannels -@all +@read +@write +@connection +@transaction +evalsha +eval +script|load +script|exists -@dangerous -@admin -@blocking -function -scan -randomkey -dbsize'
+'resetkeys ~streamrec:* resetchannels -@all +@read +@write +@connection +@transaction +evalsha +eval +script|load +script|exists -@dangerous -@admin -@blocking -function -scan -randomkey -dbsize +cluster|slots'
 >>> reader_acl("streamrec")
-'resetkeys %R~streamrec:* resetchannels -@all +@read +@connection -@dangerous -@admin -@blocking -function -scan -randomkey -dbsize'
+'resetkeys %R~streamrec:* resetchannels -@all +@read +@connection -@dangerous -@admin -@blocking -function -scan -randomkey -dbsize +cluster|slots'
 >>> quote_config_value('pa ss"word')
 '"pa ss\\\\"word"'
 """
@@ -31,21 +31,26 @@ __all__ = ["RedisService", "AclUser", "worker_acl", "reader_acl", "quote_config_
 # commands that list or count keys, which ignore ACL key patterns: a user limited to its prefix
 # would see every other prefix's key names (which name users) through them.
 _DENIED = "-@dangerous -@admin -@blocking -function -scan -randomkey -dbsize"
+# What a Redis Cluster client asks a node to find the others: the slots' map, nothing else of CLUSTER.
+_CLUSTER = "+cluster|slots"
 
 
 def worker_acl(prefix: str) -> str:
     """ACL rules for a worker limited to the keys under ``prefix``: reads and writes, MULTI/EXEC,
     Lua scripts by EVALSHA (and the EVAL / SCRIPT LOAD that redis-py falls back to after a
-    NOSCRIPT); no administration (CONFIG, ACL, FLUSHALL, MONITOR...), no key enumeration, no
+    NOSCRIPT), CLUSTER SLOTS (a cluster client finds the nodes with it; a single Redis refuses it
+    anyway); no administration (CONFIG, ACL, FLUSHALL, MONITOR...), no key enumeration, no
     pub/sub. Redis checks the key patterns inside scripts too (a script's ``redis.call`` on
-    another key fails with NOPERM): tests/integration/test_security_redis.py shows it."""
+    another key fails with NOPERM): tests/integration/test_security_redis.py shows it, and
+    tests/integration/test_redis_cluster.py the rules on a cluster."""
     return (f"resetkeys ~{prefix}:* resetchannels -@all +@read +@write +@connection +@transaction "
-            f"+evalsha +eval +script|load +script|exists {_DENIED}")
+            f"+evalsha +eval +script|load +script|exists {_DENIED} {_CLUSTER}")
 
 
 def reader_acl(prefix: str) -> str:
-    """ACL rules for a reader (the consumer SDK's EmbeddingReader): read-only keys under ``prefix``."""
-    return f"resetkeys %R~{prefix}:* resetchannels -@all +@read +@connection {_DENIED}"
+    """ACL rules for a reader (the consumer SDK's EmbeddingReader): read-only keys under ``prefix``,
+    and CLUSTER SLOTS."""
+    return f"resetkeys %R~{prefix}:* resetchannels -@all +@read +@connection {_DENIED} {_CLUSTER}"
 
 
 def quote_config_value(value: str) -> str:

@@ -7,7 +7,7 @@ directory, append-only file and ``nodes.conf``. The first start splits the 16,38
 ranges and introduces the nodes to each other (CLUSTER ADDSLOTSRANGE, CLUSTER MEET, from Python:
 no password on a command line); a restart finds the cluster in the nodes' ``nodes.conf`` again.
 STREAMREC_REDIS_PASSWORD, when set, is each node's ``requirepass`` and ``masterauth``, in a 0600
-config file as for the single Redis (:mod:`stream.stack.redis`).
+config file as for the single Redis (:mod:`stream.stack.redis`), with the ACL users asked for.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from stream.stack.process import ManagedProcess, Service, StackError
-from stream.stack.redis import quote_config_value, write_private
+from stream.stack.redis import AclUser, quote_config_value, write_private
 
 __all__ = ["RedisClusterService", "SLOTS", "slot_ranges"]
 
@@ -61,14 +61,16 @@ class _Nodes:
 
 
 class RedisClusterService(Service):
-    """Three redis-server processes in cluster mode, their slots assigned (see the module docstring)."""
+    """Three redis-server processes in cluster mode, their slots assigned (see the module docstring).
+    ``users``: ACL users on every node besides the default one."""
 
     name = "redis-cluster"
     marker = "redis-server"
     port_setting = "redis_cluster_port"
 
-    def __init__(self, settings) -> None:
+    def __init__(self, settings, users: tuple[AclUser, ...] = ()) -> None:
         super().__init__(settings)
+        self.users = users
         self.ports = [self.port + i for i in range(NODES)]
         self.proc = _Nodes([ManagedProcess(f"node-{port}", self.dir / f"node-{port}", marker=self.marker)
                             for port in self.ports])
@@ -92,6 +94,7 @@ class RedisClusterService(Service):
                      "appendfsync everysec", "daemonize no", 'save ""']
             if password:  # the nodes ask each other with it too
                 lines += [f"requirepass {quote_config_value(password)}", f"masterauth {quote_config_value(password)}"]
+            lines += [user.config_line() for user in self.users]
             conf = proc.run_dir / "redis.conf"
             write_private(conf, "\n".join(lines) + "\n")
             proc.start([exe, str(conf)])

@@ -5,17 +5,34 @@ its tag, on the one node that serves it. Kafka is the shared test stack's."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import signal
 import urllib.request
+import uuid
 
 import pytest
+import redis
+from pydantic import SecretStr
 
 from consumers.embeddings import EmbeddingReader
 from producers.simulator import World, WorldConfig
+from stream.config import Settings
+from stream.contract import validate_event
+from stream.engine.config import EngineConfig
+from stream.engine.engine import Engine
+from stream.engine.items import DirectBus, ItemOwner
+from stream.models.hybrid import HybridParams
+from stream.models.items import ItemTable
+from stream.stack.process import port_open
+from stream.stack.redis import AclUser, reader_acl, worker_acl
+from stream.stack.redis_cluster import RedisClusterService
 from stream.state.keys import Keys, prefix_hash_tag
 from stream.state.packing import unpack_user
+from stream.state.redis import RedisState
 from tests.helpers import applied, publish_world, wait_for
+from tests.secure import new_secret
 
 pytestmark = pytest.mark.integration
 
@@ -81,3 +98,50 @@ def test_preflight_names_a_cluster_setting_that_does_not_match_the_server(isolat
         check_redis(on_single_as_cluster, timeout=2)
     check_redis(redis_cluster_settings.model_copy(update={"redis_prefix": "{x}"}), timeout=2)
     check_redis(isolated, timeout=2)
+
+
+def test_acl_users_on_a_cluster_reach_their_own_prefix_only(tmp_path):
+    """A second cluster, every node asking for a password, with the worker's and the reader's ACL
+    users (stream.stack.redis): the engine commits as the worker, the SDK reads as the reader."""
+    port = int(os.environ.get("STREAMREC_TEST_REDIS_CLUSTER_PORT", "17000")) + 10
+    assert not any(port_open(p) for p in range(port, port + 3)), f"ports {port}-{port + 2} are taken"
+    prefix = f"{{acl:{uuid.uuid4().hex[:8]}}}"
+    passwords = {"default": new_secret("defaultpw"), "worker": new_secret("workerpw"), "reader": new_secret("readerpw")}
+    base = Settings(stack_dir=str(tmp_path), redis_cluster_port=port, redis_password=passwords["default"],
+                    redis_url="")
+    service = RedisClusterService(base, (AclUser("worker", passwords["worker"], worker_acl(prefix)),
+                                         AclUser("reader", passwords["reader"], reader_acl(prefix))))
+
+    def as_user(user: str, key_prefix: str = prefix) -> Settings:
+        return base.model_copy(update={"redis_cluster": True, "redis_url": f"redis://127.0.0.1:{port}/0",
+                                       "redis_prefix": key_prefix, "redis_username": user,
+                                       "redis_password": SecretStr(passwords[user])})
+
+    config = EngineConfig(hybrid=HybridParams(mf={"n_factors": 4}), rerank=None, behaviour=None)
+    clicks = [validate_event("click", {"event_id": f"e{n}", "user_id": u, "item_id": i, "ts": 100.0 + n,
+                                       "schema": "v1"}) for n, (u, i) in enumerate([("ann", "a"), ("ann", "b")])]
+
+    async def step(settings: Settings) -> None:
+        client = settings.redis_client(asyncio=True)
+        state = RedisState(client, Keys(settings.redis_prefix), n_factors=4)
+        table = ItemTable(config.hybrid)
+        try:
+            await Engine(config, state, table, DirectBus(ItemOwner(table, state, clock=lambda: 5.0)),
+                         clock=lambda: 5.0).step(clicks)
+        finally:
+            await client.aclose()
+
+    service.start()
+    try:
+        assert wait_for(service.healthy, 30, "the password cluster")
+        asyncio.run(step(as_user("worker")))
+        reader = EmbeddingReader.from_settings(as_user("reader"))
+        assert reader.user("ann") is not None and reader.item("a") is not None
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            reader.redis.set(f"{prefix}:x", "1")  # read only
+        with pytest.raises(redis.exceptions.NoPermissionError):  # the worker's scripts, on another prefix
+            asyncio.run(step(as_user("worker", "{elsewhere}")))
+        with pytest.raises(redis.exceptions.RedisClusterException, match="invalid username-password pair"):
+            as_user("worker").model_copy(update={"redis_password": SecretStr("wrong")}).redis_client().ping()
+    finally:
+        service.proc.stop()
