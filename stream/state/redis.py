@@ -295,8 +295,8 @@ class RedisState(RedisItemSide, StateStore):
 
     async def coverage(self) -> tuple[int, int]:
         pipe = self.redis.pipeline(transaction=False)
-        pipe.pfcount(self.keys.hll_recommended)
-        pipe.pfcount(self.keys.hll_items)
+        for key in (self.keys.hll_recommended, self.keys.hll_items):
+            pipe.execute_command("PFCOUNT", key)  # as a command: a cluster client's pipeline refuses pfcount()
         rec, items = await pipe.execute()
         return int(rec), int(items)
 

@@ -81,6 +81,7 @@ async def _run(settings, config: EngineConfig = CONFIG, kept_seconds: float = 0.
         assert a.fresh == b.fresh
     users = sorted({e.user_id for e in events})
     lists_a, lists_b = await memory.recommend(users), await redis.recommend(users)
+    coverage = await memory.state.coverage(), await redis.state.coverage()  # exact, and HyperLogLog estimates
     rows_a, rows_b = await memory.state.users(users), await redis.state.users(users)
     compared = mismatched = 0  # every score kept, against Redis now: to the bit
     for seg, kept in redis.popularity._kept.items():
@@ -89,14 +90,15 @@ async def _run(settings, config: EngineConfig = CONFIG, kept_seconds: float = 0.
         compared += len(rows)
         mismatched += int((stored != kept.values[rows]).sum())
     await client.aclose()
-    return memory, redis, differing, trials, users, lists_a, lists_b, rows_a, rows_b, rescales, (compared, mismatched)
+    return (memory, redis, differing, trials, users, lists_a, lists_b, rows_a, rows_b, rescales, (compared, mismatched),
+            coverage)
 
 
 @pytest.mark.parametrize("where, config, kept_seconds", [("isolated", CONFIG, 0.0), ("isolated", RESCALING, 3600.0),
                                                         ("isolated_cluster", RESCALING, 3600.0)],
                          ids=["read-every-time", "kept-and-rescaled", "on-a-redis-cluster"])
 def test_memory_and_redis_states_give_identical_lists_and_rows(request, where, config, kept_seconds):
-    memory, redis, differing, trials, users, lists_a, lists_b, rows_a, rows_b, rescales, scores = asyncio.run(
+    memory, redis, differing, trials, users, lists_a, lists_b, rows_a, rows_b, rescales, scores, coverage = asyncio.run(
         _run(request.getfixturevalue(where), config, kept_seconds))
     assert trials > 500, f"only {trials} trials: the stream is too small to say much"
     kept = redis.popularity
@@ -107,6 +109,9 @@ def test_memory_and_redis_states_give_identical_lists_and_rows(request, where, c
         assert compared > 100 and mismatched == 0, scores
     else:
         assert kept.asked == 0
+    (served, items), (served_estimate, items_estimate) = coverage  # distinct items served in trials, and seen
+    assert served > 20 and items > 100, coverage
+    assert abs(served_estimate - served) <= 0.02 * served and abs(items_estimate - items) <= 0.02 * items, coverage
     assert not differing, f"trial lists differ in the batches ending at {differing[:5]}"
     different = [u for u in users if lists_a[u][1].ids != lists_b[u][1].ids]
     assert not different, f"{len(different)} users' final lists differ, e.g. {different[:3]}"

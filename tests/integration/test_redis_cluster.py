@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import signal
+import time
 import urllib.request
 import uuid
 
@@ -85,6 +86,9 @@ def test_a_worker_on_a_redis_cluster_applies_each_event_once_and_serves(isolated
     assert holders == {client.get_node_from_key(Keys(settings.redis_prefix).slot).port}
     assert len(client.get_primaries()) == 3
     client.close()
+    time.sleep(5.5)  # the periodic work (outbox sweep, coverage gauges: every 5 s) ran at least once more
+    log = worker.log_path.read_text(errors="replace")
+    assert "Traceback" not in log, log[log.find("Traceback") - 300:][:2000]
 
 
 def test_preflight_names_a_cluster_setting_that_does_not_match_the_server(isolated, redis_cluster_settings):
