@@ -32,7 +32,7 @@ from stream.stack.redis_cluster import RedisClusterService
 from stream.state.keys import Keys, prefix_hash_tag
 from stream.state.packing import unpack_user
 from stream.state.redis import RedisState
-from tests.helpers import applied, publish_world, wait_for
+from tests.helpers import applied, experiment_toml, publish_world, wait_for
 from tests.secure import new_secret
 
 pytestmark = pytest.mark.integration
@@ -51,8 +51,10 @@ def _events_in_records(settings) -> int:
     return total
 
 
-def test_a_worker_on_a_redis_cluster_applies_each_event_once_and_serves(isolated_cluster, worker_factory):
-    settings = isolated_cluster
+def test_a_worker_on_a_redis_cluster_applies_each_event_once_and_serves(isolated_cluster, worker_factory, tmp_path):
+    experiments = tmp_path / "experiments.toml"  # assignments and attribution run on the cluster too
+    experiments.write_text(experiment_toml("blend", ("a", "b")))
+    settings = isolated_cluster.model_copy(update={"experiments_path": str(experiments)})
     world = World(WorldConfig(n_users=60, n_items=80, seed=11))
     events = list(world.generate(1500, start_ts=1.7e9, step_seconds=0.5, run_id="cl"))
     worker = worker_factory(settings).start()
@@ -73,6 +75,12 @@ def test_a_worker_on_a_redis_cluster_applies_each_event_once_and_serves(isolated
     assert reader.user(user) is not None and reader.user(user).vector.shape == (settings.mf_factors,)
     item = served["items"][0]["item_id"]
     wait_for(lambda: reader.item(item), 30, f"item {item}'s row for readers")
+
+    client = settings.redis_client()
+    counts = client.hgetall(Keys(settings.redis_prefix).experiment_assigned("blend"))
+    assigned = {k.decode(): int(v) for k, v in counts.items()}
+    assert set(assigned) == {"a", "b"} and sum(assigned.values()) > 20, assigned
+    client.close()
 
     # every key of the deployment hashes to its tag's slot, and only the node of that slot holds any
     client = settings.redis_client()
