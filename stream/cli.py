@@ -100,8 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     stack = sub.add_parser("stack", help="local Kafka, Redis and Prometheus processes")
     stack.add_argument("action", choices=["up", "down", "status"])
-    stack.add_argument("--services", default=None, help="comma-separated subset of kafka,redis,prometheus (the default), "
-                       "or redis-cluster: three Redis nodes in cluster mode (STREAMREC_REDIS_CLUSTER_PORT)")
+    stack.add_argument("--services", default=None,
+                       help="comma-separated subset of kafka,redis,prometheus (the default), or redis-cluster: "
+                       "three Redis nodes in cluster mode (STREAMREC_REDIS_CLUSTER_PORT)")
     stack.set_defaults(func=_cmd_stack)
 
     topics = sub.add_parser("topics", help="create streamrec's topics")
