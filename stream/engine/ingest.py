@@ -35,13 +35,18 @@ __all__ = ["Ingest", "BatchOutcome", "TRANSIENT", "Sink"]
 
 log = logging.getLogger(__name__)
 
-#: Failures worth waiting out: the store is restarting or the network hiccuped.
+#: Failures worth waiting out: the store is restarting or the network hiccuped; on a Redis Cluster,
+#: the node of the slot is away (down, failing over, its slot moving) or no node answers.
 TRANSIENT = (
     ConnectionError,
     TimeoutError,
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     redis.exceptions.BusyLoadingError,
+    redis.exceptions.ClusterDownError,  # and MasterDownError
+    redis.exceptions.TryAgainError,
+    redis.exceptions.SlotNotCoveredError,
+    redis.exceptions.RedisClusterUnreachableError,
 )
 
 

@@ -157,3 +157,43 @@ def test_acl_users_on_a_cluster_reach_their_own_prefix_only(tmp_path):
             as_user("worker").model_copy(update={"redis_password": SecretStr("wrong")}).redis_client().ping()
     finally:
         service.proc.stop()
+
+
+def test_the_slot_s_node_killed_and_started_again_mid_stream_loses_nothing(isolated, worker_factory, tmp_path):
+    """kill -9 of the node that holds the deployment's slot, under load, and the node started again
+    3 s later (a cluster of its own: the shared one stays up): the worker waits the outage out (it
+    never takes it for a poison event), and every event is applied once; none is dead-lettered."""
+    port = int(os.environ.get("STREAMREC_TEST_REDIS_CLUSTER_PORT", "17000")) + 20
+    assert not any(port_open(p) for p in range(port, port + 3)), f"ports {port}-{port + 2} are taken"
+    service = RedisClusterService(Settings(stack_dir=str(tmp_path), redis_cluster_port=port, redis_url=""))
+    service.start()
+    try:
+        assert wait_for(service.healthy, 30, "the cluster")
+        settings = isolated.model_copy(update={"redis_cluster": True, "redis_cluster_port": port,
+                                               "redis_url": f"redis://127.0.0.1:{port}/0",
+                                               "redis_prefix": "{" + isolated.redis_prefix + "}"})
+        client = settings.redis_client()
+        victim_port = client.get_node_from_key(Keys(settings.redis_prefix).slot).port
+        client.close()
+        victim = next(p for p in service.proc.procs if p.run_dir.name == f"node-{victim_port}")
+        world = World(WorldConfig(n_users=300, n_items=200, seed=12))
+        events = list(world.generate(12_000, start_ts=1.7e9, step_seconds=0.05, run_id="kill"))
+        worker = worker_factory(settings).start()
+        publish_world(settings, world, events)
+        wait_for(lambda: applied(settings) >= 1_500, 60, "1,500 events applied")
+        os.killpg(victim.pid(), signal.SIGKILL)
+        time.sleep(3.0)
+        service.start()  # the killed node only; it finds its slots and peers in nodes.conf
+        assert wait_for(service.healthy, 30, "the cluster after the restart")
+        wait_for(lambda: applied(settings) >= len(events), 180, f"{len(events)} events applied")
+        assert applied(settings) == len(events) and _events_in_records(settings) == len(events)
+        with urllib.request.urlopen(f"{worker.url}/metrics", timeout=10) as resp:
+            metrics = resp.read().decode()
+        rejected = [line for line in metrics.splitlines()
+                    if line.startswith("streamrec_invalid_events_total{") and not line.endswith(" 0.0")]
+        assert not rejected, rejected
+        assert worker.proc.poll() is None
+        log = worker.log_path.read_text(errors="replace")
+        assert "isolating the failing events" not in log, log[log.find("isolating") - 2000:][:3000]
+    finally:
+        service.proc.stop()
