@@ -112,7 +112,6 @@ def through_worker(settings: Settings, stream: EventStream, *, rate: float = 100
                    model_config: dict | None = None, out: TextIO | None = None, progress: TextIO | None = sys.stderr,
                    keep_stack: bool = True, work_dir: str | None = None, timeout: float = 3600.0) -> ThroughWorkerResult:
     """Replay ``stream`` through a real worker on the local stack (see the module docstring)."""
-
     from producers.cli import publish
     from producers.sdk import EventProducer
     from stream.engine.config import EngineConfig
