@@ -90,18 +90,21 @@ class Tokens:
     def events(self, event_ids: list[str]) -> list[str]:
         """Event ids' tokens, in order: 16 base64url characters each (96 bits of keyed BLAKE2b)."""
         known = self._events
-        new = [e for e in event_ids if e not in known]
-        if new:
-            base = self._event
-            digests = []
-            for e in new:
-                h = base.copy()
-                h.update(e.encode("utf-8"))
-                digests.append(h.digest())
-            text = base64.urlsafe_b64encode(b"".join(digests)).decode("ascii")
-            for j, e in enumerate(new):
-                _remember(known, e, text[16 * j:16 * j + 16])
-        return [known[e] for e in event_ids]
+        new = list(dict.fromkeys(e for e in event_ids if e not in known))
+        if not new:
+            return [known[e] for e in event_ids]
+        base = self._event
+        digests = []
+        for e in new:
+            h = base.copy()
+            h.update(e.encode("utf-8"))
+            digests.append(h.digest())
+        text = base64.urlsafe_b64encode(b"".join(digests)).decode("ascii")
+        fresh = {e: text[16 * j:16 * j + 16] for j, e in enumerate(new)}
+        out = [fresh[e] if e in fresh else known[e] for e in event_ids]  # before remembering may forget
+        for e, token in fresh.items():
+            _remember(known, e, token)
+        return out
 
 
 _REMEMBERED = 100_000  # tokens kept per kind (a few batches' worth; forgotten all at once past it)
