@@ -47,21 +47,27 @@ def _stack_settings() -> Settings:
     )
 
 
-@pytest.fixture(scope="session")
-def stack_settings():
-    """The test stack, up for the whole session; stopped at the end if this session started it."""
+def _up_for_the_session(settings: Settings, services: tuple[str, ...], what: str):
+    """Start ``services`` (a generator fixture's body): up for the whole session, stopped at the
+    end if this session started them (and STREAMREC_TEST_KEEP_STACK is not set)."""
     from stream.stack import Stack, StackError
 
-    settings = _stack_settings()
-    stack = Stack(settings)
+    stack = Stack(settings, services)
     already = all(s.healthy for s in stack.status())
     try:
         stack.up(log=lambda m: print(f"[stack] {m}", file=sys.stderr))
     except StackError as exc:
-        unavailable(f"the local stack (Kafka, Redis, Prometheus) could not start: {exc}")
+        unavailable(f"{what} could not start: {exc}")
     yield settings
     if not already and not os.environ.get("STREAMREC_TEST_KEEP_STACK"):
         stack.down(log=lambda m: print(f"[stack] {m}", file=sys.stderr))
+
+
+@pytest.fixture(scope="session")
+def stack_settings():
+    """The test stack, up for the whole session; stopped at the end if this session started it."""
+    yield from _up_for_the_session(_stack_settings(), ("kafka", "redis", "prometheus"),
+                                   "the local stack (Kafka, Redis, Prometheus)")
 
 
 @pytest.fixture
@@ -95,20 +101,10 @@ def redis_cluster_settings(stack_settings):
     """The test stack with its Redis swapped for a local Redis Cluster of three primaries
     (stream/stack/redis_cluster.py, on STREAMREC_TEST_REDIS_CLUSTER_PORT and the two ports after
     it), up for the session; stopped at the end if this session started it."""
-    from stream.stack import Stack, StackError
-
     port = int(os.environ.get("STREAMREC_TEST_REDIS_CLUSTER_PORT", "17000"))
     settings = stack_settings.model_copy(update={"redis_cluster_port": port, "redis_cluster": True,
                                                  "redis_url": f"redis://127.0.0.1:{port}/0"})
-    stack = Stack(settings, ("redis-cluster",))
-    already = all(s.healthy for s in stack.status())
-    try:
-        stack.up(log=lambda m: print(f"[stack] {m}", file=sys.stderr))
-    except StackError as exc:
-        unavailable(f"the local Redis Cluster could not start: {exc}")
-    yield settings
-    if not already and not os.environ.get("STREAMREC_TEST_KEEP_STACK"):
-        stack.down(log=lambda m: print(f"[stack] {m}", file=sys.stderr))
+    yield from _up_for_the_session(settings, ("redis-cluster",), "the local Redis Cluster")
 
 
 @pytest.fixture
