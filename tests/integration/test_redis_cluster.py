@@ -30,9 +30,9 @@ from stream.stack.process import StackError, port_open
 from stream.stack.redis import AclUser, reader_acl, worker_acl
 from stream.stack.redis_cluster import RedisClusterService
 from stream.state.keys import Keys, prefix_hash_tag
-from stream.state.packing import unpack_user
 from stream.state.redis import RedisState
-from tests.helpers import applied, experiment_toml, publish_world, unavailable, wait_for
+from tests.helpers import (applied, events_in_records, experiment_toml, publish_world, survives_a_redis_outage,
+                           unavailable, wait_for)
 from tests.secure import new_secret
 
 pytestmark = pytest.mark.integration
@@ -44,19 +44,6 @@ def _start(service: RedisClusterService) -> None:
         service.start()
     except StackError as exc:
         unavailable(f"a Redis Cluster could not start: {exc}")
-
-
-def _events_in_records(settings) -> int:
-    """Events applied, summed over every user's record (each event counts once in its user's)."""
-    client = settings.redis_client()
-    prefix = f"{settings.redis_prefix}:user:"
-    keys = [k for k in client.scan_iter(f"{prefix}*", count=1000) if k.count(b":") == prefix.count(":")]
-    total = 0
-    for key in keys:
-        rec = unpack_user(key.decode()[len(prefix):], client.get(key), dim=settings.mf_factors)
-        total += rec.events
-    client.close()
-    return total
 
 
 def test_a_worker_on_a_redis_cluster_applies_each_event_once_and_serves(isolated_cluster, worker_factory, tmp_path):
@@ -73,7 +60,7 @@ def test_a_worker_on_a_redis_cluster_applies_each_event_once_and_serves(isolated
     worker = worker_factory(settings, "again").start()
     wait_for(lambda: applied(settings) >= len(events), 120, f"{len(events)} events applied")
     assert applied(settings) == len(events)
-    assert _events_in_records(settings) == len(events)  # each event's effect once, across the kill
+    assert events_in_records(settings) == len(events)  # each event's effect once, across the kill
 
     user = events[-1][1]["user_id"]
     with urllib.request.urlopen(f"{worker.url}/recommendations/{user}?k=5", timeout=10) as resp:
@@ -184,24 +171,8 @@ def test_the_slot_s_node_killed_and_started_again_mid_stream_loses_nothing(isola
         victim_port = client.get_node_from_key(Keys(settings.redis_prefix).slot).port
         client.close()
         victim = next(p for p in service.proc.procs if p.run_dir.name == f"node-{victim_port}")
-        world = World(WorldConfig(n_users=300, n_items=200, seed=12))
-        events = list(world.generate(12_000, start_ts=1.7e9, step_seconds=0.05, run_id="kill"))
-        worker = worker_factory(settings).start()
-        publish_world(settings, world, events)
-        wait_for(lambda: applied(settings) >= 1_500, 60, "1,500 events applied")
-        os.killpg(victim.pid(), signal.SIGKILL)
-        time.sleep(3.0)
-        service.start()  # the killed node only; it finds its slots and peers in nodes.conf
-        assert wait_for(service.healthy, 30, "the cluster after the restart")
-        wait_for(lambda: applied(settings) >= len(events), 180, f"{len(events)} events applied")
-        assert applied(settings) == len(events) and _events_in_records(settings) == len(events)
-        with urllib.request.urlopen(f"{worker.url}/metrics", timeout=10) as resp:
-            metrics = resp.read().decode()
-        rejected = [line for line in metrics.splitlines()
-                    if line.startswith("streamrec_invalid_events_total{") and not line.endswith(" 0.0")]
-        assert not rejected, rejected
-        assert worker.proc.poll() is None
-        log = worker.log_path.read_text(errors="replace")
-        assert "isolating the failing events" not in log, log[log.find("isolating") - 2000:][:3000]
+        survives_a_redis_outage(settings, worker_factory, lambda: os.killpg(victim.pid(), signal.SIGKILL),
+                                # start() starts the killed node only; it finds its slots and peers in nodes.conf
+                                lambda: (service.start(), wait_for(service.healthy, 30, "the cluster, again")))
     finally:
         service.proc.stop()
