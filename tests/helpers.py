@@ -12,7 +12,7 @@ from stream.config import Settings
 from stream.stack.process import free_port
 
 __all__ = ["free_port", "wait_for", "in_ci", "unavailable", "stats", "applied", "learned", "worker_metric", "Clock",
-           "run_module", "publish_world", "events_in_records", "survives_a_redis_outage"]
+           "run_module", "publish_world", "events_in_records", "survives_a_redis_outage", "user_records", "redis_of"]
 
 
 def in_ci() -> bool:
@@ -42,18 +42,28 @@ def applied(settings: Settings) -> int:
     return applied_total(stats(settings))
 
 
-def learned(settings: Settings) -> float:
-    """Events the MF model's user rows have learned from, summed over every user row in Redis."""
+def redis_of(kind: str, request) -> Settings:
+    """A contract test's settings for a state ``kind``: "redis-cluster" on the test stack's Redis
+    Cluster (fixture ``isolated_cluster``), any other on its single Redis (``isolated``)."""
+    return request.getfixturevalue("isolated_cluster" if kind == "redis-cluster" else "isolated")
+
+
+def user_records(settings: Settings) -> list:
+    """Every user's record in Redis under the test's prefix (:class:`stream.state.base.UserRecord`)."""
     from stream.state.packing import unpack_user
 
     client = settings.redis_client()
     prefix = f"{settings.redis_prefix}:user:"
     keys = [k for k in client.scan_iter(f"{prefix}*", count=1000) if k.count(b":") == prefix.count(":")]
-    total = 0.0
-    for key, blob in zip(keys, client.mget(keys) if keys else []):
-        rec = unpack_user(key.decode()[len(prefix):], blob, dim=settings.mf_factors) if blob else None
-        total += rec.row.n if rec is not None and rec.row is not None else 0.0
-    return total
+    blobs = client.mget(keys) if keys else []
+    client.close()
+    return [unpack_user(key.decode()[len(prefix):], blob, dim=settings.mf_factors)
+            for key, blob in zip(keys, blobs) if blob]
+
+
+def learned(settings: Settings) -> float:
+    """Events the MF model's user rows have learned from, summed over every user row in Redis."""
+    return sum(rec.row.n for rec in user_records(settings) if rec.row is not None)
 
 
 def drop_topics(settings: Settings) -> None:
@@ -156,16 +166,7 @@ def publish_world(settings: Settings, world, events, raw=()) -> "object":
 
 def events_in_records(settings: Settings) -> int:
     """Events applied, summed over every user's record (each event counts once, in its user's)."""
-    from stream.state.packing import unpack_user
-
-    client = settings.redis_client()
-    prefix = f"{settings.redis_prefix}:user:"
-    keys = [k for k in client.scan_iter(f"{prefix}*", count=1000) if k.count(b":") == prefix.count(":")]
-    total = 0
-    for key in keys:
-        total += unpack_user(key.decode()[len(prefix):], client.get(key), dim=settings.mf_factors).events
-    client.close()
-    return total
+    return sum(rec.events for rec in user_records(settings))
 
 
 def survives_a_redis_outage(settings: Settings, worker_factory, kill: Callable[[], object],

@@ -19,7 +19,7 @@ from stream.state.base import Commit, Conflict
 from stream.state.keys import Keys
 from stream.state.memory import MemoryState
 from stream.state.redis import RedisState
-from tests.helpers import Clock
+from tests.helpers import Clock, redis_of
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +33,7 @@ def _click(event_id: str, user: str, item: str, ts: float):
 @pytest.fixture(params=["memory", "redis", "redis-cluster"])
 def make_state(request, isolated):
     """Makes the state inside the test's event loop (a Redis client belongs to one loop)."""
-    where = request.getfixturevalue("isolated_cluster") if request.param == "redis-cluster" else isolated
+    where = redis_of(request.param, request)
 
     def make(clock):
         if request.param == "memory":

@@ -21,7 +21,7 @@ from stream.state.base import Erasure
 from stream.state.keys import Keys
 from stream.state.memory import MemoryState
 from stream.state.redis import RedisState
-from tests.helpers import Clock
+from tests.helpers import Clock, redis_of
 from tests.scan import redis_contents
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,7 @@ def _event(kind: str, event_id: str, user: str, item: str, ts: float):
 @pytest.fixture(params=["memory", "redis", "redis-cluster"])
 def make_state(request, isolated):
     """(make the state inside the test's event loop, the traces it keeps as bytes)."""
-    where = request.getfixturevalue("isolated_cluster") if request.param == "redis-cluster" else isolated
+    where = redis_of(request.param, request)
     prefix = f"{where.redis_prefix}:{uuid.uuid4().hex[:6]}"
 
     def make(clock):

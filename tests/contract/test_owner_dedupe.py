@@ -18,7 +18,7 @@ from stream.state.base import Conflict
 from stream.state.keys import Keys
 from stream.state.memory import MemoryState
 from stream.state.redis import RedisState
-from tests.helpers import Clock, user_side_update
+from tests.helpers import Clock, redis_of, user_side_update
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ WINDOW = 120  # the owners' dedupe window in these tests (STREAMREC_OWNER_DEDUPE
 def make_state(request, isolated):
     """Makes the state inside the test's event loop (a Redis client belongs to one loop); both read
     the test's clock (the memory state's ``clock`` is a value the test moves with :func:`_at`)."""
-    where = request.getfixturevalue("isolated_cluster") if request.param == "redis-cluster" else isolated
+    where = redis_of(request.param, request)
 
     def make(clock: Clock):
         if request.param == "memory":

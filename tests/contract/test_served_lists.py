@@ -10,7 +10,7 @@ import pytest
 
 from stream.experiments.state import MemoryExperiments, RedisExperiments
 from stream.state.keys import Keys
-from tests.helpers import Clock
+from tests.helpers import Clock, redis_of
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +23,7 @@ async def _unused_tokens():
 
 @pytest.mark.parametrize("kind", ["memory", "redis", "redis-cluster"])
 def test_served_lists_are_kept_for_the_window_then_gone(kind, isolated, request):
-    where = request.getfixturevalue("isolated_cluster") if kind == "redis-cluster" else isolated
+    where = redis_of(kind, request)
 
     async def run():
         clock = Clock(1000.0)
