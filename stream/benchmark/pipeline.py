@@ -150,13 +150,17 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 50_000, fresh_rate: fl
                 if not wait_worker_ready(m.settings.web_port, 180, m.proc, headers):
                     raise RuntimeError(f"benchmark worker {m.settings.worker_id} did not become ready (log: {m.log})")
             wait_group_spread(s_work, s.app_id, procs)
+            batches_before = scrape_all(ports, _BATCH_SERIES, headers)
             t0, t1 = drain_timed(s_work, events, applied, log, "(b) full pipeline", procs, results,
                                   "pipeline_events_per_s")
+            _batch_means(results, "drain", batches_before, scrape_all(ports, _BATCH_SERIES, headers))
             handled = handled_per_worker(ports, n_events, headers)
             _rates(results, "pipeline_events_per_s", handled, n_events, t1 - t0)
             results["ratio_b_over_a"] = results["pipeline_events_per_s"] / results["noop_events_per_s"]
             log(f"  (b) full pipeline: {results['pipeline_events_per_s']:,.0f} events/s"
-                f"{_shares(results, 'pipeline_events_per_s')} = {results['ratio_b_over_a']:.2f} x the no-op agent")
+                f"{_shares(results, 'pipeline_events_per_s')} = {results['ratio_b_over_a']:.2f} x the no-op agent; "
+                f"batches of {results['drain_batch_events_mean']:,.0f} events on average, "
+                f"{results['drain_batch_seconds_mean'] * 1000:,.0f} ms each")
 
             # (c) freshness at a fixed rate, the workers caught up
             before = scrape_buckets(ports, "streamrec_event_to_applied_seconds", headers)
@@ -165,12 +169,9 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 50_000, fresh_rate: fl
             produced_at = time.monotonic()
             _, done_at = time_until(applied, n_events + n_fresh, log, "(c) freshness phase", procs)
             after = scrape_buckets(ports, "streamrec_event_to_applied_seconds", headers)
-            batches = {k: v - batches_before[k] for k, v in scrape_all(ports, _BATCH_SERIES, headers).items()}
-            n_batches = max(batches["streamrec_batch_events_count"], 1.0)
             # what the workers did meanwhile: how big their batches were, how long each took, and
             # how long they went on after the last event was produced
-            results["fresh_batch_events_mean"] = batches["streamrec_batch_events_sum"] / n_batches
-            results["fresh_batch_seconds_mean"] = batches["streamrec_batch_seconds_sum"] / n_batches
+            _batch_means(results, "fresh", batches_before, scrape_all(ports, _BATCH_SERIES, headers))
             results["fresh_drain_after_produce_s"] = max(0.0, done_at - produced_at)
             delta = [(b, c - dict(before).get(b, 0.0)) for b, c in after]
             results["fresh_rate_target"] = fresh_rate
@@ -184,6 +185,15 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 50_000, fresh_rate: fl
     finally:
         _cleanup([s_noop, s_work], client)
     return results
+
+
+def _batch_means(results: dict[str, float], phase: str, before: dict[str, float], after: dict[str, float]) -> None:
+    """The workers' mean batch size and time between two scrapes, as ``<phase>_batch_events_mean``
+    and ``<phase>_batch_seconds_mean``."""
+    batches = {k: v - before[k] for k, v in after.items()}
+    n_batches = max(batches["streamrec_batch_events_count"], 1.0)
+    results[f"{phase}_batch_events_mean"] = batches["streamrec_batch_events_sum"] / n_batches
+    results[f"{phase}_batch_seconds_mean"] = batches["streamrec_batch_seconds_sum"] / n_batches
 
 
 def _noop_ages(client, key: str) -> list[tuple[float, float]]:

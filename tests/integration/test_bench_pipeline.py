@@ -21,7 +21,8 @@ def test_every_phase_of_the_pipeline_bench_reports(stack_settings, workers):
 
     assert results["events"] == 600 and results["workers"] == workers
     for name in ("noop_events_per_s", "pipeline_events_per_s", "ratio_b_over_a", "noop_fresh_rate_achieved",
-                 "fresh_rate_achieved", "fresh_batch_events_mean", "fresh_batch_seconds_mean"):
+                 "fresh_rate_achieved", "fresh_batch_events_mean", "fresh_batch_seconds_mean", "drain_batch_events_mean",
+                 "drain_batch_seconds_mean"):
         assert results[name] > 0, (name, results)
     # the no-op agent saw every (a') event, each in some age bucket: finite quantiles, in order
     assert 0 < results["noop_freshness_p50_s"] <= results["noop_freshness_p99_s"] < math.inf, results
