@@ -11,8 +11,11 @@ from stream.config import Settings
 __all__ = ["time_until", "encoded", "produce_all", "drain_timed", "produce_at"]
 
 
-def time_until(counter, n: int, log, label: str, members: list[Member], timeout: float = 600.0) -> tuple[float, float]:
-    """Poll ``counter()`` until it reaches n; returns (time of first progress, time of n)."""
+def time_until(counter, n: int, log, label: str, members: list[Member], timeout: float = 600.0,
+               passed: dict[int, tuple[float, int] | None] | None = None) -> tuple[float, float]:
+    """Poll ``counter()`` until it reaches n; returns (time of first progress, time of n). With
+    ``passed`` (mark -> None), each mark's value becomes (time, count) of the first poll that saw
+    the counter at or past it."""
     first = None
     last_print = time.monotonic()
     deadline = time.monotonic() + timeout
@@ -21,6 +24,9 @@ def time_until(counter, n: int, log, label: str, members: list[Member], timeout:
         now = time.monotonic()
         if value > 0 and first is None:
             first = now
+        if passed:
+            for mark in [m for m, at in passed.items() if at is None and value >= m]:
+                passed[mark] = (now, value)
         if value >= n:
             return first or now, now
         check_running(members, f"{label} at {value:,}/{n:,}")
@@ -60,7 +66,9 @@ def drain_timed(s: Settings, events: list, counter, log, label: str, members: li
     produced, so producing overlaps the drain: when they drain faster than the producer goes, the
     rate is partly the producer's. So the drain rate after producing ended is recorded too
     (``<name>_after_produce``: events left then / time to handle them), when at least a fifth
-    of the events were left."""
+    of the events were left. And the rate over the last three quarters of the events
+    (``<name>_last_three_quarters``): a phase can start faster than it goes on (the no-op agent
+    does, docs/PERFORMANCE.md), and a short run would then time mostly its start."""
     import threading
 
     n = len(events)
@@ -77,7 +85,9 @@ def drain_timed(s: Settings, events: list, counter, log, label: str, members: li
 
     producer = threading.Thread(target=produce, name=f"produce {label}", daemon=True)
     producer.start()
-    t0, t1 = time_until(counter, n, log, label, members)
+    quarter = max(n // 4, 1)
+    passed: dict[int, tuple[float, int] | None] = {quarter: None}
+    t0, t1 = time_until(counter, n, log, label, members, passed=passed)
     producer.join(60)
     if "error" in box:
         raise RuntimeError(f"{label}: producing the events failed") from box["error"]
@@ -87,6 +97,9 @@ def drain_timed(s: Settings, events: list, counter, log, label: str, members: li
         f"{left:,} of them not handled yet then")
     if left >= n / 5 and t1 > box["ended"]:
         results[f"{name}_after_produce"] = left / (t1 - box["ended"])
+    at, value = passed[quarter] or (t1, n)
+    if t1 > at and value < n:
+        results[f"{name}_last_three_quarters"] = (n - value) / (t1 - at)
     return t0, t1
 
 

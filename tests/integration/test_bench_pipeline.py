@@ -28,6 +28,12 @@ def test_every_phase_of_the_pipeline_bench_reports(stack_settings, workers):
     assert 0 < results["noop_freshness_p50_s"] <= results["noop_freshness_p99_s"] < math.inf, results
     assert 0 < results["freshness_p50_s"] <= results["freshness_p99_s"] < math.inf, results
     assert results["ratio_b_over_a"] == pytest.approx(results["pipeline_events_per_s"] / results["noop_events_per_s"])
+    # the steady rates: each phase's last three quarters, when the counter passed a quarter before the end
+    steady = {k: results.get(f"{k}_last_three_quarters") for k in ("noop_events_per_s", "pipeline_events_per_s")}
+    if None not in steady.values():
+        assert all(v > 0 for v in steady.values()), results
+        assert results["ratio_b_over_a_last_three_quarters"] == pytest.approx(
+            steady["pipeline_events_per_s"] / steady["noop_events_per_s"])
     assert any(line.startswith("  (a') no-op agent at") for line in lines), lines
     # every process of each phase took part (the group spread the partitions over all of them):
     # each handled some of the events, and together every one of them
