@@ -158,8 +158,8 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 50_000, fresh_rate: fl
             batches_before = scrape_all(ports, _BATCH_SERIES, headers)
             t0, t1 = drain_timed(s_work, events, applied, log, "(b) full pipeline", procs, results,
                                   "pipeline_events_per_s")
+            handled = handled_per_worker(ports, n_events, headers)  # waits for every batch's metrics
             _batch_means(results, "drain", batches_before, scrape_all(ports, _BATCH_SERIES, headers))
-            handled = handled_per_worker(ports, n_events, headers)
             _rates(results, "pipeline_events_per_s", handled, n_events, t1 - t0)
             results["ratio_b_over_a"] = results["pipeline_events_per_s"] / results["noop_events_per_s"]
             steady = [results.get(f"{k}_last_three_quarters") for k in ("pipeline_events_per_s", "noop_events_per_s")]
@@ -177,6 +177,7 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 50_000, fresh_rate: fl
             achieved = produce_at(s_work, fresh_events, n_fresh, fresh_rate)
             produced_at = time.monotonic()
             _, done_at = time_until(applied, n_events + n_fresh, log, "(c) freshness phase", procs)
+            handled_per_worker(ports, n_events + n_fresh, headers)  # the last batches' metrics too
             after = scrape_buckets(ports, "streamrec_event_to_applied_seconds", headers)
             # what the workers did meanwhile: how big their batches were, how long each took, and
             # how long they went on after the last event was produced
