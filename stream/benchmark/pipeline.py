@@ -80,7 +80,7 @@ def _shares(results: dict, name: str) -> str:
     return out
 
 
-def run_pipeline_bench(base: Settings, *, n_events: int = 50_000, fresh_rate: float = 5_000.0,
+def run_pipeline_bench(base: Settings, *, n_events: int = 100_000, fresh_rate: float = 5_000.0,
                        fresh_seconds: float = 20.0, workers: int = 1, log=print) -> dict[str, float]:
     from producers.simulator import World, WorldConfig
     from stream.benchmark.noop import counter_key

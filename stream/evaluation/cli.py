@@ -128,7 +128,7 @@ def _bench_pipeline(args) -> int:
     from stream.config import Settings
 
     if args.events is None:
-        args.events = 50_000
+        args.events = 100_000  # long enough that the no-op agent's fast first seconds do not make (a)
     return main_bench_pipeline(Settings(), args)
 
 
@@ -230,7 +230,7 @@ def register(subparsers) -> None:
     be.add_argument("--quick", action="store_true", help="a short smoke run")
     be.add_argument("--factors", type=int, default=64, help="factor count measured besides 32 (model)")
     be.add_argument("--events", type=int, default=None,
-                    help="pre-filled events drained (pipeline, default 50000); events timed per run (step, default 20000); "
+                    help="pre-filled events drained (pipeline, default 100000); events timed per run (step, default 20000); "
                          "messages per run (faust, default 100000)")
     be.add_argument("--warmup", type=int, default=50_000, help="events applied before timing (step)")
     be.add_argument("--runs", type=int, default=3, help="timed runs; the figures are their medians (step, faust)")
