@@ -11,7 +11,7 @@ import pytest
 from stream.config import Settings
 from stream.stack.process import free_port
 
-__all__ = ["free_port", "wait_for", "in_ci", "unavailable", "stats", "applied", "learned", "worker_metric", "Clock",
+__all__ = ["free_port", "wait_for", "in_ci", "unavailable", "start_or_unavailable", "stats", "applied", "learned", "worker_metric", "Clock",
            "run_module", "publish_world", "events_in_records", "survives_a_redis_outage", "user_records", "redis_of"]
 
 
@@ -25,6 +25,17 @@ def unavailable(what: str) -> NoReturn:
     if in_ci():
         pytest.fail(f"CI=true and {what}: scripts/bootstrap installs it, the stack code starts it", pytrace=False)
     pytest.skip(what)
+
+
+def start_or_unavailable(service, what: str) -> None:
+    """Start a service of the test's own (stream.stack); one that cannot start is
+    :func:`unavailable` (a failure under CI=true)."""
+    from stream.stack.process import StackError
+
+    try:
+        service.start()
+    except StackError as exc:
+        unavailable(f"{what} could not start: {exc}")
 
 
 def stats(settings: Settings) -> dict[str, int]:

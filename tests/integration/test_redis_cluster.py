@@ -26,24 +26,16 @@ from stream.engine.engine import Engine
 from stream.engine.items import DirectBus, ItemOwner
 from stream.models.hybrid import HybridParams
 from stream.models.items import ItemTable
-from stream.stack.process import StackError, port_open
+from stream.stack.process import port_open
 from stream.stack.redis import AclUser, reader_acl, worker_acl
 from stream.stack.redis_cluster import RedisClusterService
 from stream.state.keys import Keys, prefix_hash_tag
 from stream.state.redis import RedisState
-from tests.helpers import (applied, events_in_records, experiment_toml, publish_world, survives_a_redis_outage,
-                           unavailable, wait_for)
+from tests.helpers import (applied, events_in_records, experiment_toml, publish_world, start_or_unavailable,
+                           survives_a_redis_outage, wait_for)
 from tests.secure import new_secret
 
 pytestmark = pytest.mark.integration
-
-
-def _start(service: RedisClusterService) -> None:
-    """Start a cluster of the test's own (under CI=true a missing redis-server fails the test)."""
-    try:
-        service.start()
-    except StackError as exc:
-        unavailable(f"a Redis Cluster could not start: {exc}")
 
 
 def test_a_worker_on_a_redis_cluster_applies_each_event_once_and_serves(isolated_cluster, worker_factory, tmp_path):
@@ -138,7 +130,7 @@ def test_acl_users_on_a_cluster_reach_their_own_prefix_only(tmp_path):
         finally:
             await client.aclose()
 
-    _start(service)
+    start_or_unavailable(service, "a Redis Cluster")
     try:
         assert wait_for(service.healthy, 30, "the password cluster")
         asyncio.run(step(as_user("worker")))
@@ -161,7 +153,7 @@ def test_the_slot_s_node_killed_and_started_again_mid_stream_loses_nothing(isola
     port = int(os.environ.get("STREAMREC_TEST_REDIS_CLUSTER_PORT", "17000")) + 20
     assert not any(port_open(p) for p in range(port, port + 3)), f"ports {port}-{port + 2} are taken"
     service = RedisClusterService(Settings(stack_dir=str(tmp_path), redis_cluster_port=port, redis_url=""))
-    _start(service)
+    start_or_unavailable(service, "a Redis Cluster")
     try:
         assert wait_for(service.healthy, 30, "the cluster")
         settings = isolated.model_copy(update={"redis_cluster": True, "redis_cluster_port": port,

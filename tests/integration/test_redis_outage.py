@@ -11,9 +11,9 @@ import signal
 import pytest
 
 from stream.config import Settings
-from stream.stack.process import StackError, free_port
+from stream.stack.process import free_port
 from stream.stack.redis import RedisService
-from tests.helpers import survives_a_redis_outage, unavailable, wait_for
+from tests.helpers import start_or_unavailable, survives_a_redis_outage, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -21,10 +21,7 @@ pytestmark = pytest.mark.integration
 def test_redis_killed_and_started_again_mid_stream_loses_nothing(isolated, worker_factory, tmp_path):
     port = free_port()
     service = RedisService(Settings(stack_dir=str(tmp_path), redis_port=port, redis_url=""))
-    try:
-        service.start()
-    except StackError as exc:
-        unavailable(f"a redis-server could not start: {exc}")
+    start_or_unavailable(service, "a redis-server")
     try:
         assert wait_for(service.healthy, 15, "the test's Redis")
         settings = isolated.model_copy(update={"redis_url": f"redis://127.0.0.1:{port}/0", "redis_port": port})
