@@ -1,13 +1,16 @@
 """The worker process's own set-up once its app has started (every module imported by then):
-its garbage collector (:mod:`stream.gctune`, STREAMREC_GC_THRESHOLD)."""
+its garbage collector (:mod:`stream.gctune`, STREAMREC_GC_THRESHOLD), and the CPU seconds of its
+event loop's thread on /metrics (:class:`stream.metrics.ThreadCpu`)."""
 
 from __future__ import annotations
 
 import gc
 import logging
+import threading
 
 from stream.app import app, settings
 from stream.gctune import tune_gc
+from stream.metrics import REGISTRY, ThreadCpu
 
 log = logging.getLogger(__name__)
 
@@ -17,3 +20,8 @@ async def tune_collector() -> None:
     tune_gc(settings.gc_threshold)
     if settings.gc_threshold:
         log.info("garbage collector: %d objects frozen, thresholds %s", gc.get_freeze_count(), gc.get_threshold())
+
+
+@app.task
+async def watch_loop_cpu() -> None:
+    REGISTRY.register(ThreadCpu(threading.get_ident()))  # a task runs in the loop's thread

@@ -2,8 +2,10 @@
 rate for the pipeline benchmark. Same topics, same batching, and the worker's own Faust settings
 (built by the same :func:`stream.faustapp.build_app`, run by the same command line); it only
 counts, with one Redis round trip per batch so the driver can watch: the events (in all and per
-worker, STREAMREC_WORKER_ID), and how old each was when its batch was handled (Kafka create time
-to now, in the worker's freshness buckets), the reference for the worker's freshness."""
+worker, STREAMREC_WORKER_ID), how old each was when its batch was handled (Kafka create time
+to now, in the worker's freshness buckets), the reference for the worker's freshness, and the CPU
+seconds of its loop thread and its process at its first and its latest batch (how busy it was:
+stream/benchmark/busy.py)."""
 
 
 from __future__ import annotations
@@ -55,4 +57,7 @@ async def drain(stream):
             pipe.hincrby(f"{key}:age", str(j), n)
         pipe.set(f"{key}:last", repr(time.time()))
         pipe.setnx(f"{key}:first", repr(time.time()))
+        cpu = f"{time.monotonic()!r} {time.thread_time()!r} {time.process_time()!r}"  # the agent runs in the loop thread
+        pipe.hsetnx(f"{key}:cpu-first", settings.worker_id, cpu)
+        pipe.hset(f"{key}:cpu-last", settings.worker_id, cpu)
         await pipe.execute()

@@ -23,6 +23,12 @@ events (``*_last_three_quarters``, and their ratio): the no-op agent drains fast
 seconds than it goes on, so over a short run (a) times mostly its start. (b) also reports the
 workers' mean batch size and time while they drain. The figure that compares across machines is
 the ratio (b)/(a).
+
+Beside the rates, where the processes' time went (stream/benchmark/busy.py): how busy the no-op
+agents' event loops were over (a); over (b), the workers' loops in batches (working, or waiting
+for Redis and Kafka) and between them (Faust's work, or waiting for events); and how idle the
+machine was during (b) (Linux' /proc/stat). A loop that waits while the machine is idle is held
+up by something other than CPU.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import time
 import uuid
 from pathlib import Path
 
+from stream.benchmark.busy import TIME_SERIES, loop_shares, machine_cpu, machine_idle_share, time_shares
 from stream.benchmark.drive import drain_timed, encoded, produce_at, time_until
 from stream.benchmark.group import start_members, stop_members, wait_group_spread
 from stream.benchmark.scrape import Rejected, handled_per_worker, scrape_all, scrape_buckets
@@ -63,6 +70,7 @@ def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
 
 
 _BATCH_SERIES = ("streamrec_batch_events_sum", "streamrec_batch_events_count", "streamrec_batch_seconds_sum")
+_DRAIN_SERIES = _BATCH_SERIES + tuple(k for k in TIME_SERIES if k not in _BATCH_SERIES)
 
 
 def _rates(results: dict, name: str, per_member: list[float], n_events: int, seconds: float) -> None:
@@ -125,6 +133,7 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 100_000, fresh_rate: f
                    n_events, t1 - t0)
             log(f"  (a) no-op agent: {results['noop_events_per_s']:,.0f} events/s{_shares(results, 'noop_events_per_s')}"
                 f"{_steady(results, 'noop_events_per_s')}")
+            _noop_busy(results, client, noop_key, log)
             # (a') the same fixed rate as (c), through the agent that does nothing
             client.delete(f"{noop_key}:age")
             results["noop_fresh_rate_achieved"] = produce_at(s_noop, fresh_events, n_fresh, fresh_rate)
@@ -155,11 +164,14 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 100_000, fresh_rate: f
                 if not wait_worker_ready(m.settings.web_port, 180, m.proc, headers):
                     raise RuntimeError(f"benchmark worker {m.settings.worker_id} did not become ready (log: {m.log})")
             wait_group_spread(s_work, s.app_id, procs)
-            batches_before = scrape_all(ports, _BATCH_SERIES, headers)
+            batches_before = scrape_all(ports, _DRAIN_SERIES, headers)
+            marks_before = time.monotonic(), machine_cpu()
             t0, t1 = drain_timed(s_work, events, applied, log, "(b) full pipeline", procs, results,
                                   "pipeline_events_per_s")
             handled = handled_per_worker(ports, n_events, headers)  # waits for every batch's metrics
-            _batch_means(results, "drain", batches_before, scrape_all(ports, _BATCH_SERIES, headers))
+            batches_after = scrape_all(ports, _DRAIN_SERIES, headers)
+            marks_after = time.monotonic(), machine_cpu()
+            _batch_means(results, "drain", batches_before, batches_after)
             _rates(results, "pipeline_events_per_s", handled, n_events, t1 - t0)
             results["ratio_b_over_a"] = results["pipeline_events_per_s"] / results["noop_events_per_s"]
             steady = [results.get(f"{k}_last_three_quarters") for k in ("pipeline_events_per_s", "noop_events_per_s")]
@@ -170,6 +182,8 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 100_000, fresh_rate: f
                 f"{_steady(results, 'pipeline_events_per_s')}; "
                 f"batches of {results['drain_batch_events_mean']:,.0f} events on average, "
                 f"{results['drain_batch_seconds_mean'] * 1000:,.0f} ms each")
+            _drain_busy(results, batches_before, batches_after, marks_after[0] - marks_before[0], workers,
+                        machine_idle_share(marks_before[1], marks_after[1]), log)
 
             # (c) freshness at a fixed rate, the workers caught up
             before = scrape_buckets(ports, "streamrec_event_to_applied_seconds", headers)
@@ -213,6 +227,34 @@ def _batch_means(results: dict[str, float], phase: str, before: dict[str, float]
     n_batches = max(batches["streamrec_batch_events_count"], 1.0)
     results[f"{phase}_batch_events_mean"] = batches["streamrec_batch_events_sum"] / n_batches
     results[f"{phase}_batch_seconds_mean"] = batches["streamrec_batch_seconds_sum"] / n_batches
+
+
+def _drain_busy(results: dict[str, float], before: dict[str, float], after: dict[str, float], seconds: float,
+                workers: int, machine_idle: float | None, log) -> None:
+    """Where the workers' time went over (b) (stream/benchmark/busy.py), as ``drain_<part>_share``."""
+    shares = time_shares(before, after, seconds, workers)
+    results.update({f"drain_{k}_share": v for k, v in shares.items()})
+    if machine_idle is not None:
+        results["drain_machine_idle_share"] = machine_idle
+    log(f"  (b) the workers' event loops were busy {shares['loop_busy']:.0%} of the drain: in batches "
+        f"{shares['in_batches']:.0%} of the time ({shares['in_batches_waiting']:.0%} waiting for Redis or Kafka), "
+        f"between batches busy {shares['between_batches_busy']:.0%} and waiting {shares['between_batches_waiting']:.0%}; "
+        f"other threads {shares['other_threads']:.0%} of a core a worker"
+        + (f"; the machine {machine_idle:.0%} idle" if machine_idle is not None else ""))
+
+
+def _noop_busy(results: dict[str, float], client, key: str, log) -> None:
+    """How busy the no-op agents' loops were over (a), from their first to their latest batch
+    (``noop_loop_busy_share``, ``noop_other_threads_share``: the mean over the agents)."""
+    first, last = client.hgetall(f"{key}:cpu-first"), client.hgetall(f"{key}:cpu-last")
+    shares = [loop_shares(first[w].decode(), last[w].decode()) for w in first if w in last]
+    shares = [x for x in shares if x is not None]
+    if not shares:
+        return
+    for part in ("loop_busy", "other_threads"):
+        results[f"noop_{part}_share"] = sum(x[part] for x in shares) / len(shares)
+    log(f"  (a) the no-op agents' event loops were busy {results['noop_loop_busy_share']:.0%} of the drain; "
+        f"other threads {results['noop_other_threads_share']:.0%} of a core an agent")
 
 
 def _noop_ages(client, key: str) -> list[tuple[float, float]]:

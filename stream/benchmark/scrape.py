@@ -29,12 +29,16 @@ def scrape_buckets(ports: list[int], name: str, headers: dict | None = None) -> 
 
 
 def scrape_sums(port: int, names: tuple[str, ...], headers: dict | None = None) -> dict[str, float]:
-    """Each named series summed over its label sets (e.g. a histogram's ``_sum`` and ``_count``)."""
+    """Each named series summed over its label sets (e.g. a histogram's ``_sum`` and ``_count``); a
+    name with its labels, as /metrics writes them (``name{label="value"}``), is that series alone."""
     out = dict.fromkeys(names, 0.0)
     for line in _metrics(port, headers).splitlines():
-        name = line.split("{", 1)[0].split(" ", 1)[0]
+        series, _, value = line.rpartition(" ")
+        name = series.split("{", 1)[0]
         if name in out:
-            out[name] += float(line.rsplit(" ", 1)[1])
+            out[name] += float(value)
+        if series != name and series in out:
+            out[series] += float(value)
     return out
 
 

@@ -111,7 +111,7 @@ class Ingest:
         self.lock = asyncio.Lock()  # a batch from its load to its push (see the module docstring)
 
     async def handle(self, records: list[Record]) -> BatchOutcome:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         out = BatchOutcome()
         with self.engine.stages("validate"):
             valid, rejected = validate_records(records, self.topic_types)
@@ -124,6 +124,7 @@ class Ingest:
         await self.sink.flush()
         self.metrics.batch_events.observe(len(records))
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        self.metrics.batch_cpu_seconds.inc(time.thread_time() - cpu)
         return out
 
     async def _apply(self, valid: list, out: BatchOutcome) -> None:

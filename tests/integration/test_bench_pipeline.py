@@ -35,6 +35,16 @@ def test_every_phase_of_the_pipeline_bench_reports(stack_settings, workers):
         assert results["ratio_b_over_a_last_three_quarters"] == pytest.approx(
             steady["pipeline_events_per_s"] / steady["noop_events_per_s"])
     assert any(line.startswith("  (a') no-op agent at") for line in lines), lines
+    # where the processes' time went: the no-op loops' busy share (an agent of one batch has no
+    # interval to report, which two agents sharing 600 events can be), and the workers' split
+    # over (b), whose parts (in batches, between them busy and waiting) add up to the drain's wall time
+    if workers == 1 or "noop_loop_busy_share" in results:
+        assert 0 < results["noop_loop_busy_share"] <= 1.05 and results["noop_other_threads_share"] >= 0, results
+    parts = [results[f"drain_{k}_share"] for k in ("in_batches", "between_batches_busy", "between_batches_waiting")]
+    assert all(p >= 0 for p in parts) and sum(parts) == pytest.approx(1.0, abs=0.05), results
+    assert 0 < results["drain_in_batches_waiting_share"] <= results["drain_in_batches_share"], results
+    assert 0 < results["drain_loop_busy_share"] <= 1.05 and 0 <= results["drain_machine_idle_share"] <= 1, results
+    assert any(line.startswith("  (b) the workers' event loops were busy") for line in lines), lines
     # every process of each phase took part (the group spread the partitions over all of them):
     # each handled some of the events, and together every one of them
     for name in ("noop_events_per_s", "pipeline_events_per_s"):
