@@ -22,6 +22,12 @@ async def tune_collector() -> None:
         log.info("garbage collector: %d objects frozen, thresholds %s", gc.get_freeze_count(), gc.get_threshold())
 
 
+_loop_cpu: ThreadCpu | None = None
+
+
 @app.task
 async def watch_loop_cpu() -> None:
-    REGISTRY.register(ThreadCpu(threading.get_ident()))  # a task runs in the loop's thread
+    global _loop_cpu
+    if _loop_cpu is None:  # once a process (an app started again keeps its loop)
+        _loop_cpu = ThreadCpu(threading.get_ident())  # a task runs in the loop's thread
+        REGISTRY.register(_loop_cpu)

@@ -12,8 +12,9 @@ processes, the loop's wall time splits into:
 * **between batches**: Faust's work (fetching, handing events to the agent's buffer, acks, the
   other tasks), and the loop waiting for events.
 
-The no-op agent (stream/benchmark/noop.py) notes its loop thread's CPU at its first and its
-latest batch instead: only how busy its loop was.
+The no-op agent (stream/benchmark/noop.py) notes its loop thread's CPU and its count of events at
+its first and its latest batch instead: how busy its loop was, and its CPU an event. Against the
+workers' CPU an event, that gives what (b)/(a) would be if neither loop ever waited.
 """
 
 from __future__ import annotations
@@ -34,13 +35,14 @@ def time_shares(before: dict[str, float], after: dict[str, float], seconds: floa
     """Shares of the workers' wall time (``seconds`` × ``workers``) between two scrapes of
     :data:`TIME_SERIES` (summed over the workers): ``loop_busy``, ``in_batches`` (of which
     ``in_batches_waiting``), ``between_batches_busy``, ``between_batches_waiting``, and
-    ``other_threads`` (their CPU, in cores per worker).
+    ``other_threads`` (their CPU, in cores per worker). The loops' CPU seconds themselves are
+    ``loop_cpu_seconds``.
 
     >>> s = time_shares(dict.fromkeys(TIME_SERIES, 0.0), {"streamrec_batch_seconds_sum": 6.0,
     ...     "streamrec_batch_cpu_seconds_total": 5.0, LOOP_CPU: 7.0, OTHER_CPU: 0.5}, 10.0, 1)
     >>> {k: round(v, 2) for k, v in s.items()}  # doctest: +NORMALIZE_WHITESPACE
     {'loop_busy': 0.7, 'in_batches': 0.6, 'in_batches_waiting': 0.1, 'between_batches_busy': 0.2,
-     'between_batches_waiting': 0.2, 'other_threads': 0.05}
+     'between_batches_waiting': 0.2, 'other_threads': 0.05, 'loop_cpu_seconds': 7.0}
     """
     if seconds <= 0 or workers < 1:
         raise ValueError(f"time_shares: need seconds > 0 and workers >= 1 (got {seconds}, {workers})")
@@ -55,24 +57,27 @@ def time_shares(before: dict[str, float], after: dict[str, float], seconds: floa
         "between_batches_busy": between_busy / wall,
         "between_batches_waiting": max(0.0, wall - in_batches - between_busy) / wall,
         "other_threads": d[OTHER_CPU] / wall,
+        "loop_cpu_seconds": loop,
     }
 
 
 def loop_shares(first: str, last: str) -> dict[str, float] | None:
     """How busy a no-op agent's loop thread was between two of its notes (each ``"<monotonic
-    seconds> <loop thread CPU> <process CPU>"``), and its other threads' CPU, as shares of that
-    wall time; None when the notes are less than a millisecond apart.
+    seconds> <loop thread CPU> <process CPU> <events handled>"``), and its other threads' CPU, as
+    shares of that wall time, and its loop's CPU µs an event handled in between; None when the
+    notes are less than a millisecond apart.
 
-    >>> loop_shares("100.0 2.0 2.5", "110.0 8.0 9.0")
-    {'loop_busy': 0.6, 'other_threads': 0.05}
+    >>> loop_shares("100.0 2.0 2.5 500", "110.0 8.0 9.0 60500")
+    {'loop_busy': 0.6, 'other_threads': 0.05, 'loop_cpu_us_per_event': 100.0}
     """
-    t0, loop0, proc0 = map(float, first.split())
-    t1, loop1, proc1 = map(float, last.split())
+    t0, loop0, proc0, n0 = map(float, first.split())
+    t1, loop1, proc1, n1 = map(float, last.split())
     wall = t1 - t0
-    if wall < 1e-3:
+    if wall < 1e-3 or n1 <= n0:
         return None
     loop = loop1 - loop0
-    return {"loop_busy": loop / wall, "other_threads": max(0.0, (proc1 - proc0) - loop) / wall}
+    return {"loop_busy": loop / wall, "other_threads": max(0.0, (proc1 - proc0) - loop) / wall,
+            "loop_cpu_us_per_event": loop * 1e6 / (n1 - n0)}
 
 
 def machine_cpu(stat: Path = Path("/proc/stat")) -> tuple[float, float] | None:

@@ -4,8 +4,8 @@ rate for the pipeline benchmark. Same topics, same batching, and the worker's ow
 counts, with one Redis round trip per batch so the driver can watch: the events (in all and per
 worker, STREAMREC_WORKER_ID), how old each was when its batch was handled (Kafka create time
 to now, in the worker's freshness buckets), the reference for the worker's freshness, and the CPU
-seconds of its loop thread and its process at its first and its latest batch (how busy it was:
-stream/benchmark/busy.py)."""
+seconds of its loop thread and its process, with its count of events, at its first and its latest
+batch (how busy it was, and its loop's CPU an event: stream/benchmark/busy.py)."""
 
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ app = build_app(f"{settings.app_id}-noop", settings)
 topic = app.topic(*(settings.topic(TOPIC_OF[t]) for t in INTERACTION_TYPES),
                   partitions=settings.partitions)
 _redis = None
+_handled = 0  # events this agent has handled (its CPU notes carry it)
 
 
 def counter_key(prefix: str) -> str:
@@ -57,7 +58,10 @@ async def drain(stream):
             pipe.hincrby(f"{key}:age", str(j), n)
         pipe.set(f"{key}:last", repr(time.time()))
         pipe.setnx(f"{key}:first", repr(time.time()))
-        cpu = f"{time.monotonic()!r} {time.thread_time()!r} {time.process_time()!r}"  # the agent runs in the loop thread
+        global _handled
+        _handled += len(events)
+        # the agent runs in the loop thread
+        cpu = f"{time.monotonic()!r} {time.thread_time()!r} {time.process_time()!r} {_handled}"
         pipe.hsetnx(f"{key}:cpu-first", settings.worker_id, cpu)
         pipe.hset(f"{key}:cpu-last", settings.worker_id, cpu)
         await pipe.execute()

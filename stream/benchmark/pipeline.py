@@ -183,7 +183,7 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 100_000, fresh_rate: f
                 f"batches of {results['drain_batch_events_mean']:,.0f} events on average, "
                 f"{results['drain_batch_seconds_mean'] * 1000:,.0f} ms each")
             _drain_busy(results, batches_before, batches_after, marks_after[0] - marks_before[0], workers,
-                        machine_idle_share(marks_before[1], marks_after[1]), log)
+                        n_events, machine_idle_share(marks_before[1], marks_after[1]), log)
 
             # (c) freshness at a fixed rate, the workers caught up
             before = scrape_buckets(ports, "streamrec_event_to_applied_seconds", headers)
@@ -230,10 +230,16 @@ def _batch_means(results: dict[str, float], phase: str, before: dict[str, float]
 
 
 def _drain_busy(results: dict[str, float], before: dict[str, float], after: dict[str, float], seconds: float,
-                workers: int, machine_idle: float | None, log) -> None:
-    """Where the workers' time went over (b) (stream/benchmark/busy.py), as ``drain_<part>_share``."""
+                workers: int, n_events: int, machine_idle: float | None, log) -> None:
+    """Where the workers' time went over (b) (stream/benchmark/busy.py), as ``drain_<part>_share``;
+    their loops' CPU an event (``drain_loop_cpu_us_per_event``), and the no-op agents' against it
+    (``loop_cpu_ratio_a_over_b``: what (b)/(a) would be if neither loop ever waited)."""
     shares = time_shares(before, after, seconds, workers)
-    results.update({f"drain_{k}_share": v for k, v in shares.items()})
+    results.update({f"drain_{k}_share": v for k, v in shares.items() if k != "loop_cpu_seconds"})
+    results["drain_loop_cpu_us_per_event"] = shares["loop_cpu_seconds"] * 1e6 / n_events
+    noop_cpu = results.get("noop_loop_cpu_us_per_event")
+    if noop_cpu:
+        results["loop_cpu_ratio_a_over_b"] = noop_cpu / results["drain_loop_cpu_us_per_event"]
     if machine_idle is not None:
         results["drain_machine_idle_share"] = machine_idle
     log(f"  (b) the workers' event loops were busy {shares['loop_busy']:.0%} of the drain: in batches "
@@ -241,11 +247,15 @@ def _drain_busy(results: dict[str, float], before: dict[str, float], after: dict
         f"between batches busy {shares['between_batches_busy']:.0%} and waiting {shares['between_batches_waiting']:.0%}; "
         f"other threads {shares['other_threads']:.0%} of a core a worker"
         + (f"; the machine {machine_idle:.0%} idle" if machine_idle is not None else ""))
+    log(f"  (b) event loop CPU: {results['drain_loop_cpu_us_per_event']:.0f} µs an event"
+        + (f" against the no-op agent's {noop_cpu:.0f} µs: (a)/(b) in CPU {results['loop_cpu_ratio_a_over_b']:.2f}"
+           if noop_cpu else ""))
 
 
 def _noop_busy(results: dict[str, float], client, key: str, log) -> None:
     """How busy the no-op agents' loops were over (a), from their first to their latest batch
-    (``noop_loop_busy_share``, ``noop_other_threads_share``: the mean over the agents)."""
+    (``noop_loop_busy_share``, ``noop_other_threads_share``, ``noop_loop_cpu_us_per_event``: the
+    mean over the agents)."""
     first, last = client.hgetall(f"{key}:cpu-first"), client.hgetall(f"{key}:cpu-last")
     shares = [loop_shares(first[w].decode(), last[w].decode()) for w in first if w in last]
     shares = [x for x in shares if x is not None]
@@ -253,8 +263,10 @@ def _noop_busy(results: dict[str, float], client, key: str, log) -> None:
         return
     for part in ("loop_busy", "other_threads"):
         results[f"noop_{part}_share"] = sum(x[part] for x in shares) / len(shares)
-    log(f"  (a) the no-op agents' event loops were busy {results['noop_loop_busy_share']:.0%} of the drain; "
-        f"other threads {results['noop_other_threads_share']:.0%} of a core an agent")
+    results["noop_loop_cpu_us_per_event"] = sum(x["loop_cpu_us_per_event"] for x in shares) / len(shares)
+    log(f"  (a) the no-op agents' event loops were busy {results['noop_loop_busy_share']:.0%} of the drain, "
+        f"{results['noop_loop_cpu_us_per_event']:.0f} µs of CPU an event; other threads "
+        f"{results['noop_other_threads_share']:.0%} of a core an agent")
 
 
 def _noop_ages(client, key: str) -> list[tuple[float, float]]:

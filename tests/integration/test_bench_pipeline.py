@@ -40,6 +40,9 @@ def test_every_phase_of_the_pipeline_bench_reports(stack_settings, workers):
     # over (b), whose parts (in batches, between them busy and waiting) add up to the drain's wall time
     if workers == 1 or "noop_loop_busy_share" in results:
         assert 0 < results["noop_loop_busy_share"] <= 1.05 and results["noop_other_threads_share"] >= 0, results
+        assert results["loop_cpu_ratio_a_over_b"] == pytest.approx(
+            results["noop_loop_cpu_us_per_event"] / results["drain_loop_cpu_us_per_event"])
+    assert results["drain_loop_cpu_us_per_event"] > 0, results
     parts = [results[f"drain_{k}_share"] for k in ("in_batches", "between_batches_busy", "between_batches_waiting")]
     assert all(p >= 0 for p in parts) and sum(parts) == pytest.approx(1.0, abs=0.05), results
     assert 0 < results["drain_in_batches_waiting_share"] <= results["drain_in_batches_share"], results

@@ -41,8 +41,9 @@ def test_time_shares_refuses_an_empty_interval(seconds, workers):
 
 
 def test_loop_shares_of_a_no_op_agent():
-    assert loop_shares("5.0 1.0 1.0", "9.0 3.0 3.4") == pytest.approx({"loop_busy": 0.5, "other_threads": 0.1})
-    assert loop_shares("5.0 1.0 1.0", "5.0 1.0 1.0") is None  # one batch only: no interval
+    assert loop_shares("5.0 1.0 1.0 100", "9.0 3.0 3.4 20100") == pytest.approx(
+        {"loop_busy": 0.5, "other_threads": 0.1, "loop_cpu_us_per_event": 100.0})
+    assert loop_shares("5.0 1.0 1.0 100", "5.0 1.0 1.0 100") is None  # one batch only: no interval
 
 
 def test_machine_idle_share_from_proc_stat(tmp_path):
@@ -108,12 +109,27 @@ def test_the_no_op_agents_busy_share_is_their_mean():
     from stream.benchmark.pipeline import _noop_busy
 
     results, lines = {}, []
-    notes = _Notes({"w0": "0 0 0", "w1": "0 0 0", "w2": "3 1 1"},
-                   {"w0": "10 8 8.5", "w1": "10 4 4.5", "w2": "3 1 1"})  # w2: one batch, no interval
+    notes = _Notes({"w0": "0 0 0 0", "w1": "0 0 0 0", "w2": "3 1 1 500"},
+                   {"w0": "10 8 8.5 40000", "w1": "10 4 4.5 40000", "w2": "3 1 1 500"})  # w2: one batch
     _noop_busy(results, notes, "k", lines.append)
     assert results["noop_loop_busy_share"] == pytest.approx(0.6)
     assert results["noop_other_threads_share"] == pytest.approx(0.05)
-    assert lines and "busy 60%" in lines[0]
+    assert results["noop_loop_cpu_us_per_event"] == pytest.approx(150.0)  # (200 + 100) / 2
+    assert lines and "busy 60%" in lines[0] and "150 µs" in lines[0]
     results = {}
-    _noop_busy(results, _Notes({"w0": "3 1 1"}, {"w0": "3 1 1"}), "k", lines.append)
+    _noop_busy(results, _Notes({"w0": "3 1 1 500"}, {"w0": "3 1 1 500"}), "k", lines.append)
     assert results == {}  # nothing to report, and no error
+
+
+def test_the_drain_reports_the_loops_cpu_an_event_beside_the_no_ops():
+    from stream.benchmark.pipeline import _drain_busy
+
+    lines = []
+    results = {"noop_loop_cpu_us_per_event": 40.0}
+    before = _series(0.0, 0.0, 0.0, 0.0)
+    after = _series(12.0, 10.0, 16.0, 1.0)  # 16 s of loop CPU for 100,000 events: 160 µs an event
+    _drain_busy(results, before, after, 24.0, 1, 100_000, 0.5, lines.append)
+    assert results["drain_loop_cpu_us_per_event"] == pytest.approx(160.0)
+    assert results["loop_cpu_ratio_a_over_b"] == pytest.approx(0.25)
+    assert results["drain_machine_idle_share"] == 0.5 and "drain_loop_cpu_seconds_share" not in results
+    assert any("160 µs an event" in line and "0.25" in line for line in lines), lines
