@@ -25,7 +25,6 @@ app = build_app(f"{settings.app_id}-noop", settings)
 topic = app.topic(*(settings.topic(TOPIC_OF[t]) for t in INTERACTION_TYPES),
                   partitions=settings.partitions)
 _redis = None
-_handled = 0  # events this agent has handled (its CPU notes carry it)
 
 
 def counter_key(prefix: str) -> str:
@@ -43,6 +42,7 @@ async def drain(stream):
     global _redis
     _redis = _redis or settings.redis_client(asyncio=True)
     key = counter_key(settings.redis_prefix)
+    handled = 0  # events this agent has handled (its CPU notes carry it)
     async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
         now = time.time()
         ages: dict[int, int] = {}  # bucket -> events (bucket len(FRESHNESS_BUCKETS): beyond the last bound)
@@ -58,10 +58,9 @@ async def drain(stream):
             pipe.hincrby(f"{key}:age", str(j), n)
         pipe.set(f"{key}:last", repr(time.time()))
         pipe.setnx(f"{key}:first", repr(time.time()))
-        global _handled
-        _handled += len(events)
+        handled += len(events)
         # the agent runs in the loop thread
-        cpu = f"{time.monotonic()!r} {time.thread_time()!r} {time.process_time()!r} {_handled}"
+        cpu = f"{time.monotonic()!r} {time.thread_time()!r} {time.process_time()!r} {handled}"
         pipe.hsetnx(f"{key}:cpu-first", settings.worker_id, cpu)
         pipe.hset(f"{key}:cpu-last", settings.worker_id, cpu)
         await pipe.execute()
