@@ -196,6 +196,10 @@ def check_redis(settings: Settings, timeout: float = 5.0) -> None:
                            f"{settings.redis_prefix!r} ({exc}): check its ACL") from None
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise ServiceError(f"{where} is unreachable ({exc}): check STREAMREC_REDIS_URL") from None
+    except redis.exceptions.ClusterDownError as exc:
+        raise ServiceError(f"{where} says the cluster is down ({exc}): a cluster still forming, or a node "
+                           "away; start the worker again once CLUSTER INFO shows cluster_state:ok on every "
+                           "node") from None
     except redis.ResponseError as exc:
         raise ServiceError(f"{where} answered an error ({exc})") from None
     finally:

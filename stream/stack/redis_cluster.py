@@ -121,15 +121,22 @@ class RedisClusterService(Service):
             c.close()
 
     def healthy(self) -> bool:
+        """Every node sees the cluster as ok, knows all the nodes and has all the slots assigned. One
+        node's view is not enough: after a start the others can still answer CLUSTERDOWN for a while,
+        and a client is sent to whichever node holds its slot."""
+        return all(self._node_ok(port) for port in self.ports)
+
+    def _node_ok(self, port: int) -> bool:
         try:
-            client = self._client(self.ports[0])
+            client = self._client(port)
             try:
                 info = _info(client.cluster("INFO"))
-                return info.get("cluster_state") == "ok" and int(info.get("cluster_known_nodes", 0)) == NODES
             finally:
                 client.close()
         except Exception:
             return False
+        return (info.get("cluster_state") == "ok" and int(info.get("cluster_known_nodes", 0)) == NODES
+                and int(info.get("cluster_slots_ok", 0)) == SLOTS)
 
 
 def _info(raw) -> dict[str, str]:

@@ -56,3 +56,20 @@ def test_an_unreachable_redis_ends_in_one_line_without_credentials():
         check_redis(Settings(redis_url=f"redis://:urlpw@127.0.0.1:{port}/0", redis_password="pw"), timeout=2)
     assert str(err.value).startswith(f"Redis at 127.0.0.1:{port}/0 is unreachable")
     assert "urlpw" not in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_cluster_that_is_down_is_said_to_be_down(monkeypatch):
+    """CLUSTERDOWN at start (a cluster still forming, a node away) is named, with what to do."""
+    import redis
+
+    class Down:
+        def ping(self):
+            raise redis.exceptions.ClusterDownError("Command # 1 (EXISTS {p}:stats) of pipeline caused error: "
+                                                    "The cluster is down")
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(Settings, "redis_client", lambda self, **kwargs: Down())
+    with pytest.raises(ServiceError, match=r"says the cluster is down .*cluster_state:ok on every node"):
+        check_redis(Settings(redis_cluster=True, redis_prefix="{p}"), timeout=2)

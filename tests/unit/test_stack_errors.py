@@ -36,3 +36,29 @@ def test_stack_command_prints_the_message_and_exits_2(monkeypatch, tmp_path, cap
 def test_unknown_service_is_refused(tmp_path):
     with pytest.raises(StackError, match="unknown service"):
         Stack(Settings(cache_dir=str(tmp_path)), ("zookeeper",))
+
+
+def test_a_cluster_is_healthy_only_when_every_node_says_so(monkeypatch, tmp_path):
+    """After a start one node can see the cluster as ok while another still answers CLUSTERDOWN."""
+    from stream.stack.redis_cluster import SLOTS, RedisClusterService
+
+    service = RedisClusterService(Settings(stack_dir=str(tmp_path), redis_cluster_port=17500, redis_url=""))
+    ok = {"cluster_state": "ok", "cluster_known_nodes": 3, "cluster_slots_ok": SLOTS}
+    views = {port: dict(ok) for port in service.ports}
+
+    class Node:
+        def __init__(self, port):
+            self.port = port
+
+        def cluster(self, what):
+            return views[self.port]
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(service, "_client", Node)
+    assert service.healthy()
+    views[service.ports[2]]["cluster_state"] = "fail"
+    assert not service.healthy()
+    views[service.ports[2]] = dict(ok, cluster_slots_ok=SLOTS - 1)
+    assert not service.healthy()
