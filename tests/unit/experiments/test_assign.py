@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
+import pytest
 from scipy import stats
 
 from producers.simulator import World, WorldConfig
@@ -102,7 +103,12 @@ def test_each_user_is_served_their_variants_ranking():
     for uid in users:
         _, r = got[uid]
         assert r.experiment == "blend" and r.variant == pick(experiments[0], uid)
-        assert r.items == want[r.variant][uid][1].items
+        # the same items in the same order; the scores equal up to float32 rounding (the engine with the
+        # experiment ranks each variant's users as one matrix product, of another shape than the plain
+        # engine's, and BLAS may sum in another order: CI saw 0.32366598 against 0.32366601)
+        mine = want[r.variant][uid][1]
+        assert r.ids == mine.ids
+        assert [s for _, s in r.items] == pytest.approx([s for _, s in mine.items], rel=1e-5, abs=1e-6)
         seen.add(r.variant)
     assert seen == {"hybrid", "mf-only"}
     differs = sum(want["hybrid"][u][1].ids != want["mf-only"][u][1].ids for u in users)
