@@ -70,7 +70,8 @@ def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
 
 
 _BATCH_SERIES = ("streamrec_batch_events_sum", "streamrec_batch_events_count", "streamrec_batch_seconds_sum")
-_DRAIN_SERIES = _BATCH_SERIES + tuple(k for k in TIME_SERIES if k not in _BATCH_SERIES)
+PUSHED = "streamrec_recommendations_pushed_total"
+_DRAIN_SERIES = _BATCH_SERIES + tuple(k for k in TIME_SERIES if k not in _BATCH_SERIES) + (PUSHED,)
 
 
 def _rates(results: dict, name: str, per_member: list[float], n_events: int, seconds: float) -> None:
@@ -184,18 +185,24 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 100_000, fresh_rate: f
                 f"{results['drain_batch_seconds_mean'] * 1000:,.0f} ms each")
             _drain_busy(results, batches_before, batches_after, marks_after[0] - marks_before[0], workers,
                         n_events, machine_idle_share(marks_before[1], marks_after[1]), log)
+            results["drain_lists_per_event"] = (batches_after[PUSHED] - batches_before[PUSHED]) / n_events
+            log(f"  (b) lists pushed: {results['drain_lists_per_event']:.2f} an event")
 
             # (c) freshness at a fixed rate, the workers caught up
             before = scrape_buckets(ports, "streamrec_event_to_applied_seconds", headers)
-            batches_before = scrape_all(ports, _BATCH_SERIES, headers)
+            batches_before = scrape_all(ports, _DRAIN_SERIES, headers)
+            started_at = time.monotonic()
             achieved = produce_at(s_work, fresh_events, n_fresh, fresh_rate)
             produced_at = time.monotonic()
             _, done_at = time_until(applied, n_events + n_fresh, log, "(c) freshness phase", procs)
             handled_per_worker(ports, n_events + n_fresh, headers)  # the last batches' metrics too
             after = scrape_buckets(ports, "streamrec_event_to_applied_seconds", headers)
-            # what the workers did meanwhile: how big their batches were, how long each took, and
-            # how long they went on after the last event was produced
-            _batch_means(results, "fresh", batches_before, scrape_all(ports, _BATCH_SERIES, headers))
+            # what the workers did meanwhile: how big their batches were, how long each took, how
+            # long they went on after the last event was produced, how busy their loops were and
+            # how many lists they pushed an event
+            batches_after = scrape_all(ports, _DRAIN_SERIES, headers)
+            _batch_means(results, "fresh", batches_before, batches_after)
+            _fresh_busy(results, batches_before, batches_after, time.monotonic() - started_at, workers, n_fresh, log)
             results["fresh_drain_after_produce_s"] = max(0.0, done_at - produced_at)
             delta = [(b, c - dict(before).get(b, 0.0)) for b, c in after]
             results["fresh_rate_target"] = fresh_rate
@@ -209,6 +216,20 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 100_000, fresh_rate: f
     finally:
         _cleanup([s_noop, s_work], client)
     return results
+
+
+def _fresh_busy(results: dict[str, float], before: dict[str, float], after: dict[str, float], seconds: float,
+                workers: int, n_events: int, log) -> None:
+    """How busy the workers' loops were over (c) (``fresh_loop_busy_share``), their CPU an event
+    (``fresh_loop_cpu_us_per_event``) and the lists they pushed an event (``fresh_lists_per_event``):
+    at a fixed rate most events are a user's first in the rate limit's second, so most push a list."""
+    shares = time_shares(before, after, seconds, workers)
+    results["fresh_loop_busy_share"] = shares["loop_busy"]
+    results["fresh_loop_cpu_us_per_event"] = shares["loop_cpu_seconds"] * 1e6 / n_events
+    results["fresh_lists_per_event"] = (after[PUSHED] - before[PUSHED]) / n_events
+    log(f"  (c) the workers' event loops were busy {shares['loop_busy']:.0%} of the phase, "
+        f"{results['fresh_loop_cpu_us_per_event']:.0f} µs of CPU an event, "
+        f"{results['fresh_lists_per_event']:.2f} lists pushed an event")
 
 
 def _steady(results: dict[str, float], name: str) -> str:
