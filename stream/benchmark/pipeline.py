@@ -222,7 +222,7 @@ def _fresh_busy(results: dict[str, float], before: dict[str, float], after: dict
                 workers: int, n_events: int, log) -> None:
     """How busy the workers' loops were over (c) (``fresh_loop_busy_share``), their CPU an event
     (``fresh_loop_cpu_us_per_event``) and the lists they pushed an event (``fresh_lists_per_event``):
-    at a fixed rate most events are a user's first in the rate limit's second, so most push a list."""
+    set against the drain's, they tell a per-batch cost (small batches at a fixed rate) from pushing."""
     shares = time_shares(before, after, seconds, workers)
     results["fresh_loop_busy_share"] = shares["loop_busy"]
     results["fresh_loop_cpu_us_per_event"] = shares["loop_cpu_seconds"] * 1e6 / n_events

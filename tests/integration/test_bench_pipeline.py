@@ -48,10 +48,10 @@ def test_every_phase_of_the_pipeline_bench_reports(stack_settings, workers):
     assert 0 < results["drain_in_batches_waiting_share"] <= results["drain_in_batches_share"], results
     assert 0 < results["drain_loop_busy_share"] <= 1.05 and 0 <= results["drain_machine_idle_share"] <= 1, results
     assert any(line.startswith("  (b) the workers' event loops were busy") for line in lines), lines
-    # over (c) too: how busy, the CPU an event, and the lists pushed an event (at a fixed rate most
-    # events are their user's first in a second: they push more lists an event than the drain)
+    # over (c) too: how busy, the CPU an event, and the lists pushed an event (at most one a user a
+    # batch; the drain pushes every user's first list, (c)'s users may all have theirs already)
     assert 0 < results["fresh_loop_busy_share"] <= 1.05 and results["fresh_loop_cpu_us_per_event"] > 0, results
-    assert 0 < results["drain_lists_per_event"] <= 1.0 and 0 < results["fresh_lists_per_event"] <= 1.0, results
+    assert 0 < results["drain_lists_per_event"] <= 1.0 and 0 <= results["fresh_lists_per_event"] <= 1.0, results
     assert any(line.startswith("  (c) the workers' event loops were busy") for line in lines), lines
     # every process of each phase took part (the group spread the partitions over all of them):
     # each handled some of the events, and together every one of them
