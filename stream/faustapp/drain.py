@@ -26,23 +26,18 @@ a warning) when either differs, and tests/unit/test_faustapp_drain.py fails.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import importlib
-import inspect
 import logging
 from typing import Any, Coroutine, Generator, Optional
 
-import faust
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from stream.faustapp.pins import PINNED_VERSION, source_digest, why_not
 
 __all__ = ["LeanConsumer", "LeanTransport", "run_now", "Rest", "why_not_applicable", "source_digest",
            "PINNED_VERSION", "PINNED_SOURCES"]
 
 log = logging.getLogger(__name__)
-
-#: The faust-streaming release this shim was written against (pyproject.toml pins it).
-PINNED_VERSION = "0.15.3"
 
 #: SHA-256 of ``inspect.getsource`` of each Faust function the shim replaces (the drain loop)
 #: or relies on (the fetcher that runs it, the hook that builds the transport, the race used when a
@@ -62,28 +57,9 @@ PINNED_SOURCES = {
 YIELD_EVERY = 100
 
 
-def source_digest(name: str) -> str:
-    """SHA-256 of the source of ``module:Class.attribute``.
-
-    >>> len(source_digest("faust.transport.consumer:Consumer._drain_messages"))
-    64
-    """
-    module, _, path = name.partition(":")
-    obj: Any = importlib.import_module(module)
-    for part in path.split("."):
-        obj = getattr(obj, part)
-    obj = getattr(obj, "fun", obj)  # a mode ``@Service.task`` wraps its function
-    return hashlib.sha256(inspect.getsource(obj).encode()).hexdigest()
-
-
 def why_not_applicable() -> Optional[str]:
     """None when the installed Faust is the one the shim was written for, else why not."""
-    if faust.__version__ != PINNED_VERSION:
-        return f"faust-streaming is {faust.__version__}, the lean drain was written for {PINNED_VERSION}"
-    changed = [name for name, digest in PINNED_SOURCES.items() if source_digest(name) != digest]
-    if changed:
-        return f"the source of {', '.join(changed)} is not the one the lean drain was written for"
-    return None
+    return why_not("the lean drain", PINNED_SOURCES)
 
 
 def run_now(coro: Coroutine) -> tuple[bool, Any]:
