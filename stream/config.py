@@ -150,13 +150,20 @@ class Settings(BaseSettings):
         True, description="Hand each fetched message to the streams directly when that needs no waiting, instead "
         "of through mode's wait_first (four tasks a message); a shim over faust-streaming 0.15.3's "
         "Consumer._drain_messages, off by itself on any other version. STREAMREC_FAUST_LEAN_DRAIN")
+    faust_lean_take: bool = Field(
+        True, description="The agents take their micro-batches from their stream's queue in bulk (stream/faustapp/"
+        "take.py), instead of through Faust's take_events (a trip through the event loop, a processor and an ack "
+        "coroutine an event, and a wait of STREAMREC_BATCH_WITHIN_SECONDS after every batch); a shim over "
+        "faust-streaming 0.15.3's stream internals, off by itself on any other version. STREAMREC_FAUST_LEAN_TAKE")
     gc_threshold: int = Field(
         50_000, ge=0, description="The worker's garbage collector: what is alive at start-up is frozen (never "
         "walked again) and the youngest generation is collected every this many allocations (CPython's default: "
         "700). 0 leaves CPython's defaults. STREAMREC_GC_THRESHOLD")
     batch_size: int = Field(500, ge=1, description="Micro-batch size. STREAMREC_BATCH_SIZE")
     batch_within_seconds: float = Field(
-        0.05, gt=0, description="Micro-batch time bound (under load batches fill to STREAMREC_BATCH_SIZE first). "
+        0.05, gt=0, description="Micro-batch time bound: a batch goes to the agent when it holds "
+        "STREAMREC_BATCH_SIZE events, or this long after the batch before it went (events that queued meanwhile go at "
+        "once). With STREAMREC_FAUST_LEAN_TAKE off, Faust's take_events waits this long after every batch. "
         "STREAMREC_BATCH_WITHIN_SECONDS")
     item_publish_seconds: float = Field(
         0.5, gt=0, description="How long an item owner gathers gradients before it publishes the changed item rows "

@@ -9,6 +9,7 @@ from stream.agents.retry import until_done
 from stream.agents.runtime import runtime
 from stream.app import app, event_topic, settings
 from stream.engine.validate import Record
+from stream.faustapp.take import batches
 from stream.metrics import METRICS
 
 log = logging.getLogger(__name__)
@@ -26,9 +27,10 @@ async def ingest(stream):
     METRICS.worker_up.set(1)
     _ = runtime.ingest  # built (and its libraries imported) before the first batch, not in its time
     await runtime.items_ready.wait()  # learn against the item rows as they are, not from seeds
-    # take_events acks the whole batch after the loop body, even if it raised: so the body
-    # retries until the batch is handled (every effect is idempotent), it never drops one.
-    async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
+    # a batch is acked after the loop body, even if it raised (Faust's take_events does the same):
+    # so the body retries until the batch is handled (every effect is idempotent), it never drops one.
+    async for events in batches(stream, settings.batch_size, settings.batch_within_seconds,
+                                lean=settings.faust_lean_take):
         records = [to_record(ev) for ev in events]
         await until_done(f"a batch of {len(records)} events", lambda: runtime.ingest.handle(records))
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from stream.agents.retry import until_done
 from stream.agents.runtime import runtime
-from stream.app import app, rec_requests_topic
+from stream.app import app, rec_requests_topic, settings
 from stream.contract import InvalidEvent, validate_rec_request
 from stream.engine.validate import Record
+from stream.faustapp.take import batches
 
 
 @app.agent(rec_requests_topic, concurrency=1)
 async def requests(stream):
-    async for events in stream.take_events(100, within=0.05):
+    async for events in batches(stream, 100, 0.05, lean=settings.faust_lean_take):
         valid, rejected = [], []
         for event in events:
             msg = event.message

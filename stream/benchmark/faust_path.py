@@ -1,7 +1,8 @@
 """Faust's own per-message cost, in process, without a broker: ``python -m stream.benchmark.faust_path``.
 
 A Faust app built by the worker's builder (stream/faustapp), with one stream reading four
-partitions through ``take_events(500, within=0.05)`` as the agents do; the consumer's real fetch
+partitions in batches of 500 within 0.05 s as the agents do (stream/faustapp/take.py: the lean
+take or Faust's ``take_events``, by STREAMREC_FAUST_LEAN_TAKE); the consumer's real fetch
 loop (``_drain_messages``, Faust's or the lean one), the real ``getmany`` (round-robin over the
 partitions, Message objects), the conductor, the stream's buffer, the events and the acks. Only
 the fetch itself is replaced: ``_wait_next_records`` returns ready-made records, so aiokafka's
@@ -29,7 +30,7 @@ __all__ = ["measure", "CONFIGS", "main_bench_faust"]
 
 #: Faust as released: every setting of stream/faustapp off.
 _RELEASED = {"STREAMREC_EVENT_LOOP": "aio", "STREAMREC_FAUST_CYTHON": "false", "STREAMREC_FAUST_MONITOR": "full",
-             "STREAMREC_FAUST_LEAN_DRAIN": "false"}
+             "STREAMREC_FAUST_LEAN_DRAIN": "false", "STREAMREC_FAUST_LEAN_TAKE": "false"}
 #: name -> the STREAMREC_* settings of that configuration.
 CONFIGS = {
     "released": _RELEASED,
@@ -37,18 +38,22 @@ CONFIGS = {
     "quiet monitor": {**_RELEASED, "STREAMREC_FAUST_MONITOR": "quiet"},
     "uvloop": {**_RELEASED, "STREAMREC_EVENT_LOOP": "uvloop"},
     "lean drain": {**_RELEASED, "STREAMREC_FAUST_LEAN_DRAIN": "true"},
+    "lean take": {**_RELEASED, "STREAMREC_FAUST_LEAN_TAKE": "true"},
     "all": {"STREAMREC_EVENT_LOOP": "uvloop", "STREAMREC_FAUST_CYTHON": "true", "STREAMREC_FAUST_MONITOR": "quiet",
-            "STREAMREC_FAUST_LEAN_DRAIN": "true"},
+            "STREAMREC_FAUST_LEAN_DRAIN": "true", "STREAMREC_FAUST_LEAN_TAKE": "true"},
 }
 
 
-async def _run(n_messages: int, batch: int) -> dict[str, float]:
+async def _run(n_messages: int, batch: int, on_batch=None, **overrides) -> dict[str, float]:
+    """``n_messages`` over four partitions, read in batches of ``batch``; ``on_batch(events)`` sees
+    each batch (the tests' hook), ``overrides`` are Settings fields (else the environment's)."""
     from faust.types import TP
 
     from stream.config import Settings
     from stream.faustapp import build_app
+    from stream.faustapp.take import batches
 
-    s = Settings(kafka_port=1, web_port=1)
+    s = Settings(kafka_port=1, web_port=1, **overrides)
     app = build_app("faust-path-bench", s)
     topic = app.topic("clicks", partitions=4)
     tps = [TP("clicks", p) for p in range(4)]
@@ -79,7 +84,9 @@ async def _run(n_messages: int, batch: int) -> dict[str, float]:
 
     async def drain_stream():
         nonlocal seen
-        async for events in app.stream(topic).take_events(batch, within=0.05):
+        async for events in batches(app.stream(topic), batch, 0.05, lean=s.faust_lean_take):
+            if on_batch is not None:
+                on_batch(events)
             seen += len(events)
             if seen >= total:
                 finished.set()

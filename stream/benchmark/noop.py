@@ -16,6 +16,7 @@ from bisect import bisect_left
 from stream.config import get_settings
 from stream.contract import INTERACTION_TYPES, TOPIC_OF
 from stream.faustapp import build_app
+from stream.faustapp.take import batches
 from stream.gctune import tune_gc
 from stream.metrics import FRESHNESS_BUCKETS
 
@@ -43,7 +44,8 @@ async def drain(stream):
     _redis = _redis or settings.redis_client(asyncio=True)
     key = counter_key(settings.redis_prefix)
     handled = 0  # events this agent has handled (its CPU notes carry it)
-    async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
+    async for events in batches(stream, settings.batch_size, settings.batch_within_seconds,
+                                lean=settings.faust_lean_take):
         now = time.time()
         ages: dict[int, int] = {}  # bucket -> events (bucket len(FRESHNESS_BUCKETS): beyond the last bound)
         for ev in events:
