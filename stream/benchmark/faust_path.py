@@ -10,7 +10,8 @@ network and decoding are not in the figure (about 3 µs a message, DESIGN.md). E
 taken from STREAMREC_* as usual; ``--loop uvloop`` runs it on uvloop.
 
 ``streamrec bench faust`` runs it once per configuration (Faust as released, each setting alone,
-all of them: :data:`CONFIGS`), each in a fresh process, alternating, ``--runs`` rounds, and prints
+all of them, the worker's defaults with and without the lean take: :data:`CONFIGS`), each in a
+fresh process, alternating, ``--runs`` rounds, and prints
 the median µs a message of each and its ratio to Faust as released measured in the same run.
 """
 
@@ -31,6 +32,9 @@ __all__ = ["measure", "CONFIGS", "main_bench_faust"]
 #: Faust as released: every setting of stream/faustapp off.
 _RELEASED = {"STREAMREC_EVENT_LOOP": "aio", "STREAMREC_FAUST_CYTHON": "false", "STREAMREC_FAUST_MONITOR": "full",
              "STREAMREC_FAUST_LEAN_DRAIN": "false", "STREAMREC_FAUST_LEAN_TAKE": "false"}
+#: The worker's defaults (stream/config.py).
+_DEFAULTS = {"STREAMREC_EVENT_LOOP": "uvloop", "STREAMREC_FAUST_CYTHON": "false", "STREAMREC_FAUST_MONITOR": "full",
+             "STREAMREC_FAUST_LEAN_DRAIN": "true", "STREAMREC_FAUST_LEAN_TAKE": "true"}
 #: name -> the STREAMREC_* settings of that configuration.
 CONFIGS = {
     "released": _RELEASED,
@@ -41,6 +45,8 @@ CONFIGS = {
     "lean take": {**_RELEASED, "STREAMREC_FAUST_LEAN_TAKE": "true"},
     "all": {"STREAMREC_EVENT_LOOP": "uvloop", "STREAMREC_FAUST_CYTHON": "true", "STREAMREC_FAUST_MONITOR": "quiet",
             "STREAMREC_FAUST_LEAN_DRAIN": "true", "STREAMREC_FAUST_LEAN_TAKE": "true"},
+    "defaults": _DEFAULTS,
+    "defaults, Faust's take_events": {**_DEFAULTS, "STREAMREC_FAUST_LEAN_TAKE": "false"},
 }
 
 
@@ -134,7 +140,7 @@ def main_bench_faust(n_messages: int = 100_000, runs: int = 5, log=print) -> dic
                       "us_per_message_max": max(t), "released_over_this": released / statistics.median(t)}
                for name, t in times.items()}
     for name, r in results.items():
-        log(f"{name:>14}: median {r['us_per_message_median']:6.1f} µs a message (min {r['us_per_message_min']:.1f}, "
+        log(f"{name:>30}: median {r['us_per_message_median']:6.1f} µs a message (min {r['us_per_message_min']:.1f}, "
             f"max {r['us_per_message_max']:.1f}), {r['released_over_this']:.2f}x Faust as released")
     return results
 
