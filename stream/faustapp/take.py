@@ -57,6 +57,8 @@ PINNED_SOURCES = {
         "3a48ee257a65435b482d51edb74f2993a67867949b1ef89b49fea893769e0614",
     "faust.streams:Stream.ack":
         "32d7171a89b0931d806a87dc81dcba5673dd9702f8a6add8426e0e236b9e8fef",
+    "faust.streams:Stream.on_stop":
+        "81b327b1578dff1c76da6f64a0ea3a2e9ce936b5896eb98502f61f175186fcdd",
     "faust.streams:Stream._channel_stop_iteration":
         "ff1df01f515725a777f993f2525f7430eac681be1cfdda75c2e2dcfaed055d4e",
     "file:faust/_cython/streams.pyx":
@@ -103,7 +105,10 @@ def batches(stream: Any, max_: int, within: float, *, lean: bool = True) -> Asyn
     if lean:
         reason = why_not_applicable(stream)
         if reason is None:
-            return lean_take(stream, max_, within)
+            gen = lean_take(stream, max_, within)
+            # as Faust's buffering generators are: Stream.on_stop closes what is left of it
+            stream._active_agens.add(gen)
+            return gen
         log.warning("STREAMREC_FAUST_LEAN_TAKE is on but %s: using Faust's own take_events", reason)
     return stream.take_events(max_, within=within)
 

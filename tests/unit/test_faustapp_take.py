@@ -178,3 +178,20 @@ def test_it_refuses_a_batch_size_or_bound_that_would_never_hand_anything_out():
     for max_, within in ((0, 0.05), (10, 0.0)):
         with pytest.raises(ValueError):
             asyncio.run(main(max_, within))
+
+
+def test_stopping_the_stream_closes_it_and_acknowledges_the_batch_it_handed_out():
+    async def main():
+        app, stream = _stream("t-take-stream-stop")
+        app.flow_control.resume()
+        message = _put(app, stream, 0)
+        it = batches(stream, 10, 30.0, lean=True)
+        batch = await asyncio.wait_for(it.__anext__(), 5)
+        acked_in_body = message.acked
+        await stream.stop()  # Stream.on_stop closes the buffering generators it knows...
+        acked_by_stop = message.acked  # ... so the batch is acknowledged now, not at a next step
+        with pytest.raises(StopAsyncIteration):
+            await it.__anext__()
+        return _offsets(batch), acked_in_body, acked_by_stop
+
+    assert asyncio.run(main()) == ([0], False, True)
