@@ -163,7 +163,8 @@ class Settings(BaseSettings):
     batch_within_seconds: float = Field(
         0.05, gt=0, description="Micro-batch time bound: a batch goes to the agent when it holds "
         "STREAMREC_BATCH_SIZE events, or this long after the batch before it went (events that queued meanwhile go at "
-        "once). With STREAMREC_FAUST_LEAN_TAKE off, Faust's take_events waits this long after every batch. "
+        "once): below full load, larger is fewer batches, less CPU an event and older events. With "
+        "STREAMREC_FAUST_LEAN_TAKE off, Faust's take_events waits this long after every batch. "
         "STREAMREC_BATCH_WITHIN_SECONDS")
     item_publish_seconds: float = Field(
         0.5, gt=0, description="How long an item owner gathers gradients before it publishes the changed item rows "
