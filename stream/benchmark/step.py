@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 from stream.config import Settings
 from stream.contract import INTERACTION_TYPES, TOPIC_OF
+from stream.engine.items import ItemBus
 from stream.engine.stages import OFF, STAGE_NAMES, Stages
 from stream.gctune import tuned_gc
 
@@ -37,7 +38,7 @@ USER_KINDS = ("user record", "user reader row", "user last list", "user profile"
 EVENT_TYPES = INTERACTION_TYPES  # what the ingest agent reads
 
 
-class WindowBus:
+class WindowBus(ItemBus):
     """The worker's item side in process (see the module docstring): what ``KafkaBus`` and the
     ``own_items`` task do, without the broker."""
 

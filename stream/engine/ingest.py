@@ -3,7 +3,8 @@
     records -> validate -> bad: dead-letter topic (original bytes + reason), the rest goes on
             -> Engine.step (load, score the trials, learn, commit, deliver the item updates)
             -> KPIs (Prometheus, drift detectors) -> the batch log (when configured)
-            -> push the lists that changed -> wait until Kafka has everything sent
+            -> push the lists that changed -> wait until Kafka has everything sent (item updates,
+               lists, dead letters, alerts: one wait) -> the item updates leave the outbox
 
 A batch is never dropped: a store or broker hiccup is retried until it passes (every effect is
 idempotent: the commit claims the events' ids), and an event that fails for another reason is
@@ -121,7 +122,9 @@ class Ingest:
             await self._apply(valid, out)
         if self.drift is not None:
             await self.drift.publish(self.sink)
-        await self.sink.flush()
+        # one wait for what the batch sent (item updates, lists, dead letters, alerts), then its
+        # item updates leave the outbox
+        await self.engine.bus.settle(self.sink.flush)
         self.metrics.batch_events.observe(len(records))
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.batch_cpu_seconds.inc(time.thread_time() - cpu)

@@ -21,11 +21,12 @@ Offline, :class:`DirectBus` hands each batch's updates to the owner right after 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
 from abc import ABC, abstractmethod
-from typing import Callable
+from typing import Awaitable, Callable
 
 import numpy as np
 
@@ -312,7 +313,14 @@ class ItemBus(ABC):
 
     @abstractmethod
     async def deliver(self, entries: list[OutboxEntry]) -> None:
-        """Hand the entries to their owners; marks them done in the outbox once delivered."""
+        """Hand the entries to their owners; they leave the outbox once delivered (at once, or at
+        :meth:`settle`)."""
+
+    async def settle(self, flush: Callable[[], Awaitable[None]]) -> None:
+        """``flush()`` (the caller's wait for what it sent), then mark done in the outbox what
+        :meth:`deliver` sent for the calling task and the flush confirmed. Buses that apply at
+        once have nothing to mark."""
+        await flush()
 
 
 class DirectBus(ItemBus):
@@ -336,22 +344,34 @@ class KafkaBus(ItemBus):
     """In the worker: each entry goes to its owner's item-updates partition; once Kafka has it,
     it leaves the outbox. :meth:`sweep` sends again what a crash (or a broker outage) left there.
 
-    ``publisher``: has ``item_update(partition, payload)`` and ``flush()`` (which raises when a
-    message was not delivered).
+    :meth:`deliver` only sends: the calling task's :meth:`settle` waits for delivery (the flush
+    that also covers the batch's lists and dead letters: one wait a batch, after its commit) and
+    then takes the entries out of the outbox. Entries whose flush failed, or that were never
+    settled, stay in the outbox and are sent again by :meth:`sweep`.
+
+    ``publisher``: has ``item_update(partition, payload)`` and ``flush()`` (which waits for the
+    calling task's messages and raises when one was not delivered).
     """
 
     def __init__(self, publisher, state: StateStore) -> None:
         self.publisher = publisher
         self.state = state
         self.resent = 0
+        self._sent: dict[asyncio.Task | None, list[str]] = {}  # per task: entry ids sent, not yet settled
 
     async def deliver(self, entries: list[OutboxEntry]) -> None:
         if not entries:
             return
+        sent = self._sent.setdefault(asyncio.current_task(), [])
         for e in entries:
             await self.publisher.item_update(e.partition, e.payload)
-        await self.publisher.flush()
-        await self.state.outbox_done([e.entry_id for e in entries])
+            sent.append(e.entry_id)
+
+    async def settle(self, flush: Callable[[], Awaitable[None]]) -> None:
+        ids = self._sent.pop(asyncio.current_task(), None)  # taken first: a failed flush leaves them in the outbox
+        await flush()
+        if ids:
+            await self.state.outbox_done(ids)
 
     async def sweep(self, older_than: float) -> int:
         """Deliver the entries committed before ``older_than`` and still in the outbox."""
@@ -359,5 +379,6 @@ class KafkaBus(ItemBus):
         if entries:
             log.info("delivering %d item updates left in the outbox", len(entries))
             await self.deliver(entries)
+            await self.settle(self.publisher.flush)
             self.resent += len(entries)
         return len(entries)

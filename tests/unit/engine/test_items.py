@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import numpy as np
+import pytest
 
-from stream.engine.items import entry_id, outbox_entries
+from stream.engine.items import KafkaBus, entry_id, outbox_entries
 from stream.engine.messages import decode_update
+from stream.engine.publisher import DeliveryError
 from stream.models.items import ItemUpdate
 from stream.models.sharded import item_partition
+from stream.state.base import OutboxEntry
 
 
 def test_entry_id_is_stable_and_names_the_events_and_the_partition():
@@ -39,3 +43,86 @@ def test_outbox_entries_are_one_per_owner_with_their_ids_and_payloads():
         total += len(decoded.pair_a)
     assert total == 12
     assert outbox_entries(ItemUpdate.empty(2), event_ids, 3, 2) == []
+
+
+class _Publisher:
+    """KafkaPublisher's calls, recorded: what each task sent, and a flush that can fail."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, bytes]] = []
+        self.fail = False
+        self.flushes = 0
+
+    async def item_update(self, partition: int, payload: bytes) -> None:
+        self.sent.append((partition, payload))
+
+    async def flush(self) -> None:
+        self.flushes += 1
+        if self.fail:
+            raise DeliveryError("1 of 1 messages failed")
+
+
+class _Outbox:
+    def __init__(self, entries) -> None:
+        self.entries = {e.entry_id: e for e in entries}
+
+    async def outbox_done(self, entry_ids) -> None:
+        for eid in entry_ids:
+            self.entries.pop(eid, None)
+
+    async def outbox_pending(self, older_than: float):
+        return list(self.entries.values())
+
+
+def _entries(n: int) -> list[OutboxEntry]:
+    return [OutboxEntry(f"u{j}/{j % 2}", j % 2, f"payload {j}".encode()) for j in range(n)]
+
+
+def test_kafka_bus_sends_at_deliver_and_empties_the_outbox_only_after_the_flush():
+    asyncio.run(_kafka_bus_sends_at_deliver_and_empties_the_outbox_only_after_the_flush())
+
+
+async def _kafka_bus_sends_at_deliver_and_empties_the_outbox_only_after_the_flush():
+    pub, entries = _Publisher(), _entries(3)
+    box = _Outbox(entries)
+    bus = KafkaBus(pub, box)
+    await bus.deliver(entries)
+    assert pub.sent == [(0, b"payload 0"), (1, b"payload 1"), (0, b"payload 2")]
+    assert pub.flushes == 0 and len(box.entries) == 3  # sent, not yet known to be delivered
+    await bus.settle(pub.flush)
+    assert pub.flushes == 1 and box.entries == {}
+    await bus.settle(pub.flush)  # nothing left to mark: the flush is still the caller's
+    assert pub.flushes == 2
+
+
+def test_kafka_bus_keeps_entries_whose_flush_failed_for_the_sweep():
+    asyncio.run(_kafka_bus_keeps_entries_whose_flush_failed_for_the_sweep())
+
+
+async def _kafka_bus_keeps_entries_whose_flush_failed_for_the_sweep():
+    pub, entries = _Publisher(), _entries(2)
+    box = _Outbox(entries)
+    bus = KafkaBus(pub, box)
+    await bus.deliver(entries)
+    pub.fail = True
+    with pytest.raises(DeliveryError):
+        await bus.settle(pub.flush)
+    pub.fail = False
+    await bus.settle(pub.flush)  # a later batch's settle does not take the failed ones for delivered
+    assert set(box.entries) == {e.entry_id for e in entries}
+    assert await bus.sweep(0.0) == 2  # sent again, and this time delivered
+    assert box.entries == {} and bus.resent == 2 and len(pub.sent) == 4
+
+
+def test_kafka_bus_settles_each_task_s_own_entries():
+    asyncio.run(_kafka_bus_settles_each_task_s_own_entries())
+
+
+async def _kafka_bus_settles_each_task_s_own_entries():
+    pub, entries = _Publisher(), _entries(4)
+    box = _Outbox(entries)
+    bus = KafkaBus(pub, box)
+    await asyncio.create_task(bus.deliver(entries[:2]))  # another task's, never settled
+    await bus.deliver(entries[2:])
+    await bus.settle(pub.flush)
+    assert set(box.entries) == {entries[0].entry_id, entries[1].entry_id}
