@@ -74,18 +74,25 @@ class _Outbox:
         return list(self.entries.values())
 
 
-def _entries(n: int) -> list[OutboxEntry]:
-    return [OutboxEntry(f"u{j}/{j % 2}", j % 2, f"payload {j}".encode()) for j in range(n)]
-
-
-def test_kafka_bus_sends_at_deliver_and_empties_the_outbox_only_after_the_flush():
-    asyncio.run(_kafka_bus_sends_at_deliver_and_empties_the_outbox_only_after_the_flush())
-
-
-async def _kafka_bus_sends_at_deliver_and_empties_the_outbox_only_after_the_flush():
-    pub, entries = _Publisher(), _entries(3)
+def _bus(n: int) -> tuple[_Publisher, list[OutboxEntry], _Outbox, KafkaBus]:
+    """A KafkaBus over a recording publisher, and ``n`` entries already in its outbox."""
+    pub = _Publisher()
+    entries = [OutboxEntry(f"u{j}/{j % 2}", j % 2, f"payload {j}".encode()) for j in range(n)]
     box = _Outbox(entries)
-    bus = KafkaBus(pub, box)
+    return pub, entries, box, KafkaBus(pub, box)
+
+
+def _run(fn):
+    """A test of the coroutine function ``fn`` (run in a loop of its own)."""
+    def test():
+        asyncio.run(fn())
+    test.__name__ = test.__qualname__ = fn.__name__
+    return test
+
+
+@_run
+async def test_kafka_bus_sends_at_deliver_and_empties_the_outbox_only_after_the_flush():
+    pub, entries, box, bus = _bus(3)
     await bus.deliver(entries)
     assert pub.sent == [(0, b"payload 0"), (1, b"payload 1"), (0, b"payload 2")]
     assert pub.flushes == 0 and len(box.entries) == 3  # sent, not yet known to be delivered
@@ -95,14 +102,9 @@ async def _kafka_bus_sends_at_deliver_and_empties_the_outbox_only_after_the_flus
     assert pub.flushes == 2
 
 
-def test_kafka_bus_keeps_entries_whose_flush_failed_for_the_sweep():
-    asyncio.run(_kafka_bus_keeps_entries_whose_flush_failed_for_the_sweep())
-
-
-async def _kafka_bus_keeps_entries_whose_flush_failed_for_the_sweep():
-    pub, entries = _Publisher(), _entries(2)
-    box = _Outbox(entries)
-    bus = KafkaBus(pub, box)
+@_run
+async def test_kafka_bus_keeps_entries_whose_flush_failed_for_the_sweep():
+    pub, entries, box, bus = _bus(2)
     await bus.deliver(entries)
     pub.fail = True
     with pytest.raises(DeliveryError):
@@ -114,14 +116,9 @@ async def _kafka_bus_keeps_entries_whose_flush_failed_for_the_sweep():
     assert box.entries == {} and bus.resent == 2 and len(pub.sent) == 4
 
 
-def test_kafka_bus_settles_each_task_s_own_entries():
-    asyncio.run(_kafka_bus_settles_each_task_s_own_entries())
-
-
-async def _kafka_bus_settles_each_task_s_own_entries():
-    pub, entries = _Publisher(), _entries(4)
-    box = _Outbox(entries)
-    bus = KafkaBus(pub, box)
+@_run
+async def test_kafka_bus_settles_each_task_s_own_entries():
+    pub, entries, box, bus = _bus(4)
     await asyncio.create_task(bus.deliver(entries[:2]))  # another task's, never settled
     await bus.deliver(entries[2:])
     await bus.settle(pub.flush)
