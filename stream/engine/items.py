@@ -94,6 +94,7 @@ class ItemOwner:
         self.applied = 0  # updates applied
         self.dropped = 0  # updates dropped as applied before (redeliveries and resends)
         self.initialised = 0  # new items started from their categories
+        self._unreturned: dict[str, ItemRow] = {}  # rows to publish that a call which failed later got
 
     async def take(self, partition: int) -> list[ItemRow]:
         """Take a partition over: its committed rows replace the table's (returns them)."""
@@ -150,12 +151,13 @@ class ItemOwner:
         A partition whose commit is refused (another owner applied some meanwhile) is computed
         again from the new offset. When a pass fails otherwise (a commit whose outcome is not
         known, the connection lost), the partitions not committed yet leave nothing of it in the
-        table: their rows go back to what the state has, so a retry applies each update once."""
+        table: their rows go back to what the state has, so a retry applies each update once; the
+        rows the failed call did commit are returned by the next call, to be published."""
         for partition, (updates, offsets) in window.items():
             if offsets is not None and len(offsets) != len(updates):
                 raise ValueError(f"item owner, partition {partition}: {len(offsets)} offsets for {len(updates)} "
                                  "updates; each update needs its offset")
-        out: dict[str, ItemRow] = {}
+        out = self._unreturned  # rows a failed call committed (or took over): returned by this one
         pending = sorted(window)
         while pending:
             for partition in pending:
@@ -197,6 +199,7 @@ class ItemOwner:
                 self.applied += len(fresh)
                 self.dropped += dropped
                 out.update((r.item_id, r) for r in mine[partition])
+        self._unreturned = {}
         return list(out.values())
 
     async def _fresh(self, partition: int, updates, offsets):

@@ -360,3 +360,31 @@ def test_a_refused_partition_of_a_window_is_computed_again_alone(make_state):
         await store.close()
 
     asyncio.run(run())
+
+
+def test_rows_a_failed_window_committed_are_returned_by_the_retry(make_state):
+    """Partition 0 commits, then partition 1's commit fails: the retry drops partition 0's updates
+    (committed) but still returns its rows, so they are published."""
+    clock = Clock(1000.0)
+
+    async def run():
+        store = make_state(clock)
+        owner = ItemOwner(ItemTable(PARAMS), store, clock=lambda: 7.0)
+        owner._by_category["books"] = ["b"]
+        real = store.owner_commit
+
+        async def owner_commit(partition, *args):
+            if partition == 1:
+                store.owner_commit = real
+                raise ConnectionError("connection lost")
+            return await real(partition, *args)
+
+        store.owner_commit = owner_commit
+        with pytest.raises(ConnectionError):
+            await owner.apply_window(_window())
+        rows = await owner.apply_window(_window())
+        assert sorted(r.item_id for r in rows) == list("abcde") and owner.applied == 5
+        assert await owner.apply_window(_window()) == []
+        await store.close()
+
+    asyncio.run(run())
