@@ -83,12 +83,10 @@ async def own_items() -> None:
 
 
 async def _apply(batch: dict[int, list]) -> None:
-    """Apply a window's updates, every partition's in one pass (ItemOwner.apply_window), and
-    publish the rows they changed."""
+    """Apply each partition's updates once and publish the rows they changed."""
     owner = runtime.owner
-    window, bad = {}, []
     for partition, msgs in sorted(batch.items()):
-        updates, offsets = [], []
+        updates, offsets, bad = [], [], []
         for m in msgs:
             try:
                 updates.append(decode_update(m.value() or b""))
@@ -96,19 +94,17 @@ async def _apply(batch: dict[int, list]) -> None:
             except ValueError as exc:
                 rec = Record(m.topic(), m.partition(), m.offset(), m.key(), m.value())
                 bad.append((rec, "invalid_item_update", str(exc)))
-        window[partition] = (updates, offsets)
-    if bad:
-        await until_done("dead-lettering item updates", lambda: runtime.ingest.dead_letter(bad))
-    applied, initialised = owner.applied, owner.initialised
-    # applied once (the owner drops what it applied before: redeliveries by their offsets, outbox
-    # resends by their ids); publishing is retried until it passes
-    n = sum(len(u) for u, _ in window.values())
-    rows = await until_done(f"applying {n} item updates of {len(window)} partitions",
-                            lambda: owner.apply_window(window))
-    METRICS.item_updates_applied_total.inc(owner.applied - applied)
-    METRICS.items_initialised_total.inc(owner.initialised - initialised)
-    if rows:
-        await until_done(f"publishing {len(rows)} item rows", lambda: _publish(rows))
+        if bad:
+            await until_done("dead-lettering item updates", lambda b=bad: runtime.ingest.dead_letter(b))
+        applied, initialised = owner.applied, owner.initialised
+        # applied once (the owner drops what it applied before: redeliveries by their offsets, outbox
+        # resends by their ids); publishing is retried until it passes
+        rows = await until_done(f"applying {len(updates)} item updates",
+                                lambda p=partition, u=updates, o=offsets: owner.apply(p, u, o))
+        METRICS.item_updates_applied_total.inc(owner.applied - applied)
+        METRICS.items_initialised_total.inc(owner.initialised - initialised)
+        if rows:
+            await until_done(f"publishing {len(rows)} item rows", lambda r=rows: _publish(r))
     METRICS.model_items.set(runtime.table.n_items)
 
 

@@ -60,11 +60,11 @@ class WindowBus(ItemBus):
         if entries:
             await self.owner.state.outbox_done([e.entry_id for e in entries])
         if self.window.due():
-            held = self.window.take()
-            window = {p: ([u for _, u in h], [o for o, _ in h]) for p, h in held.items()}
-            for row in await self.owner.apply_window(window):
-                encode_row(row)
-                self.rows += 1
+            for partition, held in sorted(self.window.take().items()):
+                updates = [u for _, u in held]
+                for row in await self.owner.apply(partition, updates, [o for o, _ in held]):
+                    encode_row(row)
+                    self.rows += 1
 
 
 class _Recorder:

@@ -2,11 +2,10 @@
 
     user side: a batch's ItemUpdate, split by owner partition, committed to the outbox
                (atomically with the batch, stream.state), then delivered
-    owner:     ItemOwner.apply_window - drops updates it applied before (a redelivery: at or below
-               its item-updates partition's applied offset; a resend from the outbox: its id
-               applied within the owner's dedupe window), applies the rest of a window's
-               partitions in one pass (ItemTable.apply_many), commits each partition's rows with
-               its ids and offset, atomically
+    owner:     ItemOwner.apply  - drops updates it applied before (a redelivery: at or below its
+               item-updates partition's applied offset; a resend from the outbox: its id applied
+               within the owner's dedupe window), applies the rest (ItemTable.apply), commits the
+               rows with the ids and the offset, atomically
     copies:    ItemCopy.apply   - every worker's table takes the owners' published rows
 
 An update's id comes from the events that made it (:func:`entry_id`), and an update is made
@@ -94,7 +93,6 @@ class ItemOwner:
         self.applied = 0  # updates applied
         self.dropped = 0  # updates dropped as applied before (redeliveries and resends)
         self.initialised = 0  # new items started from their categories
-        self._unreturned: dict[str, ItemRow] = {}  # rows to publish that a call which failed later got
 
     async def take(self, partition: int) -> list[ItemRow]:
         """Take a partition over: its committed rows replace the table's (returns them)."""
@@ -139,143 +137,76 @@ class ItemOwner:
         resend: a new offset, the same id) or came earlier in the call. The commit stores the
         rows, the ids applied and the highest offset seen, refused if the offset moved meanwhile.
         """
-        return await self.apply_window({partition: (updates, offsets)})
-
-    async def apply_window(self, window: dict[int, tuple[list[tuple[str, ItemUpdate | ItemInit]], list[int] | None]]
-                           ) -> list[ItemRow]:
-        """Several partitions' updates, ``{partition: (updates, offsets)}``, each as :meth:`apply`
-        takes them, in one pass: the table applies them all at once (partition after partition:
-        their rows are disjoint), then each partition commits its own rows, ids and offset.
-        Returns every changed row (and a taken-over partition's rows).
-
-        A partition whose commit is refused (another owner applied some meanwhile) is computed
-        again from the new offset. When a pass fails otherwise (a commit whose outcome is not
-        known, the connection lost), the partitions not committed yet leave nothing of it in the
-        table: their rows go back to what the state has, so a retry applies each update once; the
-        rows the failed call did commit are returned by the next call, to be published."""
-        for partition, (updates, offsets) in window.items():
-            if offsets is not None and len(offsets) != len(updates):
-                raise ValueError(f"item owner, partition {partition}: {len(offsets)} offsets for {len(updates)} "
-                                 "updates; each update needs its offset")
-        out = self._unreturned  # rows a failed call committed (or took over): returned by this one
-        pending = sorted(window)
-        while pending:
-            for partition in pending:
-                if partition not in self._taken:
-                    out.update((r.item_id, r) for r in await self.take(partition))
-            work = []  # (partition, fresh updates, dropped, offset move)
-            for partition in pending:
-                fresh, dropped, moved = await self._fresh(partition, *window[partition])
-                if fresh or moved is not None:
-                    work.append((partition, fresh, dropped, moved))
-                else:
-                    self.dropped += dropped
-            pending = []
-            if not work:
-                break
-            saved = {p: self._first_states(p, fresh) for p, fresh, _, _ in work}
-            try:
-                rows = self._apply_updates([u for _, fresh, _, _ in work for u in fresh])
-                mine = self._by_partition(rows, work)
-            except BaseException:
-                for p, *_ in work:
-                    self._undo(p, saved[p])
-                raise
-            for n, (partition, fresh, dropped, moved) in enumerate(work):
-                try:
-                    # resends alone still move the offset, so a redelivery of them is dropped by it
-                    await self.state.owner_commit(partition, [e for e, _ in fresh], mine[partition], moved)
-                except Conflict as exc:  # another owner applied some meanwhile (a rebalance): start again
-                    log.warning("item-updates partition %d: %s; reloading its rows", partition, exc)
-                    self._undo(partition, saved[partition])
-                    pending.append(partition)
-                    continue
-                except BaseException:  # written or not: this partition and the ones after it are reloaded
-                    for p, *_ in work[n:]:
-                        self._undo(p, saved[p])
-                    raise
-                if self.keep_rows:
-                    self._committed.setdefault(partition, set()).update(r.item_id for r in mine[partition])
-                self.applied += len(fresh)
-                self.dropped += dropped
-                out.update((r.item_id, r) for r in mine[partition])
-        self._unreturned = {}
-        return list(out.values())
-
-    async def _fresh(self, partition: int, updates, offsets):
-        """A partition's updates not applied before: (fresh (id, update) pairs, how many were
-        dropped, the offset move to commit or None)."""
-        mark = await self.state.owner_offset(partition) if offsets else None
-        after = mark
-        dropped = 0  # counted once the pass commits (a refused one is computed again)
-        candidates = []  # (entry id, update): not redeliveries
-        for n, item in enumerate(updates):
-            if offsets:
-                if mark is not None and offsets[n] <= mark:
+        if offsets is not None and len(offsets) != len(updates):
+            raise ValueError(f"item owner, partition {partition}: {len(offsets)} offsets for {len(updates)} updates; "
+                             "each update needs its offset")
+        republish: list[ItemRow] = []
+        if partition not in self._taken:
+            republish = await self.take(partition)
+        while True:
+            mark = await self.state.owner_offset(partition) if offsets else None
+            after = mark
+            dropped = 0  # counted once the pass commits (a refused one is computed again)
+            candidates = []  # (entry id, update): not redeliveries
+            for n, item in enumerate(updates):
+                if offsets:
+                    if mark is not None and offsets[n] <= mark:
+                        dropped += 1
+                        continue
+                    after = offsets[n] if after is None else max(after, offsets[n])
+                candidates.append(item)
+            done = await self.state.owner_applied(partition, [e for e, _ in candidates]) if candidates else []
+            fresh, seen = [], set()
+            for (eid, upd), was in zip(candidates, done):
+                if was or eid in seen:
                     dropped += 1
                     continue
-                after = offsets[n] if after is None else max(after, offsets[n])
-            candidates.append(item)
-        done = await self.state.owner_applied(partition, [e for e, _ in candidates]) if candidates else []
-        fresh, seen = [], set()
-        for (eid, upd), was in zip(candidates, done):
-            if was or eid in seen:
-                dropped += 1
-                continue
-            seen.add(eid)
-            fresh.append((eid, upd))
-        return fresh, dropped, None if after == mark else (mark, after)
-
-    def _apply_updates(self, fresh) -> list[ItemRow]:
-        """Apply (id, update) pairs in order; the rows they changed (none when rows are not kept)."""
-        now = self.clock()
-        changed: set[int] = set()
-        run: list[ItemUpdate] = []  # consecutive updates, applied together (ItemTable.apply_many)
-        for _, upd in fresh:
-            if isinstance(upd, ItemInit):
+                seen.add(eid)
+                fresh.append((eid, upd))
+            moved = None if after == mark else (mark, after)
+            if not fresh and moved is None:
+                self.dropped += dropped
+                return republish
+            now = self.clock()
+            saved = self._first_states(partition, fresh)
+            try:
+                changed: set[int] = set()
+                run: list[ItemUpdate] = []  # consecutive updates, applied together (ItemTable.apply_many)
+                for _, upd in fresh:
+                    if isinstance(upd, ItemInit):
+                        if run:
+                            changed.update(self.table.apply_many(run, now))
+                            run = []
+                        r = self._init(upd, now)
+                        if r is not None:
+                            changed.add(r)
+                    else:
+                        run.append(upd)
                 if run:
                     changed.update(self.table.apply_many(run, now))
-                    run = []
-                r = self._init(upd, now)
-                if r is not None:
-                    changed.add(r)
-            else:
-                run.append(upd)
-        if run:
-            changed.update(self.table.apply_many(run, now))
-        return self.table.rows_at(sorted(changed)) if self.keep_rows else []
-
-    @staticmethod
-    def _names(fresh) -> set[str]:
-        """The items whose rows these updates can change (a pair's neighbour, pair_b, is only a
-        column of them)."""
-        ids: set[str] = set()
-        for _, upd in fresh:
-            if isinstance(upd, ItemInit):
-                ids.add(upd.item_id)
-            else:
-                ids.update(upd.names(np.unique(np.concatenate([upd.pop_idx, upd.count_idx, upd.pair_a]))))
-                ids.update(upd.grads.item_ids)
-        return ids
-
-    def _by_partition(self, rows: list[ItemRow], work) -> dict[int, list[ItemRow]]:
-        """Each partition's rows among ``rows``: the items its updates name (one partition's
-        updates name only its own items)."""
-        if len(work) == 1:
-            return {work[0][0]: rows}
-        owner_of = {item: p for p, fresh, _, _ in work for item in self._names(fresh)}
-        out: dict[int, list[ItemRow]] = {p: [] for p, *_ in work}
-        for row in rows:
-            p = owner_of.get(row.item_id)
-            if p is None:
-                raise RuntimeError(f"item owner: row {row.item_id!r} changed by none of the window's partitions")
-            out[p].append(row)
-        return out
+                rows = self.table.rows_at(sorted(changed)) if self.keep_rows else []
+                # resends alone still move the offset, so a redelivery of them is dropped by it
+                await self.state.owner_commit(partition, [e for e, _ in fresh], rows, moved)
+            except Conflict as exc:  # another owner applied some meanwhile (a rebalance): start again
+                log.warning("item-updates partition %d: %s; reloading its rows", partition, exc)
+                self._undo(partition, saved)
+                await self.take(partition)
+                continue
+            except BaseException:  # written or not (the connection lost): the retry starts from the state
+                self._undo(partition, saved)
+                raise
+            if self.keep_rows:
+                self._committed.setdefault(partition, set()).update(r.item_id for r in rows)
+            self.applied += len(fresh)
+            self.dropped += dropped
+            by_id = {r.item_id: r for r in republish}
+            by_id.update({r.item_id: r for r in rows})
+            return list(by_id.values())
 
     def _undo(self, partition: int, saved: dict[str, ItemRow]) -> None:
-        """A pass over the partition did not commit (or may not have): the rows the state did not
-        have go back to what they were, and the partition is taken over again before its next
-        pass (its rows as the state has them, whether the pass was written or not)."""
+        """A pass over the partition did not commit, or may not have: the rows the state did not
+        have go back to their states before it (``saved``), and the partition is taken over again
+        before its next pass, which loads its rows as the state has them, written or not."""
         for row in saved.values():
             self.table.load_row(row, force=True)
         self._taken.discard(partition)
@@ -286,7 +217,15 @@ class ItemOwner:
         from it). Their rows are made now if they are new, as the pass would make them."""
         if not self.keep_rows:  # one process, the whole truth: no other owner to race with
             return {}
-        new = sorted(self._names(fresh) - self._committed.get(partition, set()))
+        committed = self._committed.get(partition, set())
+        ids: set[str] = set()
+        for _, upd in fresh:
+            if isinstance(upd, ItemInit):
+                ids.add(upd.item_id)
+            else:  # the rows an update changes; a pair's neighbour (pair_b) is only a column of them
+                ids.update(upd.names(np.unique(np.concatenate([upd.pop_idx, upd.count_idx, upd.pair_a]))))
+                ids.update(upd.grads.item_ids)
+        new = sorted(ids - committed)
         if not new:
             return {}
         return dict(zip(new, self.table.rows_at(self.table.rows(new))))

@@ -231,7 +231,8 @@ def test_a_refused_pass_restores_rows_it_changed_by_counts_pairs_or_popularity_a
 @pytest.mark.parametrize("written", [False, True], ids=["lost-before-writing", "lost-after-writing"])
 def test_an_owner_commit_whose_outcome_is_unknown_applies_each_update_once_when_retried(make_state, written):
     """A commit that raises (the connection dropped: written or not, the owner cannot tell) leaves
-    nothing of its pass in the table but what the state has; the retry applies each update once."""
+    nothing of its pass in the table but what the state has; the retry applies each update once
+    and returns the rows (to publish) either way."""
     clock = Clock(1000.0)
 
     async def run():
@@ -254,7 +255,8 @@ def test_an_owner_commit_whose_outcome_is_unknown_applies_each_update_once_when_
         store.owner_commit = owner_commit
         with pytest.raises(ConnectionError):
             await owner.apply(0, batch, [20, 21])
-        await owner.apply(0, batch, [20, 21])  # what the worker's retry does
+        rows = await owner.apply(0, batch, [20, 21])  # what the worker's retry does
+        assert {r.item_id for r in rows} >= {"a", "b", "c"}  # published, whether the lost pass was written or not
         alone = ItemTable(PARAMS)
         single = ItemOwner(alone, MemoryState(), clock=lambda: 7.0)
         await single.apply(0, [("e0/0", _update(("a", "d"), user="w"))], [19])
@@ -276,115 +278,3 @@ def _canonical(table: ItemTable) -> dict:
                             sorted(zip(row.neighbour_keys.tolist(), row.counts.tolist())))
     return out
 
-
-def _window():
-    """Three partitions' updates for one window: each names its own items (p0: a, b; p1: c, d;
-    p2: e), p0's with a pair whose neighbour is p1's item c (a column of a's row), p2's a new item
-    started from its category (whose other item, b, p0's updates change in the same window)."""
-    from stream.engine.messages import ItemInit
-
-    cross = ItemUpdate.empty(4)
-    cross.add_pairs(["a"], ["c"], [2.0])
-    cross.add_popularity(["b"], [1.5], ref=5.0)
-    return {0: ([("e1/0", _update(("a", "b"))), ("e2/0", cross)], [30, 31]),
-            1: ([("e1/1", _update(("c", "d"))), ("e3/1", _update(("d", "c"), user="v"))], [40, 41]),
-            2: ([("init:e", ItemInit("e", ["books"]))], [7])}
-
-
-def test_a_window_of_several_partitions_is_what_applying_them_one_by_one_is(make_state):
-    clock = Clock(1000.0)
-
-    async def run():
-        store = make_state(clock)
-        table = ItemTable(PARAMS)
-        owner = ItemOwner(table, store, clock=lambda: 7.0)
-        owner._by_category["books"] = ["b"]
-        rows = await owner.apply_window(_window())
-        one = ItemTable(PARAMS)
-        by_one = ItemOwner(one, MemoryState(), clock=lambda: 7.0)
-        by_one._by_category["books"] = ["b"]
-        for partition, (updates, offsets) in sorted(_window().items()):
-            await by_one.apply(partition, updates, offsets)
-        assert _canonical(table) == _canonical(one) and set(_canonical(table)) >= set("abcde")
-        assert sorted(r.item_id for r in rows) == list("abcde") and (owner.applied, owner.dropped) == (5, 0)
-        for partition, (updates, offsets) in _window().items():  # each partition committed its own
-            assert await store.owner_offset(partition) == offsets[-1]
-            assert await store.owner_applied(partition, [e for e, _ in updates]) == [True] * len(updates)
-        committed = {p: sorted(r.item_id for r in await store.owner_rows(p)) for p in (0, 1, 2)}
-        assert committed == {0: ["a", "b"], 1: ["c", "d"], 2: ["e"]}
-        assert await owner.apply_window(_window()) == [] and owner.dropped == 5  # all of it again: redeliveries
-        await store.close()
-
-    asyncio.run(run())
-
-
-def test_a_refused_partition_of_a_window_is_computed_again_alone(make_state):
-    """Another owner applies partition 1's first update right after this one read its offset: that
-    partition is computed again (the update dropped by the new offset), the others commit once."""
-    clock = Clock(1000.0)
-
-    async def run():
-        store = make_state(clock)
-        table = ItemTable(PARAMS)
-        owner = ItemOwner(table, store, clock=lambda: 7.0)
-        owner._by_category["books"] = ["b"]
-        real = store.owner_offset
-        raced = []
-
-        async def owner_offset(partition):
-            loaded = await real(partition)
-            if partition == 1 and not raced:
-                raced.append(True)
-                other = ItemOwner(ItemTable(PARAMS), store, clock=lambda: 7.0)
-                await other.apply(1, _window()[1][0][:1], [40])
-            return loaded
-
-        store.owner_offset = owner_offset
-        commits = []
-        real_commit = store.owner_commit
-
-        async def owner_commit(partition, *args):
-            commits.append(partition)
-            return await real_commit(partition, *args)
-
-        store.owner_commit = owner_commit
-        await owner.apply_window(_window())
-        # the other owner's commit (partition 1), then this one's: 0, 1 (refused), 2, and 1 again
-        assert commits == [1, 0, 1, 2, 1] and (owner.applied, owner.dropped) == (4, 1)
-        one = ItemTable(PARAMS)
-        by_one = ItemOwner(one, MemoryState(), clock=lambda: 7.0)
-        by_one._by_category["books"] = ["b"]
-        for partition, (updates, offsets) in sorted(_window().items()):
-            await by_one.apply(partition, updates, offsets)
-        assert _canonical(table) == _canonical(one)
-        await store.close()
-
-    asyncio.run(run())
-
-
-def test_rows_a_failed_window_committed_are_returned_by_the_retry(make_state):
-    """Partition 0 commits, then partition 1's commit fails: the retry drops partition 0's updates
-    (committed) but still returns its rows, so they are published."""
-    clock = Clock(1000.0)
-
-    async def run():
-        store = make_state(clock)
-        owner = ItemOwner(ItemTable(PARAMS), store, clock=lambda: 7.0)
-        owner._by_category["books"] = ["b"]
-        real = store.owner_commit
-
-        async def owner_commit(partition, *args):
-            if partition == 1:
-                store.owner_commit = real
-                raise ConnectionError("connection lost")
-            return await real(partition, *args)
-
-        store.owner_commit = owner_commit
-        with pytest.raises(ConnectionError):
-            await owner.apply_window(_window())
-        rows = await owner.apply_window(_window())
-        assert sorted(r.item_id for r in rows) == list("abcde") and owner.applied == 5
-        assert await owner.apply_window(_window()) == []
-        await store.close()
-
-    asyncio.run(run())
