@@ -171,6 +171,7 @@ class ItemOwner:
             saved = self._first_states(partition, fresh)
             try:
                 changed: set[int] = set()
+                started = 0  # new items started by this pass (counted once it commits)
                 run: list[ItemUpdate] = []  # consecutive updates, applied together (ItemTable.apply_many)
                 for _, upd in fresh:
                     if isinstance(upd, ItemInit):
@@ -180,6 +181,7 @@ class ItemOwner:
                         r = self._init(upd, now)
                         if r is not None:
                             changed.add(r)
+                            started += 1
                     else:
                         run.append(upd)
                 if run:
@@ -198,6 +200,7 @@ class ItemOwner:
             if self.keep_rows:
                 self._committed.setdefault(partition, set()).update(r.item_id for r in rows)
             self.applied += len(fresh)
+            self.initialised += started
             self.dropped += dropped
             by_id = {r.item_id: r for r in republish}
             by_id.update({r.item_id: r for r in rows})
@@ -235,8 +238,6 @@ class ItemOwner:
         for cat in init.categories:
             like += self._by_category.get(cat, [])[-self.CATEGORY_SAMPLE:]
         row = self.table.init_item(init.item_id, like, now)
-        if row is not None:
-            self.initialised += 1
         for cat in init.categories:
             members = self._by_category.setdefault(cat, [])
             if init.item_id not in members[-self.CATEGORY_SAMPLE:]:

@@ -278,3 +278,29 @@ def _canonical(table: ItemTable) -> dict:
                             sorted(zip(row.neighbour_keys.tolist(), row.counts.tolist())))
     return out
 
+
+
+def test_a_new_item_is_counted_once_when_its_pass_is_refused_and_computed_again(make_state):
+    from stream.engine.messages import ItemInit
+
+    clock = Clock(1000.0)
+
+    async def run():
+        store = make_state(clock)
+        owner = ItemOwner(ItemTable(PARAMS), store, clock=lambda: 7.0)
+        await owner.apply(0, [("e0/0", _update(("a", "b")))], [10])
+        owner._by_category["books"] = ["a"]
+        real, refused = store.owner_commit, []
+
+        async def owner_commit(*args):
+            if not refused:
+                refused.append(True)
+                raise Conflict("another owner applied some meanwhile")
+            return await real(*args)
+
+        store.owner_commit = owner_commit
+        rows = await owner.apply(0, [("init:n", ItemInit("n", ["books"]))], [11])
+        assert [r.item_id for r in rows] == ["n"] and (owner.initialised, owner.applied) == (1, 2)
+        await store.close()
+
+    asyncio.run(run())
