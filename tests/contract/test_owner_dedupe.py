@@ -304,3 +304,36 @@ def test_a_new_item_is_counted_once_when_its_pass_is_refused_and_computed_again(
         await store.close()
 
     asyncio.run(run())
+
+
+def test_a_pass_that_fails_while_applying_leaves_the_table_as_it_was(make_state):
+    """An error half-way through a pass (here right after the updates were applied): the
+    partition is taken over again before its next pass, and the retry applies each update once."""
+    clock = Clock(1000.0)
+
+    async def run():
+        store = make_state(clock)
+        table = ItemTable(PARAMS)
+        owner = ItemOwner(table, store, clock=lambda: 7.0)
+        await owner.apply(0, [("e0/0", _update(("a", "d"), user="w"))], [19])
+        batch = [("e1/0", _update(("a", "b"))), ("e2/0", _update(("b", "c"), user="v"))]
+        real = table.apply_many
+
+        def apply_many(updates, now):
+            table.apply_many = real
+            real(updates, now)
+            raise MemoryError("no room for the rows")
+
+        table.apply_many = apply_many
+        with pytest.raises(MemoryError):
+            await owner.apply(0, batch, [20, 21])
+        assert 0 not in owner.taken  # its rows come back from the state before the next pass
+        await owner.apply(0, batch, [20, 21])
+        alone = ItemTable(PARAMS)
+        single = ItemOwner(alone, MemoryState(), clock=lambda: 7.0)
+        await single.apply(0, [("e0/0", _update(("a", "d"), user="w"))], [19])
+        await single.apply(0, batch, [20, 21])
+        assert _canonical(table) == _canonical(alone)
+        await store.close()
+
+    asyncio.run(run())
