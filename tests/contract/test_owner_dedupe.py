@@ -228,6 +228,20 @@ def test_a_refused_pass_restores_rows_it_changed_by_counts_pairs_or_popularity_a
     asyncio.run(run())
 
 
+def _first():
+    """A first pass of partition 0, (updates, offsets), whose rows (a, d) the state then has."""
+    return [("e0/0", _update(("a", "d"), user="w"))], [19]
+
+
+async def _alone(*passes) -> ItemTable:
+    """The table of one owner applying these (updates, offsets) passes of partition 0, nothing failing."""
+    table = ItemTable(PARAMS)
+    owner = ItemOwner(table, MemoryState(), clock=lambda: 7.0)
+    for updates, offsets in passes:
+        await owner.apply(0, updates, offsets)
+    return table
+
+
 @pytest.mark.parametrize("written", [False, True], ids=["lost-before-writing", "lost-after-writing"])
 def test_an_owner_commit_whose_outcome_is_unknown_applies_each_update_once_when_retried(make_state, written):
     """A commit that raises (the connection dropped: written or not, the owner cannot tell) leaves
@@ -240,7 +254,7 @@ def test_an_owner_commit_whose_outcome_is_unknown_applies_each_update_once_when_
         table = ItemTable(PARAMS)
         owner = ItemOwner(table, store, clock=lambda: 7.0)
         batch = [("e1/0", _update(("a", "b"))), ("e2/0", _update(("b", "c"), user="v"))]
-        await owner.apply(0, [("e0/0", _update(("a", "d"), user="w"))], [19])  # rows the state has: a, d
+        await owner.apply(0, *_first())  # rows the state has: a, d
         real = store.owner_commit
         calls = []
 
@@ -257,10 +271,7 @@ def test_an_owner_commit_whose_outcome_is_unknown_applies_each_update_once_when_
             await owner.apply(0, batch, [20, 21])
         rows = await owner.apply(0, batch, [20, 21])  # what the worker's retry does
         assert {r.item_id for r in rows} >= {"a", "b", "c"}  # published, whether the lost pass was written or not
-        alone = ItemTable(PARAMS)
-        single = ItemOwner(alone, MemoryState(), clock=lambda: 7.0)
-        await single.apply(0, [("e0/0", _update(("a", "d"), user="w"))], [19])
-        await single.apply(0, batch, [20, 21])
+        alone = await _alone(_first(), (batch, [20, 21]))
         assert _canonical(table) == _canonical(alone) and await store.owner_offset(0) == 21
         await store.close()
 
@@ -306,7 +317,7 @@ def test_a_new_item_is_counted_once_when_its_pass_is_refused_and_computed_again(
     asyncio.run(run())
 
 
-def test_a_pass_that_fails_while_applying_leaves_the_table_as_it_was(make_state):
+def test_a_pass_that_fails_while_applying_is_undone_and_applied_once_by_the_retry(make_state):
     """An error half-way through a pass (here right after the updates were applied): the
     partition is taken over again before its next pass, and the retry applies each update once."""
     clock = Clock(1000.0)
@@ -315,7 +326,7 @@ def test_a_pass_that_fails_while_applying_leaves_the_table_as_it_was(make_state)
         store = make_state(clock)
         table = ItemTable(PARAMS)
         owner = ItemOwner(table, store, clock=lambda: 7.0)
-        await owner.apply(0, [("e0/0", _update(("a", "d"), user="w"))], [19])
+        await owner.apply(0, *_first())
         batch = [("e1/0", _update(("a", "b"))), ("e2/0", _update(("b", "c"), user="v"))]
         real = table.apply_many
 
@@ -329,10 +340,7 @@ def test_a_pass_that_fails_while_applying_leaves_the_table_as_it_was(make_state)
             await owner.apply(0, batch, [20, 21])
         assert 0 not in owner.taken  # its rows come back from the state before the next pass
         await owner.apply(0, batch, [20, 21])
-        alone = ItemTable(PARAMS)
-        single = ItemOwner(alone, MemoryState(), clock=lambda: 7.0)
-        await single.apply(0, [("e0/0", _update(("a", "d"), user="w"))], [19])
-        await single.apply(0, batch, [20, 21])
+        alone = await _alone(_first(), (batch, [20, 21]))
         assert _canonical(table) == _canonical(alone)
         await store.close()
 
