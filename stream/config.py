@@ -169,7 +169,8 @@ class Settings(BaseSettings):
     item_publish_seconds: float = Field(
         0.5, gt=0, description="How long an item owner gathers gradients before it publishes the changed item rows "
         "(each row once per period: fewer item-factors messages, item rows at most this much older at other "
-        "workers). STREAMREC_ITEM_PUBLISH_SECONDS")
+        "workers). An owner of several partitions takes them one at a time, spread over the period. "
+        "STREAMREC_ITEM_PUBLISH_SECONDS")
     consumer_fetch_bytes: int = Field(
         16384, ge=1024, description="Bytes a fetch takes from each partition at most. The consumer hands over a "
         "fetch's records partition after partition, so a large fetch lets one topic run far ahead of the others "

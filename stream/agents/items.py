@@ -62,7 +62,8 @@ async def own_items() -> None:
                     if m.error() is not None:
                         raise RuntimeError(f"reading {topic}: {m.error()}")
                     window.add(m.partition(), m)
-                # gather for a moment: a row changed by many updates is published once
+                # gather for a moment: a row changed by many updates is published once; one
+                # partition at a time, spread over the period (Gather), between the ingest batches
                 if window.due():
                     batch = window.take()
                     await _apply(batch)

@@ -247,39 +247,62 @@ class ItemOwner:
 
 
 class Gather:
-    """An owner's window: item updates held per partition until ``seconds`` have passed since the
-    first one, then applied together, so that a row many updates change is applied, committed
-    and published once per window (STREAMREC_ITEM_PUBLISH_SECONDS).
+    """An owner's windows: item updates held per partition until ``seconds`` have passed since
+    the partition's first one, then applied together, so that a row many updates change is
+    applied, committed and published once per window (STREAMREC_ITEM_PUBLISH_SECONDS).
+
+    Partitions are taken one at a time, the longest-waiting first, and (``paced``) at least
+    ``seconds`` divided by the partitions that have had updates apart: the owner's work is spread over the period
+    in slices of one partition, instead of landing all at once on the ingest batches that share
+    its event loop. Once spread, the partitions stay staggered: each one's next window starts
+    with its first update after it was taken.
 
     >>> now = [0.0]
-    >>> g = Gather(0.5, clock=lambda: now[0])
-    >>> g.add(1, "u1"); g.add(1, "u2"); now[0] = 0.6
+    >>> g = Gather(0.4, clock=lambda: now[0])
+    >>> g.add(1, "u1"); g.add(2, "v1"); g.add(1, "u2"); now[0] = 0.5
     >>> g.due(), g.take(), g.due()
     (True, {1: ['u1', 'u2']}, False)
+    >>> now[0] = 0.75  # 0.4 s / 2 partitions: the next one from 0.2 s after the first was taken
+    >>> g.due(), g.take(), g.due()
+    (True, {2: ['v1']}, False)
     """
 
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds = seconds
         self.clock = clock
         self.held: dict[int, list] = {}
-        self._start: float | None = None
+        self._start: dict[int, float] = {}  # partition -> when its first held update came
+        self._taken_at: float | None = None
+        self._partitions: set[int] = set()  # those that have had updates (and were not dropped since)
 
     def add(self, partition: int, item) -> None:
         self.held.setdefault(partition, []).append(item)
-        if self._start is None:
-            self._start = self.clock()
+        self._partitions.add(partition)
+        if partition not in self._start:
+            self._start[partition] = self.clock()
 
     def drop(self, partition: int) -> None:
         """A partition revoked: its held updates are read again by its new owner."""
         self.held.pop(partition, None)
+        self._start.pop(partition, None)
+        self._partitions.discard(partition)
 
-    def due(self) -> bool:
-        return bool(self.held) and self._start is not None and self.clock() - self._start >= self.seconds
+    def due(self, paced: bool = True) -> bool:
+        """Whether a partition's window has passed (and, ``paced``, the last one taken was taken
+        long enough ago)."""
+        if not self._start:
+            return False
+        now = self.clock()
+        if now - min(self._start.values()) < self.seconds:
+            return False
+        return not paced or self._taken_at is None or now - self._taken_at >= self.seconds / len(self._partitions)
 
     def take(self) -> dict[int, list]:
-        """The held updates per partition, in order of arrival; the window starts again."""
-        out, self.held, self._start = self.held, {}, None
-        return out
+        """The longest-waiting partition's held updates, in order of arrival; its window starts again."""
+        partition = min(self._start, key=self._start.__getitem__)
+        del self._start[partition]
+        self._taken_at = self.clock()
+        return {partition: self.held.pop(partition)}
 
 
 class ItemCopy:

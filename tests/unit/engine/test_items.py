@@ -123,3 +123,66 @@ async def test_kafka_bus_settles_each_task_s_own_entries():
     await bus.deliver(entries[2:])
     await bus.settle(pub.flush)
     assert set(box.entries) == {entries[0].entry_id, entries[1].entry_id}
+
+
+def _simulate_owner(seconds: float, partitions: int, run: float, tick: float = 0.01, every: float = 0.06,
+                    paced: bool = True):
+    """The owner's loop against a clock: every ``every`` s a batch sends an update to each
+    partition; every ``tick`` s the loop takes what is due. Returns (take time, partition, the
+    ages of its updates) for each take."""
+    from stream.engine.items import Gather
+
+    now = [0.0]
+    g = Gather(seconds, clock=lambda: now[0])
+    takes, next_batch = [], 0.0
+    while now[0] < run:
+        if now[0] >= next_batch:
+            for p in range(partitions):
+                g.add(p, now[0])
+            next_batch += every
+        while g.due(paced):
+            (p, sent), = g.take().items()
+            takes.append((now[0], p, [now[0] - t for t in sent]))
+            if paced:
+                break  # the worker's loop applies one partition, then reads again
+        now[0] = round(now[0] + tick, 6)
+    return takes
+
+
+def test_the_owner_takes_one_partition_at_a_time_spread_over_its_period():
+    """The owner's work lands in slices of one partition, about seconds / partitions apart, not
+    all at once; each partition is still applied once a period, and no update waits much longer."""
+    seconds, parts = 0.5, 4
+    takes = _simulate_owner(seconds, parts, run=10.0)
+    steady = [t for t in takes if t[0] > 2.0]
+    gaps = [b[0] - a[0] for a, b in zip(steady, steady[1:])]
+    assert min(gaps) >= seconds / parts - 1e-9, gaps
+    assert max(gaps) <= seconds / parts + 0.07, gaps  # a tick and a batch at most
+    for p in range(parts):
+        times = [t for t, q, _ in steady if q == p]
+        periods = [b - a for a, b in zip(times, times[1:])]
+        assert periods and all(seconds <= d <= seconds + 0.07 for d in periods), (p, periods)
+    oldest = max(max(ages) for _, _, ages in takes)
+    assert oldest <= seconds + seconds * (parts - 1) / parts + 0.02, oldest  # the first round's last partition
+    assert max(max(ages) for _, _, ages in steady) <= seconds + 0.07
+
+
+def test_unpaced_the_owner_takes_every_partition_whose_window_passed():
+    """The in-process bench (WindowBus) looks once a batch: it takes all that is due at once."""
+    takes = _simulate_owner(0.5, 4, run=2.0, paced=False)
+    first = [t for t in takes if t[0] == takes[0][0]]
+    assert sorted(p for _, p, _ in first) == [0, 1, 2, 3]
+
+
+def test_a_dropped_partition_leaves_the_window_and_the_pace():
+    from stream.engine.items import Gather
+
+    now = [0.0]
+    g = Gather(0.4, clock=lambda: now[0])
+    g.add(1, "a"), g.add(2, "b")
+    g.drop(2)  # revoked: its new owner reads it again
+    now[0] = 0.5
+    assert g.take() == {1: ["a"]}
+    g.add(1, "c")
+    now[0] = 0.95  # one partition left: paced a whole period apart
+    assert g.due() and g.take() == {1: ["c"]} and not g.held and not g.due()
