@@ -7,7 +7,9 @@ events, and event-to-Redis freshness at a fixed produce rate, all measured in on
          when it handles them (Kafka create time -> its batch), the floor under (c)
     (b) the real worker processes the same N events (validate, dedupe, apply, push)
     (c) the worker, caught up, gets events at a fixed rate; the freshness histogram
-        (Kafka create time -> effect in Redis) over that phase gives p50 and p99
+        (Kafka create time -> effect in Redis) over that phase gives p50 and p99, and the
+        tail's make-up: the share of events older than 250 ms, and the batches over 100 ms
+        and over 250 ms (streamrec_batch_seconds)
 
 With ``workers`` > 1, (a) and (a') run that many no-op processes and (b) and (c) that many
 workers, each set in one consumer group (each process its own web port, datadir and static
@@ -194,6 +196,7 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 100_000, fresh_rate: f
 
             # (c) freshness at a fixed rate, the workers caught up
             before = scrape_buckets(ports, "streamrec_event_to_applied_seconds", headers)
+            batch_times_before = scrape_buckets(ports, "streamrec_batch_seconds", headers)
             batches_before = scrape_all(ports, _DRAIN_SERIES, headers)
             started_at = time.monotonic()
             achieved = produce_at(s_work, fresh_work, fresh_rate)
@@ -201,6 +204,7 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 100_000, fresh_rate: f
             _, done_at = time_until(applied, n_events + n_fresh, log, "(c) freshness phase", procs)
             handled_per_worker(ports, n_events + n_fresh, headers)  # the last batches' metrics too
             after = scrape_buckets(ports, "streamrec_event_to_applied_seconds", headers)
+            batch_times = _delta(scrape_buckets(ports, "streamrec_batch_seconds", headers), batch_times_before)
             # what the workers did meanwhile: how big their batches were, how long each took, how
             # long they went on after the last event was produced, how busy their loops were and
             # how many lists they pushed an event
@@ -208,13 +212,14 @@ def run_pipeline_bench(base: Settings, *, n_events: int = 100_000, fresh_rate: f
             _batch_means(results, "fresh", batches_before, batches_after)
             _fresh_busy(results, batches_before, batches_after, time.monotonic() - started_at, workers, n_fresh, log)
             results["fresh_drain_after_produce_s"] = max(0.0, done_at - produced_at)
-            delta = [(b, c - dict(before).get(b, 0.0)) for b, c in after]
+            delta = _delta(after, before)
             results["fresh_rate_target"] = fresh_rate
             results["fresh_rate_achieved"] = achieved
             results["freshness_p50_s"] = histogram_quantile(0.5, delta)
             results["freshness_p99_s"] = histogram_quantile(0.99, delta)
             log(f"  (c) at {achieved:,.0f} events/s produced: event-to-Redis p50 "
                 f"{results['freshness_p50_s'] * 1000:.0f} ms, p99 {results['freshness_p99_s'] * 1000:.0f} ms")
+            _fresh_tail(results, delta, batch_times, log)
         finally:
             stop_members(procs)
     finally:
@@ -234,6 +239,34 @@ def _fresh_busy(results: dict[str, float], before: dict[str, float], after: dict
     log(f"  (c) the workers' event loops were busy {shares['loop_busy']:.0%} of the phase, "
         f"{results['fresh_loop_cpu_us_per_event']:.0f} µs of CPU an event, "
         f"{results['fresh_lists_per_event']:.2f} lists pushed an event")
+
+
+def _delta(after: list[tuple[float, float]], before: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Cumulative buckets counted between two scrapes of the same histogram."""
+    earlier = dict(before)
+    return [(bound, count - earlier.get(bound, 0.0)) for bound, count in after]
+
+
+def _over(buckets: list[tuple[float, float]], bound: float) -> float:
+    """How many of a histogram's observations are above ``bound`` (one of its bucket bounds)."""
+    at = dict(buckets)
+    return buckets[-1][1] - at[bound] if buckets else 0.0
+
+
+def _fresh_tail(results: dict[str, float], ages: list[tuple[float, float]], batch_times: list[tuple[float, float]],
+                log) -> None:
+    """What made (c)'s tail: the share of events older than 250 ms when applied
+    (``fresh_events_over_250ms_share``), and how many of the phase's batches took more than 100 ms
+    and more than 250 ms (``fresh_batches_over_100ms``, ``fresh_batches_over_250ms``; p99 from a
+    few slow batches, or spread over many, reads differently)."""
+    events, batches = (ages[-1][1] if ages else 0.0), (batch_times[-1][1] if batch_times else 0.0)
+    results["fresh_events_over_250ms_share"] = _over(ages, 0.25) / events if events else float("nan")
+    results["fresh_batches"] = batches
+    results["fresh_batches_over_100ms"] = _over(batch_times, 0.1)
+    results["fresh_batches_over_250ms"] = _over(batch_times, 0.25)
+    log(f"  (c) {results['fresh_events_over_250ms_share']:.1%} of the events were older than 250 ms when applied; "
+        f"of {batches:,.0f} batches, {results['fresh_batches_over_100ms']:,.0f} took more than 100 ms and "
+        f"{results['fresh_batches_over_250ms']:,.0f} more than 250 ms")
 
 
 def _steady(results: dict[str, float], name: str) -> str:

@@ -27,6 +27,11 @@ def test_every_phase_of_the_pipeline_bench_reports(stack_settings, workers):
     # the no-op agent saw every (a') event, each in some age bucket: finite quantiles, in order
     assert 0 < results["noop_freshness_p50_s"] <= results["noop_freshness_p99_s"] < math.inf, results
     assert 0 < results["freshness_p50_s"] <= results["freshness_p99_s"] < math.inf, results
+    # the tail's make-up, from the same phase: shares and counts within what was measured
+    assert 0 <= results["fresh_events_over_250ms_share"] <= 1, results
+    assert 0 <= results["fresh_batches_over_250ms"] <= results["fresh_batches_over_100ms"] <= results["fresh_batches"]
+    assert results["fresh_batches"] >= 1, results
+    assert any("older than 250 ms when applied" in line for line in lines), lines
     assert results["ratio_b_over_a"] == pytest.approx(results["pipeline_events_per_s"] / results["noop_events_per_s"])
     # the steady rates: each phase's last three quarters, when the counter passed a quarter before the end
     steady = {k: results.get(f"{k}_last_three_quarters") for k in ("noop_events_per_s", "pipeline_events_per_s")}
