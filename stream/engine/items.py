@@ -251,11 +251,11 @@ class Gather:
     the partition's first one, then applied together, so that a row many updates change is
     applied, committed and published once per window (STREAMREC_ITEM_PUBLISH_SECONDS).
 
-    Partitions are taken one at a time, the longest-waiting first, and (``paced``) at least
-    ``seconds`` divided by the partitions that have had updates apart: the owner's work is spread over the period
-    in slices of one partition, instead of landing all at once on the ingest batches that share
-    its event loop. Once spread, the partitions stay staggered: each one's next window starts
-    with its first update after it was taken.
+    Partitions are taken one at a time, the longest-waiting first. With ``paced``, two takes are
+    at least ``seconds / n`` apart, n the partitions that have had updates. So the owner's work
+    is spread over the period in slices of one partition; it does not land all at once on the
+    ingest batches that share its event loop. Once spread, the partitions stay staggered: each
+    one's next window starts with its first update after it was taken.
 
     >>> now = [0.0]
     >>> g = Gather(0.4, clock=lambda: now[0])
