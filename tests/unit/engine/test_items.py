@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from stream.engine.items import KafkaBus, entry_id, outbox_entries
+from stream.engine.items import Gather, KafkaBus, entry_id, outbox_entries
 from stream.engine.messages import decode_update
 from stream.engine.publisher import DeliveryError
 from stream.models.items import ItemUpdate
@@ -130,8 +130,6 @@ def _simulate_owner(seconds: float, partitions: int, run: float, tick: float = 0
     """The owner's loop against a clock: every ``every`` s a batch sends an update to each
     partition; every ``tick`` s the loop takes what is due. Returns (take time, partition, the
     ages of its updates) for each take."""
-    from stream.engine.items import Gather
-
     now = [0.0]
     g = Gather(seconds, clock=lambda: now[0])
     takes, next_batch = [], 0.0
@@ -175,8 +173,6 @@ def test_unpaced_the_owner_takes_every_partition_whose_window_passed():
 
 
 def test_a_dropped_partition_leaves_the_window_and_the_pace():
-    from stream.engine.items import Gather
-
     now = [0.0]
     g = Gather(0.4, clock=lambda: now[0])
     g.add(1, "a"), g.add(2, "b")
