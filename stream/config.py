@@ -208,11 +208,6 @@ class Settings(BaseSettings):
     rec_min_interval_seconds: float = Field(
         1.0, ge=0, description="At most one push per user per this many seconds. STREAMREC_REC_MIN_INTERVAL_SECONDS"
     )
-    push_round_seconds: float = Field(
-        0.25, ge=0, description="Lists are pushed in rounds, at most one per this many seconds: the users a batch "
-        "changed sooner after the last round wait for the next one (a later batch's, or the periodic push, which runs "
-        "this often), with their records kept, so a round ranks the users of several batches at once. Lists go out up "
-        "to this much later; 0: a round after every batch. STREAMREC_PUSH_ROUND_SECONDS")
     experiments_path: str = Field(
         "", description="A TOML file of experiments (stream/experiments/definition.py: segments, variants, shares, "
         "serving overrides); the worker checks it at start. Empty: no experiments. STREAMREC_EXPERIMENTS_PATH")

@@ -35,11 +35,9 @@ async def ingest(stream):
         await until_done(f"a batch of {len(records)} events", lambda: runtime.ingest.handle(records))
 
 
-# as often as a round may come (STREAMREC_PUSH_ROUND_SECONDS), at least once a second
-@app.timer(interval=min(1.0, settings.push_round_seconds) if settings.push_round_seconds > 0 else 1.0)
+@app.timer(interval=1.0)
 async def push_rate_limited() -> None:
-    """Users whose change was held back by the rate limit, or by the round that had not come
-    yet when their batch ended, get their list once it allows."""
+    """Users whose change was held back by the rate limit get their list once it allows."""
     try:
         await runtime.pusher.push_due()
         await runtime.drift.publish(runtime.publisher)

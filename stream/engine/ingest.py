@@ -12,8 +12,6 @@ isolated, dead-lettered with reason ``processing_error``, and the rest of the ba
 
 :attr:`Ingest.lock` is held from a batch's load to its lists' push: an erasure in this worker
 (:mod:`stream.engine.erase`) waits for it, so no list made before the erasure goes out after it.
-A batch whose push round has not come yet (STREAMREC_PUSH_ROUND_SECONDS) leaves its users'
-records with the pusher, and the erasure takes them out there (:meth:`Pusher.forgetting`).
 """
 
 from __future__ import annotations

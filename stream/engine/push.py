@@ -2,14 +2,10 @@
 
 A user whose state a batch changed becomes *pending*; :meth:`Pusher.push_due` ranks the
 pending users whose rate limit allows (at most one push per ``min_interval`` seconds per user)
-and sends the lists that differ from the last one pushed. It does so in *rounds*, at most one
-per ``round_seconds``: a batch that comes sooner after the last round leaves its users pending,
-with their records, for the next round (a later batch's, or the periodic call's). A round's
-fixed cost (its state reads and writes, the ranking's set-up) is then shared by the users of
-several batches, and a user changed by several of them is ranked once. Pending users are ranked
-from the newest records a batch handed over (no second load); users left pending by the rate
-limit are loaded when their turn comes. The last lists pushed are remembered here; the state is
-asked only for users this process has not pushed to.
+and sends the lists that differ from the last one pushed. Users the batch just changed are
+ranked from the batch's own records (no second load); users left pending by the rate limit are
+loaded when their turn comes. The last lists pushed are remembered here; the state is asked
+only for users this process has not pushed to.
 
 A list message (topic and HTTP)::
 
@@ -83,8 +79,6 @@ class Pusher:
         diversity per segment and variant, the catalogue coverage of what was sent).
     top_k, min_interval
         List length; at most one push per user per ``min_interval`` seconds.
-    round_seconds
-        At most one round of pushes per this many seconds (0: a round at every call).
     coverage_window
         Seconds of sent lists the coverage gauge counts.
     lists
@@ -94,9 +88,7 @@ class Pusher:
 
     def __init__(self, engine: Engine, sink: ListSink, metrics, *, top_k: int, min_interval: float,
                  clock: Callable[[], float] = time.monotonic, max_tracked_users: int = 200_000,
-                 lists: ListLog | None = None, coverage_window: float = 3600.0, round_seconds: float = 0.0) -> None:
-        if round_seconds < 0:
-            raise ValueError(f"round_seconds is {round_seconds}: must be >= 0")
+                 lists: ListLog | None = None, coverage_window: float = 3600.0) -> None:
         self.engine = engine
         self.lists = lists
         self.sink = sink
@@ -105,13 +97,7 @@ class Pusher:
         self.min_interval = min_interval
         self.clock = clock
         self.max_tracked_users = max_tracked_users
-        self.round_seconds = round_seconds
         self._pending: dict[str, None] = {}
-        # pending users' newest records and the newest shared state, handed over by batches whose
-        # round had not come yet: the next round ranks from them
-        self._records: dict[str, UserRecord] = {}
-        self._shared: SharedState | None = None
-        self._last_round = float("-inf")
         self._last_push: OrderedDict[str, float] = OrderedDict()
         self._last_lists: dict[str, tuple[str, ...]] = {}
         self._lock = asyncio.Lock()
@@ -119,12 +105,10 @@ class Pusher:
 
     @classmethod
     def from_settings(cls, engine: Engine, sink: ListSink, metrics, settings, lists: ListLog | None = None) -> "Pusher":
-        """With the list length, the rate limit, the rounds and the coverage window of the settings
-        (STREAMREC_TOP_K, STREAMREC_REC_MIN_INTERVAL_SECONDS, STREAMREC_PUSH_ROUND_SECONDS,
-        STREAMREC_COVERAGE_WINDOW_SECONDS)."""
+        """With the list length, the rate limit and the coverage window of the settings
+        (STREAMREC_TOP_K, STREAMREC_REC_MIN_INTERVAL_SECONDS, STREAMREC_COVERAGE_WINDOW_SECONDS)."""
         return cls(engine, sink, metrics, top_k=settings.top_k, min_interval=settings.rec_min_interval_seconds,
-                   lists=lists, coverage_window=settings.coverage_window_seconds,
-                   round_seconds=settings.push_round_seconds)
+                   lists=lists, coverage_window=settings.coverage_window_seconds)
 
     def changed(self, user_ids) -> None:
         """These users' state changed: their list is due for a look."""
@@ -143,34 +127,23 @@ class Pusher:
             out = await action()
             for uid in user_ids:
                 self._pending.pop(uid, None)
-                self._records.pop(uid, None)
                 self._last_push.pop(uid, None)
                 self._last_lists.pop(uid, None)
             return out
 
     async def push_due(self, records: dict[str, UserRecord] | None = None, shared: SharedState | None = None) -> int:
-        """When a round is due: push the lists of pending users whose rate limit allows; the rest
-        stay pending. ``records`` / ``shared``: a batch's users after it and its shared state,
-        kept for the round if it is not due yet (users without records are loaded)."""
+        """Push the lists of pending users whose rate limit allows; the rest stay pending.
+        ``records`` / ``shared``: a batch's users after it and its shared state (else loaded)."""
         async with self._lock:
-            if records:
-                pending = self._pending
-                self._records.update((uid, rec) for uid, rec in records.items() if uid in pending)
-                self._shared = shared
             now = self.clock()
-            if now - self._last_round < self.round_seconds:
-                return 0  # the next round pushes them
             due = [uid for uid in self._pending if now - self._last_push.get(uid, float("-inf")) >= self.min_interval]
             if not due:
                 return 0
-            self._last_round = now
-            held, shared = self._records, self._shared
-            self._records, self._shared = {}, None  # users left pending are loaded when their turn comes
             for uid in due:  # taken out before the await: a change meanwhile stays pending
                 del self._pending[uid]
             try:
                 with self.engine.stages("push"):
-                    return await self._push(sorted(due), held, shared)
+                    return await self._push(sorted(due), records or {}, shared)
             except BaseException:
                 for uid in due:
                     self._pending.setdefault(uid, None)

@@ -55,14 +55,14 @@ class Clock:
         return self.now
 
 
-def _ingest(state=None, interval=0.0, clock=None, drift=False, config=CONFIG, rounds=0.0):
+def _ingest(state=None, interval=0.0, clock=None, drift=False, config=CONFIG):
     clock = clock or Clock()
     state = state if state is not None else MemoryState()
     table = ItemTable(config.hybrid)
     owner = ItemOwner(table, state, clock=clock, keep_rows=False)
     engine = Engine(config, state, table, DirectBus(owner), clock=clock)
     sink, metrics = FakeSink(), build()
-    pusher = Pusher(engine, sink, metrics, top_k=config.top_k, min_interval=interval, clock=clock, round_seconds=rounds)
+    pusher = Pusher(engine, sink, metrics, top_k=config.top_k, min_interval=interval, clock=clock)
     watch = DriftWatch(DriftMonitor(), metrics, window_seconds=10.0, active_seconds=1000.0, clock=clock) if drift else None
     ing = Ingest(engine, pusher, sink, metrics, topic_types=TOPICS, drift=watch, retry_delays=(0.0,))
     return ing, sink, state
@@ -195,62 +195,6 @@ def test_the_rate_limit_holds_a_user_back_until_their_turn():
         assert sink.recs[-1][0] == "u1" and "b" not in _items(sink.recs[-1][1])
 
     asyncio.run(main())
-
-
-class CountingState(MemoryState):
-    """Counts the users the pusher loads (those it holds no batch record of)."""
-
-    def __init__(self):
-        super().__init__()
-        self.loaded = []
-
-    async def users(self, user_ids):
-        self.loaded += user_ids
-        return await super().users(user_ids)
-
-
-def test_a_batch_before_the_next_round_leaves_its_users_pending_with_their_records():
-    async def main():
-        clock = Clock()
-        state = CountingState()
-        ing, sink, _ = _ingest(state=state, clock=clock, rounds=0.25)
-        out = await ing.handle([_rec(0, _click(0, "u1", "a"))])
-        assert out.pushed == 1 and [u for u, _ in sink.recs] == ["u1"]
-        clock.now = 0.1  # the next round is not due: both batches' users wait for it
-        assert (await ing.handle([_rec(1, _click(1, "u1", "b"))])).pushed == 0
-        assert (await ing.handle([_rec(2, _click(2, "u2", "c"), key=b"u2")])).pushed == 0
-        assert ing.pusher.pending == 2 and len(sink.recs) == 1
-        clock.now = 0.25  # the round: one list each, ranked from the records the batches left
-        assert await ing.pusher.push_due() == 2 and ing.pusher.pending == 0
-        assert [u for u, _ in sink.recs[1:]] == ["u1", "u2"] and state.loaded == []
-        assert not {"a", "b"} & set(_items(sink.recs[1][1]))  # u1's newest record: both items seen
-        clock.now = 0.3
-        assert (await ing.handle([_rec(3, _click(3, "u3", "d"), key=b"u3")])).pushed == 0
-        clock.now = 0.6  # the periodic push, which hands over no records: u3's was kept
-        assert await ing.pusher.push_due() == 1 and sink.recs[-1][0] == "u3" and state.loaded == []
-
-    asyncio.run(main())
-
-
-def test_a_user_forgotten_before_the_round_is_not_pushed_from_the_records_held():
-    async def main():
-        clock = Clock()
-        ing, sink, _ = _ingest(clock=clock, rounds=0.25)
-        await ing.handle([_rec(0, _click(0, "u9", "z"), key=b"u9")])
-        clock.now = 0.1
-        await ing.handle([_rec(1, _click(1, "u1", "a")), _rec(2, _click(2, "u2", "b"), key=b"u2")])
-        assert ing.pusher.pending == 2
-        await ing.pusher.forgetting(["u1"], lambda: asyncio.sleep(0))  # as an erasure does
-        assert "u1" not in ing.pusher._records  # nothing of theirs stays in this process
-        clock.now = 0.3
-        assert await ing.pusher.push_due() == 1 and [u for u, _ in sink.recs] == ["u9", "u2"]
-
-    asyncio.run(main())
-
-
-def test_a_negative_round_is_refused():
-    with pytest.raises(ValueError, match="round_seconds"):
-        Pusher(None, None, None, top_k=3, min_interval=0.0, round_seconds=-1.0)
 
 
 def test_prequential_trials_count_clicks_of_users_with_history():
